@@ -1,0 +1,56 @@
+"""ASE calculator for any forcefit model.
+
+It runs the same code as training: structure → neighbour lists → model →
+`forcefit.models.forces.predict`. Units are eV, Å, eV/Å and eV/Å³ (ASE's).
+
+Results: energy and free_energy (reference scale, Σ E_i − b), energies (per atom,
+E_i − b/N so that they add up to the energy), forces, and stress for 3-D periodic
+cells. For symmetry-function models, `extrapolation` counts (atom, function) pairs
+outside the training range and `extrapolating_atoms` flags each atom.
+"""
+from __future__ import annotations
+
+from ase.calculators.calculator import Calculator as AseCalculator
+from ase.calculators.calculator import all_changes
+
+from forcefit.data import make_graph
+from forcefit.models.forces import predict
+from forcefit.models.saving import load_model
+from forcefit.structures import Structure
+
+
+class Calculator(AseCalculator):
+    implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
+
+    def __init__(self, model, **kwargs):
+        super().__init__(**kwargs)
+        self.model = model.eval()
+        for parameter in self.model.parameters():
+            parameter.requires_grad_(False)
+
+    @classmethod
+    def load(cls, path, **kwargs) -> "Calculator":
+        return cls(load_model(path), **kwargs)
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        structure = Structure.from_atoms(self.atoms)
+        graph = make_graph(structure, self.model.cutoff, self.model.angular_cutoff)
+        periodic = bool(structure.pbc.all())
+        prediction = predict(self.model, graph, forces=True, stress=periodic and "stress" in properties)
+        energy = float(prediction.energy[0])
+        offset = float(self.model.energy_offset)
+        atom_energies = prediction.atom_energies.detach().double().numpy() - offset / len(structure.numbers)
+        self.results = {
+            "energy": energy,
+            "free_energy": energy,
+            "energies": atom_energies,
+            "forces": prediction.forces.detach().double().numpy(),
+        }
+        if prediction.stress is not None:
+            full = prediction.stress[0].detach().double().numpy()
+            self.results["stress"] = full[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
+        if prediction.features is not None:
+            outside = self.model.scaling.outside_range(prediction.features, self.model.species(graph.numbers))
+            self.results["extrapolation"] = int(outside.sum())
+            self.results["extrapolating_atoms"] = outside.any(dim=1).numpy()

@@ -1,0 +1,104 @@
+"""Command line: parse, load, call the library. Nothing else lives here.
+
+    forcefit train config.yaml [--resume] [--output DIR]
+    forcefit evaluate model.ffm data.extxyz [--energy-key K] [--forces-key K] [--output DIR]
+    forcefit md model.ffm structure.xyz [--steps N] [--timestep FS] [--temperature K]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+
+def _train(args, console):
+    from forcefit.config import load_config
+    from forcefit.training.run import train_from_config
+
+    config = load_config(args.config)
+    if args.output:
+        config.output = args.output
+    train_from_config(config, resume=args.resume, console=console)
+
+
+def _evaluate(args, console):
+    from forcefit.io import read_structures
+    from forcefit.models.saving import load_model
+    from forcefit.training.run import evaluate_splits, prepare
+
+    model = load_model(args.model)
+    options = (
+        {"length_unit": args.length_unit, "energy_unit": args.energy_unit}
+        if str(args.data).endswith(".data")
+        else {"energy_key": args.energy_key, "forces_key": args.forces_key}
+    )
+    structures = read_structures(args.data, **options)
+    run_dir = Path(args.output) if args.output else None
+    if run_dir:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    evaluate_splits(model, {Path(args.data).name: prepare(model, structures)}, run_dir, console)
+
+
+def _md(args, console):
+    from ase.io import read
+
+    from forcefit.calculator import Calculator
+    from forcefit.workflows.md import run_nve
+
+    atoms = read(args.structure, index=args.index)
+    result = run_nve(atoms, Calculator.load(args.model), steps=args.steps, timestep_fs=args.timestep,
+                     temperature_K=args.temperature, seed=args.seed, trajectory=args.trajectory)
+    console.print(
+        f"NVE {args.steps} steps × {args.timestep} fs ({len(atoms)} atoms): mean T {result.temperature.mean():.0f} K, "
+        f"energy drift {result.drift:+.3f} meV/atom/ps, fluctuation {result.fluctuation:.3f} meV/atom"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="forcefit", description="Fit interatomic potentials to quantum reference data.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train a model from a YAML config")
+    train.add_argument("config")
+    train.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint")
+    train.add_argument("--output", help="run directory (overrides the config's output)")
+    train.set_defaults(run=_train)
+
+    evaluate = commands.add_parser("evaluate", help="error table and parity plots of a model on a dataset")
+    evaluate.add_argument("model")
+    evaluate.add_argument("data")
+    evaluate.add_argument("--energy-key", default="energy")
+    evaluate.add_argument("--forces-key", default="forces")
+    evaluate.add_argument("--length-unit", type=float, default=1.0, help="input.data only: Å per file length unit")
+    evaluate.add_argument("--energy-unit", type=float, default=1.0, help="input.data only: eV per file energy unit")
+    evaluate.add_argument("--output", help="directory for errors.txt, metrics.json and parity plots")
+    evaluate.set_defaults(run=_evaluate)
+
+    md = commands.add_parser("md", help="NVE molecular dynamics with a model; reports energy drift")
+    md.add_argument("model")
+    md.add_argument("structure", help="any file ASE reads")
+    md.add_argument("--index", default="0", help="frame of the structure file (default: 0)")
+    md.add_argument("--steps", type=int, default=2000)
+    md.add_argument("--timestep", type=float, default=0.5, help="fs")
+    md.add_argument("--temperature", type=float, default=300.0, help="initial Maxwell–Boltzmann temperature, K")
+    md.add_argument("--seed", type=int, default=0)
+    md.add_argument("--trajectory", help="ASE .traj file to write")
+    md.set_defaults(run=_md)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    console = Console()
+    try:
+        args.run(args, console)
+    except (ValueError, FileNotFoundError, FileExistsError, FloatingPointError) as err:
+        console.print(f"[bold red]error:[/] {err}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""The YAML run configuration, loaded strictly into typed dataclasses.
+
+An unknown or misspelt key is an error that names the key and the valid ones.
+
+    data:     where the reference data are and how to read and split them
+    model:    what to fit (kind, elements, symmetry functions, network)
+    training: optimiser, schedule, loss weights, seed (see TrainingConfig)
+    output:   the run directory
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from ase import units
+
+from forcefit.training.trainer import TrainingConfig
+
+NAMED_UNITS = {"angstrom": 1.0, "Å": 1.0, "bohr": units.Bohr, "ev": 1.0, "hartree": units.Hartree, "kcal/mol": units.kcal / units.mol, "kj/mol": units.kJ / units.mol}
+
+
+def unit_value(value, key: str) -> float:
+    """A unit as a number (Å or eV per file unit) or a name like 'bohr'."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str) and value.lower() in {k.lower() for k in NAMED_UNITS}:
+        return {k.lower(): v for k, v in NAMED_UNITS.items()}[value.lower()]
+    raise ValueError(f"{key}: {value!r} is not a number or one of {sorted(NAMED_UNITS)}")
+
+
+@dataclass
+class DataConfig:
+    train: str = ""
+    validation: str | None = None
+    test: str | None = None
+    format: str | None = None  # extxyz | input.data; guessed from the name if omitted
+    energy_key: str = "energy"
+    forces_key: str = "forces"
+    length_unit: float | str = 1.0  # input.data only: Å per file unit, or 'bohr'
+    energy_unit: float | str = 1.0  # input.data only: eV per file unit, or 'hartree'
+    split: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])  # used for splits without a file
+    split_seed: int = 0
+    max_structures: int | None = None  # use only the first N of the training file
+
+    def __post_init__(self) -> None:
+        if not self.train:
+            raise ValueError("data.train: the training data file is required")
+
+
+@dataclass
+class ModelConfig:
+    kind: str = "bpnn"
+    elements: list[str] | None = None  # default: the elements in the training data
+    cutoff: float = 5.0  # Å
+    cutoff_type: str = "tanh"
+    cutoff_alpha: float = 0.0
+    n_radial: int = 8
+    n_angular: int = 4
+    angular_kind: str = "wide"  # wide (G5, n2p2 type 9) | narrow (G4, type 3)
+    zetas: list[float] = field(default_factory=lambda: [1.0, 4.0])
+    r_min: float = 0.8
+    symmetry_functions: list[dict] | None = None  # explicit list instead of the generator
+    hidden: list[int] = field(default_factory=lambda: [25, 25])
+    activation: str = "tanh"
+    scaling: str = "scalecenter"
+    dtype: str = "float64"
+
+    def __post_init__(self) -> None:
+        if self.dtype not in ("float64", "float32"):
+            raise ValueError(f"model.dtype: {self.dtype!r}; expected float64 or float32")
+
+
+@dataclass
+class Config:
+    data: DataConfig
+    model: ModelConfig = field(default_factory=ModelConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    output: str = "runs/run"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _build(cls, values, where: str):
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise ValueError(f"{where}: expected a mapping of keys to values, got {type(values).__name__}")
+    valid = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - valid)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown}; valid keys are {sorted(valid)}")
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{where}: {err}") from None
+
+
+def config_from_dict(values: dict, where: str = "config") -> Config:
+    if not isinstance(values, dict):
+        raise ValueError(f"{where}: expected a YAML mapping at the top level")
+    sections = {"data": DataConfig, "model": ModelConfig, "training": TrainingConfig}
+    unknown = sorted(set(values) - set(sections) - {"output"})
+    if unknown:
+        raise ValueError(f"{where}: unknown section(s) {unknown}; valid are {sorted(sections) + ['output']}")
+    if "data" not in values:
+        raise ValueError(f"{where}: the 'data' section (with data.train) is required")
+    built = {name: _build(cls, values.get(name), f"{where}: {name}") for name, cls in sections.items() if name in values}
+    return Config(**built, output=str(values.get("output", "runs/run")))
+
+
+def load_config(path) -> Config:
+    """Read a YAML config; relative data paths are taken relative to the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such config file")
+    with path.open() as handle:
+        try:
+            values = yaml.safe_load(handle)
+        except yaml.YAMLError as err:
+            raise ValueError(f"{path}: not valid YAML: {err}") from None
+    config = config_from_dict(values, str(path))
+    for key in ("train", "validation", "test"):
+        value = getattr(config.data, key)
+        if value and not Path(value).is_absolute():
+            setattr(config.data, key, str((path.parent / value).resolve()))
+    return config

@@ -1,0 +1,6 @@
+"""Invariant descriptors: cutoff functions, symmetry functions and their scaling."""
+from forcefit.descriptors.cutoff import CUTOFF_TYPES, cutoff_function
+from forcefit.descriptors.scaling import FeatureScaling
+from forcefit.descriptors.symmetry_functions import SymmetryFunction, SymmetryFunctions, generate_symmetry_functions
+
+__all__ = ["CUTOFF_TYPES", "cutoff_function", "FeatureScaling", "SymmetryFunction", "SymmetryFunctions", "generate_symmetry_functions"]

@@ -1,0 +1,75 @@
+"""Feature scaling fitted on the training set, with n2p2's modes.
+
+Every mode is an affine map G_s = S_min + factor · (G − ref) per element and feature:
+
+    none         factor 1,                        ref 0,     S_min 0
+    center       factor 1,                        ref mean,  S_min 0
+    scale        factor (S_max−S_min)/(max−min),  ref min
+    scalecenter  factor (S_max−S_min)/(max−min),  ref mean
+    scalesigma   factor (S_max−S_min)/σ,          ref mean
+
+The training minimum and maximum are kept to count extrapolation at prediction time.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+SCALING_MODES = ("none", "center", "scale", "scalecenter", "scalesigma")
+
+
+class FeatureScaling(torch.nn.Module):
+    def __init__(self, n_elements: int, n_features: int, mode: str = "scalecenter", s_min: float = -1.0, s_max: float = 1.0):
+        super().__init__()
+        if mode not in SCALING_MODES:
+            raise ValueError(f"unknown scaling mode {mode!r}; choose one of {SCALING_MODES}")
+        self.mode, self.s_min, self.s_max = mode, float(s_min), float(s_max)
+        shape = (n_elements, n_features)
+        for name in ("minimum", "maximum", "mean", "sigma"):
+            self.register_buffer(name, torch.zeros(shape, dtype=torch.float64))
+        self.register_buffer("factor", torch.ones(shape, dtype=torch.float64))
+        self.register_buffer("reference", torch.zeros(shape, dtype=torch.float64))
+        self.register_buffer("offset", torch.zeros(shape, dtype=torch.float64))
+
+    def set_statistics(self, minimum: Tensor, maximum: Tensor, mean: Tensor, sigma: Tensor) -> None:
+        """Install per-element statistics (n_elements, n_features) and derive the map."""
+        for name, value in (("minimum", minimum), ("maximum", maximum), ("mean", mean), ("sigma", sigma)):
+            getattr(self, name).copy_(value)
+        span = self.s_max - self.s_min
+        ones = torch.ones_like(self.factor)
+        if self.mode in ("scale", "scalecenter"):
+            width = maximum - minimum
+            factor = torch.where(width > 0, span / width.clamp(min=1e-300), ones)
+        elif self.mode == "scalesigma":
+            factor = torch.where(sigma > 0, span / sigma.clamp(min=1e-300), ones)
+        else:
+            factor = ones
+        self.factor.copy_(factor)
+        self.reference.copy_(minimum if self.mode == "scale" else (torch.zeros_like(mean) if self.mode == "none" else mean))
+        self.offset.fill_(self.s_min if self.mode in ("scale", "scalecenter", "scalesigma") else 0.0)
+
+    def fit(self, features: Tensor, species: Tensor, n_features_per_element: list[int]) -> None:
+        """Statistics over training atoms: features (n_atoms, n_features), species (n_atoms,)."""
+        stats = torch.zeros((4,) + tuple(self.factor.shape), dtype=torch.float64)
+        for e, n in enumerate(n_features_per_element):
+            rows = features[species == e, :n].double()
+            if rows.shape[0] == 0:
+                continue
+            stats[0, e, :n] = rows.min(dim=0).values
+            stats[1, e, :n] = rows.max(dim=0).values
+            stats[2, e, :n] = rows.mean(dim=0)
+            stats[3, e, :n] = rows.std(dim=0, unbiased=False)
+        self.set_statistics(*stats)
+
+    def forward(self, features: Tensor, species: Tensor) -> Tensor:
+        dtype = features.dtype
+        return self.offset[species].to(dtype) + self.factor[species].to(dtype) * (features - self.reference[species].to(dtype))
+
+    def outside_range(self, features: Tensor, species: Tensor, tolerance: float = 1e-10) -> Tensor:
+        """(n_atoms, n_features) bool: feature outside the training [min, max]."""
+        low, high = self.minimum[species], self.maximum[species]
+        margin = tolerance * (1.0 + (high - low).abs())
+        return (features < low - margin) | (features > high + margin)
+
+    def get_config(self) -> dict:
+        return {"mode": self.mode, "s_min": self.s_min, "s_max": self.s_max}

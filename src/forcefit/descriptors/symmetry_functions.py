@@ -1,0 +1,253 @@
+"""Atom-centred symmetry functions (Behler, JCP 134, 074106 (2011)) with n2p2's
+definitions, so that a parameter means the same thing here as in an input.nn.
+
+For centre i, neighbours j, k, distances r_ij and angle θ_ijk (between r_ij and r_ik):
+
+    radial (n2p2 type 2):  G = Σ_j exp(−η (r_ij − r_s)²) f_c(r_ij)
+    narrow (type 3, G4):   G = 2^(1−ζ) Σ_{j<k} (1 + λ cos θ_ijk)^ζ
+                               exp(−η [(r_ij−r_s)² + (r_ik−r_s)² + (r_jk−r_s)²])
+                               f_c(r_ij) f_c(r_ik) f_c(r_jk)
+    wide (type 9, G5):     as narrow without the r_jk terms
+
+Sums run over neighbours of the stated element(s); for an angular function with
+elements {e1, e2} each unordered pair {j, k} with those elements counts once.
+Following n2p2, (1 + λ cos θ) is floored at 0. Units: η in Å⁻², r_s and r_c in Å.
+
+The module maps pair displacement vectors to an (n_atoms, n_features) matrix; atoms
+of element e use the first n_features(e) columns, the rest stay zero.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import Tensor
+
+from forcefit.descriptors.cutoff import CUTOFF_TYPES, cutoff_function
+
+KINDS = ("radial", "narrow", "wide")
+
+
+@dataclass(frozen=True)
+class SymmetryFunction:
+    """One function: kind, centre element, neighbour element(s) and parameters."""
+
+    kind: str
+    center: str
+    neighbors: tuple[str, ...]
+    eta: float
+    rc: float
+    rs: float = 0.0
+    lam: float = 1.0
+    zeta: float = 1.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "neighbors", tuple(self.neighbors))
+        if self.kind not in KINDS:
+            raise ValueError(f"symmetry function kind {self.kind!r}: expected one of {KINDS}")
+        expected = 1 if self.kind == "radial" else 2
+        if len(self.neighbors) != expected:
+            raise ValueError(f"{self.kind} symmetry function needs {expected} neighbour element(s), got {self.neighbors}")
+        if self.rc <= 0 or self.eta < 0:
+            raise ValueError(f"symmetry function {self}: need rc > 0 and eta >= 0")
+        if self.kind != "radial" and (abs(self.lam) != 1.0 or self.zeta < 1.0):
+            raise ValueError(f"angular symmetry function {self}: need lambda = ±1 and zeta >= 1")
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["neighbors"] = list(self.neighbors)
+        return out
+
+
+class SymmetryFunctions(torch.nn.Module):
+    """Evaluates a set of symmetry functions for all atoms of a (batched) system."""
+
+    def __init__(self, elements: list[str], functions: list[SymmetryFunction], cutoff_type: str = "tanh", cutoff_alpha: float = 0.0):
+        super().__init__()
+        if cutoff_type not in CUTOFF_TYPES:
+            raise ValueError(f"unknown cutoff_type {cutoff_type!r}; choose one of {sorted(CUTOFF_TYPES)}")
+        self.elements = list(elements)
+        self.functions = list(functions)
+        self.cutoff_type = cutoff_type
+        self.cutoff_alpha = float(cutoff_alpha)
+        index = {e: n for n, e in enumerate(self.elements)}
+        for f in self.functions:
+            unknown = {f.center, *f.neighbors} - set(index)
+            if unknown:
+                raise ValueError(f"symmetry function {f} uses elements {sorted(unknown)} not in the model's elements {self.elements}")
+        self.n_features_per_element = [sum(f.center == e for f in self.functions) for e in self.elements]
+        missing = [e for e, n in zip(self.elements, self.n_features_per_element) if n == 0]
+        if missing:
+            raise ValueError(f"no symmetry functions centred on {missing}")
+        self.n_features = max(self.n_features_per_element)
+        self.cutoff = max(f.rc for f in self.functions)
+        angular = [f.rc for f in self.functions if f.kind != "radial"]
+        self.angular_cutoff = max(angular) if angular else 0.0
+
+        # Group functions by (kind, centre, neighbour elements) so that each pair or
+        # triplet is only evaluated for the functions that apply to it.
+        column = {e: 0 for e in self.elements}
+        groups: dict[tuple, list] = {}
+        for f in self.functions:
+            neighbors = tuple(sorted(index[e] for e in f.neighbors))
+            groups.setdefault((f.kind, index[f.center], neighbors), []).append((f, column[f.center]))
+            column[f.center] += 1
+        self._groups = []
+        for n, ((kind, center, neighbors), members) in enumerate(groups.items()):
+            rcs = sorted({f.rc for f, _ in members})
+            params = {
+                "eta": [f.eta for f, _ in members],
+                "rs": [f.rs for f, _ in members],
+                "lam": [f.lam for f, _ in members],
+                "zeta": [f.zeta for f, _ in members],
+                "norm": [2.0 ** (1.0 - f.zeta) for f, _ in members],
+                "rc_unique": rcs,
+            }
+            for name, values in params.items():
+                self.register_buffer(f"g{n}_{name}", torch.tensor(values, dtype=torch.float64))
+            self.register_buffer(f"g{n}_rc_col", torch.tensor([rcs.index(f.rc) for f, _ in members]))
+            self.register_buffer(f"g{n}_column", torch.tensor([c for _, c in members]))
+            self._groups.append((n, kind, center, neighbors))
+
+    def _p(self, n: int, name: str) -> Tensor:
+        return getattr(self, f"g{n}_{name}")
+
+    def _fc(self, r: Tensor, n: int) -> Tensor:
+        """Cutoff values (n_sel, n_functions_in_group), computed once per distinct r_c."""
+        values = cutoff_function(r[:, None], self._p(n, "rc_unique")[None, :], self.cutoff_type, self.cutoff_alpha)
+        return values[:, self._p(n, "rc_col")]
+
+    def _terms(self, n: int, kind: str, vp: Tensor, vq: Tensor | None) -> Tensor:
+        """Contributions (n_sel, n_functions_in_group) of pairs vp or triplets (vp, vq)."""
+        rij = torch.linalg.vector_norm(vp, dim=1)
+        if kind == "radial":
+            return torch.exp(-self._p(n, "eta") * (rij[:, None] - self._p(n, "rs")) ** 2) * self._fc(rij, n)
+        rik = torch.linalg.vector_norm(vq, dim=1)
+        cos = (vp * vq).sum(dim=1) / (rij * rik)
+        rs = self._p(n, "rs")
+        base = (1.0 + self._p(n, "lam") * cos[:, None]).clamp(min=0.0)
+        exponent = (rij[:, None] - rs) ** 2 + (rik[:, None] - rs) ** 2
+        fc = self._fc(rij, n) * self._fc(rik, n)
+        if kind == "narrow":
+            rjk = torch.linalg.vector_norm(vq - vp, dim=1)
+            exponent = exponent + (rjk[:, None] - rs) ** 2
+            fc = fc * self._fc(rjk, n)
+        return self._p(n, "norm") * base ** self._p(n, "zeta") * torch.exp(-self._p(n, "eta") * exponent) * fc
+
+    def _selections(self, species: Tensor, pair_i: Tensor, pair_j: Tensor, triplet_p: Tensor, triplet_q: Tensor):
+        """Per group: (group, kind, centre atom of each term, first pair, second pair or None)."""
+        species_i, species_j = species[pair_i], species[pair_j]
+        if triplet_p.numel():
+            sj, sk = species_j[triplet_p], species_j[triplet_q]
+            low, high = torch.minimum(sj, sk), torch.maximum(sj, sk)
+            species_t = species_i[triplet_p]
+        for n, kind, center, neighbors in self._groups:
+            if kind == "radial":
+                sel = torch.nonzero((species_i == center) & (species_j == neighbors[0])).squeeze(1)
+                yield n, kind, pair_i[sel], sel, None
+            elif triplet_p.numel():
+                sel = torch.nonzero((species_t == center) & (low == neighbors[0]) & (high == neighbors[1])).squeeze(1)
+                p = triplet_p[sel]
+                yield n, kind, pair_i[p], p, triplet_q[sel]
+
+    def forward(self, species: Tensor, vectors: Tensor, pair_i: Tensor, pair_j: Tensor, triplet_p: Tensor, triplet_q: Tensor) -> Tensor:
+        """species: (n_atoms,) element index; vectors: (n_pairs, 3) Å, r_j − r_i;
+        pair_i, pair_j: (n_pairs,); triplet_p, triplet_q: (n_triplets,) pair indices.
+        Returns G: (n_atoms, n_features)."""
+        n_atoms = species.shape[0]
+        out = vectors.new_zeros(n_atoms * self.n_features)
+        for n, kind, atoms, p, q in self._selections(species, pair_i, pair_j, triplet_p, triplet_q):
+            values = self._terms(n, kind, vectors[p], None if q is None else vectors[q])
+            index = (atoms[:, None] * self.n_features + self._p(n, "column")[None, :]).reshape(-1)
+            out = out.index_add(0, index, values.reshape(-1))
+        return out.view(n_atoms, self.n_features)
+
+    @torch.no_grad()
+    def with_jacobian(self, species: Tensor, vectors: Tensor, pair_i: Tensor, pair_j: Tensor, triplet_p: Tensor, triplet_q: Tensor) -> tuple[Tensor, Tensor]:
+        """G (n_atoms, n_features) and J (n_pairs, n_features, 3) = ∂G_{i_p}/∂r_p.
+
+        Each term depends only on its own one or two pair vectors, so forward-mode
+        derivatives along the 3 (radial) or 6 (angular) input directions give every
+        term's gradient at once; they are then summed onto pairs and features.
+        """
+        F = self.n_features
+        features = vectors.new_zeros(species.shape[0] * F)
+        jacobian = vectors.new_zeros((vectors.shape[0] * F, 3))
+        basis = torch.eye(3, dtype=vectors.dtype)
+        for n, kind, atoms, p, q in self._selections(species, pair_i, pair_j, triplet_p, triplet_q):
+            column = self._p(n, "column")[None, :]
+            vp = vectors[p]
+            vq = None if q is None else vectors[q]
+            values = self._terms(n, kind, vp, vq)
+            features.index_add_(0, (atoms[:, None] * F + column).reshape(-1), values.reshape(-1))
+            legs = [(p, 0)] if q is None else [(p, 0), (q, 1)]
+            for pairs, leg in legs:
+                derivative = []
+                for c in range(3):
+                    tangent = basis[c].expand_as(vp)
+                    zero = torch.zeros_like(vp)
+                    if q is None:
+                        _, d = torch.func.jvp(lambda a: self._terms(n, kind, a, None), (vp,), (tangent,))
+                    else:
+                        tangents = (tangent, zero) if leg == 0 else (zero, tangent)
+                        _, d = torch.func.jvp(lambda a, b: self._terms(n, kind, a, b), (vp, vq), tangents)
+                    derivative.append(d)
+                derivative = torch.stack(derivative, dim=-1)  # (n_sel, n_functions, 3)
+                jacobian.index_add_(0, (pairs[:, None] * F + column).reshape(-1), derivative.reshape(-1, 3))
+        return features.view(species.shape[0], F), jacobian.view(vectors.shape[0], F, 3)
+
+    def get_config(self) -> dict:
+        return {
+            "elements": self.elements,
+            "functions": [f.to_dict() for f in self.functions],
+            "cutoff_type": self.cutoff_type,
+            "cutoff_alpha": self.cutoff_alpha,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict) -> "SymmetryFunctions":
+        functions = [SymmetryFunction(**f) for f in config["functions"]]
+        return cls(config["elements"], functions, config["cutoff_type"], config["cutoff_alpha"])
+
+
+def generate_symmetry_functions(
+    elements: list[str],
+    rc: float,
+    n_radial: int = 8,
+    n_angular: int = 4,
+    r_min: float = 0.8,
+    angular_kind: str = "wide",
+    zetas: tuple[float, ...] = (1.0, 4.0),
+) -> list[SymmetryFunction]:
+    """A sensible default set: for every centre and neighbour element,
+
+    radial: `n_radial` Gaussians with centres r_s evenly spaced on [r_min, rc) and
+        width equal to the spacing, η = 1/(2 Δ²) (the "shifted" grid of
+        Gastegger et al., JCP 148, 241709 (2018));
+    angular: for every neighbour-element pair, `n_angular` values of η on a
+        geometric grid of radii r_m in [r_min, rc/2] (η = 1/(2 r_m²), r_s = 0),
+        each combined with λ = ±1 and every ζ in `zetas`.
+    """
+    if n_radial < 1 or n_angular < 0:
+        raise ValueError("need n_radial >= 1 and n_angular >= 0")
+    if not 0 < r_min < rc:
+        raise ValueError(f"need 0 < r_min ({r_min}) < rc ({rc})")
+    functions = []
+    spacing = (rc - r_min) / n_radial
+    centres = [r_min + k * spacing for k in range(n_radial)]
+    pairs = [(a, b) for n, a in enumerate(elements) for b in elements[n:]]
+    radii = [r_min * (rc / 2 / r_min) ** (m / max(n_angular - 1, 1)) for m in range(n_angular)]
+    for center in elements:
+        for neighbor in elements:
+            functions += [
+                SymmetryFunction("radial", center, (neighbor,), eta=1.0 / (2 * spacing**2), rc=rc, rs=rs) for rs in centres
+            ]
+        for pair in pairs:
+            for radius in radii:
+                for zeta in zetas:
+                    for lam in (1.0, -1.0):
+                        functions.append(
+                            SymmetryFunction(angular_kind, center, pair, eta=1.0 / (2 * radius**2), rc=rc, lam=lam, zeta=zeta)
+                        )
+    return functions
+

@@ -1,0 +1,166 @@
+"""Behler–Parrinello neural-network potential (Behler & Parrinello, PRL 98, 146401 (2007)).
+
+    E = Σ_i [ s · NN_{Z_i}(scale(G_i)) + e_ref(Z_i) ]
+
+G_i are the atom's symmetry functions, scaled with statistics of the training
+set; NN_Z is one multilayer perceptron per element; s (`energy_scale`) sets the
+energy unit of the network output; e_ref(Z) are per-element reference energies.
+
+How e_ref and the loss's offset b share the work: before training, the reference
+energies are regressed on composition with an intercept, E_ref ≈ c + Σ_Z N_Z e_Z,
+on centred data (minimum-norm solution, so compositions that never vary give
+e_Z = 0). e_ref = e_Z is then frozen and b starts at −c and is trained. Adding
+a constant to every reference energy shifts only c, hence only b; the networks
+see the same targets and the forces are unchanged. e_ref never moves during
+training, so b is the only free constant.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from forcefit.descriptors.scaling import FeatureScaling
+from forcefit.descriptors.symmetry_functions import SymmetryFunctions
+from forcefit.models.base import Potential
+
+ACTIVATIONS = {
+    "linear": torch.nn.Identity,
+    "tanh": torch.nn.Tanh,
+    "logistic": torch.nn.Sigmoid,
+    "softplus": torch.nn.Softplus,
+    "silu": torch.nn.SiLU,
+    "relu": torch.nn.ReLU,
+    "gelu": torch.nn.GELU,
+}
+
+
+def _per_element(value, elements: list[str], name: str) -> dict:
+    if isinstance(value, dict):
+        missing = set(elements) - set(value)
+        if missing:
+            raise ValueError(f"{name}: no entry for element(s) {sorted(missing)}")
+        return {e: list(value[e]) for e in elements}
+    return {e: list(value) for e in elements}
+
+
+class ElementNetwork(torch.nn.Sequential):
+    """Dense layers n_in → hidden… → 1, with one activation name per layer."""
+
+    def __init__(self, n_in: int, hidden: list[int], activations: list[str]):
+        if len(activations) != len(hidden) + 1:
+            raise ValueError(f"{len(hidden)} hidden layers need {len(hidden) + 1} activations (last is the output's), got {activations}")
+        unknown = [a for a in activations if a not in ACTIVATIONS]
+        if unknown:
+            raise ValueError(f"unknown activation(s) {unknown}; choose from {sorted(ACTIVATIONS)}")
+        layers, width = [], n_in
+        for n_out, name in zip(hidden + [1], activations):
+            layers += [torch.nn.Linear(width, n_out, dtype=torch.float64), ACTIVATIONS[name]()]
+            width = n_out
+        super().__init__(*layers)
+
+
+class BPNN(Potential):
+    kind = "bpnn"
+
+    def __init__(
+        self,
+        descriptor: dict | SymmetryFunctions,
+        hidden: list[int] | dict = (25, 25),
+        activation: str | dict = "tanh",
+        scaling: dict | None = None,
+    ):
+        if isinstance(descriptor, dict):
+            descriptor = SymmetryFunctions.from_config(descriptor)
+        super().__init__(descriptor.elements, descriptor.cutoff, descriptor.angular_cutoff)
+        self.descriptor = descriptor
+        self.hidden = _per_element(hidden, self.elements, "hidden")
+        if isinstance(activation, str):
+            activation = {e: [activation] * len(self.hidden[e]) + ["linear"] for e in self.elements}
+        self.activations = _per_element(activation, self.elements, "activation")
+        self.scaling = FeatureScaling(len(self.elements), descriptor.n_features, **(scaling or {}))
+        self.networks = torch.nn.ModuleList(
+            ElementNetwork(n, self.hidden[e], self.activations[e])
+            for e, n in zip(self.elements, descriptor.n_features_per_element)
+        )
+        self.register_buffer("energy_scale", torch.ones((), dtype=torch.float64))
+        self.register_buffer("atom_reference", torch.zeros(len(self.elements), dtype=torch.float64))
+
+    def features(self, batch, vectors: Tensor) -> Tensor:
+        """Unscaled symmetry functions (n_atoms, n_features)."""
+        species = self.species(batch.numbers)
+        return self.descriptor(species, vectors, batch.pair_i, batch.pair_j, batch.triplet_p, batch.triplet_q)
+
+    def atom_energies(self, batch, vectors: Tensor) -> Tensor:
+        return self.atom_energies_from_features(self.features(batch, vectors), self.species(batch.numbers))
+
+    def atom_energies_from_features(self, features: Tensor, species: Tensor) -> Tensor:
+        scaled = self.scaling(features, species)
+        out = features.new_zeros(features.shape[0])
+        for e, (network, n) in enumerate(zip(self.networks, self.descriptor.n_features_per_element)):
+            rows = torch.nonzero(species == e).squeeze(1)
+            if rows.numel():
+                out = out.index_copy(0, rows, network(scaled[rows, :n]).squeeze(1))
+        return self.energy_scale * out + self.atom_reference[species]
+
+    # ------------------------------------------------------------------ set-up
+
+    def cache_descriptors(self, graphs: list, chunk: int = 64) -> None:
+        """Store features and their Jacobian ∂G_{i_p}/∂r_p on each graph (once per structure)."""
+        from forcefit.data import collate
+
+        dtype = self.energy_offset.dtype
+        for start in range(0, len(graphs), chunk):
+            part = graphs[start : start + chunk]
+            batch = collate(part).to(dtype)
+            species = self.species(batch.numbers)
+            features, jacobian = self.descriptor.with_jacobian(
+                species, batch.vectors(), batch.pair_i, batch.pair_j, batch.triplet_p, batch.triplet_q
+            )
+            atoms = np.cumsum([0] + [g.numbers.shape[0] for g in part])
+            pairs = np.cumsum([0] + [g.pair_i.shape[0] for g in part])
+            for n, g in enumerate(part):
+                g.features = features[atoms[n] : atoms[n + 1]]
+                g.jacobian = jacobian[pairs[n] : pairs[n + 1]]
+
+    def initialise(self, graphs: list) -> None:
+        """Fit the feature scaling, e_ref, b and the output scale to training graphs."""
+        from forcefit.data import collate
+
+        batch = collate(graphs)
+        species = self.species(batch.numbers)
+        features = batch.features
+        if features is None:
+            with torch.no_grad():
+                features = self.features(batch, batch.vectors().to(self.energy_offset.dtype))
+        self.scaling.fit(features, species, self.descriptor.n_features_per_element)
+        counts = torch.zeros((batch.n_structures, len(self.elements)), dtype=torch.float64)
+        counts.index_put_((batch.structure_index, species), torch.ones_like(species, dtype=torch.float64), accumulate=True)
+        energies = batch.ref_energy.double()
+        labelled = torch.isfinite(energies)
+        e_ref, intercept = composition_fit(counts[labelled], energies[labelled])
+        with torch.no_grad():
+            self.atom_reference.copy_(e_ref)
+            self.energy_offset.fill_(-intercept)
+            forces = batch.ref_forces[torch.isfinite(batch.ref_forces)]
+            rms = float(forces.pow(2).mean().sqrt()) if forces.numel() else 0.0
+            self.energy_scale.fill_(rms if rms > 0 else 1.0)
+
+    def get_config(self) -> dict:
+        return {
+            "descriptor": self.descriptor.get_config(),
+            "hidden": self.hidden,
+            "activation": self.activations,
+            "scaling": self.scaling.get_config(),
+        }
+
+
+def composition_fit(counts: Tensor, energies: Tensor) -> tuple[Tensor, float]:
+    """E ≈ c + counts @ e by least squares on centred data (minimum-norm e)."""
+    if energies.numel() == 0:
+        return torch.zeros(counts.shape[1], dtype=torch.float64), 0.0
+    mean_counts, mean_energy = counts.mean(dim=0), energies.mean()
+    centred = counts - mean_counts
+    solution = torch.linalg.lstsq(centred, (energies - mean_energy)[:, None], driver="gelsd").solution[:, 0]
+    intercept = float(mean_energy - mean_counts @ solution)
+    return solution, intercept

@@ -1,0 +1,88 @@
+"""The one place where energies become forces and stress.
+
+Every model's energy depends on positions only through the pair vectors
+r_p = x_j − x_i + shift_p. With g_p = ∂E/∂r_p:
+
+    F_k = Σ_{p: i_p = k} g_p − Σ_{p: j_p = k} g_p
+    σ   = (1/V) Σ_p sym(r_p ⊗ g_p)          (ASE sign: σ = (1/V) ∂E/∂ε)
+
+because a homogeneous strain ε maps every r_p to (1 + ε) r_p. g_p comes from
+autograd through the model, or, during training of a descriptor model, from the
+cached descriptor Jacobian: g_p = Σ_f (∂E/∂G_{i_p f}) ∂G_{i_p f}/∂r_p.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+
+class Prediction(NamedTuple):
+    energy: Tensor  # (n_structures,) eV, on the reference scale: Σ_i E_i − b
+    atom_energies: Tensor  # (n_atoms,) eV, the model's E_i (Σ_i E_i = energy + b)
+    forces: Tensor | None  # (n_atoms, 3) eV/Å
+    stress: Tensor | None  # (n_structures, 3, 3) eV/Å³
+    features: Tensor | None = None  # (n_atoms, n_features) descriptors, for descriptor models
+
+
+def assemble(batch, vectors: Tensor, pair_gradients: Tensor, stress: bool) -> tuple[Tensor, Tensor | None]:
+    """Forces (n_atoms, 3) and, if asked, stress (n_structures, 3, 3) from g_p."""
+    n_atoms = batch.numbers.shape[0]
+    forces = pair_gradients.new_zeros((n_atoms, 3))
+    forces = forces.index_add(0, batch.pair_i, pair_gradients).index_add(0, batch.pair_j, -pair_gradients)
+    if not stress:
+        return forces, None
+    outer = vectors[:, :, None] * pair_gradients[:, None, :]
+    virial = pair_gradients.new_zeros((batch.n_structures, 3, 3)).index_add(0, batch.pair_structure, outer)
+    volume = torch.linalg.det(batch.cell.to(virial.dtype)).abs()
+    sigma = 0.5 * (virial + virial.transpose(1, 2)) / volume[:, None, None]
+    sigma = torch.where(batch.pbc.all(dim=1)[:, None, None], sigma, torch.full_like(sigma, float("nan")))
+    return forces, sigma
+
+
+def _gradient(atom_energies: Tensor, wrt: Tensor, create_graph: bool) -> Tensor:
+    """∂(Σ E_i)/∂wrt; zero where the energy does not depend on `wrt` (e.g. no pairs)."""
+    if not atom_energies.requires_grad:
+        return torch.zeros_like(wrt)
+    (gradient,) = torch.autograd.grad(atom_energies.sum(), wrt, create_graph=create_graph, allow_unused=True)
+    return torch.zeros_like(wrt) if gradient is None else gradient
+
+
+def predict(model, batch, *, forces: bool = True, stress: bool = False, training: bool = False) -> Prediction:
+    """Energies (and forces, stress) of every structure in `batch`.
+
+    Cached descriptors (features + Jacobian on the batch) are used when present;
+    `training=True` keeps the graph for a second derivative (the loss depends on
+    forces).
+    """
+    dtype = model.energy_offset.dtype
+    batch = batch.to(dtype)
+    need_gradients = forces or stress
+    descriptor_model = hasattr(model, "atom_energies_from_features")
+    cached = descriptor_model and batch.features is not None
+    features = None
+    with torch.enable_grad() if need_gradients or training else torch.no_grad():
+        vectors = batch.vectors()
+        if cached:
+            features = batch.features.requires_grad_(need_gradients)
+        else:
+            vectors = vectors.requires_grad_(need_gradients)
+            if descriptor_model:
+                features = model.features(batch, vectors)
+        if descriptor_model:
+            atom_energies = model.atom_energies_from_features(features, model.species(batch.numbers))
+        else:
+            atom_energies = model.atom_energies(batch, vectors)
+        energy = atom_energies.new_zeros(batch.n_structures).index_add(0, batch.structure_index, atom_energies)
+        energy = energy - model.energy_offset
+        force_values = stress_values = None
+        if need_gradients:
+            if cached:
+                d_features = _gradient(atom_energies, features, training)
+                pair_gradients = torch.einsum("pf,pfc->pc", d_features[batch.pair_i], batch.jacobian)
+            else:
+                pair_gradients = _gradient(atom_energies, vectors, training)
+            force_values, stress_values = assemble(batch, vectors.detach() if not training else vectors, pair_gradients, stress)
+    features = None if features is None else features.detach()
+    return Prediction(energy, atom_energies, force_values, stress_values, features)

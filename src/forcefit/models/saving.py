@@ -1,0 +1,74 @@
+"""Saved models: plain data only, never a pickled object.
+
+A `.ffm` file is a `torch.save`d dict of strings, numbers, lists and tensors:
+
+    format: "forcefit-model", version: 1, kind: model registry name,
+    config: the model's get_config(), state: its state_dict(), dtype,
+    units: {"energy": "eV", "length": "Å"}, metadata: free-form (e.g. training info)
+
+It is read back with `torch.load(..., weights_only=True)`, which refuses anything
+that is not plain data. The config carries what the calculator needs: elements,
+cutoffs, symmetry functions; the state carries scaling, e_ref, b and weights.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+FORMAT = "forcefit-model"
+VERSION = 1
+
+
+def model_to_dict(model, metadata: dict | None = None) -> dict:
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "kind": model.kind,
+        "config": model.get_config(),
+        "state": {k: v.detach().clone() for k, v in model.state_dict().items()},
+        "dtype": str(model.energy_offset.dtype).removeprefix("torch."),
+        "units": {"energy": "eV", "length": "Å"},
+        "metadata": metadata or {},
+    }
+
+
+def model_from_dict(data: dict, source: str = "model"):
+    from forcefit.models import MODELS
+
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ValueError(f"{source}: not a forcefit model file")
+    if data.get("version") != VERSION:
+        raise ValueError(f"{source}: model format version {data.get('version')}; this forcefit reads version {VERSION}")
+    kind = data["kind"]
+    if kind not in MODELS:
+        raise ValueError(f"{source}: unknown model kind {kind!r}; known: {sorted(MODELS)}")
+    model = MODELS[kind].from_config(data["config"])
+    model = model.to(getattr(torch, data["dtype"]))
+    model.load_state_dict(data["state"])
+    return model
+
+
+def atomic_save(obj, path) -> None:
+    """torch.save to a temporary file, then rename: never a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def save_model(model, path, metadata: dict | None = None) -> None:
+    atomic_save(model_to_dict(model, metadata), path)
+
+
+def load_model(path):
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such model file")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ValueError(f"{path}: cannot be read as a forcefit model (plain data only): {err}") from err
+    return model_from_dict(data, str(path))

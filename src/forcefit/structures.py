@@ -1,0 +1,86 @@
+"""One atomic configuration (`Structure`) and reference labels.
+
+Everything inside forcefit is in eV, Å and eV/Å; readers convert at the edge.
+A `Structure` holds geometry and, separately, its reference labels
+(`energy`, `forces`, `stress`) so predictions never overwrite references.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from ase import Atoms
+from ase.data import chemical_symbols
+
+
+@dataclass
+class Structure:
+    """A configuration with optional reference labels.
+
+    numbers:   (n_atoms,) atomic numbers
+    positions: (n_atoms, 3) Å
+    cell:      (3, 3) Å, rows are lattice vectors (zeros for a free cluster)
+    pbc:       (3,) bool
+    energy:    reference total energy, eV (None if unlabelled)
+    forces:    (n_atoms, 3) reference forces, eV/Å (None if unlabelled)
+    stress:    (3, 3) reference stress, eV/Å³, ASE sign convention (optional)
+    weight:    weight of this structure in the loss
+    source:    where it came from (file and index), used in error messages
+    """
+
+    numbers: np.ndarray
+    positions: np.ndarray
+    cell: np.ndarray = field(default_factory=lambda: np.zeros((3, 3)))
+    pbc: np.ndarray = field(default_factory=lambda: np.zeros(3, dtype=bool))
+    energy: float | None = None
+    forces: np.ndarray | None = None
+    stress: np.ndarray | None = None
+    weight: float = 1.0
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        self.numbers = np.asarray(self.numbers, dtype=np.int64).reshape(-1)
+        self.positions = np.asarray(self.positions, dtype=np.float64).reshape(-1, 3)
+        self.cell = np.asarray(self.cell, dtype=np.float64).reshape(3, 3)
+        self.pbc = np.broadcast_to(np.asarray(self.pbc, dtype=bool), (3,)).copy()
+        n = len(self.numbers)
+        where = f" ({self.source})" if self.source else ""
+        if self.positions.shape[0] != n:
+            raise ValueError(f"structure{where}: {n} atomic numbers but {self.positions.shape[0]} positions")
+        if not np.all(np.isfinite(self.positions)):
+            raise ValueError(f"structure{where}: positions contain NaN or inf")
+        if np.any(np.linalg.norm(self.cell, axis=1)[self.pbc] == 0.0):
+            raise ValueError(f"structure{where}: periodic along an axis whose lattice vector is zero")
+        if self.forces is not None:
+            self.forces = np.asarray(self.forces, dtype=np.float64).reshape(-1, 3)
+            if self.forces.shape[0] != n:
+                raise ValueError(f"structure{where}: {n} atoms but {self.forces.shape[0]} force rows")
+            if not np.all(np.isfinite(self.forces)):
+                raise ValueError(f"structure{where}: reference forces contain NaN or inf")
+        if self.energy is not None:
+            self.energy = float(self.energy)
+            if not np.isfinite(self.energy):
+                raise ValueError(f"structure{where}: reference energy is {self.energy}")
+        if self.stress is not None:
+            self.stress = np.asarray(self.stress, dtype=np.float64).reshape(3, 3)
+
+    @property
+    def n_atoms(self) -> int:
+        return len(self.numbers)
+
+    @property
+    def symbols(self) -> list[str]:
+        return [chemical_symbols[z] for z in self.numbers]
+
+    @classmethod
+    def from_atoms(cls, atoms: Atoms, **labels) -> "Structure":
+        return cls(
+            numbers=atoms.numbers,
+            positions=atoms.positions,
+            cell=np.asarray(atoms.cell),
+            pbc=atoms.pbc,
+            **labels,
+        )
+
+    def to_atoms(self) -> Atoms:
+        return Atoms(numbers=self.numbers, positions=self.positions, cell=self.cell, pbc=self.pbc)

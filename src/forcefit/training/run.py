@@ -1,0 +1,142 @@
+"""A training run from a `Config`: read, split, build, fit, report, save.
+
+The run directory receives: config.yaml (resolved), checkpoint.pt, model.ffm,
+history.csv, metrics.json, errors.txt, parity_energy.png, parity_forces.png,
+learning_curve.png.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from forcefit.config import Config, unit_value
+from forcefit.data import make_graph, split_indices
+from forcefit.descriptors import SymmetryFunction, SymmetryFunctions, generate_symmetry_functions
+from forcefit.io import read_structures
+from forcefit.models import MODELS
+from forcefit.models.saving import save_model
+from forcefit.training.metrics import collect, error_statistics
+from forcefit.training.plots import learning_curve, parity_plots
+from forcefit.training.trainer import Trainer
+
+
+def read_split(config: Config):
+    """(train, validation, test) structure lists, from files or a seeded random split."""
+    data = config.data
+    options = {}
+    fmt = data.format
+    if fmt in ("input.data", "n2p2") or (fmt is None and (data.train.endswith("input.data") or data.train.endswith(".data"))):
+        options = {"length_unit": unit_value(data.length_unit, "data.length_unit"), "energy_unit": unit_value(data.energy_unit, "data.energy_unit")}
+    else:
+        options = {"energy_key": data.energy_key, "forces_key": data.forces_key}
+    read = lambda path: read_structures(path, format=fmt, **options)  # noqa: E731
+    pool = read(data.train)
+    if data.max_structures:
+        pool = pool[: data.max_structures]
+    if data.validation and data.test:
+        return pool, read(data.validation), read(data.test)
+    fractions = list(data.split)
+    if data.validation:
+        fractions = [fractions[0] + fractions[1], 0.0, fractions[2]]
+    if data.test:
+        fractions = [fractions[0] + fractions[2], fractions[1], 0.0]
+    total = sum(fractions)
+    train_i, val_i, test_i = split_indices(len(pool), tuple(f / total for f in fractions), data.split_seed)
+    train = [pool[i] for i in train_i]
+    validation = read(data.validation) if data.validation else [pool[i] for i in val_i]
+    test = read(data.test) if data.test else [pool[i] for i in test_i]
+    return train, validation, test
+
+
+def build_model(config: Config, structures) -> torch.nn.Module:
+    m = config.model
+    if m.kind not in MODELS:
+        raise ValueError(f"model.kind: {m.kind!r}; available: {sorted(MODELS)}")
+    elements = m.elements or sorted({sym for s in structures for sym in s.symbols})
+    missing = set(sym for s in structures for sym in s.symbols) - set(elements)
+    if missing:
+        raise ValueError(f"model.elements {elements} does not cover elements in the data: {sorted(missing)}")
+    if m.symmetry_functions:
+        functions = [SymmetryFunction(**f) for f in m.symmetry_functions]
+    else:
+        functions = generate_symmetry_functions(elements, m.cutoff, m.n_radial, m.n_angular, m.r_min, m.angular_kind, tuple(m.zetas))
+    descriptor = SymmetryFunctions(elements, functions, m.cutoff_type, m.cutoff_alpha)
+    model = MODELS[m.kind](descriptor, hidden=m.hidden, activation=m.activation, scaling={"mode": m.scaling})
+    return model.to(getattr(torch, m.dtype))
+
+
+def prepare(model, structures) -> list:
+    graphs = [make_graph(s, model.cutoff, model.angular_cutoff) for s in structures]
+    if hasattr(model, "cache_descriptors"):
+        model.cache_descriptors(graphs)
+    return graphs
+
+
+def error_table(stats_by_split: dict, elements: list[str], title: str = "errors") -> Table:
+    table = Table(title=title)
+    table.add_column("split")
+    table.add_column("E MAE\nmeV/atom", justify="right")
+    table.add_column("E RMSE\nmeV/atom", justify="right")
+    table.add_column("F MAE\nmeV/Å", justify="right")
+    table.add_column("F RMSE\nmeV/Å", justify="right")
+    for e in elements:
+        table.add_column(f"F MAE {e}\nmeV/Å", justify="right")
+        table.add_column(f"F RMSE {e}\nmeV/Å", justify="right")
+    for split, s in stats_by_split.items():
+        row = [split, f"{s['energy_mae']:.2f}", f"{s['energy_rmse']:.2f}", f"{s['forces_mae']:.1f}", f"{s['forces_rmse']:.1f}"]
+        for e in elements:
+            row += [f"{s[f'forces_{e}_mae']:.1f}", f"{s[f'forces_{e}_rmse']:.1f}"]
+        table.add_row(*row)
+    return table
+
+
+def evaluate_splits(model, graphs_by_split: dict, run_dir: Path | None, console: Console) -> dict:
+    results = {name: collect(model, graphs) for name, graphs in graphs_by_split.items() if graphs}
+    stats = {name: error_statistics(res, model.elements) for name, res in results.items()}
+    table = error_table(stats, model.elements)
+    console.print(table)
+    if run_dir is not None:
+        with (run_dir / "errors.txt").open("w") as handle:
+            Console(file=handle, width=200).print(table)
+        (run_dir / "metrics.json").write_text(json.dumps(stats, indent=2))
+        parity_plots(results, run_dir / "parity_energy.png", run_dir / "parity_forces.png")
+    return stats
+
+
+def train_from_config(config: Config, resume: bool = False, console: Console | None = None):
+    """Run (or resume) training; returns (model, stats by split)."""
+    console = console or Console()
+    run_dir = Path(config.output)
+    if not resume and (run_dir / "checkpoint.pt").exists():
+        raise FileExistsError(f"{run_dir} already holds a run; use --resume to continue it or choose another output")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    train, validation, test = read_split(config)
+    console.print(f"data: {len(train)} train, {len(validation)} validation, {len(test)} test structures")
+    torch.manual_seed(config.training.seed)
+    np.random.seed(config.training.seed)
+    model = build_model(config, train + validation + test)
+    console.print(f"model: {model.kind}, elements {model.elements}, {sum(p.numel() for p in model.parameters())} parameters, "
+                  f"{model.descriptor.n_features_per_element} symmetry functions per element, cutoff {model.cutoff} Å")
+    graphs = {name: prepare(model, s) for name, s in (("train", train), ("validation", validation), ("test", test))}
+    model.initialise(graphs["train"])
+    trainer = Trainer(model, graphs["train"], graphs["validation"], config.training, run_dir,
+                      names=[s.source for s in train], console=console)
+    history = trainer.fit(resume=resume)
+    save_model(model, run_dir / "model.ffm", metadata={"config": config.to_dict(), "epochs": trainer.epoch})
+    with (run_dir / "history.csv").open("w", newline="") as handle:
+        if history:
+            writer = csv.DictWriter(handle, fieldnames=list(history[0]))
+            writer.writeheader()
+            writer.writerows(history)
+    learning_curve(history, run_dir / "learning_curve.png")
+    stats = evaluate_splits(model, graphs, run_dir, console)
+    console.print(f"model written to {run_dir / 'model.ffm'}")
+    return model, stats

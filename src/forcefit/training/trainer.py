@@ -1,0 +1,231 @@
+"""One trainer for every model: mini-batch Adam (or full-batch L-BFGS) on the
+force-matching loss, learning-rate reduction on a validation plateau, early
+stopping, and a checkpoint after every epoch that `resume` continues exactly.
+
+Reproducibility: the order of the training set in epoch k is drawn from
+(seed, k) alone, so an interrupted run resumed from its checkpoint follows the
+same path as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from forcefit.data import collate
+from forcefit.models.forces import predict
+from forcefit.models.saving import atomic_save
+from forcefit.training.loss import LossWeights, force_matching_loss
+
+
+@dataclass
+class TrainingConfig:
+    epochs: int = 200
+    batch_size: int = 16
+    optimizer: str = "adam"  # adam | lbfgs
+    learning_rate: float = 1e-3
+    lr_factor: float = 0.5
+    lr_patience: int = 10
+    min_learning_rate: float = 1e-6
+    early_stopping: int = 40  # epochs without validation improvement
+    energy_weight: float = 1.0
+    force_weight: float = 1.0
+    energy_per_atom: bool = True
+    seed: int = 0
+    max_seconds: float | None = None  # wall-time budget for the whole run
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in ("adam", "lbfgs"):
+            raise ValueError(f"training.optimizer: {self.optimizer!r}; expected 'adam' or 'lbfgs'")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("training.epochs and training.batch_size must be at least 1")
+
+
+class Trainer:
+    def __init__(self, model, train: list, validation: list, config: TrainingConfig, run_dir=None, names: list[str] | None = None, console: Console | None = None):
+        if not train:
+            raise ValueError("no training structures")
+        self.model, self.train, self.validation, self.config = model, train, validation, config
+        self.names = names or [f"training structure {n}" for n in range(len(train))]
+        self.run_dir = Path(run_dir) if run_dir else None
+        self.console = console or Console()
+        self.weights = LossWeights(config.energy_weight, config.force_weight, config.energy_per_atom)
+        parameters = [p for p in model.parameters() if p.requires_grad]
+        if config.optimizer == "adam":
+            self.optimizer = torch.optim.Adam(parameters, lr=config.learning_rate)
+        else:
+            self.optimizer = torch.optim.LBFGS(parameters, lr=config.learning_rate, max_iter=20, history_size=20, line_search_fn="strong_wolfe")
+        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.optimizer, factor=config.lr_factor, patience=config.lr_patience, min_lr=config.min_learning_rate
+        )
+        self.epoch = 0
+        self.history: list[dict] = []
+        self.best_loss = math.inf
+        self.best_state = None
+        self.stale_epochs = 0
+        self.elapsed = 0.0
+
+    # ------------------------------------------------------------ checkpoints
+
+    @property
+    def checkpoint_path(self) -> Path | None:
+        return self.run_dir / "checkpoint.pt" if self.run_dir else None
+
+    def state(self) -> dict:
+        return {
+            "epoch": self.epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "history": self.history,
+            "best_loss": self.best_loss,
+            "best_state": self.best_state,
+            "stale_epochs": self.stale_epochs,
+            "elapsed": self.elapsed,
+        }
+
+    def load_checkpoint(self, path=None) -> None:
+        path = Path(path or self.checkpoint_path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no checkpoint to resume from")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.epoch = state["epoch"]
+        self.history = state["history"]
+        self.best_loss = state["best_loss"]
+        self.best_state = state["best_state"]
+        self.stale_epochs = state["stale_epochs"]
+        self.elapsed = state["elapsed"]
+
+    # --------------------------------------------------------------- training
+
+    def _loss(self, indices, graphs, names):
+        batch = collate([graphs[i] for i in indices])
+        prediction = predict(self.model, batch, forces=self.weights.forces > 0, training=True)
+        loss = force_matching_loss(prediction, batch, self.weights)
+        if not torch.isfinite(loss):
+            listed = ", ".join(names[i] for i in indices[:5]) + (" …" if len(indices) > 5 else "")
+            raise FloatingPointError(
+                f"epoch {self.epoch + 1}: the loss became {loss.item()} on the batch of structures {listed}; "
+                "training stopped before writing a broken model (check these structures or lower the learning rate)"
+            )
+        return loss, prediction, batch
+
+    def validation_loss(self) -> float:
+        graphs = self.validation or self.train
+        total, count = 0.0, 0
+        for start in range(0, len(graphs), 64):
+            batch = collate(graphs[start : start + 64])
+            prediction = predict(self.model, batch, forces=self.weights.forces > 0)
+            total += float(force_matching_loss(prediction, batch, self.weights)) * batch.n_structures
+            count += batch.n_structures
+        return total / count
+
+    def _epoch_adam(self, order, progress, task) -> tuple[float, float, float]:
+        size = self.config.batch_size
+        loss_sum = e_sq = f_sq = 0.0
+        n_e = n_f = 0
+        for start in range(0, len(order), size):
+            indices = order[start : start + size]
+            self.optimizer.zero_grad(set_to_none=True)
+            loss, prediction, batch = self._loss(indices, self.train, self.names)
+            loss.backward()
+            self.optimizer.step()
+            loss_sum += float(loss) * len(indices)
+            with torch.no_grad():
+                e_err = ((prediction.energy - batch.ref_energy) / batch.n_atoms).double()
+                e_err = e_err[torch.isfinite(e_err)]
+                e_sq += float((e_err**2).sum())
+                n_e += e_err.numel()
+                if prediction.forces is not None:
+                    f_err = (prediction.forces - batch.ref_forces).double()
+                    f_err = f_err[torch.isfinite(f_err)]
+                    f_sq += float((f_err**2).sum())
+                    n_f += f_err.numel()
+            progress.advance(task)
+        rmse = lambda sq, n: 1000.0 * math.sqrt(sq / n) if n else float("nan")  # noqa: E731
+        return loss_sum / len(order), rmse(e_sq, n_e), rmse(f_sq, n_f)
+
+    def _epoch_lbfgs(self, progress, task) -> tuple[float, float, float]:
+        everything = np.arange(len(self.train))
+        size = self.config.batch_size
+
+        def closure():
+            self.optimizer.zero_grad(set_to_none=True)
+            total = 0.0
+            for start in range(0, len(everything), size):
+                indices = everything[start : start + size]
+                loss, _, _ = self._loss(indices, self.train, self.names)
+                (loss * len(indices) / len(everything)).backward()
+                total += float(loss) * len(indices) / len(everything)
+            return torch.tensor(total)
+
+        loss = float(self.optimizer.step(closure))
+        progress.advance(task, len(range(0, len(everything), size)))
+        from forcefit.training.metrics import quick_rmse
+
+        e_rmse, f_rmse = quick_rmse(self.model, self.train)
+        return loss, e_rmse, f_rmse
+
+    def fit(self, resume: bool = False) -> list[dict]:
+        if resume:
+            self.load_checkpoint()
+            self.console.print(f"resumed from {self.checkpoint_path} after epoch {self.epoch}")
+        from forcefit.training.metrics import quick_rmse
+
+        config = self.config
+        n_batches = len(range(0, len(self.train), config.batch_size))
+        progress = Progress(
+            TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+            console=self.console, transient=True,
+        )
+        with progress:
+            while self.epoch < config.epochs and self.stale_epochs < config.early_stopping:
+                if config.max_seconds is not None and self.elapsed >= config.max_seconds:
+                    self.console.print(f"stopping: wall-time budget of {config.max_seconds:.0f} s reached")
+                    break
+                started = time.perf_counter()
+                task = progress.add_task("train", total=n_batches, epoch=self.epoch + 1)
+                if config.optimizer == "adam":
+                    order = np.random.default_rng([config.seed, self.epoch]).permutation(len(self.train))
+                    loss, e_rmse, f_rmse = self._epoch_adam(order, progress, task)
+                else:
+                    loss, e_rmse, f_rmse = self._epoch_lbfgs(progress, task)
+                progress.remove_task(task)
+                val_loss = self.validation_loss()
+                val_e, val_f = quick_rmse(self.model, self.validation) if self.validation else (float("nan"), float("nan"))
+                self.scheduler.step(val_loss)
+                self.epoch += 1
+                if val_loss < self.best_loss:
+                    self.best_loss, self.stale_epochs = val_loss, 0
+                    self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+                else:
+                    self.stale_epochs += 1
+                self.elapsed += time.perf_counter() - started
+                record = {
+                    "epoch": self.epoch, "loss": loss, "validation_loss": val_loss,
+                    "train_energy_rmse": e_rmse, "train_forces_rmse": f_rmse,
+                    "validation_energy_rmse": val_e, "validation_forces_rmse": val_f,
+                    "learning_rate": self.optimizer.param_groups[0]["lr"], "seconds": self.elapsed,
+                }
+                self.history.append(record)
+                self.console.print(
+                    f"epoch {self.epoch:4d}  loss {loss:.3e}  train E {e_rmse:7.2f} meV/atom  F {f_rmse:7.1f} meV/Å  "
+                    f"| val E {val_e:7.2f} meV/atom  F {val_f:7.1f} meV/Å  lr {record['learning_rate']:.1e}  {self.elapsed:6.1f} s"
+                )
+                if self.checkpoint_path:
+                    atomic_save(self.state(), self.checkpoint_path)
+        if self.stale_epochs >= config.early_stopping:
+            self.console.print(f"early stopping: no validation improvement for {self.stale_epochs} epochs")
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+        return self.history
+
