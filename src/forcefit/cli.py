@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.run(args, console)
     except (ValueError, FileNotFoundError, FileExistsError, FloatingPointError) as err:
-        console.print(f"[bold red]error:[/] {err}")
+        Console(stderr=True).print(f"[bold red]error:[/] {err}", soft_wrap=True, highlight=False)
         return 1
     return 0
 

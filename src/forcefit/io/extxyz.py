@@ -73,7 +73,8 @@ def read_extxyz(
 
 
 def write_extxyz(path, structures: list[Structure]) -> None:
-    """Write structures with their reference labels under `energy` / `forces`."""
+    """Write structures with their reference labels under `energy` / `forces`
+    (ASE writes per-atom arrays with 8 decimals)."""
     frames = []
     for s in structures:
         atoms = s.to_atoms()

@@ -79,32 +79,31 @@ def prepare(model, structures) -> list:
     return graphs
 
 
-def error_table(stats_by_split: dict, elements: list[str], title: str = "errors") -> Table:
-    table = Table(title=title)
-    table.add_column("split")
-    table.add_column("E MAE\nmeV/atom", justify="right")
-    table.add_column("E RMSE\nmeV/atom", justify="right")
-    table.add_column("F MAE\nmeV/Å", justify="right")
-    table.add_column("F RMSE\nmeV/Å", justify="right")
-    for e in elements:
-        table.add_column(f"F MAE {e}\nmeV/Å", justify="right")
-        table.add_column(f"F RMSE {e}\nmeV/Å", justify="right")
+def error_tables(stats_by_split: dict, elements: list[str]) -> list[Table]:
+    """Energy and force errors per split, then force errors per element."""
+    overall = Table(title="errors (energy per atom, force components)")
+    for name in ("split", "E MAE meV/atom", "E RMSE meV/atom", "F MAE meV/Å", "F RMSE meV/Å"):
+        overall.add_column(name, justify="left" if name == "split" else "right")
+    per_element = Table(title="force errors per element")
+    for name in ("split", "element", "F MAE meV/Å", "F RMSE meV/Å"):
+        per_element.add_column(name, justify="left" if name in ("split", "element") else "right")
     for split, s in stats_by_split.items():
-        row = [split, f"{s['energy_mae']:.2f}", f"{s['energy_rmse']:.2f}", f"{s['forces_mae']:.1f}", f"{s['forces_rmse']:.1f}"]
+        overall.add_row(split, f"{s['energy_mae']:.2f}", f"{s['energy_rmse']:.2f}", f"{s['forces_mae']:.1f}", f"{s['forces_rmse']:.1f}")
         for e in elements:
-            row += [f"{s[f'forces_{e}_mae']:.1f}", f"{s[f'forces_{e}_rmse']:.1f}"]
-        table.add_row(*row)
-    return table
+            per_element.add_row(split, e, f"{s[f'forces_{e}_mae']:.1f}", f"{s[f'forces_{e}_rmse']:.1f}")
+    return [overall, per_element]
 
 
 def evaluate_splits(model, graphs_by_split: dict, run_dir: Path | None, console: Console) -> dict:
     results = {name: collect(model, graphs) for name, graphs in graphs_by_split.items() if graphs}
     stats = {name: error_statistics(res, model.elements) for name, res in results.items()}
-    table = error_table(stats, model.elements)
-    console.print(table)
+    tables = error_tables(stats, model.elements)
+    for table in tables:
+        console.print(table)
     if run_dir is not None:
         with (run_dir / "errors.txt").open("w") as handle:
-            Console(file=handle, width=200).print(table)
+            for table in tables:
+                Console(file=handle, width=120).print(table)
         (run_dir / "metrics.json").write_text(json.dumps(stats, indent=2))
         parity_plots(results, run_dir / "parity_energy.png", run_dir / "parity_forces.png")
     return stats

@@ -112,9 +112,10 @@ class Trainer:
         prediction = predict(self.model, batch, forces=self.weights.forces > 0, training=True)
         loss = force_matching_loss(prediction, batch, self.weights)
         if not torch.isfinite(loss):
-            listed = ", ".join(names[i] for i in indices[:5]) + (" …" if len(indices) > 5 else "")
+            culprits = [names[i] for i, bad in zip(indices, _non_finite_structures(prediction, batch)) if bad]
+            listed = ", ".join(culprits or [names[i] for i in indices])
             raise FloatingPointError(
-                f"epoch {self.epoch + 1}: the loss became {loss.item()} on the batch of structures {listed}; "
+                f"epoch {self.epoch + 1}: the loss became {loss.item()} on structure(s) {listed}; "
                 "training stopped before writing a broken model (check these structures or lower the learning rate)"
             )
         return loss, prediction, batch
@@ -139,7 +140,7 @@ class Trainer:
             loss, prediction, batch = self._loss(indices, self.train, self.names)
             loss.backward()
             self.optimizer.step()
-            loss_sum += float(loss) * len(indices)
+            loss_sum += loss.item() * len(indices)
             with torch.no_grad():
                 e_err = ((prediction.energy - batch.ref_energy) / batch.n_atoms).double()
                 e_err = e_err[torch.isfinite(e_err)]
@@ -218,8 +219,9 @@ class Trainer:
                 }
                 self.history.append(record)
                 self.console.print(
-                    f"epoch {self.epoch:4d}  loss {loss:.3e}  train E {e_rmse:7.2f} meV/atom  F {f_rmse:7.1f} meV/Å  "
-                    f"| val E {val_e:7.2f} meV/atom  F {val_f:7.1f} meV/Å  lr {record['learning_rate']:.1e}  {self.elapsed:6.1f} s"
+                    f"epoch {self.epoch:4d}  loss {loss:.3e}  E/F RMSE train {e_rmse:.2f} meV/atom {f_rmse:.1f} meV/Å"
+                    f"  val {val_e:.2f} {val_f:.1f}  lr {record['learning_rate']:.1e}  {self.elapsed:.0f} s",
+                    soft_wrap=True, highlight=False,
                 )
                 if self.checkpoint_path:
                     atomic_save(self.state(), self.checkpoint_path)
@@ -229,3 +231,14 @@ class Trainer:
             self.model.load_state_dict(self.best_state)
         return self.history
 
+
+
+def _non_finite_structures(prediction, batch) -> list[bool]:
+    """Per structure: does its prediction or reference hold inf/NaN (NaN reference = unlabelled is fine)?"""
+    with torch.no_grad():
+        energy_bad = ~torch.isfinite(prediction.energy) | torch.isinf(batch.ref_energy)
+        atom_bad = torch.zeros(batch.numbers.shape[0], dtype=torch.bool)
+        if prediction.forces is not None:
+            atom_bad = (~torch.isfinite(prediction.forces) | torch.isinf(batch.ref_forces)).any(dim=1)
+        structure_bad = torch.zeros(batch.n_structures, dtype=torch.bool).index_put((batch.structure_index,), atom_bad, accumulate=True)
+        return (energy_bad | structure_bad).tolist()

@@ -1,0 +1,61 @@
+"""The ASE calculator runs the training code path and works with ASE dynamics."""
+import numpy as np
+from ase.md.verlet import VelocityVerlet
+from ase.optimize import BFGS
+from ase import units
+
+from conftest import tiny_bpnn, water_cell, water_cluster
+from forcefit.calculator import Calculator
+from forcefit.data import make_graph
+from forcefit.models.forces import predict
+from forcefit.models.saving import save_model
+from forcefit.workflows.md import energy_drift
+
+
+def test_results_equal_the_training_path_and_energies_add_up():
+    model = tiny_bpnn()
+    structure = water_cell(2)
+    atoms = structure.to_atoms()
+    atoms.calc = Calculator(model)
+    p = predict(model, make_graph(structure, model.cutoff, model.angular_cutoff), stress=True)
+    assert atoms.get_potential_energy() == float(p.energy[0])
+    assert np.array_equal(atoms.get_forces(), p.forces.detach().numpy())
+    stress = p.stress[0].detach().numpy()
+    assert np.allclose(atoms.get_stress(), stress[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]], rtol=1e-14)
+    assert np.isclose(atoms.get_potential_energies().sum(), atoms.get_potential_energy(), rtol=1e-13)
+    assert atoms.calc.get_property("free_energy") == atoms.get_potential_energy()
+
+
+def test_load_from_file_and_run_ase_md_and_relaxation(tmp_path):
+    save_model(tiny_bpnn(), tmp_path / "m.ffm")
+    atoms = water_cluster(1).to_atoms()
+    atoms.calc = Calculator.load(tmp_path / "m.ffm")
+    atoms.set_velocities(np.random.default_rng(0).normal(scale=0.01, size=(len(atoms), 3)))
+    energies = []
+    dyn = VelocityVerlet(atoms, 0.1 * units.fs)
+    dyn.attach(lambda: energies.append(atoms.get_total_energy()))
+    dyn.run(50)
+    assert np.ptp(energies) < 1e-4 * max(1.0, abs(np.mean(energies)))
+    opt = BFGS(atoms, logfile=None)
+    opt.run(fmax=0.05, steps=200)
+    assert np.abs(atoms.get_forces()).max() < 0.05
+
+
+def test_extrapolation_is_counted_not_raised():
+    model = tiny_bpnn()
+    inside = water_cluster(0).to_atoms()  # one of the structures the scaling was fitted on
+    inside.calc = Calculator(model)
+    inside.get_potential_energy()
+    assert inside.calc.results["extrapolation"] == 0
+    squeezed = inside.copy()
+    squeezed.positions *= 0.6
+    squeezed.calc = Calculator(model)
+    squeezed.get_potential_energy()
+    assert squeezed.calc.results["extrapolation"] > 0
+    assert squeezed.calc.results["extrapolating_atoms"].any()
+
+
+def test_energy_drift_of_a_known_trajectory():
+    t = np.linspace(0.0, 2.0, 101)  # ps
+    total = 5.0 + 0.003 * 10 * t  # 10 atoms drifting 3 meV/atom/ps
+    assert np.isclose(energy_drift(t, total, 10), 3.0)

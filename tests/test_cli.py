@@ -1,0 +1,58 @@
+"""The command line: strict config, a full tiny training run, evaluate, resume, md."""
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT
+from forcefit.cli import main
+from forcefit.config import config_from_dict
+
+DATA = str(ROOT / "data" / "ethanol_gfn2xtb_500K.extxyz")
+
+
+def tiny_config(tmp_path: Path, epochs=2) -> Path:
+    config = {
+        "data": {"train": DATA, "max_structures": 60, "split": [0.7, 0.15, 0.15]},
+        "model": {"cutoff": 4.0, "n_radial": 4, "n_angular": 2, "hidden": [8, 8]},
+        "training": {"epochs": epochs, "batch_size": 8},
+        "output": str(tmp_path / "run"),
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_misspelt_key_is_an_error_naming_valid_keys():
+    with pytest.raises(ValueError, match=r"training: unknown key\(s\) \['learnin_rate'\]; valid keys are .*'learning_rate'"):
+        config_from_dict({"data": {"train": "x"}, "training": {"learnin_rate": 1e-3}})
+    with pytest.raises(ValueError, match=r"unknown section\(s\) \['modle'\]"):
+        config_from_dict({"data": {"train": "x"}, "modle": {}})
+
+
+def test_train_evaluate_resume_and_md(tmp_path, capsys):
+    config = tiny_config(tmp_path)
+    assert main(["train", str(config)]) == 0
+    run = tmp_path / "run"
+    for name in ("model.ffm", "checkpoint.pt", "config.yaml", "errors.txt", "metrics.json", "history.csv",
+                 "parity_energy.png", "parity_forces.png", "learning_curve.png"):
+        assert (run / name).is_file(), name
+    out = capsys.readouterr().out
+    assert "epoch    2" in out and "meV/atom" in out and "test" in out
+    # a second run into the same directory must not silently overwrite it
+    assert main(["train", str(config)]) == 1
+    # resume continues to the new epoch count
+    text = config.read_text().replace("epochs: 2", "epochs: 3")
+    config.write_text(text)
+    assert main(["train", str(config), "--resume"]) == 0
+    assert "resumed from" in capsys.readouterr().out
+    assert len((run / "history.csv").read_text().strip().splitlines()) == 1 + 3
+    assert main(["evaluate", str(run / "model.ffm"), DATA, "--output", str(tmp_path / "eval")]) == 0
+    assert (tmp_path / "eval" / "parity_forces.png").is_file()
+    assert main(["md", str(run / "model.ffm"), DATA, "--steps", "20", "--timestep", "0.25"]) == 0
+    assert "energy drift" in capsys.readouterr().out
+
+
+def test_missing_file_is_reported_not_a_traceback(tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path / "none.ffm"), DATA]) == 1
+    assert "none.ffm: no such model file" in capsys.readouterr().err
