@@ -94,61 +94,93 @@ class SymmetryFunctions(torch.nn.Module):
             column[f.center] += 1
         self._groups = []
         for n, ((kind, center, neighbors), members) in enumerate(groups.items()):
-            rcs = sorted({f.rc for f, _ in members})
-            params = {
-                "eta": [f.eta for f, _ in members],
-                "rs": [f.rs for f, _ in members],
-                "lam": [f.lam for f, _ in members],
-                "zeta": [f.zeta for f, _ in members],
-                "norm": [2.0 ** (1.0 - f.zeta) for f, _ in members],
+            fs = [f for f, _ in members]
+            rcs = sorted({f.rc for f in fs})
+            rss = sorted({f.rs for f in fs})
+            eta_rs = sorted({(f.eta, f.rs) for f in fs})
+            lam_zeta = sorted({(f.lam, f.zeta) for f in fs})
+            buffers = {
+                "norm": [2.0 ** (1.0 - f.zeta) if kind != "radial" else 1.0 for f in fs],
                 "rc_unique": rcs,
+                "rs_unique": rss,
+                "er_eta": [eta for eta, _ in eta_rs],
             }
-            for name, values in params.items():
-                self.register_buffer(f"g{n}_{name}", torch.tensor(values, dtype=torch.float64))
-            self.register_buffer(f"g{n}_rc_col", torch.tensor([rcs.index(f.rc) for f, _ in members]))
-            self.register_buffer(f"g{n}_column", torch.tensor([c for _, c in members]))
-            self._groups.append((n, kind, center, neighbors))
+            indices = {
+                "column": [c for _, c in members],
+                "rc_col": [rcs.index(f.rc) for f in fs],
+                "er_rs": [rss.index(rs) for _, rs in eta_rs],
+                "er_col": [eta_rs.index((f.eta, f.rs)) for f in fs],
+                "lz_col": [lam_zeta.index((f.lam, f.zeta)) for f in fs],
+            }
+            for name, values in buffers.items():
+                self.register_buffer(f"g{n}_{name}", torch.tensor(values, dtype=torch.float64), persistent=False)
+            for name, values in indices.items():
+                self.register_buffer(f"g{n}_{name}", torch.tensor(values, dtype=torch.long), persistent=False)
+            self._groups.append((n, kind, center, neighbors, lam_zeta, max(rcs)))
 
     def _p(self, n: int, name: str) -> Tensor:
         return getattr(self, f"g{n}_{name}")
 
-    def _fc(self, r: Tensor, n: int) -> Tensor:
-        """Cutoff values (n_sel, n_functions_in_group), computed once per distinct r_c."""
-        values = cutoff_function(r[:, None], self._p(n, "rc_unique")[None, :], self.cutoff_type, self.cutoff_alpha)
-        return values[:, self._p(n, "rc_col")]
+    def _terms(self, n: int, kind: str, lam_zeta: list, vp: Tensor, vq: Tensor | None) -> Tensor:
+        """Contributions (n_sel, n_functions_in_group) of pairs vp or triplets (vp, vq).
 
-    def _terms(self, n: int, kind: str, vp: Tensor, vq: Tensor | None) -> Tensor:
-        """Contributions (n_sel, n_functions_in_group) of pairs vp or triplets (vp, vq)."""
+        Work per term is kept to one gather-and-multiply per function: distances,
+        cosine and cutoff product are computed once per pair or triplet, the
+        Gaussians once per distinct (η, r_s), the angular factor once per distinct
+        (λ, ζ).
+        """
         rij = torch.linalg.vector_norm(vp, dim=1)
+        rs = self._p(n, "rs_unique")
         if kind == "radial":
-            return torch.exp(-self._p(n, "eta") * (rij[:, None] - self._p(n, "rs")) ** 2) * self._fc(rij, n)
-        rik = torch.linalg.vector_norm(vq, dim=1)
+            distance2 = (rij[:, None] - rs) ** 2
+            fc = self._fc_unique(rij, n)
+        else:
+            rik = torch.linalg.vector_norm(vq, dim=1)
+            distance2 = (rij[:, None] - rs) ** 2 + (rik[:, None] - rs) ** 2
+            fc = self._fc_unique(rij, n) * self._fc_unique(rik, n)
+            if kind == "narrow":
+                rjk = torch.linalg.vector_norm(vq - vp, dim=1)
+                distance2 = distance2 + (rjk[:, None] - rs) ** 2
+                fc = fc * self._fc_unique(rjk, n)
+        gaussians = torch.exp(-self._p(n, "er_eta") * distance2[:, self._p(n, "er_rs")])
+        values = gaussians[:, self._p(n, "er_col")] * fc[:, self._p(n, "rc_col")]
+        if kind == "radial":
+            return values
         cos = (vp * vq).sum(dim=1) / (rij * rik)
-        rs = self._p(n, "rs")
-        base = (1.0 + self._p(n, "lam") * cos[:, None]).clamp(min=0.0)
-        exponent = (rij[:, None] - rs) ** 2 + (rik[:, None] - rs) ** 2
-        fc = self._fc(rij, n) * self._fc(rik, n)
-        if kind == "narrow":
-            rjk = torch.linalg.vector_norm(vq - vp, dim=1)
-            exponent = exponent + (rjk[:, None] - rs) ** 2
-            fc = fc * self._fc(rjk, n)
-        return self._p(n, "norm") * base ** self._p(n, "zeta") * torch.exp(-self._p(n, "eta") * exponent) * fc
+        angular = []
+        for lam, zeta in lam_zeta:
+            base = (1.0 + lam * cos).clamp(min=0.0)
+            angular.append(base ** int(zeta) if float(zeta).is_integer() else base**zeta)
+        angular = torch.stack(angular, dim=1)[:, self._p(n, "lz_col")]
+        return values * angular * self._p(n, "norm")
 
-    def _selections(self, species: Tensor, pair_i: Tensor, pair_j: Tensor, triplet_p: Tensor, triplet_q: Tensor):
-        """Per group: (group, kind, centre atom of each term, first pair, second pair or None)."""
+    def _fc_unique(self, r: Tensor, n: int) -> Tensor:
+        """Cutoff values (n_sel, n_distinct_rc)."""
+        return cutoff_function(r[:, None], self._p(n, "rc_unique")[None, :], self.cutoff_type, self.cutoff_alpha)
+
+    def _selections(self, species: Tensor, vectors: Tensor, pair_i: Tensor, pair_j: Tensor, triplet_p: Tensor, triplet_q: Tensor):
+        """Per group: (group, kind, (λ, ζ) list, centre atom of each term, first pair, second pair or None).
+
+        Narrow-function triplets whose j–k distance is beyond the group's largest
+        cutoff contribute nothing and are dropped here (f_c(r_jk) = 0 there, with
+        zero derivative)."""
         species_i, species_j = species[pair_i], species[pair_j]
         if triplet_p.numel():
             sj, sk = species_j[triplet_p], species_j[triplet_q]
             low, high = torch.minimum(sj, sk), torch.maximum(sj, sk)
             species_t = species_i[triplet_p]
-        for n, kind, center, neighbors in self._groups:
+        for n, kind, center, neighbors, lam_zeta, rc_max in self._groups:
             if kind == "radial":
                 sel = torch.nonzero((species_i == center) & (species_j == neighbors[0])).squeeze(1)
-                yield n, kind, pair_i[sel], sel, None
+                yield n, kind, lam_zeta, pair_i[sel], sel, None
             elif triplet_p.numel():
                 sel = torch.nonzero((species_t == center) & (low == neighbors[0]) & (high == neighbors[1])).squeeze(1)
-                p = triplet_p[sel]
-                yield n, kind, pair_i[p], p, triplet_q[sel]
+                p, q = triplet_p[sel], triplet_q[sel]
+                if kind == "narrow":
+                    with torch.no_grad():
+                        keep = torch.nonzero(((vectors[q] - vectors[p]) ** 2).sum(dim=1) < rc_max * rc_max).squeeze(1)
+                    p, q = p[keep], q[keep]
+                yield n, kind, lam_zeta, pair_i[p], p, q
 
     def forward(self, species: Tensor, vectors: Tensor, pair_i: Tensor, pair_j: Tensor, triplet_p: Tensor, triplet_q: Tensor) -> Tensor:
         """species: (n_atoms,) element index; vectors: (n_pairs, 3) Å, r_j − r_i;
@@ -156,8 +188,8 @@ class SymmetryFunctions(torch.nn.Module):
         Returns G: (n_atoms, n_features)."""
         n_atoms = species.shape[0]
         out = vectors.new_zeros(n_atoms * self.n_features)
-        for n, kind, atoms, p, q in self._selections(species, pair_i, pair_j, triplet_p, triplet_q):
-            values = self._terms(n, kind, vectors[p], None if q is None else vectors[q])
+        for n, kind, lam_zeta, atoms, p, q in self._selections(species, vectors, pair_i, pair_j, triplet_p, triplet_q):
+            values = self._terms(n, kind, lam_zeta, vectors[p], None if q is None else vectors[q])
             index = (atoms[:, None] * self.n_features + self._p(n, "column")[None, :]).reshape(-1)
             out = out.index_add(0, index, values.reshape(-1))
         return out.view(n_atoms, self.n_features)
@@ -174,11 +206,11 @@ class SymmetryFunctions(torch.nn.Module):
         features = vectors.new_zeros(species.shape[0] * F)
         jacobian = vectors.new_zeros((vectors.shape[0] * F, 3))
         basis = torch.eye(3, dtype=vectors.dtype)
-        for n, kind, atoms, p, q in self._selections(species, pair_i, pair_j, triplet_p, triplet_q):
+        for n, kind, lam_zeta, atoms, p, q in self._selections(species, vectors, pair_i, pair_j, triplet_p, triplet_q):
             column = self._p(n, "column")[None, :]
             vp = vectors[p]
             vq = None if q is None else vectors[q]
-            values = self._terms(n, kind, vp, vq)
+            values = self._terms(n, kind, lam_zeta, vp, vq)
             features.index_add_(0, (atoms[:, None] * F + column).reshape(-1), values.reshape(-1))
             legs = [(p, 0)] if q is None else [(p, 0), (q, 1)]
             for pairs, leg in legs:
@@ -187,10 +219,10 @@ class SymmetryFunctions(torch.nn.Module):
                     tangent = basis[c].expand_as(vp)
                     zero = torch.zeros_like(vp)
                     if q is None:
-                        _, d = torch.func.jvp(lambda a: self._terms(n, kind, a, None), (vp,), (tangent,))
+                        _, d = torch.func.jvp(lambda a: self._terms(n, kind, lam_zeta, a, None), (vp,), (tangent,))
                     else:
                         tangents = (tangent, zero) if leg == 0 else (zero, tangent)
-                        _, d = torch.func.jvp(lambda a, b: self._terms(n, kind, a, b), (vp, vq), tangents)
+                        _, d = torch.func.jvp(lambda a, b: self._terms(n, kind, lam_zeta, a, b), (vp, vq), tangents)
                     derivative.append(d)
                 derivative = torch.stack(derivative, dim=-1)  # (n_sel, n_functions, 3)
                 jacobian.index_add_(0, (pairs[:, None] * F + column).reshape(-1), derivative.reshape(-1, 3))

@@ -24,6 +24,16 @@ from forcefit.descriptors.scaling import FeatureScaling
 from forcefit.descriptors.symmetry_functions import SymmetryFunctions
 from forcefit.models.base import Potential
 
+class _Elementwise(torch.nn.Module):
+    def __init__(self, function):
+        super().__init__()
+        self.function = function
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.function(x)
+
+
+# n2p2's less common activations: gaussian exp(−x²/2), cos x, 1 − logistic(x), exp(−x), x².
 ACTIVATIONS = {
     "linear": torch.nn.Identity,
     "tanh": torch.nn.Tanh,
@@ -32,6 +42,11 @@ ACTIVATIONS = {
     "silu": torch.nn.SiLU,
     "relu": torch.nn.ReLU,
     "gelu": torch.nn.GELU,
+    "gaussian": lambda: _Elementwise(lambda x: torch.exp(-0.5 * x * x)),
+    "cos": lambda: _Elementwise(torch.cos),
+    "revlogistic": lambda: _Elementwise(lambda x: 1.0 - torch.sigmoid(x)),
+    "negexp": lambda: _Elementwise(lambda x: torch.exp(-x)),
+    "harmonic": lambda: _Elementwise(lambda x: x * x),
 }
 
 

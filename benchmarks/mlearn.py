@@ -1,0 +1,75 @@
+"""mlearn benchmark (Zuo et al., J. Phys. Chem. A 124, 731 (2020)): train a BPNN on
+{Si,Mo}_train.extxyz, report test energy MAE (meV/atom), force MAE (eV/Å) and wall
+time, next to the published n2p2 NNP and MTP figures and n2p2 trained here.
+
+    python benchmarks/mlearn.py [--elements Si Mo] [--max-seconds 700] [--threads 1]
+
+Validation is a random 10% of the training file (its tail is all "Elastic" frames).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+from rich.console import Console
+
+from forcefit.config import Config, DataConfig, ModelConfig
+from forcefit.training.run import train_from_config
+from forcefit.training.trainer import TrainingConfig
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "mlearn"
+REFERENCE = {  # test E MAE meV/atom, F MAE eV/Å
+    "Si": {"n2p2 NNP (mlearn)": (5.63, 0.109), "n2p2 trained here (860 s)": (10.4, 0.0995), "MTP": (2.21, 0.06)},
+    "Mo": {"n2p2 NNP (mlearn)": (3.65, 0.125), "MTP": (2.83, 0.09)},
+}
+
+
+def config_for(element: str, max_seconds: float, out: Path) -> Config:
+    return Config(
+        data=DataConfig(train=str(SHARED / f"{element}_train.extxyz"), test=str(SHARED / f"{element}_test.extxyz"), split=[0.9, 0.1, 0.0]),
+        model=ModelConfig(cutoff=5.2, cutoff_type="tanh", n_radial=10, n_angular=4, angular_kind="wide", r_min=1.5,
+                          zetas=[1.0, 4.0], hidden=[32, 32], activation="tanh"),
+        training=TrainingConfig(epochs=2000, batch_size=4, learning_rate=2e-3, lr_patience=15, lr_factor=0.5,
+                                early_stopping=60, energy_weight=1000.0, force_weight=1.0, seed=0, max_seconds=max_seconds),
+        output=str(out / f"mlearn_{element}"),
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--elements", nargs="+", default=["Si", "Mo"])
+    parser.add_argument("--max-seconds", type=float, default=700.0, help="training wall-time budget per element")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", default="runs/benchmarks")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    console = Console()
+    results = {}
+    for element in args.elements:
+        config = config_for(element, args.max_seconds, Path(args.out))
+        if Path(config.output).exists():
+            import shutil
+
+            shutil.rmtree(config.output)
+        started = time.perf_counter()
+        _, stats = train_from_config(config, console=console)
+        wall = time.perf_counter() - started
+        results[element] = {"energy_mae": stats["test"]["energy_mae"], "forces_mae": stats["test"]["forces_mae"] / 1000.0, "wall_seconds": wall}
+    lines = ["| element | model | test E MAE (meV/atom) | test F MAE (eV/Å) | wall time |", "|---|---|---|---|---|"]
+    for element, r in results.items():
+        lines.append(f"| {element} | forcefit BPNN ({args.threads} thread) | {r['energy_mae']:.2f} | {r['forces_mae']:.3f} | {r['wall_seconds']:.0f} s |")
+        for name, (e, f) in REFERENCE[element].items():
+            lines.append(f"| {element} | {name} | {e} | {f} | |")
+    table = "\n".join(lines)
+    console.print(table)
+    out = Path(__file__).with_name("results")
+    out.mkdir(exist_ok=True)
+    (out / f"mlearn_{'_'.join(args.elements)}.md").write_text(table + "\n")
+    (out / f"mlearn_{'_'.join(args.elements)}.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
