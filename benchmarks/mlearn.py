@@ -30,10 +30,10 @@ REFERENCE = {  # test E MAE meV/atom, F MAE eV/Å
 def config_for(element: str, max_seconds: float, out: Path) -> Config:
     return Config(
         data=DataConfig(train=str(SHARED / f"{element}_train.extxyz"), test=str(SHARED / f"{element}_test.extxyz"), split=[0.9, 0.1, 0.0]),
-        model=ModelConfig(cutoff=5.2, cutoff_type="tanh", n_radial=10, n_angular=4, angular_kind="wide", r_min=1.5,
-                          zetas=[1.0, 4.0], hidden=[32, 32], activation="tanh"),
-        training=TrainingConfig(epochs=2000, batch_size=4, learning_rate=2e-3, lr_patience=15, lr_factor=0.5,
-                                early_stopping=60, energy_weight=1000.0, force_weight=1.0, seed=0, max_seconds=max_seconds),
+        model=ModelConfig(cutoff=5.2, cutoff_type="tanh", n_radial=12, n_angular=5, angular_kind="wide", r_min=1.5,
+                          zetas=[1.0, 4.0], hidden=[48, 48], activation="tanh"),
+        training=TrainingConfig(epochs=5000, batch_size=4, learning_rate=2e-3, lr_patience=30, lr_factor=0.5,
+                                early_stopping=200, energy_weight=5000.0, force_weight=1.0, seed=0, max_seconds=max_seconds),
         output=str(out / f"mlearn_{element}"),
     )
 
@@ -41,7 +41,7 @@ def config_for(element: str, max_seconds: float, out: Path) -> Config:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--elements", nargs="+", default=["Si", "Mo"])
-    parser.add_argument("--max-seconds", type=float, default=700.0, help="training wall-time budget per element")
+    parser.add_argument("--max-seconds", type=float, default=600.0, help="training wall-time budget per element")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default="runs/benchmarks")
     args = parser.parse_args()

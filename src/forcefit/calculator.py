@@ -5,8 +5,10 @@ It runs the same code as training: structure → neighbour lists → model →
 
 Results: energy and free_energy (reference scale, Σ E_i − b), energies (per atom,
 E_i − b/N so that they add up to the energy), forces, and stress for 3-D periodic
-cells. For symmetry-function models, `extrapolation` counts (atom, function) pairs
-outside the training range and `extrapolating_atoms` flags each atom.
+cells. For symmetry-function models, extrapolation is counted, never raised:
+`extrapolation` is the number of (atom, function) values outside the training
+range, `extrapolating_atoms` flags each atom and `extrapolation_per_function`
+counts atoms per symmetry-function column.
 """
 from __future__ import annotations
 
@@ -53,4 +55,5 @@ class Calculator(AseCalculator):
         if prediction.features is not None:
             outside = self.model.scaling.outside_range(prediction.features, self.model.species(graph.numbers))
             self.results["extrapolation"] = int(outside.sum())
+            self.results["extrapolation_per_function"] = outside.sum(dim=0).numpy()
             self.results["extrapolating_atoms"] = outside.any(dim=1).numpy()

@@ -3,6 +3,8 @@
     forcefit train config.yaml [--resume] [--output DIR]
     forcefit evaluate model.ffm data.extxyz [--energy-key K] [--forces-key K] [--output DIR]
     forcefit md model.ffm structure.xyz [--steps N] [--timestep FS] [--temperature K]
+    forcefit import-n2p2 DIR -o model.ffm --length-unit bohr --energy-unit hartree
+    forcefit export-n2p2 model.ffm DIR [--length-unit U] [--energy-unit U]
 """
 from __future__ import annotations
 
@@ -56,6 +58,35 @@ def _md(args, console):
     )
 
 
+def _import_n2p2(args, console):
+    from forcefit.config import unit_value
+    from forcefit.io.n2p2 import load_potential
+    from forcefit.models.saving import save_model
+
+    model = load_potential(args.directory, length_unit=unit_value(args.length_unit, "--length-unit"),
+                           energy_unit=unit_value(args.energy_unit, "--energy-unit"))
+    save_model(model, args.output, metadata={"imported_from": str(args.directory)})
+    console.print(f"{args.directory}: {model.elements}, {model.descriptor.n_features_per_element} symmetry functions, "
+                  f"cutoff {model.cutoff:.4f} Å → {args.output}")
+
+
+def _export_n2p2(args, console):
+    from forcefit.config import unit_value
+    from forcefit.io.n2p2 import save_potential
+    from forcefit.models.saving import load_model
+
+    save_potential(load_model(args.model), args.directory, length_unit=unit_value(args.length_unit, "--length-unit"),
+                   energy_unit=unit_value(args.energy_unit, "--energy-unit"))
+    console.print(f"wrote input.nn, scaling.data and weights.NNN.data to {args.directory}")
+
+
+def _unit(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="forcefit", description="Fit interatomic potentials to quantum reference data.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -86,6 +117,19 @@ def build_parser() -> argparse.ArgumentParser:
     md.add_argument("--seed", type=int, default=0)
     md.add_argument("--trajectory", help="ASE .traj file to write")
     md.set_defaults(run=_md)
+    importer = commands.add_parser("import-n2p2", help="convert an n2p2 potential directory into a forcefit model")
+    importer.add_argument("directory")
+    importer.add_argument("-o", "--output", required=True, help="model file to write (.ffm)")
+    importer.add_argument("--length-unit", type=_unit, required=True, help="Å per file length unit, or 'bohr'/'angstrom'")
+    importer.add_argument("--energy-unit", type=_unit, required=True, help="eV per file energy unit, or 'hartree'/'ev'")
+    importer.set_defaults(run=_import_n2p2)
+
+    exporter = commands.add_parser("export-n2p2", help="write a forcefit BPNN as n2p2 input.nn/scaling.data/weights files")
+    exporter.add_argument("model")
+    exporter.add_argument("directory")
+    exporter.add_argument("--length-unit", type=_unit, default=1.0, help="Å per file length unit (default Å)")
+    exporter.add_argument("--energy-unit", type=_unit, default=1.0, help="eV per file energy unit (default eV)")
+    exporter.set_defaults(run=_export_n2p2)
     return parser
 
 

@@ -175,7 +175,7 @@ def load_potential(directory, *, length_unit: float, energy_unit: float) -> BPNN
     conv_energy = float(value("conv_energy", ["1.0"])[0])
     with torch.no_grad():
         model.energy_scale.fill_(energy_unit / conv_energy)
-        model.atom_reference.copy_(torch.tensor([(mean_energy + atom_energy.get(e, 0.0)) * energy_unit for e in elements]))
+        model.atom_reference.copy_(torch.tensor([(mean_energy + atom_energy.get(e, 0.0)) * energy_unit for e in elements], dtype=torch.float64))
     return model
 
 
