@@ -85,4 +85,8 @@ def predict(model, batch, *, forces: bool = True, stress: bool = False, training
                 pair_gradients = _gradient(atom_energies, vectors, training)
             force_values, stress_values = assemble(batch, vectors.detach() if not training else vectors, pair_gradients, stress)
     features = None if features is None else features.detach()
+    if not training:  # plain numbers for callers; the graph is only needed by the loss
+        energy, atom_energies = energy.detach(), atom_energies.detach()
+        force_values = None if force_values is None else force_values.detach()
+        stress_values = None if stress_values is None else stress_values.detach()
     return Prediction(energy, atom_energies, force_values, stress_values, features)

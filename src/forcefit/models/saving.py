@@ -46,7 +46,11 @@ def model_from_dict(data: dict, source: str = "model"):
         raise ValueError(f"{source}: unknown model kind {kind!r}; known: {sorted(MODELS)}")
     model = MODELS[kind].from_config(data["config"])
     model = model.to(getattr(torch, data["dtype"]))
-    model.load_state_dict(data["state"])
+    try:
+        model.load_state_dict(data["state"])
+    except RuntimeError as err:
+        first = str(err).splitlines()[1].strip()[:300] if len(str(err).splitlines()) > 1 else str(err)[:300]
+        raise ValueError(f"{source}: its tensors do not fit the model its config describes ({first})") from None
     return model
 
 
