@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 from rich.console import Console
 
 from forcefit.config import Config, DataConfig, ModelConfig
@@ -44,12 +45,20 @@ def main() -> None:
     parser.add_argument("--max-seconds", type=float, default=600.0, help="training wall-time budget per element")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default="runs/benchmarks")
+    parser.add_argument("--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override settings, e.g. training.energy_weight=2e4 model.hidden=[64,64]")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     console = Console()
     results = {}
     for element in args.elements:
         config = config_for(element, args.max_seconds, Path(args.out))
+        for item in args.set:
+            key, value = item.split("=", 1)
+            section, name = key.split(".")
+            if not hasattr(getattr(config, section), name):
+                raise SystemExit(f"--set {item}: {section} has no setting {name!r}")
+            setattr(getattr(config, section), name, yaml.safe_load(value))
         if Path(config.output).exists():
             import shutil
 
@@ -67,8 +76,8 @@ def main() -> None:
     console.print(table)
     out = Path(__file__).with_name("results")
     out.mkdir(exist_ok=True)
-    (out / f"mlearn_{'_'.join(args.elements)}.md").write_text(table + "\n")
-    (out / f"mlearn_{'_'.join(args.elements)}.json").write_text(json.dumps(results, indent=2))
+    (out / f"mlearn_{'_'.join(args.elements)}.md").write_text(table + "\n" + ("\noverrides: " + " ".join(args.set) + "\n" if args.set else ""))
+    (out / f"mlearn_{'_'.join(args.elements)}.json").write_text(json.dumps({"results": results, "overrides": args.set}, indent=2))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@
     forcefit md model.ffm structure.xyz [--steps N] [--timestep FS] [--temperature K]
     forcefit import-n2p2 DIR -o model.ffm --length-unit bohr --energy-unit hartree
     forcefit export-n2p2 model.ffm DIR [--length-unit U] [--energy-unit U]
+    forcefit lj-two-point --r0 R --energy U --force F
+    forcefit export-lammps model.ffm pair.lammps
 """
 from __future__ import annotations
 
@@ -80,6 +82,21 @@ def _export_n2p2(args, console):
     console.print(f"wrote input.nn, scaling.data and weights.NNN.data to {args.directory}")
 
 
+def _lj_two_point(args, console):
+    from forcefit.models.pair import lj_from_two_points
+
+    p = lj_from_two_points(args.r0, args.energy, args.force)
+    console.print(f"A = {p['A']:.10g} eV Å¹²   B = {p['B']:.10g} eV Å⁶   ε = {p['epsilon']:.10g} eV   σ = {p['sigma']:.10g} Å", highlight=False)
+
+
+def _export_lammps(args, console):
+    from forcefit.io.lammps import write_lammps
+    from forcefit.models.saving import load_model
+
+    path = write_lammps(load_model(args.model), args.output)
+    console.print(f"wrote {path} (include it after read_data; units metal)")
+
+
 def _unit(text: str):
     try:
         return float(text)
@@ -130,6 +147,16 @@ def build_parser() -> argparse.ArgumentParser:
     exporter.add_argument("--length-unit", type=_unit, default=1.0, help="Å per file length unit (default Å)")
     exporter.add_argument("--energy-unit", type=_unit, default=1.0, help="eV per file energy unit (default eV)")
     exporter.set_defaults(run=_export_n2p2)
+    two_point = commands.add_parser("lj-two-point", help="exact Lennard-Jones A, B, ε, σ through one (r0, U0, F0) point")
+    two_point.add_argument("--r0", type=float, required=True, help="distance, Å")
+    two_point.add_argument("--energy", type=float, required=True, help="pair energy U(r0), eV")
+    two_point.add_argument("--force", type=float, required=True, help="pair force F(r0) = −dU/dr, eV/Å (positive = repulsive)")
+    two_point.set_defaults(run=_lj_two_point)
+
+    lammps = commands.add_parser("export-lammps", help="write a pair potential as a LAMMPS input snippet")
+    lammps.add_argument("model")
+    lammps.add_argument("output", help="snippet file to write (a pair_style table also writes OUTPUT.table)")
+    lammps.set_defaults(run=_export_lammps)
     return parser
 
 

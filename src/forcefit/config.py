@@ -51,9 +51,16 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    kind: str = "bpnn"
+    kind: str = "bpnn"  # bpnn | linear | lj | morse | pair
     elements: list[str] | None = None  # default: the elements in the training data
     cutoff: float = 5.0  # Å
+    # pair potentials (lj, morse, pair): starting parameters per element pair "A-B"
+    # (or per element "A" with mixing: lorentz-berthelot), e.g. {"Ar-Ar": {"epsilon": 0.01, "sigma": 3.4}}
+    parameters: dict | None = None
+    cutoff_mode: str = "switch"  # shift | switch
+    switch_on: float | None = None  # Å, start of the switching region (default 0.9 cutoff)
+    mixing: str = "free"  # free | lorentz-berthelot
+    function: str | None = None  # kind: pair — "module:function" computing φ(r, params)
     cutoff_type: str = "tanh"
     cutoff_alpha: float = 0.0
     n_radial: int = 8

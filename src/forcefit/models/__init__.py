@@ -2,7 +2,9 @@
 from forcefit.models.base import Potential
 from forcefit.models.bpnn import BPNN
 from forcefit.models.forces import Prediction, predict
+from forcefit.models.linear import LinearModel
+from forcefit.models.pair import CustomPair, LennardJones, Morse, PairPotential
 
-MODELS = {BPNN.kind: BPNN}
+MODELS = {model.kind: model for model in (BPNN, LinearModel, LennardJones, Morse, CustomPair)}
 
-__all__ = ["Potential", "BPNN", "Prediction", "predict", "MODELS"]
+__all__ = ["Potential", "BPNN", "LinearModel", "PairPotential", "LennardJones", "Morse", "CustomPair", "Prediction", "predict", "MODELS"]

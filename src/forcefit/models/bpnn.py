@@ -16,10 +16,10 @@ training, so b is the only free constant.
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import Tensor
 
+from forcefit.descriptors.cache import cache_descriptors
 from forcefit.descriptors.scaling import FeatureScaling
 from forcefit.descriptors.symmetry_functions import SymmetryFunctions
 from forcefit.models.base import Potential
@@ -120,23 +120,8 @@ class BPNN(Potential):
 
     # ------------------------------------------------------------------ set-up
 
-    def cache_descriptors(self, graphs: list, chunk: int = 64) -> None:
-        """Store features and their Jacobian ∂G_{i_p}/∂r_p on each graph (once per structure)."""
-        from forcefit.data import collate
-
-        dtype = self.energy_offset.dtype
-        for start in range(0, len(graphs), chunk):
-            part = graphs[start : start + chunk]
-            batch = collate(part).to(dtype)
-            species = self.species(batch.numbers)
-            features, jacobian = self.descriptor.with_jacobian(
-                species, batch.vectors(), batch.pair_i, batch.pair_j, batch.triplet_p, batch.triplet_q
-            )
-            atoms = np.cumsum([0] + [g.numbers.shape[0] for g in part])
-            pairs = np.cumsum([0] + [g.pair_i.shape[0] for g in part])
-            for n, g in enumerate(part):
-                g.features = features[atoms[n] : atoms[n + 1]]
-                g.jacobian = jacobian[pairs[n] : pairs[n + 1]]
+    def cache_descriptors(self, graphs: list) -> None:
+        cache_descriptors(self, graphs)
 
     def initialise(self, graphs: list) -> None:
         """Fit the feature scaling, e_ref, b and the output scale to training graphs."""

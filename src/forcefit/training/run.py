@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
+from ase.data import atomic_numbers
 from rich.console import Console
 from rich.table import Table
 
@@ -21,9 +22,11 @@ from forcefit.data import make_graph, split_indices
 from forcefit.descriptors import SymmetryFunction, SymmetryFunctions, generate_symmetry_functions
 from forcefit.io import read_structures
 from forcefit.models import MODELS
+from forcefit.models.pair import PairPotential
 from forcefit.models.saving import save_model
 from forcefit.training.metrics import collect, error_statistics
 from forcefit.training.plots import learning_curve, parity_plots
+from forcefit.training.loss import LossWeights
 from forcefit.training.trainer import Trainer
 
 
@@ -59,17 +62,40 @@ def build_model(config: Config, structures) -> torch.nn.Module:
     m = config.model
     if m.kind not in MODELS:
         raise ValueError(f"model.kind: {m.kind!r}; available: {sorted(MODELS)}")
-    elements = m.elements or sorted({sym for s in structures for sym in s.symbols})
-    missing = set(sym for s in structures for sym in s.symbols) - set(elements)
+    present = {sym for s in structures for sym in s.symbols}
+    elements = m.elements or sorted(present, key=lambda e: atomic_numbers[e])
+    missing = present - set(elements)
     if missing:
         raise ValueError(f"model.elements {elements} does not cover elements in the data: {sorted(missing)}")
-    if m.symmetry_functions:
-        functions = [SymmetryFunction(**f) for f in m.symmetry_functions]
+    cls = MODELS[m.kind]
+    if issubclass(cls, PairPotential):
+        if not m.parameters:
+            raise ValueError(f"model.parameters: a {m.kind} potential needs starting parameters per element pair, e.g. "
+                             "{'Ar-Ar': {'epsilon': 0.01, 'sigma': 3.4}} for lj or {'H-H': {'D': 4.5, 'alpha': 2.0, 'r0': 0.74}} for morse")
+        options = {"cutoff_mode": m.cutoff_mode, "switch_on": m.switch_on, "mixing": m.mixing}
+        if m.kind == "pair":
+            if not m.function:
+                raise ValueError("model.function: a 'pair' potential needs its φ(r, params) as 'module:function'")
+            options["function"] = m.function
+        model = cls(elements, m.cutoff, m.parameters, **options)
     else:
-        functions = generate_symmetry_functions(elements, m.cutoff, m.n_radial, m.n_angular, m.r_min, m.angular_kind, tuple(m.zetas))
-    descriptor = SymmetryFunctions(elements, functions, m.cutoff_type, m.cutoff_alpha)
-    model = MODELS[m.kind](descriptor, hidden=m.hidden, activation=m.activation, scaling={"mode": m.scaling})
+        if m.symmetry_functions:
+            functions = [SymmetryFunction(**f) for f in m.symmetry_functions]
+        else:
+            functions = generate_symmetry_functions(elements, m.cutoff, m.n_radial, m.n_angular, m.r_min, m.angular_kind, tuple(m.zetas))
+        descriptor = SymmetryFunctions(elements, functions, m.cutoff_type, m.cutoff_alpha)
+        if m.kind == "linear":
+            model = cls(descriptor)
+        else:
+            model = cls(descriptor, hidden=m.hidden, activation=m.activation, scaling={"mode": m.scaling})
     return model.to(getattr(torch, m.dtype))
+
+
+def describe(model) -> str:
+    text = f"model: {model.kind}, elements {model.elements}, {sum(p.numel() for p in model.parameters())} parameters, cutoff {model.cutoff} Å"
+    if hasattr(model, "descriptor"):
+        text += f", {model.descriptor.n_features_per_element} symmetry functions per element"
+    return text
 
 
 def prepare(model, structures) -> list:
@@ -122,14 +148,22 @@ def train_from_config(config: Config, resume: bool = False, console: Console | N
     torch.manual_seed(config.training.seed)
     np.random.seed(config.training.seed)
     model = build_model(config, train + validation + test)
-    console.print(f"model: {model.kind}, elements {model.elements}, {sum(p.numel() for p in model.parameters())} parameters, "
-                  f"{model.descriptor.n_features_per_element} symmetry functions per element, cutoff {model.cutoff} Å")
+    console.print(describe(model), soft_wrap=True)
     graphs = {name: prepare(model, s) for name, s in (("train", train), ("validation", validation), ("test", test))}
     model.initialise(graphs["train"])
-    trainer = Trainer(model, graphs["train"], graphs["validation"], config.training, run_dir,
-                      names=[s.source for s in train], console=console)
-    history = trainer.fit(resume=resume)
-    save_model(model, run_dir / "model.ffm", metadata={"config": config.to_dict(), "epochs": trainer.epoch})
+    if config.training.optimizer == "ridge":
+        if not hasattr(model, "fit_ridge"):
+            raise ValueError(f"training.optimizer 'ridge' solves linear models only, not {model.kind!r}")
+        weights = LossWeights(config.training.energy_weight, config.training.force_weight, config.training.energy_per_atom)
+        model.fit_ridge(graphs["train"], weights, config.training.ridge)
+        history, epochs = [], 0
+        console.print(f"closed-form ridge solution (λ = {config.training.ridge:g})")
+    else:
+        trainer = Trainer(model, graphs["train"], graphs["validation"], config.training, run_dir,
+                          names=[s.source for s in train], console=console)
+        history = trainer.fit(resume=resume)
+        epochs = trainer.epoch
+    save_model(model, run_dir / "model.ffm", metadata={"config": config.to_dict(), "epochs": epochs})
     with (run_dir / "history.csv").open("w", newline="") as handle:
         if history:
             writer = csv.DictWriter(handle, fieldnames=list(history[0]))

@@ -28,7 +28,7 @@ from forcefit.training.loss import LossWeights, force_matching_loss
 class TrainingConfig:
     epochs: int = 200
     batch_size: int = 16
-    optimizer: str = "adam"  # adam | lbfgs
+    optimizer: str = "adam"  # adam | lbfgs | ridge (closed form, linear models only)
     learning_rate: float = 1e-3
     lr_factor: float = 0.5
     lr_patience: int = 10
@@ -39,10 +39,11 @@ class TrainingConfig:
     energy_per_atom: bool = True
     seed: int = 0
     max_seconds: float | None = None  # wall-time budget for the whole run
+    ridge: float = 1e-8  # λ of the ridge term λ|c|² (optimizer: ridge)
 
     def __post_init__(self) -> None:
-        if self.optimizer not in ("adam", "lbfgs"):
-            raise ValueError(f"training.optimizer: {self.optimizer!r}; expected 'adam' or 'lbfgs'")
+        if self.optimizer not in ("adam", "lbfgs", "ridge"):
+            raise ValueError(f"training.optimizer: {self.optimizer!r}; expected 'adam', 'lbfgs' or 'ridge'")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("training.epochs and training.batch_size must be at least 1")
 
@@ -57,10 +58,13 @@ class Trainer:
         self.console = console or Console()
         self.weights = LossWeights(config.energy_weight, config.force_weight, config.energy_per_atom)
         parameters = [p for p in model.parameters() if p.requires_grad]
+        if config.optimizer == "ridge":
+            raise ValueError("training.optimizer 'ridge' is a closed-form solve, not an iterative trainer (see LinearModel.fit_ridge)")
         if config.optimizer == "adam":
             self.optimizer = torch.optim.Adam(parameters, lr=config.learning_rate)
         else:
-            self.optimizer = torch.optim.LBFGS(parameters, lr=config.learning_rate, max_iter=20, history_size=20, line_search_fn="strong_wolfe")
+            self.optimizer = torch.optim.LBFGS(parameters, lr=config.learning_rate, max_iter=20, history_size=20,
+                                               tolerance_grad=1e-14, tolerance_change=1e-18, line_search_fn="strong_wolfe")
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer, factor=config.lr_factor, patience=config.lr_patience, min_lr=config.min_learning_rate
         )
@@ -166,7 +170,7 @@ class Trainer:
                 indices = everything[start : start + size]
                 loss, _, _ = self._loss(indices, self.train, self.names)
                 (loss * len(indices) / len(everything)).backward()
-                total += float(loss) * len(indices) / len(everything)
+                total += loss.item() * len(indices) / len(everything)
             return torch.tensor(total)
 
         loss = float(self.optimizer.step(closure))

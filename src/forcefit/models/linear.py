@@ -1,0 +1,143 @@
+"""Linear model on symmetry functions: E = Σ_i [c_{Z_i} · G̃_i + e_{Z_i}].
+
+G̃ are the symmetry functions scaled with training-set statistics (as for the
+network, `scalecenter` by default): the same model as on raw G up to the
+constants, but a far better conditioned problem for any solver.
+
+Energies and forces are linear in θ = (c, e, b): a structure's energy is
+Σ_Z (Σ_{i∈Z} G_i) · c_Z + Σ_Z N_Z e_Z − b, and its forces are
+F_k = −Σ_p (δ_{k i_p} − δ_{k j_p}) Σ_f c_{Z_{i_p} f} ∂G_{i_p f}/∂r_p, i.e. the force
+rows of the design matrix come from the cached descriptor Jacobian. The loss
+(`forcefit.training.loss`) plus a ridge term λ|c|² is then a quadratic form
+
+    L(θ) = (1/S) |W^{1/2} (X θ − y)|² + λ |c|²,
+
+solved in closed form (`fit_ridge`), and its gradient is analytic:
+∂L/∂θ = (2/S) Xᵀ W (X θ − y) + 2 λ c (`loss_gradient`).
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from forcefit.descriptors.cache import cache_descriptors
+from forcefit.descriptors.scaling import FeatureScaling
+from forcefit.descriptors.symmetry_functions import SymmetryFunctions
+from forcefit.models.base import Potential
+
+
+class LinearModel(Potential):
+    kind = "linear"
+
+    def __init__(self, descriptor: dict | SymmetryFunctions, scaling: dict | None = None):
+        if isinstance(descriptor, dict):
+            descriptor = SymmetryFunctions.from_config(descriptor)
+        super().__init__(descriptor.elements, descriptor.cutoff, descriptor.angular_cutoff)
+        self.descriptor = descriptor
+        n_elements, n_features = len(self.elements), descriptor.n_features
+        self.coefficients = torch.nn.Parameter(torch.zeros((n_elements, n_features), dtype=torch.float64))
+        self.element_energies = torch.nn.Parameter(torch.zeros(n_elements, dtype=torch.float64))
+        mask = torch.zeros((n_elements, n_features), dtype=torch.bool)
+        for e, n in enumerate(descriptor.n_features_per_element):
+            mask[e, :n] = True
+        self.register_buffer("feature_mask", mask, persistent=False)
+        self.scaling = FeatureScaling(n_elements, n_features, **(scaling or {}))
+
+    def features(self, batch, vectors: Tensor) -> Tensor:
+        species = self.species(batch.numbers)
+        return self.descriptor(species, vectors, batch.pair_i, batch.pair_j, batch.triplet_p, batch.triplet_q)
+
+    def atom_energies(self, batch, vectors: Tensor) -> Tensor:
+        return self.atom_energies_from_features(self.features(batch, vectors), self.species(batch.numbers))
+
+    def atom_energies_from_features(self, features: Tensor, species: Tensor) -> Tensor:
+        c = self.coefficients * self.feature_mask
+        return (self.scaling(features, species) * c[species]).sum(dim=1) + self.element_energies[species]
+
+    def cache_descriptors(self, graphs: list) -> None:
+        cache_descriptors(self, graphs)
+
+    def initialise(self, graphs: list) -> None:
+        """Fit the feature scaling on training graphs; coefficients start at zero, b = 0."""
+        from forcefit.data import collate
+
+        batch = collate(graphs)
+        species = self.species(batch.numbers)
+        features = batch.features
+        if features is None:
+            features = self.features(batch, batch.vectors().to(self.energy_offset.dtype)).detach()
+        self.scaling.fit(features, species, self.descriptor.n_features_per_element)
+
+    # ----------------------------------------------------------- quadratic form
+
+    def _theta(self) -> Tensor:
+        return torch.cat([self.coefficients[self.feature_mask], self.element_energies, self.energy_offset[None]])
+
+    def _set_theta(self, theta: Tensor) -> None:
+        n_c = int(self.feature_mask.sum())
+        with torch.no_grad():
+            coefficients = torch.zeros_like(self.coefficients)
+            coefficients[self.feature_mask] = theta[:n_c]
+            self.coefficients.copy_(coefficients)
+            self.element_energies.copy_(theta[n_c : n_c + len(self.elements)])
+            self.energy_offset.fill_(float(theta[-1]))
+
+    def design(self, graphs: list, weights) -> tuple[Tensor, Tensor, Tensor]:
+        """Rows X, targets y and row weights w such that the loss is (1/S) Σ w (Xθ − y)²."""
+        from forcefit.data import collate
+        from forcefit.models.forces import assemble
+
+        batch = collate(graphs)
+        if batch.features is None:
+            raise ValueError("the linear model's design matrix needs cached descriptors (cache_descriptors)")
+        species = self.species(batch.numbers)
+        S, N = batch.n_structures, batch.numbers.shape[0]
+        columns = [(e, f) for e in range(len(self.elements)) for f in range(self.descriptor.n_features) if self.feature_mask[e, f]]
+        n_theta = len(columns) + len(self.elements) + 1
+        scale = (1.0 / batch.n_atoms.double()) if weights.energy_per_atom else torch.ones(S, dtype=torch.float64)
+        energy_rows = torch.zeros((S, n_theta), dtype=torch.float64)
+        force_rows = torch.zeros((N * 3, n_theta), dtype=torch.float64)
+        centre = species[batch.pair_i]
+        scaled = self.scaling(batch.features, species)
+        for col, (e, f) in enumerate(columns):
+            own = (species == e).double()
+            energy_rows[:, col] = torch.zeros(S, dtype=torch.float64).index_add(0, batch.structure_index, scaled[:, f] * own)
+            gradients = batch.jacobian[:, f, :] * (self.scaling.factor[e, f] * (centre == e).double())[:, None]
+            forces, _ = assemble(batch, batch.vectors(), gradients, stress=False)
+            force_rows[:, col] = forces.reshape(-1)
+        for e in range(len(self.elements)):
+            energy_rows[:, len(columns) + e] = torch.zeros(S, dtype=torch.float64).index_add(0, batch.structure_index, (species == e).double())
+        energy_rows[:, -1] = -1.0
+        energy_rows *= scale[:, None]
+        y_energy = batch.ref_energy * scale
+        y_forces = batch.ref_forces.reshape(-1)
+        w_energy = weights.energy * batch.weight * torch.isfinite(y_energy)
+        w_forces = weights.forces * batch.weight[batch.structure_index].repeat_interleave(3) * torch.isfinite(y_forces)
+        X = torch.cat([energy_rows, force_rows])
+        y = torch.nan_to_num(torch.cat([y_energy, y_forces]))
+        w = torch.cat([w_energy, w_forces]) / S
+        return X, y, w
+
+    def ridge_penalty_mask(self) -> Tensor:
+        n_c = int(self.feature_mask.sum())
+        mask = torch.zeros(n_c + len(self.elements) + 1, dtype=torch.float64)
+        mask[:n_c] = 1.0
+        return mask
+
+    def fit_ridge(self, graphs: list, weights, ridge: float = 1e-8) -> "LinearModel":
+        """Minimise the loss + ridge |c|² exactly (normal equations, least-squares solve)."""
+        X, y, w = self.design(graphs, weights)
+        A = X.T @ (w[:, None] * X) + torch.diag(ridge * self.ridge_penalty_mask())
+        rhs = X.T @ (w * y)
+        theta = torch.linalg.lstsq(A, rhs[:, None], driver="gelsd").solution[:, 0]
+        self._set_theta(theta)
+        return self
+
+    def loss_gradient(self, graphs: list, weights, ridge: float = 0.0) -> Tensor:
+        """∂(loss + ridge|c|²)/∂θ, analytic; θ = (c over valid features, e per element, b)."""
+        X, y, w = self.design(graphs, weights)
+        theta = self._theta().detach()
+        return 2.0 * X.T @ (w * (X @ theta - y)) + 2.0 * ridge * self.ridge_penalty_mask() * theta
+
+    def get_config(self) -> dict:
+        return {"descriptor": self.descriptor.get_config(), "scaling": self.scaling.get_config()}
