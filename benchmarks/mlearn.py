@@ -33,8 +33,8 @@ def config_for(element: str, max_seconds: float, out: Path) -> Config:
         data=DataConfig(train=str(SHARED / f"{element}_train.extxyz"), test=str(SHARED / f"{element}_test.extxyz"), split=[0.9, 0.1, 0.0]),
         model=ModelConfig(cutoff=5.2, cutoff_type="tanh", n_radial=12, n_angular=5, angular_kind="wide", r_min=1.5,
                           zetas=[1.0, 4.0], hidden=[48, 48], activation="tanh"),
-        training=TrainingConfig(epochs=5000, batch_size=4, learning_rate=2e-3, lr_patience=30, lr_factor=0.5,
-                                early_stopping=200, energy_weight=5000.0, force_weight=1.0, seed=0, max_seconds=max_seconds),
+        training=TrainingConfig(epochs=5000, batch_size=4, learning_rate=2e-3, lr_patience=60, lr_factor=0.5,
+                                early_stopping=400, energy_weight=20000.0, force_weight=1.0, seed=0, max_seconds=max_seconds),
         output=str(out / f"mlearn_{element}"),
     )
 
@@ -42,7 +42,7 @@ def config_for(element: str, max_seconds: float, out: Path) -> Config:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--elements", nargs="+", default=["Si", "Mo"])
-    parser.add_argument("--max-seconds", type=float, default=600.0, help="training wall-time budget per element")
+    parser.add_argument("--max-seconds", type=float, default=700.0, help="training wall-time budget per element")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default="runs/benchmarks")
     parser.add_argument("--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE",

@@ -1,6 +1,8 @@
 """The command line: strict config, a full tiny training run, evaluate, resume, md."""
 from pathlib import Path
 
+import numpy as np
+
 import pytest
 import yaml
 
@@ -56,3 +58,39 @@ def test_train_evaluate_resume_and_md(tmp_path, capsys):
 def test_missing_file_is_reported_not_a_traceback(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path / "none.ffm"), DATA]) == 1
     assert "none.ffm: no such model file" in capsys.readouterr().err
+
+
+def test_every_model_kind_trains_from_yaml_and_runs_in_ase(tmp_path):
+    from forcefit.calculator import Calculator
+    from forcefit.io import read_extxyz, write_extxyz
+    from forcefit.models import LennardJones
+
+    from contracts import evaluate
+    from test_pair_linear import argon_data
+
+    truth = LennardJones(["Ar"], 7.0, {"Ar-Ar": {"epsilon": 0.0104, "sigma": 3.40}})
+    write_extxyz(tmp_path / "argon.extxyz", argon_data(truth, 10))
+    configs = {
+        "lj": {"data": {"train": str(tmp_path / "argon.extxyz"), "split": [0.8, 0.2, 0.0]},
+               "model": {"kind": "lj", "cutoff": 7.0, "parameters": {"Ar-Ar": {"epsilon": 0.02, "sigma": 3.2}}},
+               "training": {"optimizer": "lbfgs", "learning_rate": 1.0, "epochs": 10, "batch_size": 8}},
+        "linear": {"data": {"train": DATA, "max_structures": 40},
+                   "model": {"kind": "linear", "cutoff": 4.0, "n_radial": 3, "n_angular": 1},
+                   "training": {"optimizer": "ridge", "energy_weight": 10.0}},
+    }
+    for kind, config in configs.items():
+        config["output"] = str(tmp_path / kind)
+        path = tmp_path / f"{kind}.yaml"
+        path.write_text(yaml.safe_dump(config))
+        assert main(["train", str(path)]) == 0, kind
+        calc = Calculator.load(tmp_path / kind / "model.ffm")
+        atoms = read_extxyz(config["data"]["train"])[0].to_atoms()
+        atoms.calc = calc
+        assert np.isfinite(atoms.get_potential_energy()) and np.isfinite(atoms.get_forces()).all()
+    fitted = read_extxyz(tmp_path / "argon.extxyz")[0]
+    _, forces, _ = evaluate(truth, fitted)
+    atoms = fitted.to_atoms()
+    atoms.calc = Calculator.load(tmp_path / "lj" / "model.ffm")
+    assert np.allclose(atoms.get_forces(), forces, atol=1e-6)
+    assert main(["export-lammps", str(tmp_path / "lj" / "model.ffm"), str(tmp_path / "pair.lammps")]) == 0
+    assert "pair_style" in (tmp_path / "pair.lammps").read_text()

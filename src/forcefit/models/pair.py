@@ -84,7 +84,7 @@ class PairPotential(Potential):
 
     def parameters_by_key(self) -> dict[str, dict[str, float]]:
         """Physical parameter values per element pair (or element), plain floats."""
-        return {key: {name: float(torch.exp(v[n])) for name, v in self.log_parameters.items()} for n, key in enumerate(self.keys)}
+        return {key: {name: float(torch.exp(v[n].detach())) for name, v in self.log_parameters.items()} for n, key in enumerate(self.keys)}
 
     def pair_energies(self, r: Tensor, p: dict[str, Tensor]) -> Tensor:
         """φ with the cutoff treatment applied, for distances r < r_c."""
