@@ -93,6 +93,7 @@ class SymmetryFunctions(torch.nn.Module):
             groups.setdefault((f.kind, index[f.center], neighbors), []).append((f, column[f.center]))
             column[f.center] += 1
         self._groups = []
+        self._identity = []
         for n, ((kind, center, neighbors), members) in enumerate(groups.items()):
             fs = [f for f, _ in members]
             rcs = sorted({f.rc for f in fs})
@@ -117,6 +118,7 @@ class SymmetryFunctions(torch.nn.Module):
             for name, values in indices.items():
                 self.register_buffer(f"g{n}_{name}", torch.tensor(values, dtype=torch.long), persistent=False)
             self._groups.append((n, kind, center, neighbors, lam_zeta, max(rcs)))
+            self._identity.append({name: None for name, values in indices.items() if values == list(range(len(values)))})
 
     def _p(self, n: int, name: str) -> Tensor:
         return getattr(self, f"g{n}_{name}")
@@ -142,8 +144,8 @@ class SymmetryFunctions(torch.nn.Module):
                 rjk = torch.linalg.vector_norm(vq - vp, dim=1)
                 distance2 = distance2 + (rjk[:, None] - rs) ** 2
                 fc = fc * self._fc_unique(rjk, n)
-        gaussians = torch.exp(-self._p(n, "er_eta") * distance2[:, self._p(n, "er_rs")])
-        values = gaussians[:, self._p(n, "er_col")] * fc[:, self._p(n, "rc_col")]
+        gaussians = torch.exp(-self._p(n, "er_eta") * self._columns(distance2, n, "er_rs"))
+        values = self._columns(gaussians, n, "er_col") * self._columns(fc, n, "rc_col")
         if kind == "radial":
             return values
         cos = (vp * vq).sum(dim=1) / (rij * rik)
@@ -151,8 +153,14 @@ class SymmetryFunctions(torch.nn.Module):
         for lam, zeta in lam_zeta:
             base = (1.0 + lam * cos).clamp(min=0.0)
             angular.append(base ** int(zeta) if float(zeta).is_integer() else base**zeta)
-        angular = torch.stack(angular, dim=1)[:, self._p(n, "lz_col")]
+        angular = self._columns(torch.stack(angular, dim=1), n, "lz_col")
         return values * angular * self._p(n, "norm")
+
+    def _columns(self, x: Tensor, n: int, name: str) -> Tensor:
+        """x[:, index] for a group's column index, skipping the copy when it is the identity."""
+        if name in self._identity[n]:
+            return x
+        return x.index_select(1, self._p(n, name))
 
     def _fc_unique(self, r: Tensor, n: int) -> Tensor:
         """Cutoff values (n_sel, n_distinct_rc)."""
@@ -164,17 +172,19 @@ class SymmetryFunctions(torch.nn.Module):
         Narrow-function triplets whose j–k distance is beyond the group's largest
         cutoff contribute nothing and are dropped here (f_c(r_jk) = 0 there, with
         zero derivative)."""
+        E = len(self.elements)
         species_i, species_j = species[pair_i], species[pair_j]
+        pair_code = species_i * E + species_j
         if triplet_p.numel():
             sj, sk = species_j[triplet_p], species_j[triplet_q]
-            low, high = torch.minimum(sj, sk), torch.maximum(sj, sk)
-            species_t = species_i[triplet_p]
+            # one integer per triplet: (centre, lower neighbour element, higher neighbour element)
+            triplet_code = (species_i[triplet_p] * E + torch.minimum(sj, sk)) * E + torch.maximum(sj, sk)
         for n, kind, center, neighbors, lam_zeta, rc_max in self._groups:
             if kind == "radial":
-                sel = torch.nonzero((species_i == center) & (species_j == neighbors[0])).squeeze(1)
+                sel = torch.nonzero(pair_code == center * E + neighbors[0]).squeeze(1)
                 yield n, kind, lam_zeta, pair_i[sel], sel, None
             elif triplet_p.numel():
-                sel = torch.nonzero((species_t == center) & (low == neighbors[0]) & (high == neighbors[1])).squeeze(1)
+                sel = torch.nonzero(triplet_code == (center * E + neighbors[0]) * E + neighbors[1]).squeeze(1)
                 p, q = triplet_p[sel], triplet_q[sel]
                 if kind == "narrow":
                     with torch.no_grad():
