@@ -4,6 +4,6 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-for script, arguments in (("n2p2_water_speed.py", []), ("mlearn.py", ["--elements", "Si", "Mo"])):
+for script, arguments in (("n2p2_water_speed.py", []), ("pair_fits.py", []), ("mlearn.py", ["--elements", "Si", "Mo"])):
     print(f"== {script}", flush=True)
     subprocess.run([sys.executable, str(HERE / script), *arguments], check=True)
