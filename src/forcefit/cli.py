@@ -2,7 +2,8 @@
 
     forcefit train config.yaml [--resume] [--output DIR]
     forcefit evaluate model.ffm data.extxyz [--energy-key K] [--forces-key K] [--output DIR]
-    forcefit md model.ffm structure.xyz [--steps N] [--timestep FS] [--temperature K]
+    forcefit md model.ffm structure.xyz [--ensemble nve|nvt] [--steps N] [--timestep FS] [--temperature K] [--trajectory F --rdf R]
+    forcefit relax|eos|elastic|vibrations|phonons model.ffm structure [--reference gfn2-xtb|emt|module:Class]
     forcefit import-n2p2 DIR -o model.ffm --length-unit bohr --energy-unit hartree
     forcefit export-n2p2 model.ffm DIR [--length-unit U] [--energy-unit U]
     forcefit lj-two-point --r0 R --energy U --force F
@@ -14,6 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
 from rich.console import Console
 
 
@@ -46,18 +48,145 @@ def _evaluate(args, console):
 
 
 def _md(args, console):
+    import json
+
     from ase.io import read
 
     from forcefit.calculator import Calculator
-    from forcefit.workflows.md import run_nve
+    from forcefit.workflows.md import radial_distribution, run_md
 
     atoms = read(args.structure, index=args.index)
-    result = run_nve(atoms, Calculator.load(args.model), steps=args.steps, timestep_fs=args.timestep,
-                     temperature_K=args.temperature, seed=args.seed, trajectory=args.trajectory)
-    console.print(
-        f"NVE {args.steps} steps × {args.timestep} fs ({len(atoms)} atoms): mean T {result.temperature.mean():.0f} K, "
-        f"energy drift {result.drift:+.3f} meV/atom/ps, fluctuation {result.fluctuation:.3f} meV/atom"
-    )
+    result = run_md(atoms, Calculator.load(args.model), steps=args.steps, timestep_fs=args.timestep,
+                    temperature_K=args.temperature, seed=args.seed, trajectory=args.trajectory, ensemble=args.ensemble)
+    line = f"{args.ensemble.upper()} {args.steps} steps × {args.timestep} fs ({len(atoms)} atoms): mean T {result.temperature.mean():.0f} K"
+    if args.ensemble == "nve":
+        line += f", energy drift {result.drift:+.3f} meV/atom/ps, fluctuation {result.fluctuation:.3f} meV/atom"
+    console.print(line, soft_wrap=True)
+    if args.rdf:
+        if not (args.trajectory and atoms.pbc.all()):
+            raise ValueError("--rdf needs --trajectory and a periodic structure")
+        frames = read(args.trajectory, index=f"{args.steps // 2}:")
+        r, g = radial_distribution(frames, args.rdf)
+        Path(args.trajectory).with_suffix(".rdf.json").write_text(json.dumps({"r": r.tolist(), "g": g.tolist()}))
+        _plot_xy(r, g, "r (Å)", "g(r)", Path(args.trajectory).with_suffix(".rdf.png"))
+        console.print(f"g(r) from the second half of the run: first peak at {r[np.argmax(g)]:.2f} Å")
+
+
+def _plot_xy(x, y, xlabel, ylabel, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.plot(x, y)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _calculators(args):
+    """The model's calculator, and the reference's when --reference is given."""
+    from forcefit.calculator import Calculator
+    from forcefit.workflows.reference import reference_calculator
+
+    return Calculator.load(args.model), (reference_calculator(args.reference) if args.reference else None)
+
+
+def _report(args, console, name: str, values: dict) -> None:
+    import json
+
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(values, indent=2, default=lambda x: np.asarray(x).tolist()))
+    console.print(f"report: {out / (name + '.json')}")
+
+
+def _relax(args, console):
+    from ase.io import read, write
+
+    from forcefit.calculator import Calculator
+    from forcefit.workflows.properties import relax
+
+    atoms = relax(read(args.structure, index=args.index), Calculator.load(args.model), fmax=args.fmax, cell=args.cell)
+    write(args.output, atoms)
+    console.print(f"relaxed: E = {atoms.get_potential_energy():.6f} eV, max |F| = {np.abs(atoms.get_forces()).max():.2e} eV/Å"
+                  + (f", cell lengths {atoms.cell.lengths().round(5).tolist()} Å" if args.cell else "") + f" → {args.output}", soft_wrap=True)
+
+
+def _eos(args, console):
+    from ase.io import read
+
+    from forcefit.workflows.properties import equation_of_state, relax
+
+    model, reference = _calculators(args)
+    atoms = read(args.structure, index=args.index)
+    values = {}
+    for label, calc in (("model", model), ("reference", reference)):
+        if calc is None:
+            continue
+        relaxed = relax(atoms, calc, cell=True, fmax=1e-4)
+        Path(args.output).mkdir(parents=True, exist_ok=True)
+        fit = equation_of_state(relaxed, calc, plot=str(Path(args.output) / f"eos_{label}.png"))
+        values[label] = {"volume_per_atom": fit["v0"] / len(atoms), "bulk_modulus_GPa": fit["bulk_modulus"],
+                         "cell_lengths": relaxed.cell.lengths().tolist()}
+        console.print(f"{label}: V0 = {values[label]['volume_per_atom']:.4f} Å³/atom, B = {fit['bulk_modulus']:.1f} GPa, "
+                      f"cell {np.round(relaxed.cell.lengths(), 4).tolist()} Å", soft_wrap=True)
+    _report(args, console, "eos", values)
+
+
+def _elastic(args, console):
+    from ase.io import read
+
+    from forcefit.workflows.properties import elastic_constants, relax
+
+    model, reference = _calculators(args)
+    atoms = read(args.structure, index=args.index)
+    values = {}
+    for label, calc in (("model", model), ("reference", reference)):
+        if calc is None:
+            continue
+        C = elastic_constants(relax(atoms, calc, cell=True, fmax=1e-4), calc)
+        values[label] = {"C_GPa": C.tolist(), "C11": C[0, 0], "C12": C[0, 1], "C44": C[3, 3]}
+        console.print(f"{label}: C11 = {C[0, 0]:.1f}, C12 = {C[0, 1]:.1f}, C44 = {C[3, 3]:.1f} GPa")
+    _report(args, console, "elastic", values)
+
+
+def _vibrations(args, console):
+    from ase.io import read
+
+    from forcefit.workflows.properties import relax, vibrational_frequencies
+
+    model, reference = _calculators(args)
+    atoms = read(args.structure, index=args.index)
+    values = {}
+    for label, calc in (("model", model), ("reference", reference)):
+        if calc is None:
+            continue
+        values[label] = vibrational_frequencies(relax(atoms, calc, fmax=1e-4), calc).tolist()
+        console.print(f"{label} (its own minimum): " + " ".join(f"{f:.0f}" for f in values[label]) + " cm⁻¹", soft_wrap=True)
+    _report(args, console, "vibrations", values)
+
+
+def _phonons(args, console):
+    from ase.io import read
+
+    from forcefit.workflows.properties import phonon_frequencies, relax
+
+    model, reference = _calculators(args)
+    atoms = read(args.structure, index=args.index)
+    values = {}
+    for label, calc in (("model", model), ("reference", reference)):
+        if calc is None:
+            continue
+        Path(args.output).mkdir(parents=True, exist_ok=True)
+        bands = phonon_frequencies(relax(atoms, calc, cell=True, fmax=1e-4), calc, supercell=tuple(args.supercell),
+                                   plot=str(Path(args.output) / f"phonons_{label}.png"))
+        values[label] = {q: e.tolist() for q, e in bands.items()}
+        console.print(f"{label}: " + "; ".join(f"{q}: " + " ".join(f"{x:.2f}" for x in e) for q, e in bands.items()) + " meV", soft_wrap=True)
+    _report(args, console, "phonons", values)
 
 
 def _import_n2p2(args, console):
@@ -124,16 +253,44 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--output", help="directory for errors.txt, metrics.json and parity plots")
     evaluate.set_defaults(run=_evaluate)
 
-    md = commands.add_parser("md", help="NVE molecular dynamics with a model; reports energy drift")
+    md = commands.add_parser("md", help="NVE or Langevin NVT molecular dynamics; NVE reports energy drift")
     md.add_argument("model")
     md.add_argument("structure", help="any file ASE reads")
     md.add_argument("--index", default="0", help="frame of the structure file (default: 0)")
+    md.add_argument("--ensemble", choices=["nve", "nvt"], default="nve")
     md.add_argument("--steps", type=int, default=2000)
     md.add_argument("--timestep", type=float, default=0.5, help="fs")
-    md.add_argument("--temperature", type=float, default=300.0, help="initial Maxwell–Boltzmann temperature, K")
+    md.add_argument("--temperature", type=float, default=300.0, help="K (initial velocities; NVT target)")
     md.add_argument("--seed", type=int, default=0)
     md.add_argument("--trajectory", help="ASE .traj file to write")
+    md.add_argument("--rdf", type=float, metavar="R_MAX", help="g(r) up to R_MAX Å from the trajectory's second half (PNG + JSON)")
     md.set_defaults(run=_md)
+
+    for name, function, text in (
+        ("eos", _eos, "equation of state: relaxed cell, E(V), bulk modulus"),
+        ("elastic", _elastic, "elastic constants C_ij from stress-strain"),
+        ("vibrations", _vibrations, "harmonic frequencies of a molecule"),
+        ("phonons", _phonons, "phonon energies at Γ, X, L and a band-structure plot"),
+    ):
+        command = commands.add_parser(name, help=text)
+        command.add_argument("model")
+        command.add_argument("structure")
+        command.add_argument("--index", default="0")
+        command.add_argument("--reference", help="also compute with a reference: gfn2-xtb, gfn1-xtb, emt or module:Class")
+        command.add_argument("--output", default=f"{name}_report", help="report directory (JSON, PNG)")
+        if name == "phonons":
+            command.add_argument("--supercell", type=int, nargs=3, default=[3, 3, 3])
+        command.set_defaults(run=function)
+
+    relax_command = commands.add_parser("relax", help="relax positions (and the cell with --cell)")
+    relax_command.add_argument("model")
+    relax_command.add_argument("structure")
+    relax_command.add_argument("--index", default="0")
+    relax_command.add_argument("--cell", action="store_true")
+    relax_command.add_argument("--fmax", type=float, default=1e-3, help="eV/Å")
+    relax_command.add_argument("--output", default="relaxed.extxyz")
+    relax_command.set_defaults(run=_relax)
+
     importer = commands.add_parser("import-n2p2", help="convert an n2p2 potential directory into a forcefit model")
     importer.add_argument("directory")
     importer.add_argument("-o", "--output", required=True, help="model file to write (.ffm)")
@@ -165,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     try:
         args.run(args, console)
-    except (ValueError, FileNotFoundError, FileExistsError, FloatingPointError) as err:
+    except (ValueError, FileNotFoundError, FileExistsError, FloatingPointError, RuntimeError) as err:
         Console(stderr=True).print(f"[bold red]error:[/] {err}", soft_wrap=True, highlight=False)
         return 1
     return 0

@@ -10,13 +10,14 @@ from dataclasses import dataclass
 
 import numpy as np
 from ase import units
+from ase.md.langevin import Langevin
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
 from ase.md.verlet import VelocityVerlet
 from rich.progress import Progress
 
 
 @dataclass
-class NVEResult:
+class MDResult:
     times_ps: np.ndarray
     total_energy: np.ndarray  # eV
     potential_energy: np.ndarray  # eV
@@ -31,16 +32,25 @@ def energy_drift(times_ps: np.ndarray, total_energy: np.ndarray, n_atoms: int) -
     return float(slope * 1000.0)
 
 
-def run_nve(atoms, calculator, steps: int, timestep_fs: float = 0.5, temperature_K: float = 300.0, seed: int = 0,
-            sample_every: int = 1, trajectory: str | None = None, progress: bool = True) -> NVEResult:
-    """Velocity-Verlet NVE from Maxwell–Boltzmann velocities; returns energies and drift."""
+def run_md(atoms, calculator, steps: int, timestep_fs: float = 0.5, temperature_K: float = 300.0, seed: int = 0,
+           sample_every: int = 1, trajectory: str | None = None, progress: bool = True, ensemble: str = "nve",
+           friction_per_fs: float = 0.01) -> MDResult:
+    """MD from Maxwell–Boltzmann velocities: velocity Verlet (`nve`) or Langevin (`nvt`).
+
+    The drift is meaningful for NVE only (a thermostat exchanges energy)."""
+    if ensemble not in ("nve", "nvt"):
+        raise ValueError(f"ensemble {ensemble!r}: expected 'nve' or 'nvt'")
     atoms = atoms.copy()
     atoms.calc = calculator
     MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_K, rng=np.random.default_rng(seed))
     Stationary(atoms)
     if not atoms.pbc.any():
         ZeroRotation(atoms)
-    dyn = VelocityVerlet(atoms, timestep_fs * units.fs, trajectory=trajectory)
+    if ensemble == "nve":
+        dyn = VelocityVerlet(atoms, timestep_fs * units.fs, trajectory=trajectory)
+    else:
+        dyn = Langevin(atoms, timestep_fs * units.fs, temperature_K=temperature_K, friction=friction_per_fs / units.fs,
+                       trajectory=trajectory, rng=np.random.default_rng(seed + 1))
     records = []
 
     def record():
@@ -48,7 +58,7 @@ def run_nve(atoms, calculator, steps: int, timestep_fs: float = 0.5, temperature
 
     record()
     with Progress(disable=not progress, transient=True) as bar:
-        task = bar.add_task("NVE MD", total=steps)
+        task = bar.add_task(f"{ensemble.upper()} MD", total=steps)
         for _ in range(0, steps, sample_every):
             dyn.run(sample_every)
             record()
@@ -56,4 +66,15 @@ def run_nve(atoms, calculator, steps: int, timestep_fs: float = 0.5, temperature
     t, pot, kin, temp = (np.array(x) for x in zip(*records))
     total = pot + kin
     n = len(atoms)
-    return NVEResult(t, total, pot, temp, energy_drift(t, total, n), float(np.std(total / n) * 1000.0))
+    return MDResult(t, total, pot, temp, energy_drift(t, total, n), float(np.std(total / n) * 1000.0))
+
+
+def radial_distribution(frames, r_max: float, bins: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """g(r) averaged over periodic frames (minimum-image distances up to r_max)."""
+    from ase.geometry.rdf import get_rdf
+
+    total = None
+    for atoms in frames:
+        rdf, r = get_rdf(atoms, r_max, bins)
+        total = rdf if total is None else total + rdf
+    return r, total / len(frames)

@@ -1,0 +1,128 @@
+"""Properties of a potential through ASE: relaxation, equation of state, elastic
+constants, harmonic vibrations and phonons. Each takes an ASE calculator (a
+forcefit one or any reference) so the same function measures both; units are eV,
+Å, GPa and cm⁻¹.
+
+- Equation of state: energies of isotropically scaled cells fitted with the
+  Birch–Murnaghan form (ase.eos); B in GPa.
+- Elastic constants: C_ij = ∂σ_i/∂ε_j by central differences of the stress under
+  ±δ Voigt strains applied to the relaxed cell (positions relaxed at each strain
+  unless `relax_ions=False`); 6×6 matrix in GPa.
+- Vibrations: finite-difference Hessian (ase.vibrations), real frequencies in cm⁻¹
+  after dropping the 6 (5 for linear) rigid-body modes.
+- Phonons: finite displacements in a supercell (ase.phonons); band energies at
+  given q-points in meV and a band-structure/DOS plot.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from ase import units
+from ase.eos import EquationOfState
+from ase.filters import FrechetCellFilter
+from ase.optimize import BFGS
+
+VOIGT = [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)]
+
+
+def relax(atoms, calculator, fmax: float = 1e-3, cell: bool = False, steps: int = 1000):
+    """Relaxed copy of `atoms` (positions, and the cell through the stress if `cell`)."""
+    atoms = atoms.copy()
+    atoms.calc = calculator
+    target = FrechetCellFilter(atoms) if cell else atoms
+    converged = BFGS(target, logfile=None).run(fmax=fmax, steps=steps)
+    if not converged:
+        raise RuntimeError(f"relaxation did not reach fmax = {fmax} eV/Å in {steps} steps")
+    return atoms
+
+
+def equation_of_state(atoms, calculator, strain: float = 0.04, points: int = 9, plot: str | None = None) -> dict:
+    """E(V) of isotropically scaled cells; returns v0 (Å³/cell), e0 (eV), B (GPa), a0 scale."""
+    volumes, energies = [], []
+    for s in np.linspace(1 - strain, 1 + strain, points):
+        scaled = atoms.copy()
+        scaled.set_cell(atoms.cell * s, scale_atoms=True)
+        scaled.calc = calculator
+        volumes.append(scaled.get_volume())
+        energies.append(scaled.get_potential_energy())
+    eos = EquationOfState(volumes, energies, eos="birchmurnaghan")
+    v0, e0, bulk = eos.fit()
+    if plot:
+        eos.plot(plot, show=False)
+    return {"v0": float(v0), "e0": float(e0), "bulk_modulus": float(bulk / units.GPa),
+            "lattice_scale": float((v0 / atoms.get_volume()) ** (1 / 3)), "volumes": volumes, "energies": energies}
+
+
+def elastic_constants(atoms, calculator, delta: float = 0.005, relax_ions: bool = True) -> np.ndarray:
+    """6×6 elastic matrix in GPa (Voigt order xx, yy, zz, yz, xz, xy)."""
+    C = np.zeros((6, 6))
+    for j, (a, b) in enumerate(VOIGT):
+        stresses = []
+        for sign in (1, -1):
+            strain = np.zeros((3, 3))
+            value = sign * delta if a == b else sign * delta / 2  # engineering shear strain δ
+            strain[a, b] = strain[b, a] = value
+            deformed = atoms.copy()
+            deformed.set_cell(atoms.cell @ (np.eye(3) + strain), scale_atoms=True)
+            deformed.calc = calculator
+            if relax_ions and len(deformed) > 1:
+                deformed = relax(deformed, calculator, fmax=1e-4)
+            stresses.append(deformed.get_stress(voigt=True))
+        C[:, j] = (stresses[0] - stresses[1]) / (2 * delta) / units.GPa
+    return C
+
+
+def vibrational_frequencies(atoms, calculator, delta: float = 0.005) -> np.ndarray:
+    """Harmonic frequencies (cm⁻¹, ascending) of a molecule at its given geometry.
+
+    The 6 (linear: 5) rigid-body modes, the smallest in magnitude, are dropped;
+    an imaginary mode (not at a minimum) is reported by its magnitude."""
+    from ase.vibrations import Vibrations
+
+    atoms = atoms.copy()
+    atoms.calc = calculator
+    with tempfile.TemporaryDirectory() as directory:
+        vib = Vibrations(atoms, delta=delta, name=str(Path(directory) / "vib"))
+        vib.run()
+        magnitudes = np.sort(np.abs(vib.get_energies())) / units.invcm
+    moments = atoms.get_moments_of_inertia()
+    rigid = 5 if len(atoms) == 2 or moments.min() < 1e-6 * moments.max() else 6
+    return magnitudes[rigid:]
+
+
+def phonon_frequencies(atoms, calculator, supercell=(3, 3, 3), qpoints: dict | None = None, delta: float = 0.01, plot: str | None = None) -> dict:
+    """Phonon energies (meV) at named q-points (fractional, reciprocal basis); default Γ, X, L of fcc."""
+    from ase.phonons import Phonons
+
+    qpoints = qpoints or {"G": [0, 0, 0], "X": [0.5, 0, 0.5], "L": [0.5, 0.5, 0.5]}
+    with tempfile.TemporaryDirectory() as directory:
+        ph = Phonons(atoms, calculator, supercell=supercell, delta=delta, name=str(Path(directory) / "phonon"))
+        ph.run()
+        ph.read(acoustic=True)
+        out = {name: np.sort(ph.band_structure([q])[0]) * 1000.0 for name, q in qpoints.items()}
+        if plot:
+            _plot_phonons(ph, atoms, plot)
+    return out
+
+
+def _plot_phonons(ph, atoms, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bandpath = atoms.cell.bandpath(npoints=100)
+    bands = ph.get_band_structure(bandpath)
+    dos = ph.get_dos(kpts=(12, 12, 12)).sample_grid(npts=300, width=1e-3)
+    fig = plt.figure(figsize=(8, 4))
+    ax = fig.add_axes([0.1, 0.12, 0.6, 0.8])
+    bands.plot(ax=ax, emin=0.0, emax=1.1 * bands.energies.max())
+    dos_ax = fig.add_axes([0.74, 0.12, 0.22, 0.8])
+    dos_ax.fill_betweenx(dos.get_energies(), 0, dos.get_weights(), color="grey")
+    dos_ax.set_ylim(ax.get_ylim())
+    dos_ax.set_yticks([])
+    dos_ax.set_xlabel("DOS")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
