@@ -8,7 +8,8 @@ E_i − b/N so that they add up to the energy), forces, and stress for 3-D perio
 cells. For symmetry-function models, extrapolation is counted, never raised:
 `extrapolation` is the number of (atom, function) values outside the training
 range, `extrapolating_atoms` flags each atom and `extrapolation_per_function`
-counts atoms per symmetry-function column.
+counts atoms per symmetry-function column. A committee adds `energy_std` (eV),
+`forces_std` (per atom, eV/Å) and `max_force_std`.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from ase.calculators.calculator import Calculator as AseCalculator
 from ase.calculators.calculator import all_changes
 
 from forcefit.data import make_graph
+from forcefit.models.committee import Committee, spread
 from forcefit.models.forces import predict
 from forcefit.models.saving import load_model
 from forcefit.structures import Structure
@@ -52,8 +54,13 @@ class Calculator(AseCalculator):
         if prediction.stress is not None:
             full = prediction.stress[0].detach().double().numpy()
             self.results["stress"] = full[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
+        if isinstance(self.model, Committee):
+            stats = spread(*self.model.member_predictions(graph))
+            self.results["energy_std"] = float(stats["energy_std"][0])
+            self.results["forces_std"] = stats["forces_std"].double().numpy()
+            self.results["max_force_std"] = float(stats["forces_std"].max())
         if prediction.features is not None:
-            outside = self.model.scaling.outside_range(prediction.features, self.model.species(graph.numbers))
+            outside = self.model.outside_range(prediction.features, self.model.species(graph.numbers))
             self.results["extrapolation"] = int(outside.sum())
             self.results["extrapolation_per_function"] = outside.sum(dim=0).numpy()
             self.results["extrapolating_atoms"] = outside.any(dim=1).numpy()

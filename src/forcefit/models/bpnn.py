@@ -146,6 +146,10 @@ class BPNN(Potential):
             rms = float(forces.pow(2).mean().sqrt()) if forces.numel() else 0.0
             self.energy_scale.fill_(rms if rms > 0 else 1.0)
 
+    def outside_range(self, features: Tensor, species: Tensor) -> Tensor:
+        """(n_atoms, n_features) bool: symmetry functions outside the training range."""
+        return self.scaling.outside_range(features, species)
+
     def get_config(self) -> dict:
         return {
             "descriptor": self.descriptor.get_config(),

@@ -139,5 +139,9 @@ class LinearModel(Potential):
         theta = self._theta().detach()
         return 2.0 * X.T @ (w * (X @ theta - y)) + 2.0 * ridge * self.ridge_penalty_mask() * theta
 
+    def outside_range(self, features: Tensor, species: Tensor) -> Tensor:
+        """(n_atoms, n_features) bool: symmetry functions outside the training range."""
+        return self.scaling.outside_range(features, species)
+
     def get_config(self) -> dict:
         return {"descriptor": self.descriptor.get_config(), "scaling": self.scaling.get_config()}

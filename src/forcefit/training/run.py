@@ -21,7 +21,7 @@ from forcefit.config import Config, unit_value
 from forcefit.data import make_graph, split_indices
 from forcefit.descriptors import SymmetryFunction, SymmetryFunctions, generate_symmetry_functions
 from forcefit.io import read_structures
-from forcefit.models import MODELS
+from forcefit.models import MODELS, Committee
 from forcefit.models.pair import PairPotential
 from forcefit.models.saving import save_model
 from forcefit.training.metrics import collect, error_statistics
@@ -136,34 +136,37 @@ def evaluate_splits(model, graphs_by_split: dict, run_dir: Path | None, console:
 
 
 def train_from_config(config: Config, resume: bool = False, console: Console | None = None):
-    """Run (or resume) training; returns (model, stats by split)."""
+    """Run (or resume) training; returns (model, stats by split). With
+    `training.committee: N` the N members train one after another, each in
+    member_k/ with its own checkpoint, and are saved together as one model."""
     console = console or Console()
     run_dir = Path(config.output)
-    if not resume and (run_dir / "checkpoint.pt").exists():
+    if not resume and (run_dir / "config.yaml").exists():
         raise FileExistsError(f"{run_dir} already holds a run; use --resume to continue it or choose another output")
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
     train, validation, test = read_split(config)
     console.print(f"data: {len(train)} train, {len(validation)} validation, {len(test)} test structures")
-    torch.manual_seed(config.training.seed)
-    np.random.seed(config.training.seed)
-    model = build_model(config, train + validation + test)
-    console.print(describe(model), soft_wrap=True)
-    graphs = {name: prepare(model, s) for name, s in (("train", train), ("validation", validation), ("test", test))}
-    model.initialise(graphs["train"])
-    if config.training.optimizer == "ridge":
-        if not hasattr(model, "fit_ridge"):
-            raise ValueError(f"training.optimizer 'ridge' solves linear models only, not {model.kind!r}")
-        weights = LossWeights(config.training.energy_weight, config.training.force_weight, config.training.energy_per_atom)
-        model.fit_ridge(graphs["train"], weights, config.training.ridge)
-        history, epochs = [], 0
-        console.print(f"closed-form ridge solution (λ = {config.training.ridge:g})")
-    else:
-        trainer = Trainer(model, graphs["train"], graphs["validation"], config.training, run_dir,
-                          names=[s.source for s in train], console=console)
-        history = trainer.fit(resume=resume)
-        epochs = trainer.epoch
-    save_model(model, run_dir / "model.ffm", metadata={"config": config.to_dict(), "epochs": epochs})
+    t = config.training
+    members, histories, graphs = [], [], None
+    for k in range(t.committee):
+        torch.manual_seed(t.seed + k)
+        model = build_model(config, train + validation + test)
+        if graphs is None:  # neighbours and descriptors once, shared by all members
+            console.print(describe(model), soft_wrap=True)
+            graphs = {name: prepare(model, s) for name, s in (("train", train), ("validation", validation), ("test", test))}
+        chosen = np.arange(len(train))
+        if t.committee > 1 and t.committee_fraction < 1:
+            chosen = np.sort(np.random.default_rng([t.seed, k]).choice(len(train), int(round(t.committee_fraction * len(train))), replace=False))
+        member_graphs = [graphs["train"][i] for i in chosen]
+        member_dir = run_dir if t.committee == 1 else run_dir / f"member_{k}"
+        if t.committee > 1:
+            console.print(f"committee member {k + 1}/{t.committee}: seed {t.seed + k}, {len(member_graphs)} training structures")
+        histories.append(_fit_one(model, member_graphs, graphs["validation"], config, member_dir, [train[i].source for i in chosen], resume, console))
+        members.append(model)
+    model = members[0] if t.committee == 1 else Committee(members)
+    save_model(model, run_dir / "model.ffm", metadata={"config": config.to_dict()})
+    history = histories[0]
     with (run_dir / "history.csv").open("w", newline="") as handle:
         if history:
             writer = csv.DictWriter(handle, fieldnames=list(history[0]))
@@ -173,3 +176,19 @@ def train_from_config(config: Config, resume: bool = False, console: Console | N
     stats = evaluate_splits(model, graphs, run_dir, console)
     console.print(f"model written to {run_dir / 'model.ffm'}")
     return model, stats
+
+
+def _fit_one(model, train_graphs, validation_graphs, config: Config, run_dir: Path, names, resume: bool, console) -> list[dict]:
+    """Initialise and fit one model (closed form or trainer); returns its history."""
+    model.initialise(train_graphs)
+    t = config.training
+    if t.optimizer == "ridge":
+        if not hasattr(model, "fit_ridge"):
+            raise ValueError(f"training.optimizer 'ridge' solves linear models only, not {model.kind!r}")
+        model.fit_ridge(train_graphs, LossWeights(t.energy_weight, t.force_weight, t.energy_per_atom), t.ridge)
+        console.print(f"closed-form ridge solution (λ = {t.ridge:g})")
+        return []
+    run_dir.mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(model, train_graphs, validation_graphs, t, run_dir, names=names, console=console)
+    resume_this = resume and trainer.checkpoint_path.exists()
+    return trainer.fit(resume=resume_this)

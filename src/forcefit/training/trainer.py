@@ -40,12 +40,16 @@ class TrainingConfig:
     seed: int = 0
     max_seconds: float | None = None  # wall-time budget for the whole run
     ridge: float = 1e-8  # λ of the ridge term λ|c|² (optimizer: ridge)
+    committee: int = 1  # train this many models (seeds seed, seed+1, …) and save them as one committee
+    committee_fraction: float = 1.0  # fraction of the training set each member sees (drawn per member)
 
     def __post_init__(self) -> None:
         if self.optimizer not in ("adam", "lbfgs", "ridge"):
             raise ValueError(f"training.optimizer: {self.optimizer!r}; expected 'adam', 'lbfgs' or 'ridge'")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("training.epochs and training.batch_size must be at least 1")
+        if self.committee < 1 or not 0 < self.committee_fraction <= 1:
+            raise ValueError("training.committee must be ≥ 1 and training.committee_fraction in (0, 1]")
 
 
 class Trainer:

@@ -1,0 +1,89 @@
+"""A committee of models (Schran et al., JCP 153, 104105 (2020)): the prediction is
+the members' mean; their spread estimates the error.
+
+    E = (1/M) Σ_m E_m,   σ_E = std_m E_m,   σ_F,i = sqrt((1/M) Σ_m |F_m,i − F̄_i|²)
+
+Members of a descriptor model (BPNN, linear) must share one descriptor, so the
+symmetry functions are evaluated once for the whole committee.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from forcefit.models.base import Potential
+from forcefit.models.forces import assemble
+
+
+class Committee(Potential):
+    kind = "committee"
+
+    def __init__(self, members: list):
+        from forcefit.models import MODELS
+
+        members = [MODELS[m["kind"]].from_config(m["config"]) if isinstance(m, dict) else m for m in members]
+        if len(members) < 2:
+            raise ValueError("a committee needs at least two members")
+        first = members[0]
+        if any(m.kind != first.kind or m.elements != first.elements for m in members):
+            raise ValueError("committee members must be models of one kind over the same elements")
+        super().__init__(first.elements, max(m.cutoff for m in members), max(m.angular_cutoff for m in members))
+        self.members = torch.nn.ModuleList(members)
+        self.shares_descriptor = hasattr(first, "descriptor")
+        if self.shares_descriptor:
+            if any(m.descriptor.get_config() != first.descriptor.get_config() for m in members):
+                raise ValueError("committee members must share one symmetry-function set")
+            self.descriptor = first.descriptor
+        self.energy_offset.requires_grad_(False)
+        self.sync_offset()
+
+    def sync_offset(self) -> None:
+        """b of the committee is the members' mean b (the mean energy is Σ E − b̄)."""
+        with torch.no_grad():
+            self.energy_offset.copy_(torch.stack([m.energy_offset.detach() for m in self.members]).mean())
+
+    def features(self, batch, vectors: Tensor) -> Tensor:
+        return self.members[0].features(batch, vectors)
+
+    def atom_energies(self, batch, vectors: Tensor) -> Tensor:
+        if self.shares_descriptor:
+            return self.atom_energies_from_features(self.features(batch, vectors), self.species(batch.numbers))
+        return torch.stack([m.atom_energies(batch, vectors) for m in self.members]).mean(dim=0)
+
+    def atom_energies_from_features(self, features: Tensor, species: Tensor) -> Tensor:
+        return torch.stack([m.atom_energies_from_features(features, species) for m in self.members]).mean(dim=0)
+
+    def member_predictions(self, batch) -> tuple[Tensor, Tensor]:
+        """Energies (M, n_structures) on the reference scale and forces (M, n_atoms, 3) of every member."""
+        batch = batch.to(self.energy_offset.dtype)
+        vectors = batch.vectors().requires_grad_(True)
+        species = self.species(batch.numbers)
+        with torch.enable_grad():
+            features = self.features(batch, vectors) if self.shares_descriptor else None
+            energies, forces = [], []
+            for member in self.members:
+                atom = member.atom_energies_from_features(features, species) if self.shares_descriptor else member.atom_energies(batch, vectors)
+                energy = atom.new_zeros(batch.n_structures).index_add(0, batch.structure_index, atom) - member.energy_offset
+                (gradient,) = torch.autograd.grad(atom.sum(), vectors, retain_graph=True)
+                member_forces, _ = assemble(batch, vectors.detach(), gradient, stress=False)
+                energies.append(energy.detach())
+                forces.append(member_forces.detach())
+        return torch.stack(energies), torch.stack(forces)
+
+    def outside_range(self, features: Tensor, species: Tensor) -> Tensor:
+        """(n_atoms, n_features): outside the training range of any member."""
+        return torch.stack([m.scaling.outside_range(features, species) for m in self.members]).any(dim=0)
+
+    def get_config(self) -> dict:
+        return {"members": [{"kind": m.kind, "config": m.get_config()} for m in self.members]}
+
+
+def spread(energies: Tensor, forces: Tensor) -> dict:
+    """Committee statistics from member_predictions: means and standard deviations."""
+    mean_forces = forces.mean(dim=0)
+    return {
+        "energy": energies.mean(dim=0),
+        "energy_std": energies.std(dim=0, unbiased=False),
+        "forces": mean_forces,
+        "forces_std": ((forces - mean_forces) ** 2).sum(dim=2).mean(dim=0).sqrt(),
+    }

@@ -1,0 +1,70 @@
+"""Committees: mean and spread of members, one file, trained by `training.committee`."""
+import numpy as np
+import torch
+import yaml
+
+from conftest import tiny_bpnn, water_cell, water_cluster
+from contracts import check_contract
+from forcefit.calculator import Calculator
+from forcefit.cli import main
+from forcefit.models import Committee
+from forcefit.models.saving import load_model, save_model
+
+from test_cli import DATA
+
+
+def members():
+    a, b, c = tiny_bpnn(seed=0), tiny_bpnn(seed=1), tiny_bpnn(seed=2)
+    with torch.no_grad():
+        b.energy_offset.fill_(-0.4)
+    return [a, b, c]
+
+
+def test_committee_mean_and_spread_match_its_members(tmp_path):
+    models = members()
+    committee = Committee(models)
+    atoms = water_cluster(2).to_atoms()
+    singles = []
+    for m in models:
+        atoms.calc = Calculator(m)
+        singles.append((atoms.get_potential_energy(), atoms.get_forces()))
+    atoms.calc = Calculator(committee)
+    energy, forces = atoms.get_potential_energy(), atoms.get_forces()
+    energies = np.array([e for e, _ in singles])
+    member_forces = np.array([f for _, f in singles])
+    assert np.isclose(energy, energies.mean(), rtol=1e-12)
+    assert np.allclose(forces, member_forces.mean(axis=0), atol=1e-12)
+    results = atoms.calc.results
+    assert np.isclose(results["energy_std"], energies.std(), rtol=1e-10)
+    expected = np.sqrt(((member_forces - member_forces.mean(axis=0)) ** 2).sum(axis=2).mean(axis=0))
+    assert np.allclose(results["forces_std"], expected, atol=1e-12)
+    assert np.isclose(results["max_force_std"], expected.max(), rtol=1e-12) and expected.max() > 0
+    save_model(committee, tmp_path / "c.ffm")
+    atoms.calc = Calculator.load(tmp_path / "c.ffm")
+    assert atoms.get_potential_energy() == energy
+
+
+def test_committee_passes_the_contract():
+    check_contract(Committee(members()), water_cluster(5), water_cell())
+
+
+def test_train_a_committee_from_yaml_and_resume(tmp_path):
+    config = {
+        "data": {"train": DATA, "max_structures": 40},
+        "model": {"cutoff": 4.0, "n_radial": 3, "n_angular": 1, "hidden": [6]},
+        "training": {"epochs": 2, "batch_size": 8, "committee": 3, "committee_fraction": 0.8},
+        "output": str(tmp_path / "run"),
+    }
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["train", str(path)]) == 0
+    committee = load_model(tmp_path / "run" / "model.ffm")
+    assert isinstance(committee, Committee) and len(committee.members) == 3
+    weights = [m.networks[0][0].weight for m in committee.members]
+    assert not torch.equal(weights[0], weights[1])  # different seeds, different members
+    for k in range(3):
+        assert (tmp_path / "run" / f"member_{k}" / "checkpoint.pt").is_file()
+    config["training"]["epochs"] = 3
+    path.write_text(yaml.safe_dump(config))
+    assert main(["train", str(path), "--resume"]) == 0
+    assert (tmp_path / "run" / "parity_forces.png").is_file()
