@@ -68,3 +68,18 @@ def test_train_a_committee_from_yaml_and_resume(tmp_path):
     path.write_text(yaml.safe_dump(config))
     assert main(["train", str(path), "--resume"]) == 0
     assert (tmp_path / "run" / "parity_forces.png").is_file()
+
+
+def test_md_summarises_extrapolation_and_stops_on_disagreement():
+    from forcefit.workflows.md import run_md
+
+    committee = Committee(members())
+    atoms = water_cluster(1).to_atoms()
+    result = run_md(atoms, Calculator(committee), steps=40, timestep_fs=0.25, temperature_K=300, progress=False)
+    assert not result.stopped and result.max_force_std > 0
+    stopped = run_md(atoms, Calculator(committee), steps=40, timestep_fs=0.25, max_force_std=0.5 * result.max_force_std, progress=False)
+    assert "committee force disagreement" in stopped.stopped and len(stopped.times_ps) < 41
+    squeezed = atoms.copy()
+    squeezed.positions *= 0.6  # far outside the training range
+    out = run_md(squeezed, Calculator(committee), steps=10, timestep_fs=0.1, max_extrapolation=0, progress=False)
+    assert out.extrapolating_steps >= 1 and "outside the training range" in out.stopped

@@ -57,11 +57,16 @@ def _md(args, console):
 
     atoms = read(args.structure, index=args.index)
     result = run_md(atoms, Calculator.load(args.model), steps=args.steps, timestep_fs=args.timestep,
-                    temperature_K=args.temperature, seed=args.seed, trajectory=args.trajectory, ensemble=args.ensemble)
+                    temperature_K=args.temperature, seed=args.seed, trajectory=args.trajectory, ensemble=args.ensemble,
+                    max_extrapolation=args.max_extrapolation, max_force_std=args.max_force_std)
     line = f"{args.ensemble.upper()} {args.steps} steps × {args.timestep} fs ({len(atoms)} atoms): mean T {result.temperature.mean():.0f} K"
     if args.ensemble == "nve":
         line += f", energy drift {result.drift:+.3f} meV/atom/ps, fluctuation {result.fluctuation:.3f} meV/atom"
     console.print(line, soft_wrap=True)
+    console.print(f"extrapolation: {result.extrapolating_steps} of {len(result.times_ps)} recorded steps outside the training range; "
+                  f"largest committee force disagreement {result.max_force_std:.3f} eV/Å", soft_wrap=True)
+    if result.stopped:
+        console.print(f"[bold yellow]stopped early:[/] {result.stopped}", soft_wrap=True)
     if args.rdf:
         if not (args.trajectory and atoms.pbc.all()):
             raise ValueError("--rdf needs --trajectory and a periodic structure")
@@ -264,6 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     md.add_argument("--seed", type=int, default=0)
     md.add_argument("--trajectory", help="ASE .traj file to write")
     md.add_argument("--rdf", type=float, metavar="R_MAX", help="g(r) up to R_MAX Å from the trajectory's second half (PNG + JSON)")
+    md.add_argument("--max-extrapolation", type=int, help="stop when more symmetry-function values than this leave the training range")
+    md.add_argument("--max-force-std", type=float, help="stop when a committee's force disagreement exceeds this (eV/Å)")
     md.set_defaults(run=_md)
 
     for name, function, text in (

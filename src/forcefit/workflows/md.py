@@ -24,6 +24,9 @@ class MDResult:
     temperature: np.ndarray  # K
     drift: float  # meV/atom/ps
     fluctuation: float  # std of total energy, meV/atom
+    extrapolating_steps: int = 0  # recorded steps with symmetry functions outside the training range
+    max_force_std: float = 0.0  # largest committee force disagreement seen, eV/Å
+    stopped: str = ""  # why the run stopped early, if it did
 
 
 def energy_drift(times_ps: np.ndarray, total_energy: np.ndarray, n_atoms: int) -> float:
@@ -34,10 +37,13 @@ def energy_drift(times_ps: np.ndarray, total_energy: np.ndarray, n_atoms: int) -
 
 def run_md(atoms, calculator, steps: int, timestep_fs: float = 0.5, temperature_K: float = 300.0, seed: int = 0,
            sample_every: int = 1, trajectory: str | None = None, progress: bool = True, ensemble: str = "nve",
-           friction_per_fs: float = 0.01) -> MDResult:
+           friction_per_fs: float = 0.01, max_extrapolation: int | None = None, max_force_std: float | None = None) -> MDResult:
     """MD from Maxwell–Boltzmann velocities: velocity Verlet (`nve`) or Langevin (`nvt`).
 
-    The drift is meaningful for NVE only (a thermostat exchanges energy)."""
+    The drift is meaningful for NVE only (a thermostat exchanges energy). Every
+    recorded step also reads the calculator's extrapolation count and, for a
+    committee, its largest per-atom force disagreement; the run stops early when
+    either exceeds its optional threshold."""
     if ensemble not in ("nve", "nvt"):
         raise ValueError(f"ensemble {ensemble!r}: expected 'nve' or 'nvt'")
     atoms = atoms.copy()
@@ -51,22 +57,35 @@ def run_md(atoms, calculator, steps: int, timestep_fs: float = 0.5, temperature_
     else:
         dyn = Langevin(atoms, timestep_fs * units.fs, temperature_K=temperature_K, friction=friction_per_fs / units.fs,
                        trajectory=trajectory, rng=np.random.default_rng(seed + 1))
-    records = []
+    records, watch = [], {"extrapolating": 0, "max_force_std": 0.0, "stopped": ""}
 
     def record():
         records.append((dyn.get_time() / (1000 * units.fs), atoms.get_potential_energy(), atoms.get_kinetic_energy(), atoms.get_temperature()))
+        results = atoms.calc.results
+        count = int(results.get("extrapolation", 0))
+        watch["extrapolating"] += count > 0
+        watch["max_force_std"] = max(watch["max_force_std"], float(results.get("max_force_std", 0.0)))
+        time_fs = dyn.get_time() / units.fs
+        if max_extrapolation is not None and count > max_extrapolation:
+            watch["stopped"] = f"{count} symmetry-function values outside the training range at {time_fs:.1f} fs"
+        if max_force_std is not None and results.get("max_force_std", 0.0) > max_force_std:
+            watch["stopped"] = f"committee force disagreement {results['max_force_std']:.3f} eV/Å at {time_fs:.1f} fs"
 
     record()
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task(f"{ensemble.upper()} MD", total=steps)
         for _ in range(0, steps, sample_every):
+            if watch["stopped"]:
+                break
             dyn.run(sample_every)
             record()
             bar.advance(task, sample_every)
     t, pot, kin, temp = (np.array(x) for x in zip(*records))
     total = pot + kin
     n = len(atoms)
-    return MDResult(t, total, pot, temp, energy_drift(t, total, n), float(np.std(total / n) * 1000.0))
+    drift = energy_drift(t, total, n) if len(t) > 1 else float("nan")
+    return MDResult(t, total, pot, temp, drift, float(np.std(total / n) * 1000.0),
+                    watch["extrapolating"], watch["max_force_std"], watch["stopped"])
 
 
 def radial_distribution(frames, r_max: float, bins: int = 100) -> tuple[np.ndarray, np.ndarray]:
