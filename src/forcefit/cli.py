@@ -6,6 +6,7 @@
     forcefit relax|eos|elastic|vibrations|phonons model.ffm structure [--reference gfn2-xtb|emt|module:Class]
     forcefit import-n2p2 DIR -o model.ffm --length-unit bohr --energy-unit hartree
     forcefit export-n2p2 model.ffm DIR [--length-unit U] [--energy-unit U]
+    forcefit learn config.yaml     # active learning with a committee and a reference calculator
     forcefit lj-two-point --r0 R --energy U --force F
     forcefit export-lammps model.ffm pair.lammps
 """
@@ -216,6 +217,18 @@ def _export_n2p2(args, console):
     console.print(f"wrote input.nn, scaling.data and weights.NNN.data to {args.directory}")
 
 
+def _learn(args, console):
+    from forcefit.config import load_config
+    from forcefit.workflows.active_learning import learn
+
+    config = load_config(args.config)
+    if config.learn is None:
+        raise ValueError(f"{args.config}: 'forcefit learn' needs a 'learn' section (dataset, reference, rounds, …)")
+    if args.output:
+        config.output = args.output
+    learn(config, console=console)
+
+
 def _lj_two_point(args, console):
     from forcefit.models.pair import lj_from_two_points
 
@@ -311,6 +324,11 @@ def build_parser() -> argparse.ArgumentParser:
     exporter.add_argument("--length-unit", type=_unit, default=1.0, help="Å per file length unit (default Å)")
     exporter.add_argument("--energy-unit", type=_unit, default=1.0, help="eV per file energy unit (default eV)")
     exporter.set_defaults(run=_export_n2p2)
+    learn_command = commands.add_parser("learn", help="active learning: committee MD, select by disagreement, label, retrain")
+    learn_command.add_argument("config")
+    learn_command.add_argument("--output", help="run directory (overrides the config's output)")
+    learn_command.set_defaults(run=_learn)
+
     two_point = commands.add_parser("lj-two-point", help="exact Lennard-Jones A, B, ε, σ through one (r0, U0, F0) point")
     two_point.add_argument("--r0", type=float, required=True, help="distance, Å")
     two_point.add_argument("--energy", type=float, required=True, help="pair energy U(r0), eV")

@@ -80,11 +80,34 @@ class ModelConfig:
 
 
 @dataclass
+class LearnConfig:
+    """`forcefit learn`: query-by-committee active learning (workflows/active_learning.py)."""
+
+    dataset: str = ""  # extxyz with energies and forces; grows by `select` frames per round
+    test: str | None = None  # held-out extxyz for the per-round errors
+    reference: str = "gfn2-xtb"  # gfn2-xtb, gfn1-xtb, emt or module:Class
+    rounds: int = 3
+    select: int = 10  # new structures per round
+    min_spacing: int = 20  # MD steps between two selected frames
+    md_steps: int = 2000
+    timestep: float = 0.5  # fs
+    temperature: float = 500.0  # K, Langevin
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.dataset:
+            raise ValueError("dataset: the starting labelled dataset (extxyz) is required")
+        if self.rounds < 1 or self.select < 1 or self.min_spacing < 1:
+            raise ValueError("rounds, select and min_spacing must be at least 1")
+
+
+@dataclass
 class Config:
     data: DataConfig
     model: ModelConfig = field(default_factory=ModelConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     output: str = "runs/run"
+    learn: LearnConfig | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -108,10 +131,12 @@ def _build(cls, values, where: str):
 def config_from_dict(values: dict, where: str = "config") -> Config:
     if not isinstance(values, dict):
         raise ValueError(f"{where}: expected a YAML mapping at the top level")
-    sections = {"data": DataConfig, "model": ModelConfig, "training": TrainingConfig}
+    sections = {"data": DataConfig, "model": ModelConfig, "training": TrainingConfig, "learn": LearnConfig}
     unknown = sorted(set(values) - set(sections) - {"output"})
     if unknown:
         raise ValueError(f"{where}: unknown section(s) {unknown}; valid are {sorted(sections) + ['output']}")
+    if "learn" in values and isinstance(values["learn"], dict):  # the loop trains on its own dataset
+        values = {**values, "data": {"train": values["learn"].get("dataset", ""), **(values.get("data") or {})}}
     if "data" not in values:
         raise ValueError(f"{where}: the 'data' section (with data.train) is required")
     built = {name: _build(cls, values.get(name), f"{where}: {name}") for name, cls in sections.items() if name in values}
@@ -129,8 +154,9 @@ def load_config(path) -> Config:
         except yaml.YAMLError as err:
             raise ValueError(f"{path}: not valid YAML: {err}") from None
     config = config_from_dict(values, str(path))
-    for key in ("train", "validation", "test"):
-        value = getattr(config.data, key)
+    for section, key in (("data", "train"), ("data", "validation"), ("data", "test"), ("learn", "dataset"), ("learn", "test")):
+        holder = getattr(config, section)
+        value = getattr(holder, key) if holder is not None else None
         if value and not Path(value).is_absolute():
-            setattr(config.data, key, str((path.parent / value).resolve()))
+            setattr(holder, key, str((path.parent / value).resolve()))
     return config

@@ -16,6 +16,7 @@ class Potential(torch.nn.Module):
     """Base class: elements, cutoffs, species lookup and the energy offset b."""
 
     kind = "potential"
+    uses_descriptors = False  # True: energies come from features via atom_energies_from_features
 
     def __init__(self, elements: list[str], cutoff: float, angular_cutoff: float = 0.0):
         super().__init__()

@@ -77,6 +77,7 @@ class ElementNetwork(torch.nn.Sequential):
 
 class BPNN(Potential):
     kind = "bpnn"
+    uses_descriptors = True
 
     def __init__(
         self,

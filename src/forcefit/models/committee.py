@@ -29,8 +29,8 @@ class Committee(Potential):
             raise ValueError("committee members must be models of one kind over the same elements")
         super().__init__(first.elements, max(m.cutoff for m in members), max(m.angular_cutoff for m in members))
         self.members = torch.nn.ModuleList(members)
-        self.shares_descriptor = hasattr(first, "descriptor")
-        if self.shares_descriptor:
+        self.uses_descriptors = first.uses_descriptors
+        if self.uses_descriptors:
             if any(m.descriptor.get_config() != first.descriptor.get_config() for m in members):
                 raise ValueError("committee members must share one symmetry-function set")
             self.descriptor = first.descriptor
@@ -46,7 +46,7 @@ class Committee(Potential):
         return self.members[0].features(batch, vectors)
 
     def atom_energies(self, batch, vectors: Tensor) -> Tensor:
-        if self.shares_descriptor:
+        if self.uses_descriptors:
             return self.atom_energies_from_features(self.features(batch, vectors), self.species(batch.numbers))
         return torch.stack([m.atom_energies(batch, vectors) for m in self.members]).mean(dim=0)
 
@@ -59,10 +59,10 @@ class Committee(Potential):
         vectors = batch.vectors().requires_grad_(True)
         species = self.species(batch.numbers)
         with torch.enable_grad():
-            features = self.features(batch, vectors) if self.shares_descriptor else None
+            features = self.features(batch, vectors) if self.uses_descriptors else None
             energies, forces = [], []
             for member in self.members:
-                atom = member.atom_energies_from_features(features, species) if self.shares_descriptor else member.atom_energies(batch, vectors)
+                atom = member.atom_energies_from_features(features, species) if self.uses_descriptors else member.atom_energies(batch, vectors)
                 energy = atom.new_zeros(batch.n_structures).index_add(0, batch.structure_index, atom) - member.energy_offset
                 (gradient,) = torch.autograd.grad(atom.sum(), vectors, retain_graph=True)
                 member_forces, _ = assemble(batch, vectors.detach(), gradient, stress=False)

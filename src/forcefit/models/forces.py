@@ -59,7 +59,7 @@ def predict(model, batch, *, forces: bool = True, stress: bool = False, training
     dtype = model.energy_offset.dtype
     batch = batch.to(dtype)
     need_gradients = forces or stress
-    descriptor_model = hasattr(model, "atom_energies_from_features")
+    descriptor_model = model.uses_descriptors
     cached = descriptor_model and batch.features is not None
     features = None
     with torch.enable_grad() if need_gradients or training else torch.no_grad():

@@ -28,6 +28,7 @@ from forcefit.models.base import Potential
 
 class LinearModel(Potential):
     kind = "linear"
+    uses_descriptors = True
 
     def __init__(self, descriptor: dict | SymmetryFunctions, scaling: dict | None = None):
         if isinstance(descriptor, dict):

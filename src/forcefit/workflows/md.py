@@ -27,6 +27,8 @@ class MDResult:
     extrapolating_steps: int = 0  # recorded steps with symmetry functions outside the training range
     max_force_std: float = 0.0  # largest committee force disagreement seen, eV/Å
     stopped: str = ""  # why the run stopped early, if it did
+    force_std: np.ndarray | None = None  # per recorded step: committee's largest per-atom force disagreement, eV/Å
+    frames: list | None = None  # per recorded step (keep_frames=True): copies of the atoms
 
 
 def energy_drift(times_ps: np.ndarray, total_energy: np.ndarray, n_atoms: int) -> float:
@@ -37,7 +39,8 @@ def energy_drift(times_ps: np.ndarray, total_energy: np.ndarray, n_atoms: int) -
 
 def run_md(atoms, calculator, steps: int, timestep_fs: float = 0.5, temperature_K: float = 300.0, seed: int = 0,
            sample_every: int = 1, trajectory: str | None = None, progress: bool = True, ensemble: str = "nve",
-           friction_per_fs: float = 0.01, max_extrapolation: int | None = None, max_force_std: float | None = None) -> MDResult:
+           friction_per_fs: float = 0.01, max_extrapolation: int | None = None, max_force_std: float | None = None,
+           keep_frames: bool = False) -> MDResult:
     """MD from Maxwell–Boltzmann velocities: velocity Verlet (`nve`) or Langevin (`nvt`).
 
     The drift is meaningful for NVE only (a thermostat exchanges energy). Every
@@ -57,11 +60,14 @@ def run_md(atoms, calculator, steps: int, timestep_fs: float = 0.5, temperature_
     else:
         dyn = Langevin(atoms, timestep_fs * units.fs, temperature_K=temperature_K, friction=friction_per_fs / units.fs,
                        trajectory=trajectory, rng=np.random.default_rng(seed + 1))
-    records, watch = [], {"extrapolating": 0, "max_force_std": 0.0, "stopped": ""}
+    records, spreads, frames, watch = [], [], [], {"extrapolating": 0, "max_force_std": 0.0, "stopped": ""}
 
     def record():
         records.append((dyn.get_time() / (1000 * units.fs), atoms.get_potential_energy(), atoms.get_kinetic_energy(), atoms.get_temperature()))
         results = atoms.calc.results
+        spreads.append(float(results.get("max_force_std", 0.0)))
+        if keep_frames:
+            frames.append(atoms.copy())
         count = int(results.get("extrapolation", 0))
         watch["extrapolating"] += count > 0
         watch["max_force_std"] = max(watch["max_force_std"], float(results.get("max_force_std", 0.0)))
@@ -85,7 +91,7 @@ def run_md(atoms, calculator, steps: int, timestep_fs: float = 0.5, temperature_
     n = len(atoms)
     drift = energy_drift(t, total, n) if len(t) > 1 else float("nan")
     return MDResult(t, total, pot, temp, drift, float(np.std(total / n) * 1000.0),
-                    watch["extrapolating"], watch["max_force_std"], watch["stopped"])
+                    watch["extrapolating"], watch["max_force_std"], watch["stopped"], np.array(spreads), frames if keep_frames else None)
 
 
 def radial_distribution(frames, r_max: float, bins: int = 100) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,110 @@
+"""Active learning with a committee (query by committee; Schran et al. 2020).
+
+Each round: train a committee on the dataset file → run MD with it from a dataset
+structure → rank the visited frames by the largest per-atom force disagreement
+σ_F, keep the top `select` that are at least `min_spacing` MD steps apart → label
+them with the reference calculator → append them to the dataset file, tagged
+`al_round=k`. The dataset file is the loop's memory: an interrupted loop resumes
+after the last round whose frames are in it, and nothing is labelled twice.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.io import read, write
+from rich.console import Console
+from rich.table import Table
+
+from forcefit.calculator import Calculator
+from forcefit.workflows.md import run_md
+from forcefit.workflows.reference import reference_calculator
+
+
+def select_frames(disagreement: np.ndarray, count: int, min_spacing: int) -> list[int]:
+    """Indices of the `count` largest values, greedily, no two closer than `min_spacing`."""
+    chosen: list[int] = []
+    for index in np.argsort(-disagreement, kind="stable"):
+        if all(abs(int(index) - c) >= min_spacing for c in chosen):
+            chosen.append(int(index))
+        if len(chosen) == count:
+            break
+    return sorted(chosen)
+
+
+def completed_rounds(dataset: Path) -> int:
+    frames = read(dataset, index=":")
+    rounds = [int(a.info.get("al_round", 0)) for a in frames]
+    return max(rounds) if rounds else 0
+
+
+def label(frames, reference) -> list:
+    labelled = []
+    for atoms in frames:
+        atoms = atoms.copy()
+        atoms.calc = reference
+        energy, forces = atoms.get_potential_energy(), atoms.get_forces()
+        atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=forces)
+        labelled.append(atoms)
+    return labelled
+
+
+def learn(config, console: Console | None = None) -> list[dict]:
+    """Run (or resume) the loop described by `config.learn`; returns per-round records."""
+    from forcefit.training.run import train_from_config
+
+    console = console or Console()
+    lc = config.learn
+    dataset = Path(lc.dataset)
+    out = Path(config.output)
+    out.mkdir(parents=True, exist_ok=True)
+    report_path = out / "learn_report.json"
+    records = json.loads(report_path.read_text()) if report_path.exists() else []
+    reference = reference_calculator(lc.reference)
+    rng = np.random.default_rng(lc.seed)
+    start = completed_rounds(dataset)
+    if start:
+        console.print(f"resuming: {dataset} already holds rounds 1–{start}; nothing is relabelled")
+    for round_ in range(start + 1, lc.rounds + 1):
+        round_config = copy.deepcopy(config)
+        round_config.data.train = str(dataset)
+        round_config.data.test = lc.test
+        round_config.output = str(out / f"round_{round_}")
+        round_config.training.committee = max(config.training.committee, 2)
+        console.rule(f"round {round_}: training a committee on {len(read(dataset, index=':'))} structures")
+        committee, stats = train_from_config(round_config, resume=(out / f"round_{round_}" / "config.yaml").exists(), console=console)
+        pool = read(dataset, index=":")
+        start_frame = pool[int(rng.integers(len(pool)))]
+        result = run_md(start_frame, Calculator(committee), steps=lc.md_steps, timestep_fs=lc.timestep, temperature_K=lc.temperature,
+                        seed=lc.seed + round_, trajectory=str(out / f"round_{round_}" / "md.traj"), ensemble="nvt", keep_frames=True)
+        frames, disagreement = result.frames, result.force_std
+        chosen = select_frames(disagreement, lc.select, lc.min_spacing)
+        new = label([frames[i] for i in chosen], reference)
+        for atoms in new:
+            atoms.info["al_round"] = round_
+        write(dataset, new, format="extxyz", append=True)
+        record = {
+            "round": round_, "dataset_size": len(pool) + len(new),
+            "test_energy_mae": stats.get("test", {}).get("energy_mae"), "test_forces_mae": stats.get("test", {}).get("forces_mae"),
+            "max_force_std_md": float(disagreement.max()), "selected_force_std": [float(disagreement[i]) for i in chosen],
+        }
+        records.append(record)
+        report_path.write_text(json.dumps(records, indent=2))
+    _print(records, console)
+    return records
+
+
+def _print(records: list[dict], console: Console) -> None:
+    table = Table(title="active learning")
+    for name in ("round", "dataset", "test E MAE meV/atom", "test F MAE meV/Å", "max σ_F in MD eV/Å"):
+        table.add_column(name, justify="right")
+    for r in records:
+        e, f = r["test_energy_mae"], r["test_forces_mae"]
+        table.add_row(str(r["round"]), str(r["dataset_size"]), "—" if e is None else f"{e:.2f}", "—" if f is None else f"{f:.1f}", f"{r['max_force_std_md']:.3f}")
+    console.print(table)
+
+
+__all__ = ["learn", "select_frames", "completed_rounds"]
