@@ -1,9 +1,16 @@
-"""Run every benchmark in turn (slow: tens of minutes). Results land in benchmarks/results/."""
+"""Run every benchmark in turn (slow: about an hour; calibration uses the demo model if present). Results land in benchmarks/results/."""
 import subprocess
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-for script, arguments in (("n2p2_water_speed.py", []), ("pair_fits.py", []), ("mlearn.py", ["--elements", "Si", "Mo"])):
+SCRIPTS = (
+    ("n2p2_water_speed.py", []),
+    ("pair_fits.py", []),
+    ("calibration.py", []),
+    ("active_learning_evidence.py", []),
+    ("mlearn.py", ["--elements", "Si", "Mo"]),
+)
+for script, arguments in SCRIPTS:
     print(f"== {script}", flush=True)
     subprocess.run([sys.executable, str(HERE / script), *arguments], check=True)
