@@ -105,7 +105,6 @@ def _report(args, console, name: str, values: dict) -> None:
     import json
 
     out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(values, indent=2, default=lambda x: np.asarray(x).tolist()))
     console.print(f"report: {out / (name + '.json')}")
 
@@ -122,77 +121,63 @@ def _relax(args, console):
                   + (f", cell lengths {atoms.cell.lengths().round(5).tolist()} Å" if args.cell else "") + f" → {args.output}", soft_wrap=True)
 
 
-def _eos(args, console):
+def _property(args, console, name: str, compute) -> None:
+    """Run `compute(atoms, calculator, label)` → (values, summary) for the model and, if
+    given, the reference; print the summaries and write <output>/<name>.json."""
     from ase.io import read
-
-    from forcefit.workflows.properties import equation_of_state, relax
 
     model, reference = _calculators(args)
     atoms = read(args.structure, index=args.index)
+    Path(args.output).mkdir(parents=True, exist_ok=True)
     values = {}
     for label, calc in (("model", model), ("reference", reference)):
-        if calc is None:
-            continue
+        if calc is not None:
+            values[label], summary = compute(atoms, calc, label)
+            console.print(f"{label}: {summary}", soft_wrap=True)
+    _report(args, console, name, values)
+
+
+def _eos(args, console):
+    from forcefit.workflows.properties import equation_of_state, relax
+
+    def compute(atoms, calc, label):
         relaxed = relax(atoms, calc, cell=True, fmax=1e-4)
-        Path(args.output).mkdir(parents=True, exist_ok=True)
         fit = equation_of_state(relaxed, calc, plot=str(Path(args.output) / f"eos_{label}.png"))
-        values[label] = {"volume_per_atom": fit["v0"] / len(atoms), "bulk_modulus_GPa": fit["bulk_modulus"],
-                         "cell_lengths": relaxed.cell.lengths().tolist()}
-        console.print(f"{label}: V0 = {values[label]['volume_per_atom']:.4f} Å³/atom, B = {fit['bulk_modulus']:.1f} GPa, "
-                      f"cell {np.round(relaxed.cell.lengths(), 4).tolist()} Å", soft_wrap=True)
-    _report(args, console, "eos", values)
+        values = {"volume_per_atom": fit["v0"] / len(atoms), "bulk_modulus_GPa": fit["bulk_modulus"], "cell_lengths": relaxed.cell.lengths().tolist()}
+        return values, f"V0 = {values['volume_per_atom']:.4f} Å³/atom, B = {fit['bulk_modulus']:.1f} GPa, cell {np.round(relaxed.cell.lengths(), 4).tolist()} Å"
+
+    _property(args, console, "eos", compute)
 
 
 def _elastic(args, console):
-    from ase.io import read
-
     from forcefit.workflows.properties import elastic_constants, relax
 
-    model, reference = _calculators(args)
-    atoms = read(args.structure, index=args.index)
-    values = {}
-    for label, calc in (("model", model), ("reference", reference)):
-        if calc is None:
-            continue
+    def compute(atoms, calc, label):
         C = elastic_constants(relax(atoms, calc, cell=True, fmax=1e-4), calc)
-        values[label] = {"C_GPa": C.tolist(), "C11": C[0, 0], "C12": C[0, 1], "C44": C[3, 3]}
-        console.print(f"{label}: C11 = {C[0, 0]:.1f}, C12 = {C[0, 1]:.1f}, C44 = {C[3, 3]:.1f} GPa")
-    _report(args, console, "elastic", values)
+        return {"C_GPa": C.tolist(), "C11": C[0, 0], "C12": C[0, 1], "C44": C[3, 3]}, f"C11 = {C[0, 0]:.1f}, C12 = {C[0, 1]:.1f}, C44 = {C[3, 3]:.1f} GPa"
+
+    _property(args, console, "elastic", compute)
 
 
 def _vibrations(args, console):
-    from ase.io import read
-
     from forcefit.workflows.properties import relax, vibrational_frequencies
 
-    model, reference = _calculators(args)
-    atoms = read(args.structure, index=args.index)
-    values = {}
-    for label, calc in (("model", model), ("reference", reference)):
-        if calc is None:
-            continue
-        values[label] = vibrational_frequencies(relax(atoms, calc, fmax=1e-4), calc).tolist()
-        console.print(f"{label} (its own minimum): " + " ".join(f"{f:.0f}" for f in values[label]) + " cm⁻¹", soft_wrap=True)
-    _report(args, console, "vibrations", values)
+    def compute(atoms, calc, label):
+        frequencies = vibrational_frequencies(relax(atoms, calc, fmax=1e-4), calc).tolist()
+        return frequencies, "(its own minimum) " + " ".join(f"{f:.0f}" for f in frequencies) + " cm⁻¹"
+
+    _property(args, console, "vibrations", compute)
 
 
 def _phonons(args, console):
-    from ase.io import read
-
     from forcefit.workflows.properties import phonon_frequencies, relax
 
-    model, reference = _calculators(args)
-    atoms = read(args.structure, index=args.index)
-    values = {}
-    for label, calc in (("model", model), ("reference", reference)):
-        if calc is None:
-            continue
-        Path(args.output).mkdir(parents=True, exist_ok=True)
+    def compute(atoms, calc, label):
         bands = phonon_frequencies(relax(atoms, calc, cell=True, fmax=1e-4), calc, supercell=tuple(args.supercell),
                                    plot=str(Path(args.output) / f"phonons_{label}.png"))
-        values[label] = {q: e.tolist() for q, e in bands.items()}
-        console.print(f"{label}: " + "; ".join(f"{q}: " + " ".join(f"{x:.2f}" for x in e) for q, e in bands.items()) + " meV", soft_wrap=True)
-    _report(args, console, "phonons", values)
+        return {q: e.tolist() for q, e in bands.items()}, "; ".join(f"{q}: " + " ".join(f"{x:.2f}" for x in e) for q, e in bands.items()) + " meV"
+
+    _property(args, console, "phonons", compute)
 
 
 def _import_n2p2(args, console):

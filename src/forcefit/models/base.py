@@ -50,3 +50,53 @@ class Potential(torch.nn.Module):
     @classmethod
     def from_config(cls, config: dict) -> "Potential":
         return cls(**config)
+
+
+class DescriptorPotential(Potential):
+    """A model whose atom energies are a function of symmetry functions G_i, scaled
+    with training-set statistics: the shared plumbing of the BPNN and the linear model."""
+
+    uses_descriptors = True
+
+    def __init__(self, descriptor, scaling: dict | None = None):
+        from forcefit.descriptors.scaling import FeatureScaling
+        from forcefit.descriptors.symmetry_functions import SymmetryFunctions
+
+        if isinstance(descriptor, dict):
+            descriptor = SymmetryFunctions.from_config(descriptor)
+        super().__init__(descriptor.elements, descriptor.cutoff, descriptor.angular_cutoff)
+        self.descriptor = descriptor
+        self.scaling = FeatureScaling(len(self.elements), descriptor.n_features, **(scaling or {}))
+
+    def features(self, batch, vectors: Tensor) -> Tensor:
+        """Unscaled symmetry functions (n_atoms, n_features)."""
+        species = self.species(batch.numbers)
+        return self.descriptor(species, vectors, batch.pair_i, batch.pair_j, batch.triplet_p, batch.triplet_q)
+
+    def atom_energies(self, batch, vectors: Tensor) -> Tensor:
+        return self.atom_energies_from_features(self.features(batch, vectors), self.species(batch.numbers))
+
+    def atom_energies_from_features(self, features: Tensor, species: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def cache_descriptors(self, graphs: list) -> None:
+        from forcefit.descriptors.cache import cache_descriptors
+
+        cache_descriptors(self, graphs)
+
+    def fit_scaling(self, graphs: list):
+        """Fit the feature scaling on training graphs; returns their batch and species."""
+        from forcefit.data import collate
+
+        batch = collate(graphs)
+        species = self.species(batch.numbers)
+        features = batch.features
+        if features is None:
+            with torch.no_grad():
+                features = self.features(batch, batch.vectors().to(self.energy_offset.dtype))
+        self.scaling.fit(features, species, self.descriptor.n_features_per_element)
+        return batch, species
+
+    def outside_range(self, features: Tensor, species: Tensor) -> Tensor:
+        """(n_atoms, n_features) bool: symmetry functions outside the training range."""
+        return self.scaling.outside_range(features, species)

@@ -19,10 +19,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from forcefit.descriptors.cache import cache_descriptors
-from forcefit.descriptors.scaling import FeatureScaling
 from forcefit.descriptors.symmetry_functions import SymmetryFunctions
-from forcefit.models.base import Potential
+from forcefit.models.base import DescriptorPotential
 
 class _Elementwise(torch.nn.Module):
     def __init__(self, function):
@@ -75,9 +73,8 @@ class ElementNetwork(torch.nn.Sequential):
         super().__init__(*layers)
 
 
-class BPNN(Potential):
+class BPNN(DescriptorPotential):
     kind = "bpnn"
-    uses_descriptors = True
 
     def __init__(
         self,
@@ -86,29 +83,17 @@ class BPNN(Potential):
         activation: str | dict = "tanh",
         scaling: dict | None = None,
     ):
-        if isinstance(descriptor, dict):
-            descriptor = SymmetryFunctions.from_config(descriptor)
-        super().__init__(descriptor.elements, descriptor.cutoff, descriptor.angular_cutoff)
-        self.descriptor = descriptor
+        super().__init__(descriptor, scaling)
         self.hidden = _per_element(hidden, self.elements, "hidden")
         if isinstance(activation, str):
             activation = {e: [activation] * len(self.hidden[e]) + ["linear"] for e in self.elements}
         self.activations = _per_element(activation, self.elements, "activation")
-        self.scaling = FeatureScaling(len(self.elements), descriptor.n_features, **(scaling or {}))
         self.networks = torch.nn.ModuleList(
             ElementNetwork(n, self.hidden[e], self.activations[e])
-            for e, n in zip(self.elements, descriptor.n_features_per_element)
+            for e, n in zip(self.elements, self.descriptor.n_features_per_element)
         )
         self.register_buffer("energy_scale", torch.ones((), dtype=torch.float64))
         self.register_buffer("atom_reference", torch.zeros(len(self.elements), dtype=torch.float64))
-
-    def features(self, batch, vectors: Tensor) -> Tensor:
-        """Unscaled symmetry functions (n_atoms, n_features)."""
-        species = self.species(batch.numbers)
-        return self.descriptor(species, vectors, batch.pair_i, batch.pair_j, batch.triplet_p, batch.triplet_q)
-
-    def atom_energies(self, batch, vectors: Tensor) -> Tensor:
-        return self.atom_energies_from_features(self.features(batch, vectors), self.species(batch.numbers))
 
     def atom_energies_from_features(self, features: Tensor, species: Tensor) -> Tensor:
         scaled = self.scaling(features, species)
@@ -121,20 +106,9 @@ class BPNN(Potential):
 
     # ------------------------------------------------------------------ set-up
 
-    def cache_descriptors(self, graphs: list) -> None:
-        cache_descriptors(self, graphs)
-
     def initialise(self, graphs: list) -> None:
         """Fit the feature scaling, e_ref, b and the output scale to training graphs."""
-        from forcefit.data import collate
-
-        batch = collate(graphs)
-        species = self.species(batch.numbers)
-        features = batch.features
-        if features is None:
-            with torch.no_grad():
-                features = self.features(batch, batch.vectors().to(self.energy_offset.dtype))
-        self.scaling.fit(features, species, self.descriptor.n_features_per_element)
+        batch, species = self.fit_scaling(graphs)
         counts = torch.zeros((batch.n_structures, len(self.elements)), dtype=torch.float64)
         counts.index_put_((batch.structure_index, species), torch.ones_like(species, dtype=torch.float64), accumulate=True)
         energies = batch.ref_energy.double()
@@ -146,10 +120,6 @@ class BPNN(Potential):
             forces = batch.ref_forces[torch.isfinite(batch.ref_forces)]
             rms = float(forces.pow(2).mean().sqrt()) if forces.numel() else 0.0
             self.energy_scale.fill_(rms if rms > 0 else 1.0)
-
-    def outside_range(self, features: Tensor, species: Tensor) -> Tensor:
-        """(n_atoms, n_features) bool: symmetry functions outside the training range."""
-        return self.scaling.outside_range(features, species)
 
     def get_config(self) -> dict:
         return {

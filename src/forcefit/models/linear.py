@@ -20,21 +20,16 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from forcefit.descriptors.cache import cache_descriptors
-from forcefit.descriptors.scaling import FeatureScaling
 from forcefit.descriptors.symmetry_functions import SymmetryFunctions
-from forcefit.models.base import Potential
+from forcefit.models.base import DescriptorPotential
 
 
-class LinearModel(Potential):
+class LinearModel(DescriptorPotential):
     kind = "linear"
-    uses_descriptors = True
 
     def __init__(self, descriptor: dict | SymmetryFunctions, scaling: dict | None = None):
-        if isinstance(descriptor, dict):
-            descriptor = SymmetryFunctions.from_config(descriptor)
-        super().__init__(descriptor.elements, descriptor.cutoff, descriptor.angular_cutoff)
-        self.descriptor = descriptor
+        super().__init__(descriptor, scaling)
+        descriptor = self.descriptor
         n_elements, n_features = len(self.elements), descriptor.n_features
         self.coefficients = torch.nn.Parameter(torch.zeros((n_elements, n_features), dtype=torch.float64))
         self.element_energies = torch.nn.Parameter(torch.zeros(n_elements, dtype=torch.float64))
@@ -42,32 +37,14 @@ class LinearModel(Potential):
         for e, n in enumerate(descriptor.n_features_per_element):
             mask[e, :n] = True
         self.register_buffer("feature_mask", mask, persistent=False)
-        self.scaling = FeatureScaling(n_elements, n_features, **(scaling or {}))
-
-    def features(self, batch, vectors: Tensor) -> Tensor:
-        species = self.species(batch.numbers)
-        return self.descriptor(species, vectors, batch.pair_i, batch.pair_j, batch.triplet_p, batch.triplet_q)
-
-    def atom_energies(self, batch, vectors: Tensor) -> Tensor:
-        return self.atom_energies_from_features(self.features(batch, vectors), self.species(batch.numbers))
 
     def atom_energies_from_features(self, features: Tensor, species: Tensor) -> Tensor:
         c = self.coefficients * self.feature_mask
         return (self.scaling(features, species) * c[species]).sum(dim=1) + self.element_energies[species]
 
-    def cache_descriptors(self, graphs: list) -> None:
-        cache_descriptors(self, graphs)
-
     def initialise(self, graphs: list) -> None:
         """Fit the feature scaling on training graphs; coefficients start at zero, b = 0."""
-        from forcefit.data import collate
-
-        batch = collate(graphs)
-        species = self.species(batch.numbers)
-        features = batch.features
-        if features is None:
-            features = self.features(batch, batch.vectors().to(self.energy_offset.dtype)).detach()
-        self.scaling.fit(features, species, self.descriptor.n_features_per_element)
+        self.fit_scaling(graphs)
 
     # ----------------------------------------------------------- quadratic form
 
@@ -139,10 +116,6 @@ class LinearModel(Potential):
         X, y, w = self.design(graphs, weights)
         theta = self._theta().detach()
         return 2.0 * X.T @ (w * (X @ theta - y)) + 2.0 * ridge * self.ridge_penalty_mask() * theta
-
-    def outside_range(self, features: Tensor, species: Tensor) -> Tensor:
-        """(n_atoms, n_features) bool: symmetry functions outside the training range."""
-        return self.scaling.outside_range(features, species)
 
     def get_config(self) -> dict:
         return {"descriptor": self.descriptor.get_config(), "scaling": self.scaling.get_config()}
