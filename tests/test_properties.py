@@ -55,6 +55,7 @@ def test_property_commands_write_reports(tmp_path, capsys):
         assert main([command, str(tmp_path / "cu.ffm"), str(tmp_path / "cu.xyz"), "--reference", "emt", "--output", str(out)]) == 0
         report = json.loads((out / f"{command}.json").read_text())
         assert set(report) == {"model", "reference"}
+    assert (tmp_path / "eos" / "eos_reference.png").is_file() and (tmp_path / "elastic" / "elastic_model.png").is_file()
     assert main(["phonons", str(tmp_path / "cu.ffm"), str(tmp_path / "cu.xyz"), "--supercell", "2", "2", "2", "--output", str(tmp_path / "ph")]) == 0
     assert (tmp_path / "ph" / "phonons_model.png").stat().st_size > 0
     assert main(["relax", str(tmp_path / "cu.ffm"), str(tmp_path / "cu.xyz"), "--cell", "--output", str(tmp_path / "r.extxyz")]) == 0
@@ -63,10 +64,11 @@ def test_property_commands_write_reports(tmp_path, capsys):
     save_model(Morse(["N"], 4.0, {"N-N": {"D": 9.9, "alpha": 2.7, "r0": 1.1}}, switch_on=3.5), tmp_path / "n2.ffm")
     assert main(["vibrations", str(tmp_path / "n2.ffm"), str(tmp_path / "n2.xyz"), "--output", str(tmp_path / "vib")]) == 0
     assert len(json.loads((tmp_path / "vib" / "vibrations.json").read_text())["model"]) == 1
+    assert (tmp_path / "vib" / "vibrations.png").is_file()
     save_model(tiny_bpnn(), tmp_path / "w.ffm")
     write(tmp_path / "w.xyz", water_cell(1).to_atoms())
     traj = str(tmp_path / "md.traj")
     assert main(["md", str(tmp_path / "w.ffm"), str(tmp_path / "w.xyz"), "--ensemble", "nvt", "--steps", "20", "--timestep", "0.25",
                  "--trajectory", traj, "--rdf", "1.9"]) == 0
-    assert (tmp_path / "md.rdf.png").stat().st_size > 0
+    assert (tmp_path / "md.rdf.png").stat().st_size > 0 and (tmp_path / "md.energy.png").is_file()
     assert "NVT 20 steps" in capsys.readouterr().out

@@ -64,6 +64,9 @@ def _md(args, console):
     if args.ensemble == "nve":
         line += f", energy drift {result.drift:+.3f} meV/atom/ps, fluctuation {result.fluctuation:.3f} meV/atom"
     console.print(line, soft_wrap=True)
+    if args.trajectory:
+        _plot_xy(result.times_ps, 1000 * (result.total_energy - result.total_energy[0]) / len(atoms), "t (ps)",
+                 "E_total − E_total(0) (meV/atom)", Path(args.trajectory).with_suffix(".energy.png"))
     console.print(f"extrapolation: {result.extrapolating_steps} of {len(result.times_ps)} recorded steps outside the training range; "
                   f"largest committee force disagreement {result.max_force_std:.3f} eV/Å", soft_wrap=True)
     if result.stopped:
@@ -88,6 +91,45 @@ def _plot_xy(x, y, xlabel, ylabel, path):
     ax.plot(x, y)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_matrix(matrix, title, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    image = ax.imshow(matrix, cmap="viridis")
+    for (i, j), value in np.ndenumerate(matrix):
+        ax.text(j, i, f"{value:.0f}", ha="center", va="center", color="w", fontsize=8)
+    labels = ["xx", "yy", "zz", "yz", "xz", "xy"]
+    ax.set_xticks(range(6), labels)
+    ax.set_yticks(range(6), labels)
+    ax.set_title(title)
+    fig.colorbar(image)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_frequencies(report, path):
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    values = json.loads(Path(report).read_text())
+    fig, ax = plt.subplots(figsize=(7, 2.8))
+    for row, (label, frequencies) in enumerate(values.items()):
+        ax.vlines(frequencies, row, row + 0.8, label=label, color=f"C{row}")
+    ax.set_yticks([r + 0.4 for r in range(len(values))], list(values))
+    ax.set_xlabel("frequency (cm⁻¹)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -154,6 +196,7 @@ def _elastic(args, console):
 
     def compute(atoms, calc, label):
         C = elastic_constants(relax(atoms, calc, cell=True, fmax=1e-4), calc)
+        _plot_matrix(C, f"C_ij (GPa), {label}", Path(args.output) / f"elastic_{label}.png")
         return {"C_GPa": C.tolist(), "C11": C[0, 0], "C12": C[0, 1], "C44": C[3, 3]}, f"C11 = {C[0, 0]:.1f}, C12 = {C[0, 1]:.1f}, C44 = {C[3, 3]:.1f} GPa"
 
     _property(args, console, "elastic", compute)
@@ -167,6 +210,7 @@ def _vibrations(args, console):
         return frequencies, "(its own minimum) " + " ".join(f"{f:.0f}" for f in frequencies) + " cm⁻¹"
 
     _property(args, console, "vibrations", compute)
+    _plot_frequencies(Path(args.output) / "vibrations.json", Path(args.output) / "vibrations.png")
 
 
 def _phonons(args, console):
