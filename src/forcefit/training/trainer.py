@@ -22,6 +22,7 @@ from forcefit.data import collate
 from forcefit.models.forces import predict
 from forcefit.models.saving import atomic_save
 from forcefit.training.loss import LossWeights, force_matching_loss
+from forcefit.training.metrics import quick_rmse
 
 
 @dataclass
@@ -115,8 +116,10 @@ class Trainer:
 
     # --------------------------------------------------------------- training
 
-    def _loss(self, indices, graphs, names):
-        batch = collate([graphs[i] for i in indices])
+    def _loss(self, indices):
+        """Loss on the training structures `indices`; a non-finite loss names its culprits."""
+        names = self.names
+        batch = collate([self.train[i] for i in indices])
         prediction = predict(self.model, batch, forces=self.weights.forces > 0, training=True)
         loss = force_matching_loss(prediction, batch, self.weights)
         if not torch.isfinite(loss):
@@ -145,7 +148,7 @@ class Trainer:
         for start in range(0, len(order), size):
             indices = order[start : start + size]
             self.optimizer.zero_grad(set_to_none=True)
-            loss, prediction, batch = self._loss(indices, self.train, self.names)
+            loss, prediction, batch = self._loss(indices)
             loss.backward()
             self.optimizer.step()
             loss_sum += loss.item() * len(indices)
@@ -172,15 +175,13 @@ class Trainer:
             total = 0.0
             for start in range(0, len(everything), size):
                 indices = everything[start : start + size]
-                loss, _, _ = self._loss(indices, self.train, self.names)
+                loss, _, _ = self._loss(indices)
                 (loss * len(indices) / len(everything)).backward()
                 total += loss.item() * len(indices) / len(everything)
             return torch.tensor(total)
 
         loss = float(self.optimizer.step(closure))
         progress.advance(task, len(range(0, len(everything), size)))
-        from forcefit.training.metrics import quick_rmse
-
         e_rmse, f_rmse = quick_rmse(self.model, self.train)
         return loss, e_rmse, f_rmse
 
@@ -188,7 +189,6 @@ class Trainer:
         if resume:
             self.load_checkpoint()
             self.console.print(f"resumed from {self.checkpoint_path} after epoch {self.epoch}")
-        from forcefit.training.metrics import quick_rmse
 
         config = self.config
         n_batches = len(range(0, len(self.train), config.batch_size))
