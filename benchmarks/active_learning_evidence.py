@@ -54,8 +54,8 @@ def disagreement(committee: Committee, graphs) -> np.ndarray:
     values = []
     for start in range(0, len(graphs), 100):
         batch = collate(graphs[start : start + 100])
-        energies, forces = committee.member_predictions(batch)
-        per_atom = spread(energies, forces)["forces_std"]
+        members = committee.member_predictions(batch)
+        per_atom = spread(members["energy"], members["forces"])["forces_std"]
         values.append(torch.zeros(batch.n_structures, dtype=per_atom.dtype).index_reduce(0, batch.structure_index, per_atom, "amax").numpy())
     return np.concatenate(values)
 

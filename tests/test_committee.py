@@ -83,3 +83,15 @@ def test_md_summarises_extrapolation_and_stops_on_disagreement():
     squeezed.positions *= 0.6  # far outside the training range
     out = run_md(squeezed, Calculator(committee), steps=10, timestep_fs=0.1, max_extrapolation=0, progress=False)
     assert out.extrapolating_steps >= 1 and "outside the training range" in out.stopped
+
+
+def test_committee_stress_is_the_members_mean():
+    models = members()
+    cell = water_cell(3).to_atoms()
+    stresses = []
+    for m in models:
+        cell.calc = Calculator(m)
+        stresses.append(cell.get_stress())
+    cell.calc = Calculator(Committee(models))
+    assert np.allclose(cell.get_stress(), np.mean(stresses, axis=0), rtol=1e-12, atol=1e-14)
+    assert cell.calc.results["max_force_std"] > 0

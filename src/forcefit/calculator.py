@@ -40,27 +40,33 @@ class Calculator(AseCalculator):
         super().calculate(atoms, properties, system_changes)
         structure = Structure.from_atoms(self.atoms)
         graph = make_graph(structure, self.model.cutoff, self.model.angular_cutoff)
-        periodic = bool(structure.pbc.all())
-        prediction = predict(self.model, graph, forces=True, stress=periodic and "stress" in properties)
-        energy = float(prediction.energy[0])
+        wants_stress = bool(structure.pbc.all()) and "stress" in properties
         offset = float(self.model.energy_offset)
-        atom_energies = prediction.atom_energies.detach().double().numpy() - offset / len(structure.numbers)
-        self.results = {
-            "energy": energy,
-            "free_energy": energy,
-            "energies": atom_energies,
-            "forces": prediction.forces.detach().double().numpy(),
-        }
-        if prediction.stress is not None:
-            full = prediction.stress[0].detach().double().numpy()
-            self.results["stress"] = full[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
+        n_atoms = len(structure.numbers)
         if isinstance(self.model, Committee):
-            stats = spread(*self.model.member_predictions(graph))
+            members = self.model.member_predictions(graph)  # descriptors once for all members
+            stats = spread(members["energy"], members["forces"])
+            energy, forces, features = float(stats["energy"][0]), stats["forces"], members["features"]
+            atom_energies = members["atom_energies"].mean(dim=0)
             self.results["energy_std"] = float(stats["energy_std"][0])
             self.results["forces_std"] = stats["forces_std"].double().numpy()
             self.results["max_force_std"] = float(stats["forces_std"].max())
-        if prediction.features is not None:
-            outside = self.model.outside_range(prediction.features, self.model.species(graph.numbers))
+            stress = predict(self.model, graph, forces=False, stress=True).stress if wants_stress else None
+        else:
+            prediction = predict(self.model, graph, forces=True, stress=wants_stress)
+            energy, forces, features = float(prediction.energy[0]), prediction.forces, prediction.features
+            atom_energies, stress = prediction.atom_energies, prediction.stress
+        self.results.update({
+            "energy": energy,
+            "free_energy": energy,
+            "energies": atom_energies.double().numpy() - offset / n_atoms,
+            "forces": forces.double().numpy(),
+        })
+        if stress is not None:
+            full = stress[0].double().numpy()
+            self.results["stress"] = full[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
+        if features is not None:
+            outside = self.model.outside_range(features, self.model.species(graph.numbers))
             self.results["extrapolation"] = int(outside.sum())
-            self.results["extrapolation_per_function"] = outside.sum(dim=0).numpy()
             self.results["extrapolating_atoms"] = outside.any(dim=1).numpy()
+            self.results["extrapolation_per_function"] = outside.sum(dim=0).numpy()

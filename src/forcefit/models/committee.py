@@ -53,22 +53,26 @@ class Committee(Potential):
     def atom_energies_from_features(self, features: Tensor, species: Tensor) -> Tensor:
         return torch.stack([m.atom_energies_from_features(features, species) for m in self.members]).mean(dim=0)
 
-    def member_predictions(self, batch) -> tuple[Tensor, Tensor]:
-        """Energies (M, n_structures) on the reference scale and forces (M, n_atoms, 3) of every member."""
+    def member_predictions(self, batch) -> dict:
+        """Every member's prediction from one evaluation of the descriptors:
+        energy (M, n_structures) on the reference scale, atom_energies (M, n_atoms),
+        forces (M, n_atoms, 3), and the shared features (n_atoms, n_features) or None."""
         batch = batch.to(self.energy_offset.dtype)
         vectors = batch.vectors().requires_grad_(True)
         species = self.species(batch.numbers)
         with torch.enable_grad():
             features = self.features(batch, vectors) if self.uses_descriptors else None
-            energies, forces = [], []
+            energies, atom_energies, forces = [], [], []
             for member in self.members:
                 atom = member.atom_energies_from_features(features, species) if self.uses_descriptors else member.atom_energies(batch, vectors)
                 energy = atom.new_zeros(batch.n_structures).index_add(0, batch.structure_index, atom) - member.energy_offset
                 (gradient,) = torch.autograd.grad(atom.sum(), vectors, retain_graph=True)
                 member_forces, _ = assemble(batch, vectors.detach(), gradient, stress=False)
                 energies.append(energy.detach())
+                atom_energies.append(atom.detach())
                 forces.append(member_forces.detach())
-        return torch.stack(energies), torch.stack(forces)
+        return {"energy": torch.stack(energies), "atom_energies": torch.stack(atom_energies), "forces": torch.stack(forces),
+                "features": None if features is None else features.detach()}
 
     def outside_range(self, features: Tensor, species: Tensor) -> Tensor:
         """(n_atoms, n_features): outside the training range of any member."""
@@ -79,7 +83,7 @@ class Committee(Potential):
 
 
 def spread(energies: Tensor, forces: Tensor) -> dict:
-    """Committee statistics from member_predictions: means and standard deviations."""
+    """Committee statistics from member energies (M, S) and forces (M, N, 3): means and standard deviations."""
     mean_forces = forces.mean(dim=0)
     return {
         "energy": energies.mean(dim=0),
