@@ -67,8 +67,10 @@ def _md(args, console):
     if args.trajectory:
         _plot_xy(result.times_ps, 1000 * (result.total_energy - result.total_energy[0]) / len(atoms), "t (ps)",
                  "E_total − E_total(0) (meV/atom)", Path(args.trajectory).with_suffix(".energy.png"))
-    console.print(f"extrapolation: {result.extrapolating_steps} of {len(result.times_ps)} recorded steps outside the training range; "
-                  f"largest committee force disagreement {result.max_force_std:.3f} eV/Å", soft_wrap=True)
+    summary = f"extrapolation: {result.extrapolating_steps} of {len(result.times_ps)} recorded steps outside the training range"
+    if result.max_force_std > 0:
+        summary += f"; largest committee force disagreement {result.max_force_std:.3f} eV/Å"
+    console.print(summary, soft_wrap=True)
     if result.stopped:
         console.print(f"[bold yellow]stopped early:[/] {result.stopped}", soft_wrap=True)
     if args.rdf:
