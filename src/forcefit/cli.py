@@ -31,14 +31,14 @@ def _train(args, console):
 
 
 def _evaluate(args, console):
-    from forcefit.io import read_structures
+    from forcefit.io import guess_format, read_structures
     from forcefit.models.saving import load_model
     from forcefit.training.run import evaluate_splits, prepare
 
     model = load_model(args.model)
     options = (
         {"length_unit": args.length_unit, "energy_unit": args.energy_unit}
-        if str(args.data).endswith(".data")
+        if guess_format(args.data) == "input.data"
         else {"energy_key": args.energy_key, "forces_key": args.forces_key}
     )
     structures = read_structures(args.data, **options)

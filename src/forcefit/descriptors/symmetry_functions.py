@@ -167,7 +167,8 @@ class SymmetryFunctions(torch.nn.Module):
         return cutoff_function(r[:, None], self._p(n, "rc_unique")[None, :], self.cutoff_type, self.cutoff_alpha)
 
     def _selections(self, species: Tensor, vectors: Tensor, pair_i: Tensor, pair_j: Tensor, triplet_p: Tensor, triplet_q: Tensor):
-        """Per group: (group, kind, (λ, ζ) list, centre atom of each term, first pair, second pair or None).
+        """Per group: (group, kind, (λ, ζ) list, centre atom of each term, first pair,
+        second pair or None, and their vectors vp, vq gathered once).
 
         Narrow-function triplets whose j–k distance is beyond the group's largest
         cutoff contribute nothing and are dropped here (f_c(r_jk) = 0 there, with
@@ -182,15 +183,16 @@ class SymmetryFunctions(torch.nn.Module):
         for n, kind, center, neighbors, lam_zeta, rc_max in self._groups:
             if kind == "radial":
                 sel = torch.nonzero(pair_code == center * E + neighbors[0]).squeeze(1)
-                yield n, kind, lam_zeta, pair_i[sel], sel, None
+                yield n, kind, lam_zeta, pair_i[sel], sel, None, vectors[sel], None
             elif triplet_p.numel():
                 sel = torch.nonzero(triplet_code == (center * E + neighbors[0]) * E + neighbors[1]).squeeze(1)
                 p, q = triplet_p[sel], triplet_q[sel]
+                vp, vq = vectors[p], vectors[q]
                 if kind == "narrow":
                     with torch.no_grad():
-                        keep = torch.nonzero(((vectors[q] - vectors[p]) ** 2).sum(dim=1) < rc_max * rc_max).squeeze(1)
-                    p, q = p[keep], q[keep]
-                yield n, kind, lam_zeta, pair_i[p], p, q
+                        keep = torch.nonzero(((vq - vp) ** 2).sum(dim=1) < rc_max * rc_max).squeeze(1)
+                    p, q, vp, vq = p[keep], q[keep], vp[keep], vq[keep]
+                yield n, kind, lam_zeta, pair_i[p], p, q, vp, vq
 
     def forward(self, species: Tensor, vectors: Tensor, pair_i: Tensor, pair_j: Tensor, triplet_p: Tensor, triplet_q: Tensor) -> Tensor:
         """species: (n_atoms,) element index; vectors: (n_pairs, 3) Å, r_j − r_i;
@@ -198,8 +200,8 @@ class SymmetryFunctions(torch.nn.Module):
         Returns G: (n_atoms, n_features)."""
         n_atoms = species.shape[0]
         out = vectors.new_zeros(n_atoms * self.n_features)
-        for n, kind, lam_zeta, atoms, p, q in self._selections(species, vectors, pair_i, pair_j, triplet_p, triplet_q):
-            values = self._terms(n, kind, lam_zeta, vectors[p], None if q is None else vectors[q])
+        for n, kind, lam_zeta, atoms, _, _, vp, vq in self._selections(species, vectors, pair_i, pair_j, triplet_p, triplet_q):
+            values = self._terms(n, kind, lam_zeta, vp, vq)
             index = (atoms[:, None] * self.n_features + self._p(n, "column")[None, :]).reshape(-1)
             out = out.index_add(0, index, values.reshape(-1))
         return out.view(n_atoms, self.n_features)
@@ -216,10 +218,8 @@ class SymmetryFunctions(torch.nn.Module):
         features = vectors.new_zeros(species.shape[0] * F)
         jacobian = vectors.new_zeros((vectors.shape[0] * F, 3))
         basis = torch.eye(3, dtype=vectors.dtype)
-        for n, kind, lam_zeta, atoms, p, q in self._selections(species, vectors, pair_i, pair_j, triplet_p, triplet_q):
+        for n, kind, lam_zeta, atoms, p, q, vp, vq in self._selections(species, vectors, pair_i, pair_j, triplet_p, triplet_q):
             column = self._p(n, "column")[None, :]
-            vp = vectors[p]
-            vq = None if q is None else vectors[q]
             values = self._terms(n, kind, lam_zeta, vp, vq)
             features.index_add_(0, (atoms[:, None] * F + column).reshape(-1), values.reshape(-1))
             legs = [(p, 0)] if q is None else [(p, 0), (q, 1)]

@@ -44,8 +44,3 @@ def error_statistics(results: dict, elements: list[str]) -> dict:
         stats[f"{key}_rmse"] = float(np.sqrt((values**2).mean())) if values.size else float("nan")
     return stats
 
-
-def quick_rmse(model, graphs: list, batch_size: int = 64) -> tuple[float, float]:
-    """(energy RMSE meV/atom, force RMSE meV/Å), for the per-epoch line."""
-    stats = error_statistics(collect(model, graphs, batch_size), [])
-    return stats["energy_rmse"], stats["forces_rmse"]

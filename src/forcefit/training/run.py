@@ -20,7 +20,7 @@ from rich.table import Table
 from forcefit.config import Config, unit_value
 from forcefit.data import make_graph, split_indices
 from forcefit.descriptors import SymmetryFunction, SymmetryFunctions, generate_symmetry_functions
-from forcefit.io import read_structures
+from forcefit.io import guess_format, read_structures
 from forcefit.models import MODELS, Committee
 from forcefit.models.pair import PairPotential
 from forcefit.models.saving import save_model
@@ -33,9 +33,8 @@ from forcefit.training.trainer import Trainer
 def read_split(config: Config):
     """(train, validation, test) structure lists, from files or a seeded random split."""
     data = config.data
-    options = {}
     fmt = data.format
-    if fmt in ("input.data", "n2p2") or (fmt is None and (data.train.endswith("input.data") or data.train.endswith(".data"))):
+    if guess_format(data.train, fmt) == "input.data":
         options = {"length_unit": unit_value(data.length_unit, "data.length_unit"), "energy_unit": unit_value(data.energy_unit, "data.energy_unit")}
     else:
         options = {"energy_key": data.energy_key, "forces_key": data.forces_key}

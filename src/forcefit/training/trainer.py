@@ -22,7 +22,6 @@ from forcefit.data import collate
 from forcefit.models.forces import predict
 from forcefit.models.saving import atomic_save
 from forcefit.training.loss import LossWeights, force_matching_loss
-from forcefit.training.metrics import quick_rmse
 
 
 @dataclass
@@ -131,15 +130,21 @@ class Trainer:
             )
         return loss, prediction, batch
 
-    def validation_loss(self) -> float:
-        graphs = self.validation or self.train
-        total, count = 0.0, 0
+    def evaluate(self, graphs: list) -> tuple[float, float, float]:
+        """(loss, energy RMSE meV/atom, force RMSE meV/Å) in one pass over `graphs`."""
+        total = e_sq = f_sq = 0.0
+        n_e = n_f = 0
         for start in range(0, len(graphs), 64):
             batch = collate(graphs[start : start + 64])
-            prediction = predict(self.model, batch, forces=self.weights.forces > 0)
+            prediction = predict(self.model, batch, forces=True)
             total += float(force_matching_loss(prediction, batch, self.weights)) * batch.n_structures
-            count += batch.n_structures
-        return total / count
+            e_err = ((prediction.energy - batch.ref_energy) / batch.n_atoms).double()
+            e_err = e_err[torch.isfinite(e_err)]
+            f_err = (prediction.forces - batch.ref_forces).double()
+            f_err = f_err[torch.isfinite(f_err)]
+            e_sq, n_e = e_sq + float((e_err**2).sum()), n_e + e_err.numel()
+            f_sq, n_f = f_sq + float((f_err**2).sum()), n_f + f_err.numel()
+        return total / len(graphs), _rmse(e_sq, n_e), _rmse(f_sq, n_f)
 
     def _epoch_adam(self, order, progress, task) -> tuple[float, float, float]:
         size = self.config.batch_size
@@ -163,8 +168,7 @@ class Trainer:
                     f_sq += float((f_err**2).sum())
                     n_f += f_err.numel()
             progress.advance(task)
-        rmse = lambda sq, n: 1000.0 * math.sqrt(sq / n) if n else float("nan")  # noqa: E731
-        return loss_sum / len(order), rmse(e_sq, n_e), rmse(f_sq, n_f)
+        return loss_sum / len(order), _rmse(e_sq, n_e), _rmse(f_sq, n_f)
 
     def _epoch_lbfgs(self, progress, task) -> tuple[float, float, float]:
         everything = np.arange(len(self.train))
@@ -180,10 +184,9 @@ class Trainer:
                 total += loss.item() * len(indices) / len(everything)
             return torch.tensor(total)
 
-        loss = float(self.optimizer.step(closure))
+        self.optimizer.step(closure)
         progress.advance(task, len(range(0, len(everything), size)))
-        e_rmse, f_rmse = quick_rmse(self.model, self.train)
-        return loss, e_rmse, f_rmse
+        return self.evaluate(self.train)
 
     def fit(self, resume: bool = False) -> list[dict]:
         if resume:
@@ -209,8 +212,9 @@ class Trainer:
                 else:
                     loss, e_rmse, f_rmse = self._epoch_lbfgs(progress, task)
                 progress.remove_task(task)
-                val_loss = self.validation_loss()
-                val_e, val_f = quick_rmse(self.model, self.validation) if self.validation else (float("nan"), float("nan"))
+                val_loss, val_e, val_f = self.evaluate(self.validation or self.train)
+                if not self.validation:
+                    val_e = val_f = float("nan")
                 self.scheduler.step(val_loss)
                 self.epoch += 1
                 if val_loss < self.best_loss:
@@ -250,3 +254,8 @@ def _non_finite_structures(prediction, batch) -> list[bool]:
             atom_bad = (~torch.isfinite(prediction.forces) | torch.isinf(batch.ref_forces)).any(dim=1)
         structure_bad = torch.zeros(batch.n_structures, dtype=torch.bool).index_put((batch.structure_index,), atom_bad, accumulate=True)
         return (energy_bad | structure_bad).tolist()
+
+
+def _rmse(sum_of_squares: float, count: int) -> float:
+    """Root mean square in milli-units (meV/atom, meV/Å); NaN when nothing was counted."""
+    return 1000.0 * math.sqrt(sum_of_squares / count) if count else float("nan")
