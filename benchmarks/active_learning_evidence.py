@@ -1,22 +1,28 @@
 """Does committee disagreement pick better training data than chance?
 
-Pool: the bundled ethanol GFN2-xTB 500 K MD (frames 0–799; a label is "bought"
-only when a frame is selected); held-out test: frames 800–999. Both strategies
-start from the same 16 random frames and add 16 per round:
+Pool: what MD of ethanol with GFN2-xTB visits, mostly ordinary and sometimes hot: the
+bundled 500 K trajectory (frames 0–799) plus 200 frames of a 1000 K trajectory
+(generated with data/make_ethanol.py on first use, cached under runs/). A label is
+"bought" only when a frame is selected. Held-out test: the remaining 200 frames at
+500 K and 100 at 1000 K. Both strategies start from the same 16 random pool frames
+and add 16 per round:
   - uncertainty: the pool frames with the largest committee force disagreement
     max_i σ_F,i, at least 5 frames (50 fs) apart;
   - random: 16 pool frames drawn at random.
-Each round trains a 3-member committee (seeds differ) and records its held-out
-force MAE. Also reports the Spearman rank correlation between σ_F and the true
-force error of the final uncertainty-selected committee on the test frames.
+Each round trains a 3-member committee (different seeds, each member on a random 80%
+of the labelled frames) and records its held-out force MAE. The experiment is
+repeated for several starting sets (--repeats) and the curves averaged. Also reports
+the Spearman rank correlation between committee disagreement and true force error
+on the test frames (per frame: max σ_F vs max |ΔF|; per atom: σ_F,i vs |ΔF_i|).
 
-    python benchmarks/active_learning_evidence.py [--rounds 6]
+    python benchmarks/active_learning_evidence.py [--rounds 6] [--repeats 3]
 
 Writes benchmarks/results/active_learning_evidence.{md,png}.
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -32,32 +38,54 @@ from forcefit.models.committee import spread
 from forcefit.training.metrics import collect, error_statistics
 from forcefit.training.trainer import Trainer, TrainingConfig
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "ethanol_gfn2xtb_500K.extxyz"
+ROOT = Path(__file__).resolve().parents[1]
+ORDINARY = ROOT / "data" / "ethanol_gfn2xtb_500K.extxyz"
+HOT = ROOT / "runs" / "al_pool" / "ethanol_gfn2xtb_1000K.extxyz"
 ELEMENTS = ["H", "C", "O"]
-BATCH, START, SPACING, MEMBERS = 16, 16, 5, 3
+BATCH, START, SPACING, MEMBERS, MEMBER_FRACTION = 16, 16, 5, 3, 0.8
+
+
+def hot_trajectory() -> Path:
+    """300 frames of 1000 K GFN2-xTB MD, made once with the bundled data's generator."""
+    if not HOT.exists():
+        spec = importlib.util.spec_from_file_location("make_ethanol", ROOT / "data" / "make_ethanol.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        HOT.parent.mkdir(parents=True, exist_ok=True)
+        module.main(HOT, temperature=1000.0, n_frames=300, seed=7)
+    return HOT
 
 
 def committee_on(graphs, descriptor, epochs, seed) -> Committee:
     members = []
     for k in range(MEMBERS):
         torch.manual_seed(seed + k)
+        subset = np.random.default_rng([seed, k]).choice(len(graphs), int(round(MEMBER_FRACTION * len(graphs))), replace=False)
+        member_graphs = [graphs[i] for i in np.sort(subset)]
         model = BPNN(descriptor, hidden=[24, 24])
-        model.initialise(graphs)
+        model.initialise(member_graphs)
         config = TrainingConfig(epochs=epochs, batch_size=8, learning_rate=3e-3, lr_patience=15, early_stopping=epochs,
                                 energy_weight=1000.0, seed=seed + k)
-        Trainer(model, graphs, [], config, console=Console(quiet=True)).fit()
+        Trainer(model, member_graphs, [], config, console=Console(quiet=True)).fit()
         members.append(model)
     return Committee(members)
 
 
-def disagreement(committee: Committee, graphs) -> np.ndarray:
-    values = []
+def per_atom_disagreement(committee: Committee, graphs) -> tuple[np.ndarray, np.ndarray]:
+    """σ_F,i for every atom of `graphs` (concatenated) and the index of its structure."""
+    values, owners = [], []
     for start in range(0, len(graphs), 100):
         batch = collate(graphs[start : start + 100])
         members = committee.member_predictions(batch)
-        per_atom = spread(members["energy"], members["forces"])["forces_std"]
-        values.append(torch.zeros(batch.n_structures, dtype=per_atom.dtype).index_reduce(0, batch.structure_index, per_atom, "amax").numpy())
-    return np.concatenate(values)
+        values.append(spread(members["energy"], members["forces"])["forces_std"].numpy())
+        owners.append(batch.structure_index.numpy() + start)
+    return np.concatenate(values), np.concatenate(owners)
+
+
+def per_frame_max(values: np.ndarray, owners: np.ndarray, n_frames: int) -> np.ndarray:
+    out = np.zeros(n_frames)
+    np.maximum.at(out, owners, values)
+    return out
 
 
 def pick_uncertain(scores: np.ndarray, available: np.ndarray, count: int) -> list[int]:
@@ -70,53 +98,84 @@ def pick_uncertain(scores: np.ndarray, available: np.ndarray, count: int) -> lis
     return chosen
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=6)
-    parser.add_argument("--epochs", type=int, default=150)
-    args = parser.parse_args()
-    console = Console()
-    structures = read_extxyz(DATA)
-    descriptor = SymmetryFunctions(ELEMENTS, generate_symmetry_functions(ELEMENTS, 4.0, 6, 2), "tanh")
-    probe = BPNN(descriptor)
-    graphs = [make_graph(s, probe.cutoff, probe.angular_cutoff) for s in structures]
-    probe.cache_descriptors(graphs)
-    pool, test = graphs[:800], graphs[800:]
-    rng = np.random.default_rng(0)
-    start = list(rng.choice(800, START, replace=False))
-    curves = {}
+def one_experiment(pool, test, descriptor, rounds, epochs, repeat, console):
+    """Learning curves of both strategies from one random starting set; also the
+    final uncertainty-driven committee."""
+    rng = np.random.default_rng(repeat)
+    start = list(rng.choice(len(pool), START, replace=False))
+    curves, hot_share = {}, {}
     for strategy in ("uncertainty", "random"):
         chosen, curve = list(start), []
-        for round_ in range(args.rounds + 1):
-            committee = committee_on([pool[i] for i in chosen], descriptor, args.epochs, seed=100 * round_)
+        for round_ in range(rounds + 1):
+            committee = committee_on([pool[i] for i in chosen], descriptor, epochs, seed=1000 * repeat + 100 * round_)
             mae = error_statistics(collect(committee, test), ELEMENTS)["forces_mae"]
             curve.append((len(chosen), mae))
-            console.print(f"{strategy:11s} round {round_}: {len(chosen):4d} labelled, test force MAE {mae:6.1f} meV/Å")
-            if round_ == args.rounds:
+            console.print(f"repeat {repeat} {strategy:11s} round {round_}: {len(chosen):4d} labelled, test force MAE {mae:6.1f} meV/Å")
+            if round_ == rounds:
                 break
-            available = np.setdiff1d(np.arange(800), chosen)
+            available = np.setdiff1d(np.arange(len(pool)), chosen)
             if strategy == "uncertainty":
-                chosen += pick_uncertain(disagreement(committee, pool), available, BATCH)
+                sigma, owners = per_atom_disagreement(committee, pool)
+                chosen += pick_uncertain(per_frame_max(sigma, owners, len(pool)), available, BATCH)
             else:
                 chosen += list(rng.choice(available, BATCH, replace=False))
         curves[strategy] = curve
+        hot_share[strategy] = np.mean(np.array(chosen) >= 800)
         if strategy == "uncertainty":
             final = committee
-    sigma = disagreement(final, test)
+    return curves, hot_share, final
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=150)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    console = Console()
+    ordinary, hot = read_extxyz(ORDINARY), read_extxyz(hot_trajectory())
+    descriptor = SymmetryFunctions(ELEMENTS, generate_symmetry_functions(ELEMENTS, 4.0, 6, 2), "tanh")
+    probe = BPNN(descriptor)
+    graphs = [make_graph(s, probe.cutoff, probe.angular_cutoff) for s in ordinary + hot]
+    probe.cache_descriptors(graphs)
+    ordinary_graphs, hot_graphs = graphs[: len(ordinary)], graphs[len(ordinary) :]
+    pool = ordinary_graphs[:800] + hot_graphs[:200]
+    test = ordinary_graphs[800:] + hot_graphs[200:]
+    runs = [one_experiment(pool, test, descriptor, args.rounds, args.epochs, r, console) for r in range(args.repeats)]
+    counts = [c for c, _ in runs[0][0]["random"]]
+    mean = {s: np.mean([[m for _, m in curves[s]] for curves, _, _ in runs], axis=0) for s in ("uncertainty", "random")}
+    spread_of = {s: np.std([[m for _, m in curves[s]] for curves, _, _ in runs], axis=0) for s in ("uncertainty", "random")}
+    final = runs[0][2]
+    sigma, owners = per_atom_disagreement(final, test)
     results = collect(final, test)
-    n = np.array([g.numbers.shape[0] for g in test])
     errors = np.linalg.norm(results["forces"] - results["ref_forces"], axis=1)
-    true_error = np.array([errors[a:b].max() for a, b in zip(np.cumsum(n) - n, np.cumsum(n))])
-    rho = spearmanr(sigma, true_error).statistic
-    lines = ["| labelled | uncertainty: test F MAE (meV/Å) | random: test F MAE (meV/Å) |", "|---|---|---|"]
-    for (count, a), (_, b) in zip(curves["uncertainty"], curves["random"]):
-        lines.append(f"| {count} | {a:.1f} | {b:.1f} |")
+    rho_frame = spearmanr(per_frame_max(sigma, owners, len(test)), per_frame_max(errors, owners, len(test))).statistic
+    rho_atom = spearmanr(sigma, errors).statistic
+    lines = [
+        f"Mean over {args.repeats} starting sets (± standard deviation); committee of {MEMBERS}, each member on "
+        f"{MEMBER_FRACTION:.0%} of the labelled frames; {args.epochs} epochs per member.",
+        "",
+        "| labelled | uncertainty: test F MAE (meV/Å) | random: test F MAE (meV/Å) |",
+        "|---|---|---|",
+    ]
+    for k, count in enumerate(counts):
+        lines.append(f"| {count} | {mean['uncertainty'][k]:.1f} ± {spread_of['uncertainty'][k]:.1f} | {mean['random'][k]:.1f} ± {spread_of['random'][k]:.1f} |")
     lines += ["", "| error reached by random selection (meV/Å) | labels, random | labels, uncertainty |", "|---|---|---|"]
-    for count, target in curves["random"][1:]:
-        needed = next((c for c, m in curves["uncertainty"] if m <= target), None)
-        lines.append(f"| {target:.1f} | {count} | {needed if needed is not None else '> ' + str(curves['uncertainty'][-1][0])} |")
-    lines.append("")
-    lines.append(f"Spearman rank correlation between committee max σ_F and true max force error on {len(test)} test frames: {rho:.2f}")
+    for count, target in list(zip(counts, mean["random"]))[1:]:
+        needed = next((c for c, m in zip(counts, mean["uncertainty"]) if m <= target), None)
+        lines.append(f"| {target:.1f} | {count} | {needed if needed is not None else '> ' + str(counts[-1])} |")
+    share = {s: np.mean([h[s] for _, h, _ in runs]) for s in ("uncertainty", "random")}
+    lines += [
+        "",
+        f"Share of 1000 K frames among the labelled frames after the last round: uncertainty {share['uncertainty']:.0%}, "
+        f"random {share['random']:.0%} (pool: 20%).",
+        "",
+        f"Spearman rank correlation, committee disagreement vs true force error, final uncertainty-driven committee "
+        f"(first starting set), {len(test)} test frames: per frame (max σ_F vs max |ΔF|) {rho_frame:.2f}; "
+        f"per atom (σ_F,i vs |ΔF_i|) {rho_atom:.2f}.",
+    ]
     table = "\n".join(lines)
     console.print(table)
     out = Path(__file__).with_name("results")
@@ -128,15 +187,15 @@ def main() -> None:
     import matplotlib.pyplot as plt
 
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4))
-    for strategy, curve in curves.items():
-        ax.plot(*zip(*curve), "o-", label=strategy)
+    for strategy in ("uncertainty", "random"):
+        ax.errorbar(counts, mean[strategy], yerr=spread_of[strategy], fmt="o-", capsize=3, label=strategy)
     ax.set_xlabel("labelled structures")
     ax.set_ylabel("test force MAE (meV/Å)")
     ax.legend()
-    bx.scatter(sigma, true_error, s=6)
-    bx.set_xlabel("committee max σ_F (eV/Å)")
-    bx.set_ylabel("true max |ΔF| (eV/Å)")
-    bx.set_title(f"Spearman ρ = {rho:.2f}")
+    bx.scatter(sigma, errors, s=3, alpha=0.5)
+    bx.set_xlabel("committee σ_F,i (eV/Å)")
+    bx.set_ylabel("true |ΔF_i| (eV/Å)")
+    bx.set_title(f"per atom: Spearman ρ = {rho_atom:.2f}")
     fig.tight_layout()
     fig.savefig(out / "active_learning_evidence.png", dpi=110)
 

@@ -3,6 +3,8 @@
 Langevin MD (0.5 fs, friction 0.01/fs) driven by GFN2-xTB through tblite's ASE
 calculator. After 2 ps of equilibration, one frame every 10 fs is kept with its
 GFN2-xTB energy (eV) and forces (eV/Å). Run: python data/make_ethanol.py
+(`main` also takes another temperature, frame count and seed; the active-learning
+benchmark uses it for a hotter trajectory.)
 """
 import sys
 from pathlib import Path
@@ -16,20 +18,19 @@ from ase.md.langevin import Langevin
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 from tblite.ase import TBLite
 
-N_FRAMES = 1000
 STRIDE = 20  # steps of 0.5 fs
 EQUILIBRATION = 4000
 
 
-def main(out: Path) -> None:
+def main(out: Path, temperature: float = 500.0, n_frames: int = 1000, seed: int = 2026) -> None:
     atoms = molecule("CH3CH2OH")
     atoms.calc = TBLite(method="GFN2-xTB", verbosity=0)
-    rng = np.random.default_rng(2026)
-    MaxwellBoltzmannDistribution(atoms, temperature_K=500, rng=rng)
-    dyn = Langevin(atoms, 0.5 * units.fs, temperature_K=500, friction=0.01 / units.fs, rng=rng)
+    rng = np.random.default_rng(seed)
+    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
+    dyn = Langevin(atoms, 0.5 * units.fs, temperature_K=temperature, friction=0.01 / units.fs, rng=rng)
     dyn.run(EQUILIBRATION)
     frames = []
-    for _ in range(N_FRAMES):
+    for _ in range(n_frames):
         dyn.run(STRIDE)
         frame = atoms.copy()
         del frame.arrays["momenta"]

@@ -125,3 +125,24 @@ def test_unknown_element_is_a_clear_error():
     s.numbers[0] = 6
     with pytest.raises(ValueError, match=r"knows elements \['H', 'O'\]; the structure contains \['C'\]"):
         predict(model, make_graph(s, model.cutoff, model.angular_cutoff))
+
+
+def test_stage_two_switches_weights_from_the_best_model_and_resumes_exactly(tmp_path):
+    options = dict(stage_two_energy_weight=1e4, stage_two_force_weight=0.0, stage_two_learning_rate=1e-4)
+    straight, graphs = ethanol_model(ethanol())
+    trainer, history = train(straight, graphs, epochs=3, run_dir=tmp_path / "straight", stage_two_epochs=3, **options)
+    assert [h["stage"] for h in history] == [1, 1, 1, 2, 2, 2]
+    assert history[3]["learning_rate"] == 1e-4
+    assert trainer.weights.energy == 1e4 and trainer.weights.forces == 0.0
+    # energy-only refinement lowers the training energy error left by the main stage
+    assert history[-1]["train_energy_rmse"] < history[2]["train_energy_rmse"]
+    # interrupted at the end of the main stage, or inside stage two; resumed in a new process
+    for first_stage_two_epochs in (0, 1):
+        run_dir = tmp_path / f"split{first_stage_two_epochs}"
+        first, graphs = ethanol_model(ethanol())
+        train(first, graphs, epochs=3, run_dir=run_dir, stage_two_epochs=first_stage_two_epochs, **options)
+        second, graphs = ethanol_model(ethanol())
+        _, resumed = train(second, graphs, epochs=3, run_dir=run_dir, resume=True, stage_two_epochs=3, **options)
+        assert [h["epoch"] for h in resumed] == [1, 2, 3, 4, 5, 6]
+        for name, value in straight.state_dict().items():
+            assert torch.equal(value, second.state_dict()[name]), (first_stage_two_epochs, name)

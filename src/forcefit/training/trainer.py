@@ -2,6 +2,12 @@
 force-matching loss, learning-rate reduction on a validation plateau, early
 stopping, and a checkpoint after every epoch that `resume` continues exactly.
 
+Optional stage two (as in MACE's second stage): when the main stage ends (epoch limit,
+early stopping or wall-time budget), training continues from the best model for
+`stage_two_epochs` more epochs with other loss weights and a new learning rate —
+typically a larger energy weight and a smaller rate, to settle energies once the
+forces are learnt. Validation tracking restarts there, since the loss has changed.
+
 Reproducibility: the order of the training set in epoch k is drawn from
 (seed, k) alone, so an interrupted run resumed from its checkpoint follows the
 same path as an uninterrupted one.
@@ -42,6 +48,10 @@ class TrainingConfig:
     ridge: float = 1e-8  # λ of the ridge term λ|c|² (optimizer: ridge)
     committee: int = 1  # train this many models (seeds seed, seed+1, …) and save them as one committee
     committee_fraction: float = 1.0  # fraction of the training set each member sees (drawn per member)
+    stage_two_epochs: int = 0  # extra epochs after the main stage (0: no stage two); max_seconds bounds the main stage only
+    stage_two_energy_weight: float | None = None  # default: energy_weight
+    stage_two_force_weight: float | None = None  # default: force_weight
+    stage_two_learning_rate: float | None = None  # default: the rate the main stage ended with
 
     def __post_init__(self) -> None:
         if self.optimizer not in ("adam", "lbfgs", "ridge"):
@@ -50,6 +60,15 @@ class TrainingConfig:
             raise ValueError("training.epochs and training.batch_size must be at least 1")
         if self.committee < 1 or not 0 < self.committee_fraction <= 1:
             raise ValueError("training.committee must be ≥ 1 and training.committee_fraction in (0, 1]")
+        if self.stage_two_epochs < 0:
+            raise ValueError("training.stage_two_epochs must be ≥ 0")
+
+    def loss_weights(self, stage: int) -> LossWeights:
+        if stage == 1:
+            return LossWeights(self.energy_weight, self.force_weight, self.energy_per_atom)
+        energy = self.energy_weight if self.stage_two_energy_weight is None else self.stage_two_energy_weight
+        forces = self.force_weight if self.stage_two_force_weight is None else self.stage_two_force_weight
+        return LossWeights(energy, forces, self.energy_per_atom)
 
 
 class Trainer:
@@ -60,7 +79,8 @@ class Trainer:
         self.names = names or [f"training structure {n}" for n in range(len(train))]
         self.run_dir = Path(run_dir) if run_dir else None
         self.console = console or Console()
-        self.weights = LossWeights(config.energy_weight, config.force_weight, config.energy_per_atom)
+        self.stage, self.stage_two_start = 1, None
+        self.weights = config.loss_weights(1)
         parameters = [p for p in model.parameters() if p.requires_grad]
         if config.optimizer == "ridge":
             raise ValueError("training.optimizer 'ridge' is a closed-form solve, not an iterative trainer (see LinearModel.fit_ridge)")
@@ -69,15 +89,19 @@ class Trainer:
         else:
             self.optimizer = torch.optim.LBFGS(parameters, lr=config.learning_rate, max_iter=20, history_size=20,
                                                tolerance_grad=1e-14, tolerance_change=1e-18, line_search_fn="strong_wolfe")
-        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            self.optimizer, factor=config.lr_factor, patience=config.lr_patience, min_lr=config.min_learning_rate
-        )
+        self.scheduler = self._new_scheduler()
         self.epoch = 0
         self.history: list[dict] = []
         self.best_loss = math.inf
         self.best_state = None
         self.stale_epochs = 0
         self.elapsed = 0.0
+
+    def _new_scheduler(self):
+        config = self.config
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.optimizer, factor=config.lr_factor, patience=config.lr_patience, min_lr=config.min_learning_rate
+        )
 
     # ------------------------------------------------------------ checkpoints
 
@@ -96,6 +120,8 @@ class Trainer:
             "best_state": self.best_state,
             "stale_epochs": self.stale_epochs,
             "elapsed": self.elapsed,
+            "stage": self.stage,
+            "stage_two_start": self.stage_two_start,
         }
 
     def load_checkpoint(self, path=None) -> None:
@@ -112,6 +138,8 @@ class Trainer:
         self.best_state = state["best_state"]
         self.stale_epochs = state["stale_epochs"]
         self.elapsed = state["elapsed"]
+        self.stage, self.stage_two_start = state["stage"], state["stage_two_start"]
+        self.weights = self.config.loss_weights(self.stage)
 
     # --------------------------------------------------------------- training
 
@@ -188,6 +216,67 @@ class Trainer:
         progress.advance(task, len(range(0, len(everything), size)))
         return self.evaluate(self.train)
 
+    def _run_stage(self, last_epoch: int, progress, n_batches: int, budget: float | None) -> None:
+        """Epochs up to `last_epoch`, early stopping on validation, or until `budget` seconds of training."""
+        config = self.config
+        while self.epoch < last_epoch and self.stale_epochs < config.early_stopping:
+            if budget is not None and self.elapsed >= budget:
+                self.console.print(f"stopping: wall-time budget of {budget:.0f} s reached")
+                break
+            started = time.perf_counter()
+            task = progress.add_task("train", total=n_batches, epoch=self.epoch + 1)
+            if config.optimizer == "adam":
+                order = np.random.default_rng([config.seed, self.epoch]).permutation(len(self.train))
+                loss, e_rmse, f_rmse = self._epoch_adam(order, progress, task)
+            else:
+                loss, e_rmse, f_rmse = self._epoch_lbfgs(progress, task)
+            progress.remove_task(task)
+            val_loss, val_e, val_f = self.evaluate(self.validation or self.train)
+            if not self.validation:
+                val_e = val_f = float("nan")
+            self.scheduler.step(val_loss)
+            self.epoch += 1
+            if val_loss < self.best_loss:
+                self.best_loss, self.stale_epochs = val_loss, 0
+                self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            else:
+                self.stale_epochs += 1
+            self.elapsed += time.perf_counter() - started
+            record = {
+                "epoch": self.epoch, "stage": self.stage, "loss": loss, "validation_loss": val_loss,
+                "train_energy_rmse": e_rmse, "train_forces_rmse": f_rmse,
+                "validation_energy_rmse": val_e, "validation_forces_rmse": val_f,
+                "learning_rate": self.optimizer.param_groups[0]["lr"], "seconds": self.elapsed,
+            }
+            self.history.append(record)
+            self.console.print(
+                f"epoch {self.epoch:4d}  loss {loss:.3e}  E/F RMSE train {e_rmse:.2f} meV/atom {f_rmse:.1f} meV/Å"
+                f"  val {val_e:.2f} {val_f:.1f}  lr {record['learning_rate']:.1e}  {self.elapsed:.0f} s",
+                soft_wrap=True, highlight=False,
+            )
+            if self.checkpoint_path:
+                atomic_save(self.state(), self.checkpoint_path)
+        if self.stale_epochs >= config.early_stopping:
+            self.console.print(f"early stopping: no validation improvement for {self.stale_epochs} epochs")
+
+    def _begin_stage_two(self) -> None:
+        """From the best model of the main stage: new loss weights, learning rate and validation tracking."""
+        config = self.config
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+        self.stage, self.weights = 2, config.loss_weights(2)
+        if config.stage_two_learning_rate is not None:
+            for group in self.optimizer.param_groups:
+                group["lr"] = config.stage_two_learning_rate
+        self.scheduler = self._new_scheduler()
+        self.best_loss, self.best_state, self.stale_epochs = math.inf, None, 0
+        self.stage_two_start = self.epoch
+        w = self.weights
+        self.console.print(
+            f"stage two from epoch {self.epoch}: {config.stage_two_epochs} epochs, energy weight {w.energy:g}, "
+            f"force weight {w.forces:g}, learning rate {self.optimizer.param_groups[0]['lr']:.1e}"
+        )
+
     def fit(self, resume: bool = False) -> list[dict]:
         if resume:
             self.load_checkpoint()
@@ -200,45 +289,12 @@ class Trainer:
             console=self.console, transient=True,
         )
         with progress:
-            while self.epoch < config.epochs and self.stale_epochs < config.early_stopping:
-                if config.max_seconds is not None and self.elapsed >= config.max_seconds:
-                    self.console.print(f"stopping: wall-time budget of {config.max_seconds:.0f} s reached")
-                    break
-                started = time.perf_counter()
-                task = progress.add_task("train", total=n_batches, epoch=self.epoch + 1)
-                if config.optimizer == "adam":
-                    order = np.random.default_rng([config.seed, self.epoch]).permutation(len(self.train))
-                    loss, e_rmse, f_rmse = self._epoch_adam(order, progress, task)
-                else:
-                    loss, e_rmse, f_rmse = self._epoch_lbfgs(progress, task)
-                progress.remove_task(task)
-                val_loss, val_e, val_f = self.evaluate(self.validation or self.train)
-                if not self.validation:
-                    val_e = val_f = float("nan")
-                self.scheduler.step(val_loss)
-                self.epoch += 1
-                if val_loss < self.best_loss:
-                    self.best_loss, self.stale_epochs = val_loss, 0
-                    self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-                else:
-                    self.stale_epochs += 1
-                self.elapsed += time.perf_counter() - started
-                record = {
-                    "epoch": self.epoch, "loss": loss, "validation_loss": val_loss,
-                    "train_energy_rmse": e_rmse, "train_forces_rmse": f_rmse,
-                    "validation_energy_rmse": val_e, "validation_forces_rmse": val_f,
-                    "learning_rate": self.optimizer.param_groups[0]["lr"], "seconds": self.elapsed,
-                }
-                self.history.append(record)
-                self.console.print(
-                    f"epoch {self.epoch:4d}  loss {loss:.3e}  E/F RMSE train {e_rmse:.2f} meV/atom {f_rmse:.1f} meV/Å"
-                    f"  val {val_e:.2f} {val_f:.1f}  lr {record['learning_rate']:.1e}  {self.elapsed:.0f} s",
-                    soft_wrap=True, highlight=False,
-                )
-                if self.checkpoint_path:
-                    atomic_save(self.state(), self.checkpoint_path)
-        if self.stale_epochs >= config.early_stopping:
-            self.console.print(f"early stopping: no validation improvement for {self.stale_epochs} epochs")
+            if self.stage == 1:
+                self._run_stage(config.epochs, progress, n_batches, budget=config.max_seconds)
+                if config.stage_two_epochs:
+                    self._begin_stage_two()
+            if self.stage == 2:
+                self._run_stage(self.stage_two_start + config.stage_two_epochs, progress, n_batches, budget=None)
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
         return self.history
