@@ -8,7 +8,7 @@ from ase.neighborlist import neighbor_list
 
 from conftest import tiny_functions, water_cell, water_cluster
 from forcefit.data import make_graph
-from forcefit.descriptors import SymmetryFunctions, cutoff_function, generate_symmetry_functions
+from forcefit.descriptors import SymmetryFunction, SymmetryFunctions, cutoff_function, generate_symmetry_functions
 
 SYMBOL = {1: "H", 8: "O"}
 
@@ -75,9 +75,16 @@ def test_features_match_reference_loops(kind, structure):
         assert np.all(features[n, len(row) :] == 0)
 
 
-def test_jacobian_equals_autograd():
+@pytest.mark.parametrize("kind, alpha", [("poly2", 0.0), ("poly4", 0.3), ("cos", 0.2), ("tanh", 0.0), ("exp", 0.1)])
+def test_jacobian_equals_autograd(kind, alpha):
+    """The analytic Jacobian of the training cache against autograd through the forward pass."""
     structure = water_cell(4)
-    sf = SymmetryFunctions(["H", "O"], tiny_functions(), "poly2")
+    extra = [
+        SymmetryFunction("narrow", "O", ("H", "H"), eta=0.3, rc=3.0, lam=1.0, zeta=1.5, rs=0.4),
+        SymmetryFunction("wide", "H", ("H", "O"), eta=0.1, rc=3.5, lam=1.0, zeta=1.0),
+        SymmetryFunction("narrow", "H", ("O", "O"), eta=0.02, rc=3.5, lam=-1.0, zeta=1.0),
+    ]
+    sf = SymmetryFunctions(["H", "O"], tiny_functions() + extra, kind, alpha)
     g = make_graph(structure, sf.cutoff, sf.angular_cutoff)
     species = torch.tensor([0 if z == 1 else 1 for z in structure.numbers])
     features, jacobian = sf.with_jacobian(species, g.vectors(), g.pair_i, g.pair_j, g.triplet_p, g.triplet_q)

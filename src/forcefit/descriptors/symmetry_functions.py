@@ -210,33 +210,87 @@ class SymmetryFunctions(torch.nn.Module):
     def with_jacobian(self, species: Tensor, vectors: Tensor, pair_i: Tensor, pair_j: Tensor, triplet_p: Tensor, triplet_q: Tensor) -> tuple[Tensor, Tensor]:
         """G (n_atoms, n_features) and J (n_pairs, n_features, 3) = ∂G_{i_p}/∂r_p.
 
-        Each term depends only on its own one or two pair vectors, so forward-mode
-        derivatives along the 3 (radial) or 6 (angular) input directions give every
-        term's gradient at once; they are then summed onto pairs and features.
+        Each term depends only on its own one or two pair vectors, and its gradient
+        with respect to a pair vector lies in the plane of the term's unit vectors:
+        a coefficient times the pair's own unit vector (summed per pair and feature
+        as a scalar, multiplied by the unit vector once at the end) plus, for
+        triplets, a coefficient times the other leg's unit vector. The coefficients
+        come from analytic derivatives (`_terms_with_gradients`).
         """
         F = self.n_features
         features = vectors.new_zeros(species.shape[0] * F)
+        along_own = vectors.new_zeros(vectors.shape[0] * F)
         jacobian = vectors.new_zeros((vectors.shape[0] * F, 3))
-        basis = torch.eye(3, dtype=vectors.dtype)
+        unit = vectors / torch.linalg.vector_norm(vectors, dim=1, keepdim=True)
         for n, kind, lam_zeta, atoms, p, q, vp, vq in self._selections(species, vectors, pair_i, pair_j, triplet_p, triplet_q):
             column = self._p(n, "column")[None, :]
-            values = self._terms(n, kind, lam_zeta, vp, vq)
+            values, coefficients = self._terms_with_gradients(n, kind, lam_zeta, vp, vq)
             features.index_add_(0, (atoms[:, None] * F + column).reshape(-1), values.reshape(-1))
-            legs = [(p, 0)] if q is None else [(p, 0), (q, 1)]
-            for pairs, leg in legs:
-                derivative = []
-                for c in range(3):
-                    tangent = basis[c].expand_as(vp)
-                    zero = torch.zeros_like(vp)
-                    if q is None:
-                        _, d = torch.func.jvp(lambda a: self._terms(n, kind, lam_zeta, a, None), (vp,), (tangent,))
-                    else:
-                        tangents = (tangent, zero) if leg == 0 else (zero, tangent)
-                        _, d = torch.func.jvp(lambda a, b: self._terms(n, kind, lam_zeta, a, b), (vp, vq), tangents)
-                    derivative.append(d)
-                derivative = torch.stack(derivative, dim=-1)  # (n_sel, n_functions, 3)
-                jacobian.index_add_(0, (pairs[:, None] * F + column).reshape(-1), derivative.reshape(-1, 3))
-        return features.view(species.shape[0], F), jacobian.view(vectors.shape[0], F, 3)
+            legs = [(p, None)] if q is None else [(p, q), (q, p)]
+            for (pairs, other), (own, cross) in zip(legs, coefficients):
+                rows = (pairs[:, None] * F + column).reshape(-1)
+                along_own.index_add_(0, rows, own.reshape(-1))
+                if other is not None:
+                    jacobian.index_add_(0, rows, (cross[:, :, None] * unit[other][:, None, :]).reshape(-1, 3))
+        jacobian = jacobian.view(vectors.shape[0], F, 3) + along_own.view(-1, F, 1) * unit[:, None, :]
+        return features.view(species.shape[0], F), jacobian
+
+    def _terms_with_gradients(self, n: int, kind: str, lam_zeta: list, vp: Tensor, vq: Tensor | None):
+        """The values of `_terms` and, per leg, the coefficients (own, cross), each
+        (n_sel, n_functions), of the gradient  ∂term/∂v_leg = own · u_leg + cross · u_other.
+
+            term = norm · A(cos θ) · Π_d exp(−η (r_d − r_s)²) f_c(r_d),
+            d over r_ij (radial), r_ij and r_ik (wide), r_ij, r_ik and r_jk (narrow);
+            ∂r_ij/∂vp = u_ij, ∂cos/∂vp = (u_ik − cos u_ij)/r_ij,
+            ∂r_jk/∂vp = −u_jk = (r_ij u_ij − r_ik u_ik)/r_jk, and the same with p ↔ q.
+        """
+        eta = self._p(n, "er_eta")
+        rs = self._p(n, "rs_unique")
+        rc = self._p(n, "rc_unique")
+        vectors = [vp] if kind == "radial" else [vp, vq] + ([vq - vp] if kind == "narrow" else [])
+        distance, gauss_slope, fc, fc_slope = [], [], [], []
+        exponent = 0.0
+        for v in vectors:
+            r = torch.linalg.vector_norm(v, dim=1)
+            distance.append(r)
+            offset = self._columns(r[:, None] - rs, n, "er_rs")  # (n_sel, n_er)
+            exponent = exponent + eta * offset**2
+            gauss_slope.append(-2.0 * eta * offset)
+            value, slope = torch.func.jvp(
+                lambda x: cutoff_function(x[:, None], rc[None, :], self.cutoff_type, self.cutoff_alpha), (r,), (torch.ones_like(r),)
+            )
+            fc.append(value)
+            fc_slope.append(slope)
+        gaussians = self._columns(torch.exp(-exponent), n, "er_col")
+        values = gaussians * self._columns(torch.stack(fc).prod(dim=0), n, "rc_col")
+        radial_slopes = []  # ∂term/∂r_d before the angular factor
+        for d in range(len(vectors)):
+            others = fc_slope[d]
+            for e in range(len(vectors)):
+                if e != d:
+                    others = others * fc[e]
+            radial_slopes.append(self._columns(gauss_slope[d], n, "er_col") * values + gaussians * self._columns(others, n, "rc_col"))
+        if kind == "radial":
+            return values, [(radial_slopes[0], None)]
+        rij, rik = distance[0][:, None], distance[1][:, None]
+        cos = (vp * vq).sum(dim=1)[:, None] / (rij * rik)
+        angular, angular_slope = [], []
+        for lam, zeta in lam_zeta:
+            base = (1.0 + lam * cos[:, 0]).clamp(min=0.0)
+            power = int(zeta) if float(zeta).is_integer() else zeta
+            angular.append(base**power)
+            angular_slope.append(lam * zeta * base ** (power - 1) if zeta != 1 else torch.full_like(base, lam))
+        norm = self._p(n, "norm")
+        angular = self._columns(torch.stack(angular, dim=1), n, "lz_col") * norm
+        d_cos = values * self._columns(torch.stack(angular_slope, dim=1), n, "lz_col") * norm
+        d_rij, d_rik = radial_slopes[0] * angular, radial_slopes[1] * angular
+        own_p, cross_p = d_rij - d_cos * cos / rij, d_cos / rij
+        own_q, cross_q = d_rik - d_cos * cos / rik, d_cos / rik
+        if kind == "narrow":
+            d_rjk = radial_slopes[2] * angular / distance[2][:, None]
+            own_p, cross_p = own_p + d_rjk * rij, cross_p - d_rjk * rik
+            own_q, cross_q = own_q + d_rjk * rik, cross_q - d_rjk * rij
+        return values * angular, [(own_p, cross_p), (own_q, cross_q)]
 
     def get_config(self) -> dict:
         return {
