@@ -123,6 +123,26 @@ def test_generator_covers_every_element_combination():
     assert {f.neighbors for f in per_centre["H"] if f.kind == "wide"} == {("H", "H"), ("H", "C"), ("H", "O"), ("C", "C"), ("C", "O"), ("O", "O")}
 
 
+def test_shifted_angular_grid_resolves_neighbour_shells():
+    functions = generate_symmetry_functions(["Mo"], 5.2, n_radial=4, n_angular=4, r_min=2.0, zetas=(1.0,), angular_grid="shifted")
+    wide = [f for f in functions if f.kind == "wide"]
+    assert sorted({f.rs for f in wide}) == pytest.approx([2.0, 2.8, 3.6, 4.4])
+    assert all(f.eta == pytest.approx(1 / (2 * 0.8**2)) for f in wide)
+    # a bcc crystal: atoms in the first and second shell switch on different windows
+    from ase.build import bulk
+
+    from forcefit.structures import Structure
+
+    crystal = Structure.from_atoms(bulk("Mo", "bcc", a=3.16, cubic=True))
+    sf = SymmetryFunctions(["Mo"], functions, "tanh")
+    g = make_graph(crystal, sf.cutoff, sf.angular_cutoff)
+    values = sf(torch.zeros(2, dtype=torch.long), g.vectors(), g.pair_i, g.pair_j, g.triplet_p, g.triplet_q)
+    angular = values[0, 4:].reshape(4, 2)  # windows × λ
+    assert torch.all(angular[:, 0] > 0) and len(set(angular[:, 0].round(decimals=6).tolist())) == 4
+    with pytest.raises(ValueError, match="angular_grid"):
+        generate_symmetry_functions(["Mo"], 5.2, angular_grid="shells")
+
+
 def test_unknown_cutoff_and_bad_parameters_are_errors():
     with pytest.raises(ValueError, match="cutoff_type"):
         SymmetryFunctions(["H"], generate_symmetry_functions(["H"], 3.0, 2, 1), "cosine")

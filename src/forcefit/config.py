@@ -67,6 +67,7 @@ class ModelConfig:
     n_angular: int = 4
     angular_kind: str = "wide"  # wide (G5, n2p2 type 9) | narrow (G4, type 3)
     zetas: list[float] = field(default_factory=lambda: [1.0, 4.0])
+    angular_grid: str = "centred"  # centred (r_s = 0, nested widths) | shifted (r_s on a grid, by neighbour shell)
     r_min: float = 0.8
     symmetry_functions: list[dict] | None = None  # explicit list instead of the generator
     hidden: list[int] = field(default_factory=lambda: [25, 25])

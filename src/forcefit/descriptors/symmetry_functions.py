@@ -314,16 +314,23 @@ def generate_symmetry_functions(
     r_min: float = 0.8,
     angular_kind: str = "wide",
     zetas: tuple[float, ...] = (1.0, 4.0),
+    angular_grid: str = "centred",
 ) -> list[SymmetryFunction]:
     """A sensible default set: for every centre and neighbour element,
 
     radial: `n_radial` Gaussians with centres r_s evenly spaced on [r_min, rc) and
         width equal to the spacing, η = 1/(2 Δ²) (the "shifted" grid of
         Gastegger et al., JCP 148, 241709 (2018));
-    angular: for every neighbour-element pair, `n_angular` values of η on a
-        geometric grid of radii r_m in [r_min, rc/2] (η = 1/(2 r_m²), r_s = 0),
-        each combined with λ = ±1 and every ζ in `zetas`.
+    angular: for every neighbour-element pair, `n_angular` radial windows, each
+        combined with λ = ±1 and every ζ in `zetas`. The windows are
+        `angular_grid: centred`: r_s = 0 and η on a geometric grid of radii r_m in
+            [r_min, rc/2] (η = 1/(2 r_m²)): nested spheres, good for molecules;
+        `angular_grid: shifted`: r_s evenly spaced on [r_min, rc) with width equal
+            to the spacing, as the radial grid: angles resolved by neighbour shell,
+            which crystals with several close shells (bcc metals) need.
     """
+    if angular_grid not in ("centred", "shifted"):
+        raise ValueError(f"angular_grid: {angular_grid!r}; expected 'centred' or 'shifted'")
     if n_radial < 1 or n_angular < 0:
         raise ValueError("need n_radial >= 1 and n_angular >= 0")
     if not 0 < r_min < rc:
@@ -332,18 +339,21 @@ def generate_symmetry_functions(
     spacing = (rc - r_min) / n_radial
     centres = [r_min + k * spacing for k in range(n_radial)]
     pairs = [(a, b) for n, a in enumerate(elements) for b in elements[n:]]
-    radii = [r_min * (rc / 2 / r_min) ** (m / max(n_angular - 1, 1)) for m in range(n_angular)]
+    if angular_grid == "centred":
+        radii = [r_min * (rc / 2 / r_min) ** (m / max(n_angular - 1, 1)) for m in range(n_angular)]
+        windows = [(1.0 / (2 * radius**2), 0.0) for radius in radii]
+    else:
+        step = (rc - r_min) / max(n_angular, 1)
+        windows = [(1.0 / (2 * step**2), r_min + m * step) for m in range(n_angular)]
     for center in elements:
         for neighbor in elements:
             functions += [
                 SymmetryFunction("radial", center, (neighbor,), eta=1.0 / (2 * spacing**2), rc=rc, rs=rs) for rs in centres
             ]
         for pair in pairs:
-            for radius in radii:
+            for eta, rs in windows:
                 for zeta in zetas:
                     for lam in (1.0, -1.0):
-                        functions.append(
-                            SymmetryFunction(angular_kind, center, pair, eta=1.0 / (2 * radius**2), rc=rc, lam=lam, zeta=zeta)
-                        )
+                        functions.append(SymmetryFunction(angular_kind, center, pair, eta=eta, rc=rc, rs=rs, lam=lam, zeta=zeta))
     return functions
 

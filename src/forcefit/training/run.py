@@ -81,7 +81,7 @@ def build_model(config: Config, structures) -> torch.nn.Module:
         if m.symmetry_functions:
             functions = [SymmetryFunction(**f) for f in m.symmetry_functions]
         else:
-            functions = generate_symmetry_functions(elements, m.cutoff, m.n_radial, m.n_angular, m.r_min, m.angular_kind, tuple(m.zetas))
+            functions = generate_symmetry_functions(elements, m.cutoff, m.n_radial, m.n_angular, m.r_min, m.angular_kind, tuple(m.zetas), m.angular_grid)
         descriptor = SymmetryFunctions(elements, functions, m.cutoff_type, m.cutoff_alpha)
         if m.kind == "linear":
             model = cls(descriptor)
