@@ -45,7 +45,7 @@ def _evaluate(args, console):
     run_dir = Path(args.output) if args.output else None
     if run_dir:
         run_dir.mkdir(parents=True, exist_ok=True)
-    evaluate_splits(model, {Path(args.data).name: prepare(model, structures)}, run_dir, console)
+    evaluate_splits(model, {Path(args.data).name: prepare(model, structures, console, Path(args.data).name)}, run_dir, console)
 
 
 def _md(args, console):

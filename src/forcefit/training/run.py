@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ import torch
 import yaml
 from ase.data import atomic_numbers
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from forcefit.config import Config, unit_value
@@ -28,6 +30,8 @@ from forcefit.training.metrics import collect, error_statistics
 from forcefit.training.plots import learning_curve, parity_plots
 from forcefit.training.loss import LossWeights
 from forcefit.training.trainer import Trainer
+
+CACHE_CHUNK = 16  # structures per descriptor-cache call: bounds the memory of the Jacobian work
 
 
 def read_split(config: Config):
@@ -97,10 +101,20 @@ def describe(model) -> str:
     return text
 
 
-def prepare(model, structures) -> list:
+def prepare(model, structures, console: Console | None = None, label: str = "") -> list:
+    """Neighbour graphs and, for descriptor models, cached descriptors and their
+    Jacobian (the slow part on large sets: a progress bar and the time taken)."""
     graphs = [make_graph(s, model.cutoff, model.angular_cutoff) for s in structures]
-    if hasattr(model, "cache_descriptors"):
-        model.cache_descriptors(graphs)
+    if hasattr(model, "cache_descriptors") and graphs:
+        console = console or Console()
+        started = time.perf_counter()
+        columns = (TextColumn(f"descriptors {label}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=console, transient=True) as progress:
+            task = progress.add_task("", total=len(graphs))
+            for start in range(0, len(graphs), CACHE_CHUNK):
+                model.cache_descriptors(graphs[start : start + CACHE_CHUNK])
+                progress.advance(task, len(graphs[start : start + CACHE_CHUNK]))
+        console.print(f"descriptors and Jacobians {label}: {len(graphs)} structures in {time.perf_counter() - started:.0f} s")
     return graphs
 
 
@@ -153,7 +167,7 @@ def train_from_config(config: Config, resume: bool = False, console: Console | N
         model = build_model(config, train + validation + test)
         if graphs is None:  # neighbours and descriptors once, shared by all members
             console.print(describe(model), soft_wrap=True)
-            graphs = {name: prepare(model, s) for name, s in (("train", train), ("validation", validation), ("test", test))}
+            graphs = {name: prepare(model, s, console, name) for name, s in (("train", train), ("validation", validation), ("test", test))}
         chosen = np.arange(len(train))
         if t.committee > 1 and t.committee_fraction < 1:
             chosen = np.sort(np.random.default_rng([t.seed, k]).choice(len(train), int(round(t.committee_fraction * len(train))), replace=False))
