@@ -32,6 +32,26 @@ def test_misspelt_key_is_an_error_naming_valid_keys():
         config_from_dict({"data": {"train": "x"}, "modle": {}})
 
 
+def test_numbers_from_yaml_are_checked_and_converted():
+    # PyYAML reads 1e-3 and 2e4 (no dot) as strings; they must still be numbers
+    text = "data: {train: x}\nmodel: {hidden: [64, 64.0], zetas: [1, 4]}\ntraining: {learning_rate: 1e-3, energy_weight: 2e4, epochs: 10.0, stage_two_learning_rate: 2e-4}\n"
+    config = config_from_dict(yaml.safe_load(text))
+    assert config.training.learning_rate == 1e-3 and isinstance(config.training.learning_rate, float)
+    assert config.training.energy_weight == 2e4 and config.training.stage_two_learning_rate == 2e-4
+    assert config.training.epochs == 10 and isinstance(config.training.epochs, int)
+    assert config.model.hidden == [64, 64] and config.model.zetas == [1.0, 4.0]
+    assert config_from_dict(config.to_dict()) == config  # the resolved config saved in a run reads back
+    assert config_from_dict({"data": {"train": "x", "length_unit": "bohr"}}).data.length_unit == "bohr"
+    with pytest.raises(ValueError, match=r"training.epochs: expected a number, got 'ten'"):
+        config_from_dict({"data": {"train": "x"}, "training": {"epochs": "ten"}})
+    with pytest.raises(ValueError, match=r"training.batch_size: expected a whole number, got 2.5"):
+        config_from_dict({"data": {"train": "x"}, "training": {"batch_size": 2.5}})
+    with pytest.raises(ValueError, match=r"model.hidden\[1\]: expected a number"):
+        config_from_dict({"data": {"train": "x"}, "model": {"hidden": [64, "wide"]}})
+    with pytest.raises(ValueError, match=r"training.energy_per_atom: expected true or false"):
+        config_from_dict({"data": {"train": "x"}, "training": {"energy_per_atom": "yes please"}})
+
+
 def test_train_evaluate_resume_and_md(tmp_path, capsys):
     config = tiny_config(tmp_path)
     assert main(["train", str(config)]) == 0

@@ -114,15 +114,60 @@ class Config:
         return dataclasses.asdict(self)
 
 
+def _number(value, kind: type, where: str):
+    """An int or float from YAML. PyYAML reads `1e-3` (no dot) as a string, so numeric
+    strings are accepted; anything else is an error naming the key."""
+    if isinstance(value, bool):
+        raise ValueError(f"{where}: expected a number, got {value!r}")
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise ValueError(f"{where}: expected a number, got {value!r}") from None
+    if not isinstance(value, (int, float)):
+        raise ValueError(f"{where}: expected a number, got {value!r}")
+    if kind is int:
+        if float(value) != int(value):
+            raise ValueError(f"{where}: expected a whole number, got {value!r}")
+        return int(value)
+    return float(value)
+
+
+def _coerce(value, annotation: str, where: str):
+    """Check a config value against its field's annotation (a string such as
+    'float', 'int | None', 'list[float]' or 'float | str'); numbers are converted."""
+    options = [option.strip() for option in annotation.split("|")]
+    if value is None:
+        if "None" in options:
+            return None
+        raise ValueError(f"{where}: a value is required")
+    if options[0] in ("int", "float"):
+        if isinstance(value, str) and "str" in options:
+            try:
+                return _number(value, float, where)
+            except ValueError:
+                return value
+        return _number(value, int if options[0] == "int" else float, where)
+    if options[0] in ("list[int]", "list[float]"):
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{where}: expected a list of numbers, got {value!r}")
+        kind = int if options[0] == "list[int]" else float
+        return [_number(v, kind, f"{where}[{n}]") for n, v in enumerate(value)]
+    if options[0] == "bool" and not isinstance(value, bool):
+        raise ValueError(f"{where}: expected true or false, got {value!r}")
+    return value
+
+
 def _build(cls, values, where: str):
     if values is None:
         values = {}
     if not isinstance(values, dict):
         raise ValueError(f"{where}: expected a mapping of keys to values, got {type(values).__name__}")
-    valid = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - valid)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
     if unknown:
-        raise ValueError(f"{where}: unknown key(s) {unknown}; valid keys are {sorted(valid)}")
+        raise ValueError(f"{where}: unknown key(s) {unknown}; valid keys are {sorted(fields)}")
+    values = {key: _coerce(value, str(fields[key].type), f"{where}.{key}") for key, value in values.items()}
     try:
         return cls(**values)
     except (TypeError, ValueError) as err:
@@ -136,6 +181,8 @@ def config_from_dict(values: dict, where: str = "config") -> Config:
     unknown = sorted(set(values) - set(sections) - {"output"})
     if unknown:
         raise ValueError(f"{where}: unknown section(s) {unknown}; valid are {sorted(sections) + ['output']}")
+    if values.get("learn", "absent") is None:  # as written by Config.to_dict
+        values = {k: v for k, v in values.items() if k != "learn"}
     if "learn" in values and isinstance(values["learn"], dict):  # the loop trains on its own dataset
         values = {**values, "data": {"train": values["learn"].get("dataset", ""), **(values.get("data") or {})}}
     if "data" not in values:
