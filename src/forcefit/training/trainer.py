@@ -138,7 +138,7 @@ class Trainer:
         self.best_state = state["best_state"]
         self.stale_epochs = state["stale_epochs"]
         self.elapsed = state["elapsed"]
-        self.stage, self.stage_two_start = state["stage"], state["stage_two_start"]
+        self.stage, self.stage_two_start = state.get("stage", 1), state.get("stage_two_start")  # older checkpoints: one stage
         self.weights = self.config.loss_weights(self.stage)
 
     # --------------------------------------------------------------- training
