@@ -114,3 +114,23 @@ def test_every_model_kind_trains_from_yaml_and_runs_in_ase(tmp_path):
     assert np.allclose(atoms.get_forces(), forces, atol=1e-6)
     assert main(["export-lammps", str(tmp_path / "lj" / "model.ffm"), str(tmp_path / "pair.lammps")]) == 0
     assert "pair_style" in (tmp_path / "pair.lammps").read_text()
+
+
+def test_mo_example_config_is_the_benchmark_setting():
+    """examples/mlearn_mo.yaml must train what benchmarks/mlearn.py measured."""
+    import importlib.util
+
+    from conftest import shared_path
+    from forcefit.config import load_config
+
+    root = Path(__file__).resolve().parents[1]
+    shared_path("data/mlearn/Mo_train.extxyz")
+    example = load_config(root / "examples" / "mlearn_mo.yaml")
+    assert Path(example.data.train).is_file() and Path(example.data.test).is_file()
+    spec = importlib.util.spec_from_file_location("mlearn_benchmark", root / "benchmarks" / "mlearn.py")
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    measured = benchmark.config_for("Mo", None, Path("runs"))
+    assert example.model == measured.model
+    assert example.training == measured.training
+    assert example.data.split == measured.data.split
