@@ -123,38 +123,57 @@ class SymmetryFunctions(torch.nn.Module):
     def _p(self, n: int, name: str) -> Tensor:
         return getattr(self, f"g{n}_{name}")
 
-    def _terms(self, n: int, kind: str, lam_zeta: list, vp: Tensor, vq: Tensor | None) -> Tensor:
-        """Contributions (n_sel, n_functions_in_group) of pairs vp or triplets (vp, vq).
+    def _factors(self, n: int, kind: str, lam_zeta: list, vp: Tensor, vq: Tensor | None, slopes: bool) -> dict:
+        """The pieces of a group's terms, shared by `_terms` and `_terms_with_gradients`:
 
+            term = norm · A(cos θ) · Π_d exp(−η (r_d − r_s)²) f_c(r_d),
+
+        d over r_ij (radial), r_ij and r_ik (wide), r_ij, r_ik and r_jk (narrow).
         Work per term is kept to one gather-and-multiply per function: distances,
-        cosine and cutoff product are computed once per pair or triplet, the
-        Gaussians once per distinct (η, r_s), the angular factor once per distinct
-        (λ, ζ).
-        """
-        rij = torch.linalg.vector_norm(vp, dim=1)
+        cosine and cutoffs once per pair or triplet, the Gaussians once per distinct
+        (η, r_s), the angular factor once per distinct (λ, ζ). With `slopes`, also
+        ∂f_c/∂r_d and dA/dcos θ."""
+        eta = self._p(n, "er_eta")
         rs = self._p(n, "rs_unique")
+        rc = self._p(n, "rc_unique")
+        legs = [vp] if kind == "radial" else [vp, vq] + ([vq - vp] if kind == "narrow" else [])
+        out = {"distance": [], "offset": [], "fc": [], "fc_slope": []}  # offsets r_d − r_s per distinct r_s
+        distance2 = 0.0
+        for v in legs:
+            r = torch.linalg.vector_norm(v, dim=1)
+            offset = r[:, None] - rs  # (n_sel, n_distinct r_s)
+            distance2 = distance2 + offset**2
+            if slopes:
+                fc, fc_slope = torch.func.jvp(lambda x: self._fc_unique(x, n), (r,), (torch.ones_like(r),))
+                out["fc_slope"].append(fc_slope)
+            else:
+                fc = self._fc_unique(r, n)
+            out["distance"].append(r)
+            out["offset"].append(offset)
+            out["fc"].append(fc)
+        out["gaussians"] = self._columns(torch.exp(-eta * self._columns(distance2, n, "er_rs")), n, "er_col")
+        out["values"] = out["gaussians"] * self._columns(torch.stack(out["fc"]).prod(dim=0), n, "rc_col")
         if kind == "radial":
-            distance2 = (rij[:, None] - rs) ** 2
-            fc = self._fc_unique(rij, n)
-        else:
-            rik = torch.linalg.vector_norm(vq, dim=1)
-            distance2 = (rij[:, None] - rs) ** 2 + (rik[:, None] - rs) ** 2
-            fc = self._fc_unique(rij, n) * self._fc_unique(rik, n)
-            if kind == "narrow":
-                rjk = torch.linalg.vector_norm(vq - vp, dim=1)
-                distance2 = distance2 + (rjk[:, None] - rs) ** 2
-                fc = fc * self._fc_unique(rjk, n)
-        gaussians = torch.exp(-self._p(n, "er_eta") * self._columns(distance2, n, "er_rs"))
-        values = self._columns(gaussians, n, "er_col") * self._columns(fc, n, "rc_col")
-        if kind == "radial":
-            return values
-        cos = (vp * vq).sum(dim=1) / (rij * rik)
-        angular = []
+            return out
+        rij, rik = out["distance"][:2]
+        out["cos"] = cos = (vp * vq).sum(dim=1) / (rij * rik)
+        angular, angular_slope = [], []
         for lam, zeta in lam_zeta:
             base = (1.0 + lam * cos).clamp(min=0.0)
-            angular.append(base ** int(zeta) if float(zeta).is_integer() else base**zeta)
-        angular = self._columns(torch.stack(angular, dim=1), n, "lz_col")
-        return values * angular * self._p(n, "norm")
+            power = int(zeta) if float(zeta).is_integer() else zeta
+            angular.append(base**power)
+            if slopes:
+                angular_slope.append(lam * zeta * base ** (power - 1) if zeta != 1 else torch.full_like(base, lam))
+        norm = self._p(n, "norm")
+        out["angular"] = self._columns(torch.stack(angular, dim=1), n, "lz_col") * norm
+        if slopes:
+            out["angular_slope"] = self._columns(torch.stack(angular_slope, dim=1), n, "lz_col") * norm
+        return out
+
+    def _terms(self, n: int, kind: str, lam_zeta: list, vp: Tensor, vq: Tensor | None) -> Tensor:
+        """Contributions (n_sel, n_functions_in_group) of pairs vp or triplets (vp, vq)."""
+        f = self._factors(n, kind, lam_zeta, vp, vq, slopes=False)
+        return f["values"] if kind == "radial" else f["values"] * f["angular"]
 
     def _columns(self, x: Tensor, n: int, name: str) -> Tensor:
         """x[:, index] for a group's column index, skipping the copy when it is the identity."""
@@ -237,57 +256,31 @@ class SymmetryFunctions(torch.nn.Module):
 
     def _terms_with_gradients(self, n: int, kind: str, lam_zeta: list, vp: Tensor, vq: Tensor | None):
         """The values of `_terms` and, per leg, the coefficients (own, cross), each
-        (n_sel, n_functions), of the gradient  ∂term/∂v_leg = own · u_leg + cross · u_other.
+        (n_sel, n_functions), of the gradient  ∂term/∂v_leg = own · u_leg + cross · u_other, from
 
-            term = norm · A(cos θ) · Π_d exp(−η (r_d − r_s)²) f_c(r_d),
-            d over r_ij (radial), r_ij and r_ik (wide), r_ij, r_ik and r_jk (narrow);
             ∂r_ij/∂vp = u_ij, ∂cos/∂vp = (u_ik − cos u_ij)/r_ij,
             ∂r_jk/∂vp = −u_jk = (r_ij u_ij − r_ik u_ik)/r_jk, and the same with p ↔ q.
         """
-        eta = self._p(n, "er_eta")
-        rs = self._p(n, "rs_unique")
-        rc = self._p(n, "rc_unique")
-        vectors = [vp] if kind == "radial" else [vp, vq] + ([vq - vp] if kind == "narrow" else [])
-        distance, gauss_slope, fc, fc_slope = [], [], [], []
-        exponent = 0.0
-        for v in vectors:
-            r = torch.linalg.vector_norm(v, dim=1)
-            distance.append(r)
-            offset = self._columns(r[:, None] - rs, n, "er_rs")  # (n_sel, n_er)
-            exponent = exponent + eta * offset**2
-            gauss_slope.append(-2.0 * eta * offset)
-            value, slope = torch.func.jvp(
-                lambda x: cutoff_function(x[:, None], rc[None, :], self.cutoff_type, self.cutoff_alpha), (r,), (torch.ones_like(r),)
-            )
-            fc.append(value)
-            fc_slope.append(slope)
-        gaussians = self._columns(torch.exp(-exponent), n, "er_col")
-        values = gaussians * self._columns(torch.stack(fc).prod(dim=0), n, "rc_col")
+        f = self._factors(n, kind, lam_zeta, vp, vq, slopes=True)
+        eta, fc, values, gaussians = self._p(n, "er_eta"), f["fc"], f["values"], f["gaussians"]
         radial_slopes = []  # ∂term/∂r_d before the angular factor
-        for d in range(len(vectors)):
-            others = fc_slope[d]
-            for e in range(len(vectors)):
+        for d, offset in enumerate(f["offset"]):
+            others = f["fc_slope"][d]
+            for e in range(len(fc)):
                 if e != d:
                     others = others * fc[e]
-            radial_slopes.append(self._columns(gauss_slope[d], n, "er_col") * values + gaussians * self._columns(others, n, "rc_col"))
+            gauss_slope = self._columns(-2.0 * eta * self._columns(offset, n, "er_rs"), n, "er_col")
+            radial_slopes.append(gauss_slope * values + gaussians * self._columns(others, n, "rc_col"))
         if kind == "radial":
             return values, [(radial_slopes[0], None)]
-        rij, rik = distance[0][:, None], distance[1][:, None]
-        cos = (vp * vq).sum(dim=1)[:, None] / (rij * rik)
-        angular, angular_slope = [], []
-        for lam, zeta in lam_zeta:
-            base = (1.0 + lam * cos[:, 0]).clamp(min=0.0)
-            power = int(zeta) if float(zeta).is_integer() else zeta
-            angular.append(base**power)
-            angular_slope.append(lam * zeta * base ** (power - 1) if zeta != 1 else torch.full_like(base, lam))
-        norm = self._p(n, "norm")
-        angular = self._columns(torch.stack(angular, dim=1), n, "lz_col") * norm
-        d_cos = values * self._columns(torch.stack(angular_slope, dim=1), n, "lz_col") * norm
+        rij, rik = f["distance"][0][:, None], f["distance"][1][:, None]
+        cos, angular = f["cos"][:, None], f["angular"]
+        d_cos = values * f["angular_slope"]
         d_rij, d_rik = radial_slopes[0] * angular, radial_slopes[1] * angular
         own_p, cross_p = d_rij - d_cos * cos / rij, d_cos / rij
         own_q, cross_q = d_rik - d_cos * cos / rik, d_cos / rik
         if kind == "narrow":
-            d_rjk = radial_slopes[2] * angular / distance[2][:, None]
+            d_rjk = radial_slopes[2] * angular / f["distance"][2][:, None]
             own_p, cross_p = own_p + d_rjk * rij, cross_p - d_rjk * rik
             own_q, cross_q = own_q + d_rjk * rik, cross_q - d_rjk * rij
         return values * angular, [(own_p, cross_p), (own_q, cross_q)]
