@@ -5,7 +5,8 @@ invariance of E (and covariance of F) under translation, rotation, permutation o
 like atoms, lattice-vector shifts and wrapping; Σ F = 0 for a free cluster;
 forces = central finite differences of E; stress = finite-difference strain
 derivative; a batch gives what single structures give; two copies far apart give
-twice the energy; E and F are continuous as a neighbour crosses the cutoff.
+twice the energy and supercells the same energy per atom, as the ASE calculator
+reports them; E and F are continuous as a neighbour crosses the cutoff.
 """
 from __future__ import annotations
 
@@ -115,16 +116,38 @@ def check_batch(model, structures: list[Structure]) -> None:
         start += n
 
 
-def check_separated_fragments(model, molecule: Structure) -> None:
-    e1, _, _ = evaluate(model, molecule)
-    b = float(model.energy_offset)
-    far = molecule.positions + np.array([50.0, 0.0, 0.0])
-    pair = Structure(numbers=np.concatenate([molecule.numbers] * 2), positions=np.vstack([molecule.positions, far]))
-    e2, f2, _ = evaluate(model, pair)
-    # the model's own energy Σ_i E_i is extensive; the reported energy is Σ_i E_i − b
-    assert abs((e2 + b) - 2 * (e1 + b)) < 1e-9 * max(1.0, abs(e1))
-    _, f1, _ = evaluate(model, molecule)
-    assert np.allclose(f2, np.vstack([f1, f1]), atol=1e-10)
+def check_extensive(model, molecule: Structure, crystal: Structure | None) -> None:
+    """What a user reads from the ASE calculator is extensive: two copies of a molecule
+    50 Å apart have twice its energy (and per-atom energies that add up), and
+    supercells of a crystal have the same energy per atom (1e-10 relative)."""
+    import copy
+
+    from forcefit.calculator import Calculator
+
+    model = copy.deepcopy(model)  # with a clearly non-zero offset b, which must not reach the user
+    with torch.no_grad():
+        for part in getattr(model, "members", [model]):
+            part.energy_offset.add_(0.37)
+        if hasattr(model, "sync_offset"):
+            model.sync_offset()
+    calculator = Calculator(model)
+    atoms = molecule.to_atoms()
+    atoms.calc = calculator
+    e1, f1 = atoms.get_potential_energy(), atoms.get_forces()
+    pair = atoms + atoms.copy()
+    pair.positions[len(atoms):] += [50.0, 0.0, 0.0]
+    pair.calc = calculator
+    e2 = pair.get_potential_energy()
+    assert abs(e2 - 2 * e1) <= 1e-10 * max(1.0, abs(e1)), f"two copies: {e2} eV, one: {e1} eV"
+    assert abs(pair.get_potential_energies().sum() - e2) <= 1e-10 * max(1.0, abs(e2))
+    assert np.allclose(pair.get_forces(), np.vstack([f1, f1]), atol=1e-10)
+    if crystal is not None:
+        per_atom = []
+        for repeat in ((1, 1, 1), (2, 1, 1), (2, 2, 2)):
+            cell = crystal.to_atoms().repeat(repeat)
+            cell.calc = calculator
+            per_atom.append(cell.get_potential_energy() / len(cell))
+        assert np.allclose(per_atom, per_atom[0], rtol=1e-10, atol=0), f"energy per atom of supercells: {per_atom}"
 
 
 def check_cutoff_smoothness(model, element_a: str, element_b: str) -> None:
@@ -146,7 +169,7 @@ def check_contract(model, molecule: Structure, crystal: Structure | None, seed: 
     _, f, _ = evaluate(model, molecule)
     assert np.abs(f.sum(axis=0)).max() < 1e-10, "forces on a free cluster must add up to zero"
     check_finite_differences(model, molecule)
-    check_separated_fragments(model, molecule)
+    check_extensive(model, molecule, crystal)
     check_cutoff_smoothness(model, model.elements[0], model.elements[-1])
     if crystal is not None:
         check_invariances(model, crystal, rng)

@@ -35,7 +35,9 @@ def test_committee_mean_and_spread_match_its_members(tmp_path):
     assert np.isclose(energy, energies.mean(), rtol=1e-12)
     assert np.allclose(forces, member_forces.mean(axis=0), atol=1e-12)
     results = atoms.calc.results
-    assert np.isclose(results["energy_std"], energies.std(), rtol=1e-10)
+    # the spread is over what each member predicts for the reference (Σ E_i − b_m)
+    offsets = np.array([float(m.energy_offset) for m in models])
+    assert np.isclose(results["energy_std"], (energies - offsets).std(), rtol=1e-10)
     expected = np.sqrt(((member_forces - member_forces.mean(axis=0)) ** 2).sum(axis=2).mean(axis=0))
     assert np.allclose(results["forces_std"], expected, atol=1e-12)
     assert np.isclose(results["max_force_std"], expected.max(), rtol=1e-12) and expected.max() > 0

@@ -38,7 +38,7 @@ def test_extxyz_label_keys_are_configurable(tmp_path):
     )
     s = read_extxyz(path, energy_key="REF_energy", forces_key="REF_forces")
     assert s[0].energy == -3.25 and s[0].forces[0, 0] == 0.1
-    with pytest.raises(ValueError, match=r"ref.xyz frame 0 \(line 1\): no energy under key 'energy'"):
+    with pytest.raises(ValueError, match=r"ref.xyz frame 1 \(line 1\): no energy under key 'energy'"):
         read_extxyz(path)
 
 
@@ -58,7 +58,7 @@ def test_input_data_units_are_converted(tmp_path):
         (GOOD.replace("end\n", ""), r"input.data: file ends inside the configuration opened at line 1"),
         (GOOD.replace("0.0 0.1 0.2 0.3", "0.0 0.1 0.2"), r"input.data line 6: expected 'atom x y z element charge energy fx fy fz' \(10 fields\), got 9"),
         (GOOD.replace("0.1 0.2 0.3", "nan 0.2 0.3"), r"input.data line 6: atom charge/energy/forces: contains NaN"),
-        (GOOD.replace("energy -1.5\n", ""), r"input.data configuration 0 \(line 1\): no 'energy' line"),
+        (GOOD.replace("energy -1.5\n", ""), r"input.data configuration 1 \(line 1\): no 'energy' line"),
         (GOOD.replace(" H ", " Xx "), r"input.data line 7: unknown element 'Xx'"),
         (GOOD.replace("lattice 0.0 0.0 10.0\n", ""), r"2 lattice lines"),
     ],
@@ -74,14 +74,14 @@ def test_bad_input_data_names_file_and_line(tmp_path, text, message):
 def test_missing_forces_in_extxyz_is_an_error(tmp_path):
     path = tmp_path / "noforces.xyz"
     path.write_text('1\nProperties=species:S:1:pos:R:3 energy=-1.0 pbc="F F F"\nH 0 0 0\n')
-    with pytest.raises(ValueError, match=r"noforces.xyz frame 0 \(line 1\): no forces under key 'forces'"):
+    with pytest.raises(ValueError, match=r"noforces.xyz frame 1 \(line 1\): no forces under key 'forces'"):
         read_extxyz(path)
 
 
 def test_nan_energy_in_extxyz_is_an_error(tmp_path):
     path = tmp_path / "nan.xyz"
     path.write_text('1\nProperties=species:S:1:pos:R:3:forces:R:3 energy=nan pbc="F F F"\nH 0 0 0 0 0 0\n')
-    with pytest.raises(ValueError, match=r"nan.xyz frame 0 \(line 1\)\): reference energy is nan"):
+    with pytest.raises(ValueError, match=r"nan.xyz frame 1 \(line 1\)\): reference energy is nan"):
         read_extxyz(path)
 
 

@@ -3,9 +3,12 @@
 It runs the same code as training: structure → neighbour lists → model →
 `forcefit.models.forces.predict`. Units are eV, Å, eV/Å and eV/Å³ (ASE's).
 
-Results: energy and free_energy (reference scale, Σ E_i − b), energies (per atom,
-E_i − b/N so that they add up to the energy), forces, and stress for 3-D periodic
-cells. For symmetry-function models, extrapolation is counted, never raised:
+Results: energy and free_energy (the model's Σ_i E_i: extensive, so two copies of
+a system far apart have twice its energy and a supercell the same energy per
+atom), energies (per atom E_i, adding up to the energy), forces, and stress for
+3-D periodic cells. The loss's offset b (the reference data's arbitrary zero) is
+not in any of them: the reference method's energy of a structure is predicted as
+energy − b, with b = `model.energy_offset` (printed by `forcefit info`). For symmetry-function models, extrapolation is counted, never raised:
 `extrapolation` is the number of (atom, function) values outside the training
 range, `extrapolating_atoms` flags each atom and `extrapolation_per_function`
 counts atoms per symmetry-function column. A committee adds `energy_std` (eV),
@@ -41,11 +44,9 @@ class Calculator(AseCalculator):
         structure = Structure.from_atoms(self.atoms)
         graph = make_graph(structure, self.model.cutoff, self.model.angular_cutoff)
         wants_stress = bool(structure.pbc.all()) and "stress" in properties
-        offset = float(self.model.energy_offset)
-        n_atoms = len(structure.numbers)
         if isinstance(self.model, Committee):
             members = self.model.member_predictions(graph)  # descriptors once for all members
-            stats = spread(members["energy"], members["forces"])
+            stats = spread(members["energy"], members["forces"], members["reference_energy"])
             energy, forces, features = float(stats["energy"][0]), stats["forces"], members["features"]
             atom_energies = members["atom_energies"].mean(dim=0)
             self.results["energy_std"] = float(stats["energy_std"][0])
@@ -59,7 +60,7 @@ class Calculator(AseCalculator):
         self.results.update({
             "energy": energy,
             "free_energy": energy,
-            "energies": atom_energies.double().numpy() - offset / n_atoms,
+            "energies": atom_energies.double().numpy(),
             "forces": forces.double().numpy(),
         })
         if stress is not None:

@@ -18,28 +18,37 @@ from ase import units
 
 from forcefit.training.trainer import TrainingConfig
 
-NAMED_UNITS = {"angstrom": 1.0, "Å": 1.0, "bohr": units.Bohr, "ev": 1.0, "hartree": units.Hartree, "kcal/mol": units.kcal / units.mol, "kj/mol": units.kJ / units.mol}
+NAMED_UNITS = {"angstrom": 1.0, "Å": 1.0, "bohr": units.Bohr, "nm": 10.0, "ev": 1.0, "hartree": units.Hartree, "ry": units.Rydberg,
+               "kcal/mol": units.kcal / units.mol, "kj/mol": units.kJ / units.mol}
 
 
 def unit_value(value, key: str) -> float:
-    """A unit as a number (Å or eV per file unit) or a name like 'bohr'."""
-    if isinstance(value, (int, float)):
+    """A unit as a positive number (Å or eV per file unit), a numeric string, or a name like 'bohr'."""
+    if isinstance(value, str):
+        named = {k.lower(): v for k, v in NAMED_UNITS.items()}
+        if value.lower() in named:
+            return named[value.lower()]
+        try:
+            value = float(value)
+        except ValueError:
+            raise ValueError(f"{key}: {value!r} is not a number or one of {sorted(NAMED_UNITS)}") from None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 and value != float("inf"):
         return float(value)
-    if isinstance(value, str) and value.lower() in {k.lower() for k in NAMED_UNITS}:
-        return {k.lower(): v for k, v in NAMED_UNITS.items()}[value.lower()]
-    raise ValueError(f"{key}: {value!r} is not a number or one of {sorted(NAMED_UNITS)}")
+    raise ValueError(f"{key}: {value!r} is not a positive number or one of {sorted(NAMED_UNITS)}")
 
 
 @dataclass
 class DataConfig:
-    train: str = ""
+    train: str | list[str] = ""  # a file (extxyz, ASE .db, input.data) or a list of files
     validation: str | None = None
     test: str | None = None
-    format: str | None = None  # extxyz | input.data; guessed from the name if omitted
+    format: str | None = None  # extxyz | db | input.data; guessed from the name if omitted
     energy_key: str = "energy"
     forces_key: str = "forces"
-    length_unit: float | str = 1.0  # input.data only: Å per file unit, or 'bohr'
-    energy_unit: float | str = 1.0  # input.data only: eV per file unit, or 'hartree'
+    stress_key: str | None = "stress"  # extxyz/db: read a reference stress under this key when present
+    stress_format: str = "ase"  # ase (eV/Å³ in file units, ASE sign) | vasp-kbar (VASP's kB line, e.g. mlearn)
+    length_unit: float | str = 1.0  # every format: Å per file length unit, or a name ('bohr')
+    energy_unit: float | str = 1.0  # every format: eV per file energy unit, or a name ('hartree', 'kcal/mol')
     split: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])  # used for splits without a file
     split_seed: int = 0
     max_structures: int | None = None  # use only the first N of the training file
@@ -47,6 +56,28 @@ class DataConfig:
     def __post_init__(self) -> None:
         if not self.train:
             raise ValueError("data.train: the training data file is required")
+        files = self.train if isinstance(self.train, list) else [self.train]
+        if not all(isinstance(f, str) and f for f in files):
+            raise ValueError(f"data.train: expected a file name or a list of file names, got {self.train!r}")
+        unit_value(self.length_unit, "data.length_unit")
+        unit_value(self.energy_unit, "data.energy_unit")
+        from forcefit.io.extxyz import STRESS_FORMATS
+
+        if self.stress_format not in STRESS_FORMATS:
+            raise ValueError(f"data.stress_format: {self.stress_format!r}; expected one of {list(STRESS_FORMATS)}")
+
+    @property
+    def train_files(self) -> list[str]:
+        return self.train if isinstance(self.train, list) else [self.train]
+
+    def reader_options(self) -> dict:
+        """Keyword arguments of `forcefit.io.read_structures` for every data file."""
+        return {
+            "format": self.format, "energy_key": self.energy_key, "forces_key": self.forces_key,
+            "stress_key": self.stress_key, "stress_format": self.stress_format,
+            "length_unit": unit_value(self.length_unit, "data.length_unit"),
+            "energy_unit": unit_value(self.energy_unit, "data.energy_unit"),
+        }
 
 
 @dataclass
@@ -202,9 +233,12 @@ def load_config(path) -> Config:
         except yaml.YAMLError as err:
             raise ValueError(f"{path}: not valid YAML: {err}") from None
     config = config_from_dict(values, str(path))
+    def resolve(value: str) -> str:
+        return value if Path(value).is_absolute() else str((path.parent / value).resolve())
+
     for section, key in (("data", "train"), ("data", "validation"), ("data", "test"), ("learn", "dataset"), ("learn", "test")):
         holder = getattr(config, section)
         value = getattr(holder, key) if holder is not None else None
-        if value and not Path(value).is_absolute():
-            setattr(holder, key, str((path.parent / value).resolve()))
+        if value:
+            setattr(holder, key, [resolve(v) for v in value] if isinstance(value, list) else resolve(value))
     return config

@@ -26,7 +26,7 @@ class Batch:
     n_atoms (S,), pair_i/pair_j (P,), pair_shift (P, 3) Å (shift @ cell),
     pair_structure (P,), triplet_p/triplet_q (T,) indices into the pairs,
     ref_energy (S,) eV (NaN when missing), ref_forces (N, 3) eV/Å (NaN when
-    missing), weight (S,), and optionally cached descriptors: features (N, F) and
+    missing), ref_stress (S, 3, 3) eV/Å³, ASE sign (NaN when missing), weight (S,), and optionally cached descriptors: features (N, F) and
     jacobian (P, F, 3) = ∂G_{i_p}/∂r_p.
     """
 
@@ -44,6 +44,7 @@ class Batch:
     triplet_q: Tensor
     ref_energy: Tensor
     ref_forces: Tensor
+    ref_stress: Tensor
     weight: Tensor
     features: Tensor | None = None
     jacobian: Tensor | None = None
@@ -88,6 +89,7 @@ def make_graph(structure: Structure, cutoff: float, angular_cutoff: float) -> Ba
         triplet_q=torch.from_numpy(nb.triplet_q),
         ref_energy=torch.tensor([structure.energy if structure.energy is not None else nan], dtype=torch.float64),
         ref_forces=torch.from_numpy(structure.forces) if structure.forces is not None else torch.full((n, 3), nan, dtype=torch.float64),
+        ref_stress=torch.from_numpy(structure.stress)[None] if structure.stress is not None else torch.full((1, 3, 3), nan, dtype=torch.float64),
         weight=torch.tensor([structure.weight], dtype=torch.float64),
     )
 
@@ -122,6 +124,7 @@ def collate(graphs: list[Batch]) -> Batch:
         triplet_q=cat("triplet_q", pair_offsets),
         ref_energy=cat("ref_energy"),
         ref_forces=cat("ref_forces"),
+        ref_stress=cat("ref_stress"),
         weight=cat("weight"),
         features=cat("features") if has_cache else None,
         jacobian=cat("jacobian") if has_cache else None,

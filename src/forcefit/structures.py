@@ -26,6 +26,7 @@ class Structure:
     stress:    (3, 3) reference stress, eV/Å³, ASE sign convention (optional)
     weight:    weight of this structure in the loss
     source:    where it came from (file and index), used in error messages
+    group:     configuration type (extxyz `config_type` or `group`), for error tables per group
     """
 
     numbers: np.ndarray
@@ -37,6 +38,7 @@ class Structure:
     stress: np.ndarray | None = None
     weight: float = 1.0
     source: str = ""
+    group: str = ""
 
     def __post_init__(self) -> None:
         self.numbers = np.asarray(self.numbers, dtype=np.int64).reshape(-1)
@@ -63,6 +65,10 @@ class Structure:
                 raise ValueError(f"structure{where}: reference energy is {self.energy}")
         if self.stress is not None:
             self.stress = np.asarray(self.stress, dtype=np.float64).reshape(3, 3)
+            if not np.all(np.isfinite(self.stress)):
+                raise ValueError(f"structure{where}: reference stress contains NaN or inf")
+            if not self.pbc.all():
+                raise ValueError(f"structure{where}: a reference stress needs a cell periodic in all three directions")
 
     @property
     def n_atoms(self) -> int:

@@ -6,27 +6,37 @@ from forcefit.io.extxyz import read_extxyz, write_extxyz
 from forcefit.io.inputdata import read_input_data, write_input_data
 
 
+FORMATS = ("extxyz", "db", "input.data")
+
+
 def guess_format(path, format: str | None = None) -> str:
-    """'input.data' for n2p2 datasets (named *input.data or *.data), else 'extxyz'."""
+    """'input.data' for n2p2 datasets (named *input.data or *.data), 'db' for ASE
+    databases (*.db), else 'extxyz'."""
     if format is not None:
         return "input.data" if format in ("input.data", "n2p2") else format
     name = Path(path).name
+    if name.endswith(".db"):
+        return "db"
     return "input.data" if name.endswith("input.data") or name.endswith(".data") else "extxyz"
 
 
-def read_structures(path, *, format: str | None = None, **options):
+def read_structures(path, *, format: str | None = None, length_unit: float = 1.0, energy_unit: float = 1.0,
+                    energy_key: str = "energy", forces_key: str = "forces", stress_key: str | None = "stress",
+                    stress_format: str = "ase", require_labels: bool = True):
     """Read a dataset, choosing the reader from `format` or the file name.
 
-    `format` is "extxyz" or "input.data"; options go to the reader (energy/forces
-    keys for extxyz, length/energy units for input.data).
+    `format` is "extxyz", "db" (ASE database) or "input.data". Units (Å and eV per
+    file unit) apply to every format; the label keys and stress convention to the
+    ASE formats (input.data has fixed columns and no stress).
     """
     path = Path(path)
     fmt = guess_format(path, format)
-    if fmt == "extxyz":
-        return read_extxyz(path, **options)
+    if fmt in ("extxyz", "db"):
+        return read_extxyz(path, energy_key=energy_key, forces_key=forces_key, stress_key=stress_key, stress_format=stress_format,
+                           length_unit=length_unit, energy_unit=energy_unit, require_labels=require_labels)
     if fmt == "input.data":
-        return read_input_data(path, **options)
-    raise ValueError(f"{path}: unknown format {fmt!r}; expected 'extxyz' or 'input.data'")
+        return read_input_data(path, length_unit=length_unit, energy_unit=energy_unit, require_labels=require_labels)
+    raise ValueError(f"{path}: unknown format {fmt!r}; expected one of {FORMATS}")
 
 
 __all__ = ["guess_format", "read_structures", "read_extxyz", "write_extxyz", "read_input_data", "write_input_data"]

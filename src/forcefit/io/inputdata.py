@@ -34,8 +34,9 @@ def _floats(fields, path, lineno, what):
     return values
 
 
-def read_input_data(path, *, length_unit: float, energy_unit: float) -> list[Structure]:
-    """Read all configurations, converting to Å and eV with the stated units."""
+def read_input_data(path, *, length_unit: float, energy_unit: float, require_labels: bool = True) -> list[Structure]:
+    """Read all configurations, converting to Å and eV with the stated units
+    (with `require_labels=False` a configuration may lack its energy line)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
@@ -76,11 +77,13 @@ def read_input_data(path, *, length_unit: float, energy_unit: float) -> list[Str
             elif key == "energy":
                 if len(fields) != 2:
                     raise ValueError(f"{path} line {lineno}: expected 'energy E', got {len(fields)} fields")
+                if block["energy"] is not None:
+                    raise ValueError(f"{path} line {lineno}: a second 'energy' line in the configuration opened at line {begin_line}")
                 block["energy"] = _floats(fields[1:], path, lineno, "energy")[0]
             elif key == "charge":
                 _floats(fields[1:2], path, lineno, "charge")
             elif key == "end":
-                structures.append(_finish(block, path, begin_line, length_unit, energy_unit, len(structures)))
+                structures.append(_finish(block, path, begin_line, length_unit, energy_unit, len(structures), require_labels))
                 block = None
             else:
                 raise ValueError(f"{path} line {lineno}: unknown keyword {key!r}")
@@ -91,11 +94,11 @@ def read_input_data(path, *, length_unit: float, energy_unit: float) -> list[Str
     return structures
 
 
-def _finish(block, path, begin_line, length_unit, energy_unit, index) -> Structure:
-    where = f"{path} configuration {index} (line {begin_line})"
+def _finish(block, path, begin_line, length_unit, energy_unit, index, require_labels) -> Structure:
+    where = f"{path} configuration {index + 1} (line {begin_line})"
     if not block["atoms"]:
         raise ValueError(f"{where}: no atom lines")
-    if block["energy"] is None:
+    if block["energy"] is None and require_labels:
         raise ValueError(f"{where}: no 'energy' line")
     if len(block["lattice"]) not in (0, 3):
         raise ValueError(f"{where}: {len(block['lattice'])} lattice lines; expected 0 or 3")
@@ -109,7 +112,7 @@ def _finish(block, path, begin_line, length_unit, energy_unit, index) -> Structu
         positions=positions,
         cell=cell,
         pbc=periodic,
-        energy=block["energy"] * energy_unit,
+        energy=None if block["energy"] is None else block["energy"] * energy_unit,
         forces=forces,
         source=where,
     )

@@ -55,23 +55,25 @@ class Committee(Potential):
 
     def member_predictions(self, batch) -> dict:
         """Every member's prediction from one evaluation of the descriptors:
-        energy (M, n_structures) on the reference scale, atom_energies (M, n_atoms),
+        energy (M, n_structures) the members' Σ E_i, reference_energy (M, n_structures)
+        the same minus each member's b, atom_energies (M, n_atoms),
         forces (M, n_atoms, 3), and the shared features (n_atoms, n_features) or None."""
         batch = batch.to(self.energy_offset.dtype)
         vectors = batch.vectors().requires_grad_(True)
         species = self.species(batch.numbers)
         with torch.enable_grad():
             features = self.features(batch, vectors) if self.uses_descriptors else None
-            energies, atom_energies, forces = [], [], []
+            energies, reference_energies, atom_energies, forces = [], [], [], []
             for member in self.members:
                 atom = member.atom_energies_from_features(features, species) if self.uses_descriptors else member.atom_energies(batch, vectors)
-                energy = atom.new_zeros(batch.n_structures).index_add(0, batch.structure_index, atom) - member.energy_offset
+                energy = atom.new_zeros(batch.n_structures).index_add(0, batch.structure_index, atom)
                 (gradient,) = torch.autograd.grad(atom.sum(), vectors, retain_graph=True)
                 member_forces, _ = assemble(batch, vectors.detach(), gradient, stress=False)
                 energies.append(energy.detach())
+                reference_energies.append((energy - member.energy_offset).detach())
                 atom_energies.append(atom.detach())
                 forces.append(member_forces.detach())
-        return {"energy": torch.stack(energies), "atom_energies": torch.stack(atom_energies), "forces": torch.stack(forces),
+        return {"energy": torch.stack(energies), "reference_energy": torch.stack(reference_energies), "atom_energies": torch.stack(atom_energies), "forces": torch.stack(forces),
                 "features": None if features is None else features.detach()}
 
     def outside_range(self, features: Tensor, species: Tensor) -> Tensor:
@@ -82,12 +84,15 @@ class Committee(Potential):
         return {"members": [{"kind": m.kind, "config": m.get_config()} for m in self.members]}
 
 
-def spread(energies: Tensor, forces: Tensor) -> dict:
-    """Committee statistics from member energies (M, S) and forces (M, N, 3): means and standard deviations."""
+def spread(energies: Tensor, forces: Tensor, reference_energies: Tensor | None = None) -> dict:
+    """Committee statistics from member energies (M, S) and forces (M, N, 3): means and
+    standard deviations. The energy spread is taken over `reference_energies` (each
+    member's Σ E_i − b_m, what the data pin down) when given: the members' b differ by
+    constants that carry no disagreement about the physics."""
     mean_forces = forces.mean(dim=0)
     return {
         "energy": energies.mean(dim=0),
-        "energy_std": energies.std(dim=0, unbiased=False),
+        "energy_std": (energies if reference_energies is None else reference_energies).std(dim=0, unbiased=False),
         "forces": mean_forces,
         "forces_std": ((forces - mean_forces) ** 2).sum(dim=2).mean(dim=0).sqrt(),
     }

@@ -9,6 +9,12 @@ r_p = x_j − x_i + shift_p. With g_p = ∂E/∂r_p:
 because a homogeneous strain ε maps every r_p to (1 + ε) r_p. g_p comes from
 autograd through the model, or, during training of a descriptor model, from the
 cached descriptor Jacobian: g_p = Σ_f (∂E/∂G_{i_p f}) ∂G_{i_p f}/∂r_p.
+
+Energies: `energy` is the model's Σ_i E_i, extensive (two far-apart copies give
+twice the energy), and it is what every user-facing number reports. The loss's
+offset b (`model.energy_offset`, the reference data's arbitrary zero) enters only
+`reference_energy` = Σ_i E_i − b, used where forcefit compares with that data
+(loss, error tables, parity plots).
 """
 from __future__ import annotations
 
@@ -19,11 +25,12 @@ from torch import Tensor
 
 
 class Prediction(NamedTuple):
-    energy: Tensor  # (n_structures,) eV, on the reference scale: Σ_i E_i − b
-    atom_energies: Tensor  # (n_atoms,) eV, the model's E_i (Σ_i E_i = energy + b)
+    energy: Tensor  # (n_structures,) eV, the model's energy Σ_i E_i: extensive, what users get
+    atom_energies: Tensor  # (n_atoms,) eV, the model's E_i (they add up to `energy`)
     forces: Tensor | None  # (n_atoms, 3) eV/Å
     stress: Tensor | None  # (n_structures, 3, 3) eV/Å³
     features: Tensor | None = None  # (n_atoms, n_features) descriptors, for descriptor models
+    reference_energy: Tensor | None = None  # (n_structures,) eV, Σ_i E_i − b: only for comparison with the reference set
 
 
 def assemble(batch, vectors: Tensor, pair_gradients: Tensor, stress: bool) -> tuple[Tensor, Tensor | None]:
@@ -35,9 +42,11 @@ def assemble(batch, vectors: Tensor, pair_gradients: Tensor, stress: bool) -> tu
         return forces, None
     outer = vectors[:, :, None] * pair_gradients[:, None, :]
     virial = pair_gradients.new_zeros((batch.n_structures, 3, 3)).index_add(0, batch.pair_structure, outer)
-    volume = torch.linalg.det(batch.cell.to(virial.dtype)).abs()
+    periodic = batch.pbc.all(dim=1)
+    # a free cluster has no volume: divide by 1 there (then NaN), so no 0/0 reaches a gradient
+    volume = torch.where(periodic, torch.linalg.det(batch.cell.to(virial.dtype)).abs(), torch.ones_like(virial[:, 0, 0]))
     sigma = 0.5 * (virial + virial.transpose(1, 2)) / volume[:, None, None]
-    sigma = torch.where(batch.pbc.all(dim=1)[:, None, None], sigma, torch.full_like(sigma, float("nan")))
+    sigma = torch.where(periodic[:, None, None], sigma, torch.full_like(sigma, float("nan")))
     return forces, sigma
 
 
@@ -75,7 +84,7 @@ def predict(model, batch, *, forces: bool = True, stress: bool = False, training
         else:
             atom_energies = model.atom_energies(batch, vectors)
         energy = atom_energies.new_zeros(batch.n_structures).index_add(0, batch.structure_index, atom_energies)
-        energy = energy - model.energy_offset
+        reference_energy = energy - model.energy_offset
         force_values = stress_values = None
         if need_gradients:
             if cached:
@@ -86,7 +95,7 @@ def predict(model, batch, *, forces: bool = True, stress: bool = False, training
             force_values, stress_values = assemble(batch, vectors.detach() if not training else vectors, pair_gradients, stress)
     features = None if features is None else features.detach()
     if not training:  # plain numbers for callers; the graph is only needed by the loss
-        energy, atom_energies = energy.detach(), atom_energies.detach()
+        energy, atom_energies, reference_energy = energy.detach(), atom_energies.detach(), reference_energy.detach()
         force_values = None if force_values is None else force_values.detach()
         stress_values = None if stress_values is None else stress_values.detach()
-    return Prediction(energy, atom_energies, force_values, stress_values, features)
+    return Prediction(energy, atom_energies, force_values, stress_values, features, reference_energy)

@@ -4,7 +4,7 @@ G̃ are the symmetry functions scaled with training-set statistics (as for the
 network, `scalecenter` by default): the same model as on raw G up to the
 constants, but a far better conditioned problem for any solver.
 
-Energies and forces are linear in θ = (c, e, b): a structure's energy is
+Energies, forces and stresses are linear in θ = (c, e, b): a structure's energy is
 Σ_Z (Σ_{i∈Z} G_i) · c_Z + Σ_Z N_Z e_Z − b, and its forces are
 F_k = −Σ_p (δ_{k i_p} − δ_{k j_p}) Σ_f c_{Z_{i_p} f} ∂G_{i_p f}/∂r_p, i.e. the force
 rows of the design matrix come from the cached descriptor Jacobian. The loss
@@ -75,14 +75,18 @@ class LinearModel(DescriptorPotential):
         scale = (1.0 / batch.n_atoms.double()) if weights.energy_per_atom else torch.ones(S, dtype=torch.float64)
         energy_rows = torch.zeros((S, n_theta), dtype=torch.float64)
         force_rows = torch.zeros((N * 3, n_theta), dtype=torch.float64)
+        stress_rows = torch.zeros((S * 9, n_theta), dtype=torch.float64)
+        periodic = bool(batch.pbc.all(dim=1).any())
         centre = species[batch.pair_i]
         scaled = self.scaling(batch.features, species)
         for col, (e, f) in enumerate(columns):
             own = (species == e).double()
             energy_rows[:, col] = torch.zeros(S, dtype=torch.float64).index_add(0, batch.structure_index, scaled[:, f] * own)
             gradients = batch.jacobian[:, f, :] * (self.scaling.factor[e, f] * (centre == e).double())[:, None]
-            forces, _ = assemble(batch, batch.vectors(), gradients, stress=False)
+            forces, stress = assemble(batch, batch.vectors(), gradients, stress=periodic)
             force_rows[:, col] = forces.reshape(-1)
+            if periodic:
+                stress_rows[:, col] = torch.nan_to_num(stress.reshape(-1))  # free clusters: no stress label, weight 0
         for e in range(len(self.elements)):
             energy_rows[:, len(columns) + e] = torch.zeros(S, dtype=torch.float64).index_add(0, batch.structure_index, (species == e).double())
         energy_rows[:, -1] = -1.0
@@ -91,9 +95,11 @@ class LinearModel(DescriptorPotential):
         y_forces = batch.ref_forces.reshape(-1)
         w_energy = weights.energy * batch.weight * torch.isfinite(y_energy)
         w_forces = weights.forces * batch.weight[batch.structure_index].repeat_interleave(3) * torch.isfinite(y_forces)
-        X = torch.cat([energy_rows, force_rows])
-        y = torch.nan_to_num(torch.cat([y_energy, y_forces]))
-        w = torch.cat([w_energy, w_forces]) / S
+        y_stress = batch.ref_stress.reshape(-1)
+        w_stress = weights.stress * batch.weight.repeat_interleave(9) * torch.isfinite(y_stress)
+        X = torch.cat([energy_rows, force_rows, stress_rows])
+        y = torch.nan_to_num(torch.cat([y_energy, y_forces, y_stress]))
+        w = torch.cat([w_energy, w_forces, w_stress]) / S
         return X, y, w
 
     def ridge_penalty_mask(self) -> Tensor:

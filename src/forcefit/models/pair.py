@@ -110,7 +110,7 @@ class PairPotential(Potential):
         batch = collate(graphs)
         labelled = torch.isfinite(batch.ref_energy)
         if labelled.any():
-            energy = predict(self, batch, forces=False).energy.detach() + self.energy_offset.detach()
+            energy = predict(self, batch, forces=False).energy.detach()
             with torch.no_grad():
                 self.energy_offset.fill_(float((energy - batch.ref_energy)[labelled].mean()))
 

@@ -63,6 +63,14 @@ def atomic_save(obj, path) -> None:
     os.replace(tmp, path)
 
 
+def atomic_write_text(path, text: str) -> None:
+    """Write a text file through a temporary file and a rename: never half a file."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def save_model(model, path, metadata: dict | None = None) -> None:
     atomic_save(model_to_dict(model, metadata), path)
 

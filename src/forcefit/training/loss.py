@@ -1,10 +1,14 @@
-"""Force-matching loss (Ercolessi & Adams, EPL 26, 583 (1994)):
+"""Force-matching loss (Ercolessi & Adams, EPL 26, 583 (1994)), with an optional stress term:
 
-    L = (1/S) Σ_s w_s [ w_E (E_model,s − E_ref,s − b)² / n_s^k + w_F Σ_i |F_model,i − F_ref,i|² ]
+    L = (1/S) Σ_s w_s [ w_E (E_model,s − b − E_ref,s)² / n_s^k + w_F Σ_i |F_model,i − F_ref,i|²
+                        + w_σ Σ_ab (σ_model,s,ab − σ_ref,s,ab)² ]
 
-with b the model's trainable `energy_offset`, w_s the structure weights, k = 2 when
-the energy error is taken per atom (`energy_per_atom`) and 0 otherwise. Structures
-without an energy or forces label contribute only the terms they have.
+with b the model's trainable `energy_offset` (the reference data's arbitrary zero:
+the model's own energy Σ_i E_i stays extensive, b enters only here and where
+forcefit compares with the reference set), w_s the structure weights, k = 2 when
+the energy error is taken per atom (`energy_per_atom`) and 0 otherwise. Stress is
+in eV/Å³ (ASE sign), all nine components. Structures without an energy, forces or
+stress label contribute only the terms they have.
 """
 from __future__ import annotations
 
@@ -21,17 +25,22 @@ class LossWeights:
     energy: float = 1.0
     forces: float = 1.0
     energy_per_atom: bool = True
+    stress: float = 0.0
 
 
 def force_matching_loss(prediction: Prediction, batch, weights: LossWeights) -> Tensor:
-    error = prediction.energy - batch.ref_energy.to(prediction.energy.dtype)
+    error = prediction.reference_energy - batch.ref_energy.to(prediction.energy.dtype)
     if weights.energy_per_atom:
         error = error / batch.n_atoms
-    error = torch.nan_to_num(error)  # unlabelled energies add nothing
-    energy_term = weights.energy * (batch.weight * error**2).sum()
-    total = energy_term
+    error = torch.where(torch.isnan(batch.ref_energy), torch.zeros_like(error), error)  # unlabelled energies add nothing
+    total = weights.energy * (batch.weight * error**2).sum()
     if weights.forces and prediction.forces is not None:
-        diff = torch.nan_to_num(prediction.forces - batch.ref_forces.to(prediction.forces.dtype))
+        diff = prediction.forces - batch.ref_forces.to(prediction.forces.dtype)
+        diff = torch.where(torch.isnan(batch.ref_forces), torch.zeros_like(diff), diff)
         per_structure = diff.new_zeros(batch.n_structures).index_add(0, batch.structure_index, (diff**2).sum(dim=1))
         total = total + weights.forces * (batch.weight * per_structure).sum()
+    if weights.stress and prediction.stress is not None:
+        diff = prediction.stress - batch.ref_stress.to(prediction.stress.dtype)
+        diff = torch.where(torch.isnan(batch.ref_stress), torch.zeros_like(diff), diff)
+        total = total + weights.stress * (batch.weight * (diff**2).sum(dim=(1, 2))).sum()
     return total / batch.n_structures

@@ -1,46 +1,100 @@
-"""Error statistics a person reads: energy per atom, forces per element.
+"""Error statistics a person reads: energy per atom and per structure, forces per
+element, stress, per configuration group.
 
-Energy MAE/RMSE are over structures of |ΔE|/n_atoms (meV/atom); force MAE/RMSE
-are over Cartesian components (meV/Å), overall and per element of the atom.
+Energies are compared on the reference's scale, Σ E_i − b (b is the loss's offset,
+the reference data's arbitrary zero); the extensive model energy Σ E_i is kept
+beside it for the per-structure predictions file. Energy MAE/RMSE are over
+structures of |ΔE|/n_atoms (meV/atom) and of |ΔE| (meV/structure); force MAE/RMSE
+are over Cartesian components (meV/Å), overall and per element of the atom;
+stress MAE/RMSE over the six independent components (GPa) of the structures that
+have a reference stress. A non-finite prediction is never dropped silently: it is
+counted (`n_nonfinite`) and the statistics it enters become NaN.
 """
 from __future__ import annotations
 
 import numpy as np
+from ase import units
 
 from forcefit.data import collate
 from forcefit.models.forces import predict
 
+VOIGT_ROWS, VOIGT_COLUMNS = [0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]
+
 
 def collect(model, graphs: list, batch_size: int = 64) -> dict:
-    """Predictions and references (NumPy, eV and eV/Å) for a list of graphs."""
-    out = {k: [] for k in ("energy", "ref_energy", "n_atoms", "forces", "ref_forces", "numbers")}
+    """Predictions and references (NumPy; eV, eV/Å, eV/Å³) for a list of graphs.
+
+    energy: model energy Σ E_i (extensive); reference_energy: Σ E_i − b; stress is
+    NaN for structures that are not 3-D periodic; extrapolating_atoms counts atoms
+    with a descriptor outside the training range (0 for models without descriptors)."""
+    keys = ("energy", "reference_energy", "ref_energy", "n_atoms", "forces", "ref_forces", "numbers",
+            "stress", "ref_stress", "extrapolating_atoms")
+    out = {k: [] for k in keys}
     for start in range(0, len(graphs), batch_size):
         batch = collate(graphs[start : start + batch_size])
-        prediction = predict(model, batch, forces=True)
-        out["energy"].append(prediction.energy.detach().double().numpy())
-        out["forces"].append(prediction.forces.detach().double().numpy())
+        prediction = predict(model, batch, forces=True, stress=bool(batch.pbc.all(dim=1).any()))
+        n_structures = batch.n_structures
+        stress = prediction.stress if prediction.stress is not None else np.full((n_structures, 3, 3), np.nan)
+        out["energy"].append(prediction.energy.double().numpy())
+        out["reference_energy"].append(prediction.reference_energy.double().numpy())
+        out["forces"].append(prediction.forces.double().numpy())
+        out["stress"].append(np.asarray(stress, dtype=np.float64))
         out["ref_energy"].append(batch.ref_energy.numpy())
         out["ref_forces"].append(batch.ref_forces.numpy())
+        out["ref_stress"].append(batch.ref_stress.numpy())
         out["n_atoms"].append(batch.n_atoms.numpy())
         out["numbers"].append(batch.numbers.numpy())
+        counts = np.zeros(n_structures, dtype=np.int64)
+        if prediction.features is not None:
+            outside = model.outside_range(prediction.features, model.species(batch.numbers)).any(dim=1).numpy()
+            np.add.at(counts, batch.structure_index.numpy(), outside)
+        out["extrapolating_atoms"].append(counts)
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
+def _mae_rmse(errors: np.ndarray) -> tuple[float, float]:
+    if errors.size == 0:
+        return float("nan"), float("nan")
+    return float(np.abs(errors).mean()), float(np.sqrt((errors**2).mean()))
+
+
 def error_statistics(results: dict, elements: list[str]) -> dict:
-    """MAE and RMSE: energy (meV/atom) and forces (meV/Å) overall and per element."""
+    """MAE and RMSE: energy (meV/atom, meV/structure), forces (meV/Å) overall and
+    per element, stress (GPa); counts of structures and of non-finite predictions."""
     from ase.data import atomic_numbers
 
-    stats = {}
-    e_err = (results["energy"] - results["ref_energy"]) / results["n_atoms"]
-    e_err = e_err[np.isfinite(e_err)] * 1000.0
-    stats["energy_mae"] = float(np.abs(e_err).mean()) if e_err.size else float("nan")
-    stats["energy_rmse"] = float(np.sqrt((e_err**2).mean())) if e_err.size else float("nan")
+    stats = {"n_structures": int(len(results["n_atoms"]))}
+    atom_structure = np.repeat(np.arange(len(results["n_atoms"])), results["n_atoms"])
+    bad_structures = ~np.isfinite(results["reference_energy"])
+    bad_structures |= np.bincount(atom_structure, ~np.isfinite(results["forces"]).any(axis=1), len(results["n_atoms"])) > 0
+    stats["n_nonfinite"] = int(bad_structures.sum())
+
+    labelled = np.isfinite(results["ref_energy"])
+    e_err = (results["reference_energy"] - results["ref_energy"])[labelled]
+    stats["energy_mae"], stats["energy_rmse"] = _mae_rmse(1000.0 * e_err / results["n_atoms"][labelled])
+    stats["energy_structure_mae"], stats["energy_structure_rmse"] = _mae_rmse(1000.0 * e_err)
+
+    f_labelled = np.isfinite(results["ref_forces"])
     f_err = (results["forces"] - results["ref_forces"]) * 1000.0
-    for label, mask in [("all", np.ones(len(f_err), bool))] + [(e, results["numbers"] == atomic_numbers[e]) for e in elements]:
-        values = f_err[mask]
-        values = values[np.isfinite(values)]
+    for label, atoms in [("all", np.ones(len(f_err), bool))] + [(e, results["numbers"] == atomic_numbers[e]) for e in elements]:
         key = "forces" if label == "all" else f"forces_{label}"
-        stats[f"{key}_mae"] = float(np.abs(values).mean()) if values.size else float("nan")
-        stats[f"{key}_rmse"] = float(np.sqrt((values**2).mean())) if values.size else float("nan")
+        stats[f"{key}_mae"], stats[f"{key}_rmse"] = _mae_rmse(f_err[atoms][f_labelled[atoms]])
+
+    ref_stress = results["ref_stress"][:, VOIGT_ROWS, VOIGT_COLUMNS]
+    s_err = (results["stress"][:, VOIGT_ROWS, VOIGT_COLUMNS] - ref_stress) / units.GPa
+    stats["stress_mae"], stats["stress_rmse"] = _mae_rmse(s_err[np.isfinite(ref_stress)])
+    stats["extrapolating_structures"] = int((results["extrapolating_atoms"] > 0).sum())
     return stats
 
+
+def subset(results: dict, keep: np.ndarray) -> dict:
+    """The results of the structures where `keep` (n_structures,) is True."""
+    atoms = np.repeat(keep, results["n_atoms"])
+    per_atom = {"forces", "ref_forces", "numbers"}
+    return {k: (v[atoms] if k in per_atom else v[keep]) for k, v in results.items()}
+
+
+def group_statistics(results: dict, groups: list[str], elements: list[str]) -> dict:
+    """error_statistics per configuration group (`config_type` / `group` of each structure)."""
+    labels = np.asarray(groups)
+    return {g: error_statistics(subset(results, labels == g), elements) for g in sorted(set(groups))}

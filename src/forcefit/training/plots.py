@@ -11,13 +11,13 @@ import numpy as np  # noqa: E402
 
 
 def parity_plots(results_by_split: dict, path_energy: Path, path_forces: Path) -> None:
-    """Predicted vs reference energy per atom (offset-free) and force components."""
+    """Predicted vs reference energy per atom (prediction on the reference scale, Σ E_i − b) and force components."""
     for path, quantity in ((path_energy, "energy"), (path_forces, "forces")):
         fig, ax = plt.subplots(figsize=(5, 5))
         lo, hi = np.inf, -np.inf
         for split, res in results_by_split.items():
             if quantity == "energy":
-                ref, pred = res["ref_energy"] / res["n_atoms"], res["energy"] / res["n_atoms"]
+                ref, pred = res["ref_energy"] / res["n_atoms"], res["reference_energy"] / res["n_atoms"]
             else:
                 ref, pred = res["ref_forces"].ravel(), res["forces"].ravel()
             keep = np.isfinite(ref)

@@ -7,6 +7,7 @@ learning_curve.png.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import time
 from pathlib import Path
@@ -19,16 +20,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from forcefit.config import Config, unit_value
+from forcefit.config import Config
 from forcefit.data import make_graph, split_indices
 from forcefit.descriptors import SymmetryFunction, SymmetryFunctions, generate_symmetry_functions
-from forcefit.io import guess_format, read_structures
+from forcefit.io import read_structures
 from forcefit.models import MODELS, Committee
 from forcefit.models.pair import PairPotential
-from forcefit.models.saving import save_model
-from forcefit.training.metrics import collect, error_statistics
+from forcefit.models.saving import atomic_write_text, save_model
+from forcefit.training.metrics import collect, error_statistics, group_statistics
 from forcefit.training.plots import learning_curve, parity_plots
-from forcefit.training.loss import LossWeights
 from forcefit.training.trainer import Trainer
 
 CACHE_CHUNK = 16  # structures per descriptor-cache call: bounds the memory of the Jacobian work
@@ -37,13 +37,9 @@ CACHE_CHUNK = 16  # structures per descriptor-cache call: bounds the memory of t
 def read_split(config: Config):
     """(train, validation, test) structure lists, from files or a seeded random split."""
     data = config.data
-    fmt = data.format
-    if guess_format(data.train, fmt) == "input.data":
-        options = {"length_unit": unit_value(data.length_unit, "data.length_unit"), "energy_unit": unit_value(data.energy_unit, "data.energy_unit")}
-    else:
-        options = {"energy_key": data.energy_key, "forces_key": data.forces_key}
-    read = lambda path: read_structures(path, format=fmt, **options)  # noqa: E731
-    pool = read(data.train)
+    options = data.reader_options()
+    read = lambda path: read_structures(path, **options)  # noqa: E731
+    pool = [s for path in data.train_files for s in read(path)]
     if data.max_structures:
         pool = pool[: data.max_structures]
     if data.validation and data.test:
@@ -118,32 +114,90 @@ def prepare(model, structures, console: Console | None = None, label: str = "") 
     return graphs
 
 
-def error_tables(stats_by_split: dict, elements: list[str]) -> list[Table]:
-    """Energy and force errors per split, then force errors per element."""
-    overall = Table(title="errors (energy per atom, force components)")
-    for name in ("split", "E MAE meV/atom", "E RMSE meV/atom", "F MAE meV/Å", "F RMSE meV/Å"):
+def error_tables(stats_by_split: dict, elements: list[str], groups_by_split: dict | None = None) -> list[Table]:
+    """Errors per split (energy per atom and per structure, forces, stress, extrapolation,
+    non-finite predictions), force errors per element, and errors per configuration group."""
+    with_stress = any(s["stress_rmse"] == s["stress_rmse"] for s in stats_by_split.values())  # not NaN
+    overall = Table(title="errors (energy per atom and per structure, force components" + (", stress components)" if with_stress else ")"))
+    columns = ["split", "structures", "E MAE meV/atom", "E RMSE meV/atom", "E MAE meV", "F MAE meV/Å", "F RMSE meV/Å"]
+    columns += ["σ MAE GPa", "σ RMSE GPa"] if with_stress else []
+    columns += ["extrapolating", "non-finite"]
+    for name in columns:
         overall.add_column(name, justify="left" if name == "split" else "right")
     per_element = Table(title="force errors per element")
     for name in ("split", "element", "F MAE meV/Å", "F RMSE meV/Å"):
         per_element.add_column(name, justify="left" if name in ("split", "element") else "right")
     for split, s in stats_by_split.items():
-        overall.add_row(split, f"{s['energy_mae']:.2f}", f"{s['energy_rmse']:.2f}", f"{s['forces_mae']:.1f}", f"{s['forces_rmse']:.1f}")
+        row = [split, str(s["n_structures"]), f"{s['energy_mae']:.2f}", f"{s['energy_rmse']:.2f}", f"{s['energy_structure_mae']:.1f}",
+               f"{s['forces_mae']:.1f}", f"{s['forces_rmse']:.1f}"]
+        row += [f"{s['stress_mae']:.3f}", f"{s['stress_rmse']:.3f}"] if with_stress else []
+        row += [str(s["extrapolating_structures"]), str(s["n_nonfinite"])]
+        overall.add_row(*row)
         for e in elements:
             per_element.add_row(split, e, f"{s[f'forces_{e}_mae']:.1f}", f"{s[f'forces_{e}_rmse']:.1f}")
-    return [overall, per_element]
+    tables = [overall, per_element]
+    if groups_by_split and any(groups_by_split.values()):
+        per_group = Table(title="errors per configuration group (config_type / group)")
+        for name in ("split", "group", "structures", "E MAE meV/atom", "F MAE meV/Å", "F RMSE meV/Å") + (("σ RMSE GPa",) if with_stress else ()):
+            per_group.add_column(name, justify="left" if name in ("split", "group") else "right")
+        for split, groups in groups_by_split.items():
+            for group, s in groups.items():
+                row = [split, group, str(s["n_structures"]), f"{s['energy_mae']:.2f}", f"{s['forces_mae']:.1f}", f"{s['forces_rmse']:.1f}"]
+                per_group.add_row(*(row + ([f"{s['stress_rmse']:.3f}"] if with_stress else [])))
+        tables.append(per_group)
+    return tables
 
 
-def evaluate_splits(model, graphs_by_split: dict, run_dir: Path | None, console: Console) -> dict:
+def write_predictions(path: Path, results: dict, structures: list) -> None:
+    """One CSV row per structure: the model's (extensive) energy, the same on the
+    reference's scale (Σ E_i − b) next to the reference, and the errors."""
+    atom_structure = np.repeat(np.arange(len(structures)), results["n_atoms"])
+    squared = ((results["forces"] - results["ref_forces"]) ** 2).sum(axis=1)
+    force_rmse = np.sqrt(np.bincount(atom_structure, squared, len(structures)) / (3 * results["n_atoms"]))
+    worst = np.zeros(len(structures))
+    np.maximum.at(worst, atom_structure, np.sqrt(squared))
+    rows = []
+    for k, s in enumerate(structures):
+        n = int(results["n_atoms"][k])
+        rows.append({
+            "index": k + 1, "source": s.source, "group": s.group, "n_atoms": n,
+            "reference_energy_eV": results["ref_energy"][k], "model_energy_eV": results["energy"][k],
+            "model_energy_on_reference_scale_eV": results["reference_energy"][k],
+            "energy_error_meV_per_atom": 1000.0 * (results["reference_energy"][k] - results["ref_energy"][k]) / n,
+            "force_rmse_meV_per_A": 1000.0 * force_rmse[k], "max_atom_force_error_meV_per_A": 1000.0 * worst[k],
+            "extrapolating_atoms": int(results["extrapolating_atoms"][k]),
+        })
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def evaluate_splits(model, graphs_by_split: dict, run_dir: Path | None, console: Console, structures_by_split: dict | None = None) -> dict:
+    """Error tables for each split; with a run directory also errors.txt, metrics.json,
+    predictions_<split>.csv and parity plots. Returns the statistics by split."""
     results = {name: collect(model, graphs) for name, graphs in graphs_by_split.items() if graphs}
     stats = {name: error_statistics(res, model.elements) for name, res in results.items()}
-    tables = error_tables(stats, model.elements)
+    structures_by_split = structures_by_split or {}
+    groups = {}
+    for name, res in results.items():
+        labels = [s.group for s in structures_by_split.get(name, [])]
+        if labels and any(labels):
+            groups[name] = group_statistics(res, [g or "(none)" for g in labels], model.elements)
+    tables = error_tables(stats, model.elements, groups)
     for table in tables:
         console.print(table)
+    console.print(f"energies are compared on the reference's scale: model energy − b, b = {float(model.energy_offset.detach()):.6f} eV "
+                  "(the loss's offset for the reference's arbitrary zero; the model's own energies are extensive)", soft_wrap=True)
     if run_dir is not None:
-        with (run_dir / "errors.txt").open("w") as handle:
-            for table in tables:
-                Console(file=handle, width=120).print(table)
-        (run_dir / "metrics.json").write_text(json.dumps(stats, indent=2))
+        buffer = io.StringIO()
+        for table in tables:
+            Console(file=buffer, width=140).print(table)
+        atomic_write_text(run_dir / "errors.txt", buffer.getvalue())
+        atomic_write_text(run_dir / "metrics.json", json.dumps({**stats, "groups": groups, "energy_offset_eV": float(model.energy_offset.detach())}, indent=2))
+        for name, res in results.items():
+            if name in structures_by_split:
+                write_predictions(run_dir / f"predictions_{name}.csv", res, structures_by_split[name])
         parity_plots(results, run_dir / "parity_energy.png", run_dir / "parity_forces.png")
     return stats
 
@@ -156,10 +210,12 @@ def train_from_config(config: Config, resume: bool = False, console: Console | N
     run_dir = Path(config.output)
     if not resume and (run_dir / "config.yaml").exists():
         raise FileExistsError(f"{run_dir} already holds a run; use --resume to continue it or choose another output")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    # everything that can fail on the config or the data fails before the run directory exists
     train, validation, test = read_split(config)
+    build_model(config, train + validation + test)
     console.print(f"data: {len(train)} train, {len(validation)} validation, {len(test)} test structures")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
     t = config.training
     members, histories, graphs = [], [], None
     for k in range(t.committee):
@@ -180,13 +236,14 @@ def train_from_config(config: Config, resume: bool = False, console: Console | N
     model = members[0] if t.committee == 1 else Committee(members)
     save_model(model, run_dir / "model.ffm", metadata={"config": config.to_dict()})
     history = histories[0]
-    with (run_dir / "history.csv").open("w", newline="") as handle:
-        if history:
-            writer = csv.DictWriter(handle, fieldnames=list(history[0]))
-            writer.writeheader()
-            writer.writerows(history)
+    buffer = io.StringIO()
+    if history:
+        writer = csv.DictWriter(buffer, fieldnames=list(history[0]))
+        writer.writeheader()
+        writer.writerows(history)
+    atomic_write_text(run_dir / "history.csv", buffer.getvalue())
     learning_curve(history, run_dir / "learning_curve.png")
-    stats = evaluate_splits(model, graphs, run_dir, console)
+    stats = evaluate_splits(model, graphs, run_dir, console, {"train": train, "validation": validation, "test": test})
     console.print(f"model written to {run_dir / 'model.ffm'}")
     return model, stats
 
@@ -198,7 +255,7 @@ def _fit_one(model, train_graphs, validation_graphs, config: Config, run_dir: Pa
     if t.optimizer == "ridge":
         if not hasattr(model, "fit_ridge"):
             raise ValueError(f"training.optimizer 'ridge' solves linear models only, not {model.kind!r}")
-        model.fit_ridge(train_graphs, LossWeights(t.energy_weight, t.force_weight, t.energy_per_atom), t.ridge)
+        model.fit_ridge(train_graphs, t.loss_weights(1), t.ridge)
         console.print(f"closed-form ridge solution (λ = {t.ridge:g})")
         return []
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -42,6 +42,7 @@ class TrainingConfig:
     early_stopping: int = 40  # epochs without validation improvement
     energy_weight: float = 1.0
     force_weight: float = 1.0
+    stress_weight: float = 0.0  # weight of the stress term (eV/Å³, structures with a reference stress)
     energy_per_atom: bool = True
     seed: int = 0
     max_seconds: float | None = None  # wall-time budget for the whole run
@@ -65,10 +66,10 @@ class TrainingConfig:
 
     def loss_weights(self, stage: int) -> LossWeights:
         if stage == 1:
-            return LossWeights(self.energy_weight, self.force_weight, self.energy_per_atom)
+            return LossWeights(self.energy_weight, self.force_weight, self.energy_per_atom, self.stress_weight)
         energy = self.energy_weight if self.stage_two_energy_weight is None else self.stage_two_energy_weight
         forces = self.force_weight if self.stage_two_force_weight is None else self.stage_two_force_weight
-        return LossWeights(energy, forces, self.energy_per_atom)
+        return LossWeights(energy, forces, self.energy_per_atom, self.stress_weight)
 
 
 class Trainer:
@@ -147,7 +148,7 @@ class Trainer:
         """Loss on the training structures `indices`; a non-finite loss names its culprits."""
         names = self.names
         batch = collate([self.train[i] for i in indices])
-        prediction = predict(self.model, batch, forces=self.weights.forces > 0, training=True)
+        prediction = predict(self.model, batch, forces=self.weights.forces > 0, stress=self.weights.stress > 0, training=True)
         loss = force_matching_loss(prediction, batch, self.weights)
         if not torch.isfinite(loss):
             culprits = [names[i] for i, bad in zip(indices, _non_finite_structures(prediction, batch)) if bad]
@@ -164,9 +165,9 @@ class Trainer:
         n_e = n_f = 0
         for start in range(0, len(graphs), 64):
             batch = collate(graphs[start : start + 64])
-            prediction = predict(self.model, batch, forces=True)
+            prediction = predict(self.model, batch, forces=True, stress=self.weights.stress > 0)
             total += float(force_matching_loss(prediction, batch, self.weights)) * batch.n_structures
-            e_err = ((prediction.energy - batch.ref_energy) / batch.n_atoms).double()
+            e_err = ((prediction.reference_energy - batch.ref_energy) / batch.n_atoms).double()
             e_err = e_err[torch.isfinite(e_err)]
             f_err = (prediction.forces - batch.ref_forces).double()
             f_err = f_err[torch.isfinite(f_err)]
@@ -186,7 +187,7 @@ class Trainer:
             self.optimizer.step()
             loss_sum += loss.item() * len(indices)
             with torch.no_grad():
-                e_err = ((prediction.energy - batch.ref_energy) / batch.n_atoms).double()
+                e_err = ((prediction.reference_energy - batch.ref_energy) / batch.n_atoms).double()
                 e_err = e_err[torch.isfinite(e_err)]
                 e_sq += float((e_err**2).sum())
                 n_e += e_err.numel()
@@ -304,7 +305,7 @@ class Trainer:
 def _non_finite_structures(prediction, batch) -> list[bool]:
     """Per structure: does its prediction or reference hold inf/NaN (NaN reference = unlabelled is fine)?"""
     with torch.no_grad():
-        energy_bad = ~torch.isfinite(prediction.energy) | torch.isinf(batch.ref_energy)
+        energy_bad = ~torch.isfinite(prediction.reference_energy) | torch.isinf(batch.ref_energy)
         atom_bad = torch.zeros(batch.numbers.shape[0], dtype=torch.bool)
         if prediction.forces is not None:
             atom_bad = (~torch.isfinite(prediction.forces) | torch.isinf(batch.ref_forces)).any(dim=1)
