@@ -21,10 +21,29 @@ def shared_path(*parts) -> Path:
     """A file under ../shared: must exist in CI; outside CI its absence skips the test."""
     path = SHARED.joinpath(*parts)
     if not path.exists():
-        if os.environ.get("CI", "").lower() == "true":
+        if in_ci():
             pytest.fail(f"{path} is missing, but CI always has ../shared")
         pytest.skip(f"{path} not present (only outside CI may this skip)")
     return path
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
+
+
+def n2p2_bin() -> Path:
+    """n2p2's binaries, built once from ../shared/peers/n2p2 (cached in ~/.cache; ~4 min
+    the first time). In CI a failed build fails the test; elsewhere it skips, saying why."""
+    import subprocess
+
+    script = shared_path("peers", "n2p2", "build.sh")
+    done = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=1800)
+    if done.returncode != 0:
+        message = f"building n2p2 with {script} failed: {done.stderr[-2000:]}"
+        if in_ci():
+            pytest.fail(message)
+        pytest.skip(message)
+    return Path(done.stdout.strip().splitlines()[-1])
 
 
 def water_cluster(seed: int = 0, n_molecules: int = 3) -> Structure:

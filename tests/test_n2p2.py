@@ -4,7 +4,8 @@ import pytest
 import torch
 from ase import units
 
-from conftest import shared_path, tiny_bpnn, water_cell, water_cluster
+from conftest import n2p2_bin, shared_path, tiny_bpnn, water_cell, water_cluster
+from test_cli import DATA
 from forcefit.calculator import Calculator
 from forcefit.cli import main
 from forcefit.data import make_graph
@@ -112,3 +113,47 @@ def test_n2p2_training_data_reads():
     assert len(structures) > 1 and all(s.pbc.all() for s in structures)
     assert all((s.numbers == 1).sum() == 2 * (s.numbers == 8).sum() for s in structures)
     assert all(np.isfinite(s.energy) for s in structures)
+
+
+def _n2p2_predict(directory, structures) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Energies and forces that n2p2's own nnp-predict computes for `structures` (file units eV, Å)."""
+    import subprocess
+
+    from forcefit.io import write_input_data
+
+    energies, forces = [], []
+    for k, structure in enumerate(structures):
+        write_input_data(directory / "input.data", [structure], length_unit=1.0, energy_unit=1.0)
+        done = subprocess.run([str(n2p2_bin() / "nnp-predict"), "0"], cwd=directory, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        energy, force = n2p2_output(directory)
+        energies.append(energy)
+        forces.append(force)
+    return np.array(energies), forces
+
+
+def test_exported_trained_model_runs_in_n2p2(tmp_path):
+    """A freshly trained three-element model (ethanol: C, H, O), exported, gives in n2p2's
+    nnp-predict forcefit's forces and energies. With one O per molecule the O–O functions
+    are constant on the training set (min = max in scaling.data), which once made n2p2
+    return NaN; the check includes two molecules close together, where they are not."""
+    from test_cli import tiny_config
+
+    from forcefit.io import read_structures
+
+    assert main(["train", str(tiny_config(tmp_path, epochs=3)), "--output", str(tmp_path / "run")]) == 0
+    assert main(["export-n2p2", str(tmp_path / "run" / "model.ffm"), str(tmp_path / "nnp")]) == 0
+    model = load_model(tmp_path / "run" / "model.ffm")
+    assert model.elements == ["H", "C", "O"]
+    molecules = read_structures(DATA)[:3]
+    dimer = molecules[0].to_atoms() + molecules[1].to_atoms()
+    dimer.positions[len(molecules[0].numbers):] += [3.5, 0.0, 0.0]  # the O–O functions see the other oxygen
+    from forcefit.structures import Structure
+
+    structures = molecules + [Structure.from_atoms(dimer)]
+    n2p2_energies, n2p2_forces = _n2p2_predict(tmp_path / "nnp", structures)
+    for structure, energy, forces in zip(structures, n2p2_energies, n2p2_forces):
+        p = predict(model, make_graph(structure, model.cutoff, model.angular_cutoff))
+        assert np.all(np.isfinite(forces)) and np.isfinite(energy)
+        assert abs(energy - float(p.energy[0])) <= 1e-10 * abs(energy)
+        assert np.abs(forces - p.forces.numpy()).max() <= 1e-10 * np.abs(forces).max()

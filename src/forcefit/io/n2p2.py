@@ -230,10 +230,27 @@ def _load_weights(network, path: Path) -> None:
         raise ValueError(f"{path}: fewer connections than the network in input.nn needs")
 
 
+def _n2p2_statistics(scaling, element: int, feature: int) -> list[float]:
+    """min, max, mean, sigma of one symmetry function as n2p2 must read them.
+
+    n2p2 scales with factor (S_max − S_min)/(max − min) (or /σ): a function that was
+    constant on the training set (max = min, e.g. O–O around the only oxygen) would
+    give n2p2 an infinite factor and NaN energies. forcefit uses factor 1 there, so the
+    file states the width that reproduces forcefit's factor exactly."""
+    minimum, maximum, mean, sigma = (float(getattr(scaling, name)[element, feature]) for name in ("minimum", "maximum", "mean", "sigma"))
+    width = (scaling.s_max - scaling.s_min) / float(scaling.factor[element, feature])
+    if scaling.mode in ("scale", "scalecenter") and not maximum > minimum:
+        maximum = minimum + width
+    if scaling.mode == "scalesigma" and not sigma > 0:
+        sigma = width
+    return [minimum, maximum, mean, sigma]
+
+
 def save_potential(model: BPNN, directory, *, length_unit: float = 1.0, energy_unit: float = 1.0) -> None:
     """Write input.nn, scaling.data and weights.NNN.data (file units: `length_unit`
-    Å and `energy_unit` eV). The loss offset b is not part of the potential and
-    is not written (n2p2 has no per-structure constant)."""
+    Å and `energy_unit` eV). n2p2 then computes forcefit's energy Σ_i E_i (the
+    per-element e_ref as `atom_energy`) and forces. The loss offset b, the reference
+    data's zero, is not part of the potential and is not written."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     descriptor, elements = model.descriptor, model.elements
@@ -294,9 +311,7 @@ def save_potential(model: BPNN, directory, *, length_unit: float = 1.0, energy_u
     rows = ["# element function min max mean sigma (written by forcefit)"]
     for e in elements:
         for position, k in enumerate(orders[e], start=1):
-            n = index[e]
-            values = [float(getattr(scaling, name)[n, k]) for name in ("minimum", "maximum", "mean", "sigma")]
-            rows.append(f"{n + 1} {position} " + " ".join(f"{v:.17E}" for v in values))
+            rows.append(f"{index[e] + 1} {position} " + " ".join(f"{v:.17E}" for v in _n2p2_statistics(scaling, index[e], k)))
     (directory / "scaling.data").write_text("\n".join(rows) + "\n")
 
     for e, network in zip(elements, model.networks):
