@@ -7,7 +7,7 @@ from ase.calculators.emt import EMT
 from forcefit.calculator import Calculator
 from forcefit.models import Morse
 from forcefit.structures import Structure
-from forcefit.workflows.properties import elastic_constants, equation_of_state, phonon_frequencies, relax, vibrational_frequencies
+from forcefit.workflows.properties import default_supercell, elastic_constants, equation_of_state, phonon_frequencies, relax, vibrational_frequencies
 
 
 def test_morse_dimer_frequency_is_analytic():
@@ -26,6 +26,7 @@ def test_morse_dimer_frequency_is_analytic():
 def test_emt_copper_eos_elastic_and_phonons():
     copper = relax(bulk("Cu", "fcc", a=3.6), EMT(), cell=True, fmax=1e-5)
     eos = equation_of_state(copper, EMT())
+    assert np.isclose(max(eos["volumes"]) / min(eos["volumes"]), (1.01 / 0.99) ** 3)  # default: ±1 % linear strain
     assert abs(eos["lattice_scale"] - 1) < 1e-3  # the relaxed cell is the E(V) minimum
     assert 120 < eos["bulk_modulus"] < 150  # EMT copper: about 134 GPa
     C = elastic_constants(copper, EMT())
@@ -33,9 +34,11 @@ def test_emt_copper_eos_elastic_and_phonons():
     assert np.allclose(np.diag(C)[:3], c11, rtol=1e-3) and np.allclose(np.diag(C)[3:], c44, rtol=1e-3)
     assert abs((c11 + 2 * c12) / 3 - eos["bulk_modulus"]) < 0.03 * eos["bulk_modulus"]  # cubic: B = (C11 + 2 C12)/3
     assert np.abs(C[:3, 3:]).max() < 1e-3 * c11
-    bands = phonon_frequencies(copper, EMT(), supercell=(3, 3, 3))
-    assert np.abs(bands["G"]).max() < 0.5  # acoustic modes vanish at Γ (meV)
-    assert (bands["X"] > 10).all()
+    assert default_supercell(copper) == (4, 4, 4)  # even, ≥ 10 Å: X and L are commensurate
+    bands = phonon_frequencies(copper, EMT())
+    assert set(bands) == {"Γ", "K", "L", "U", "W", "X"}  # the fcc lattice's own high-symmetry points
+    assert np.abs(bands["Γ"]).max() < 0.5  # acoustic modes vanish at Γ (meV)
+    assert (bands["X"] > 10).all() and (bands["L"] > 5).all()
 
 
 def test_property_commands_write_reports(tmp_path, capsys):
@@ -70,5 +73,5 @@ def test_property_commands_write_reports(tmp_path, capsys):
     traj = str(tmp_path / "md.traj")
     assert main(["md", str(tmp_path / "w.ffm"), str(tmp_path / "w.xyz"), "--ensemble", "nvt", "--steps", "20", "--timestep", "0.25",
                  "--trajectory", traj, "--rdf", "1.9"]) == 0
-    assert (tmp_path / "md.rdf.png").stat().st_size > 0 and (tmp_path / "md.energy.png").is_file()
+    assert (tmp_path / "md.rdf.png").stat().st_size > 0 and (tmp_path / "md.temperature.png").is_file()
     assert "NVT 20 steps" in capsys.readouterr().out

@@ -1,9 +1,11 @@
 """Command line: parse, load, call the library. Nothing else lives here.
 
     forcefit train config.yaml [--resume] [--output DIR]
-    forcefit evaluate model.ffm data.extxyz [--energy-key K] [--forces-key K] [--output DIR]
-    forcefit md model.ffm structure.xyz [--ensemble nve|nvt] [--steps N] [--timestep FS] [--temperature K] [--trajectory F --rdf R]
-    forcefit relax|eos|elastic|vibrations|phonons model.ffm structure [--reference gfn2-xtb|emt|module:Class]
+    forcefit evaluate model.ffm data.extxyz|data.db|input.data [--energy-key K] [--length-unit U --energy-unit U] [--output DIR]
+    forcefit md model.ffm structure [--ensemble nve|nvt|npt] [--steps N] [--timestep FS] [--temperature K] [--pressure GPa]
+                [--log F] [--trajectory F --trajectory-interval N --rdf R]
+    forcefit relax|eos|elastic|vibrations|phonons model.ffm structure [--length-unit U] [--reference gfn2-xtb|emt|module:Class]
+    forcefit info model.ffm
     forcefit import-n2p2 DIR -o model.ffm --length-unit bohr --energy-unit hartree
     forcefit export-n2p2 model.ffm DIR [--length-unit U] [--energy-unit U]
     forcefit learn config.yaml     # active learning with a committee and a reference calculator
@@ -31,21 +33,50 @@ def _train(args, console):
 
 
 def _evaluate(args, console):
-    from forcefit.io import guess_format, read_structures
+    from forcefit.config import unit_value
+    from forcefit.data import make_graph
+    from forcefit.io import read_structures
     from forcefit.models.saving import load_model
-    from forcefit.training.run import evaluate_splits, prepare
+    from forcefit.training.run import evaluate_splits
 
     model = load_model(args.model)
-    options = (
-        {"length_unit": args.length_unit, "energy_unit": args.energy_unit}
-        if guess_format(args.data) == "input.data"
-        else {"energy_key": args.energy_key, "forces_key": args.forces_key}
-    )
-    structures = read_structures(args.data, **options)
+    structures = read_structures(args.data, energy_key=args.energy_key, forces_key=args.forces_key, stress_key=args.stress_key,
+                                 stress_format=args.stress_format, length_unit=unit_value(args.length_unit, "--length-unit"),
+                                 energy_unit=unit_value(args.energy_unit, "--energy-unit"))
     run_dir = Path(args.output) if args.output else None
     if run_dir:
         run_dir.mkdir(parents=True, exist_ok=True)
-    evaluate_splits(model, {Path(args.data).name: prepare(model, structures, console, Path(args.data).name)}, run_dir, console)
+    name = Path(args.data).name
+    graphs = [make_graph(s, model.cutoff, model.angular_cutoff) for s in structures]
+    evaluate_splits(model, {name: graphs}, run_dir, console, {name: structures}, worst=args.worst)
+
+
+def _read_structure(args):
+    """The starting structure of md/relax/properties: any file ASE reads, with n2p2
+    input.data read by forcefit's reader in the units the user states (ASE would
+    assume Bohr). Lengths are converted with --length-unit for every format."""
+    from ase.io import read
+
+    from forcefit.config import unit_value
+    from forcefit.io import guess_format, read_structures
+
+    if guess_format(args.structure) == "input.data":
+        if args.length_unit is None:
+            raise ValueError(f"{args.structure}: n2p2 input.data carries no units; state them with --length-unit (e.g. bohr or angstrom)")
+        structures = read_structures(args.structure, length_unit=unit_value(args.length_unit, "--length-unit"), require_labels=False)
+        try:
+            return structures[int(args.index)].to_atoms()
+        except (ValueError, IndexError):
+            raise ValueError(f"{args.structure}: --index {args.index} does not name one of its {len(structures)} configurations") from None
+    atoms = read(args.structure, index=args.index)
+    if not hasattr(atoms, "positions"):
+        raise ValueError(f"{args.structure}: --index {args.index} selects several frames; give one")
+    scale = unit_value(args.length_unit, "--length-unit") if args.length_unit is not None else 1.0
+    if scale != 1.0:
+        atoms.set_cell(atoms.cell * scale)
+        atoms.positions *= scale
+    atoms.calc = None
+    return atoms
 
 
 def _md(args, console):
@@ -54,19 +85,34 @@ def _md(args, console):
     from ase.io import read
 
     from forcefit.calculator import Calculator
-    from forcefit.workflows.md import radial_distribution, run_md
+    from forcefit.workflows.md import check_md_arguments, partial_distributions, run_md
 
-    atoms = read(args.structure, index=args.index)
-    result = run_md(atoms, Calculator.load(args.model), steps=args.steps, timestep_fs=args.timestep,
-                    temperature_K=args.temperature, seed=args.seed, trajectory=args.trajectory, ensemble=args.ensemble,
+    atoms = _read_structure(args)
+    check_md_arguments(atoms, args.steps, args.timestep, args.temperature, args.ensemble, args.pressure, 1, args.trajectory_interval)
+    if args.rdf and not (args.trajectory and atoms.pbc.all()):
+        raise ValueError("--rdf needs --trajectory and a periodic structure")
+    calculator = Calculator.load(args.model)
+    result = run_md(atoms, calculator, steps=args.steps, timestep_fs=args.timestep, temperature_K=args.temperature, seed=args.seed,
+                    trajectory=args.trajectory, trajectory_interval=args.trajectory_interval, ensemble=args.ensemble,
+                    friction_per_fs=args.friction, pressure_GPa=args.pressure, log=args.log,
                     max_extrapolation=args.max_extrapolation, max_force_std=args.max_force_std)
-    line = f"{args.ensemble.upper()} {args.steps} steps × {args.timestep} fs ({len(atoms)} atoms): mean T {result.temperature.mean():.0f} K"
-    if args.ensemble == "nve":
+    steps_done = int(round(result.times_ps[-1] * 1000 / args.timestep))
+    line = (f"{args.ensemble.upper()} {steps_done} steps × {args.timestep} fs ({len(atoms)} atoms): "
+            f"T {result.temperature.mean():.0f} ± {result.temperature.std():.0f} K")
+    if args.ensemble == "nve" and np.isfinite(result.drift):
         line += f", energy drift {result.drift:+.3f} meV/atom/ps, fluctuation {result.fluctuation:.3f} meV/atom"
+    if atoms.pbc.all():
+        line += f", P {np.mean(result.pressure):.3f} ± {np.std(result.pressure):.3f} GPa"
+    if args.ensemble == "npt":
+        line += f", volume {np.mean(result.volume[len(result.volume) // 2:]) / len(atoms):.4f} Å³/atom (second half)"
     console.print(line, soft_wrap=True)
-    if args.trajectory:
-        _plot_xy(result.times_ps, 1000 * (result.total_energy - result.total_energy[0]) / len(atoms), "t (ps)",
-                 "E_total − E_total(0) (meV/atom)", Path(args.trajectory).with_suffix(".energy.png"))
+    plot_to = args.log or args.trajectory
+    if plot_to:
+        if args.ensemble == "nve":
+            _plot_xy(result.times_ps, 1000 * (result.total_energy - result.total_energy[0]) / len(atoms), "t (ps)",
+                     "E_total − E_total(0) (meV/atom)", Path(plot_to).with_suffix(".energy.png"))
+        else:
+            _plot_xy(result.times_ps, result.temperature, "t (ps)", f"T (K), target {args.temperature:g} K", Path(plot_to).with_suffix(".temperature.png"))
     summary = f"extrapolation: {result.extrapolating_steps} of {len(result.times_ps)} recorded steps outside the training range"
     if result.max_force_std > 0:
         summary += f"; largest committee force disagreement {result.max_force_std:.3f} eV/Å"
@@ -74,13 +120,30 @@ def _md(args, console):
     if result.stopped:
         console.print(f"[bold yellow]stopped early:[/] {result.stopped}", soft_wrap=True)
     if args.rdf:
-        if not (args.trajectory and atoms.pbc.all()):
-            raise ValueError("--rdf needs --trajectory and a periodic structure")
-        frames = read(args.trajectory, index=f"{args.steps // 2}:")
-        r, g = radial_distribution(frames, args.rdf)
-        Path(args.trajectory).with_suffix(".rdf.json").write_text(json.dumps({"r": r.tolist(), "g": g.tolist()}))
-        _plot_xy(r, g, "r (Å)", "g(r)", Path(args.trajectory).with_suffix(".rdf.png"))
-        console.print(f"g(r) from the second half of the run: first peak at {r[np.argmax(g)]:.2f} Å")
+        frames = read(args.trajectory, index=":")
+        frames = frames[len(frames) // 2 :]
+        r, g = partial_distributions(frames, args.rdf)
+        Path(args.trajectory).with_suffix(".rdf.json").write_text(json.dumps({"r": r.tolist(), **{k: v.tolist() for k, v in g.items()}}))
+        _plot_curves(r, g, "r (Å)", "g(r)", Path(args.trajectory).with_suffix(".rdf.png"))
+        console.print(f"g(r) from the second half of the run ({len(frames)} frames): first peak at {r[np.argmax(g['all'])]:.2f} Å; "
+                      f"partial g(r) for {', '.join(k for k in g if k != 'all')}")
+
+
+def _plot_curves(x, curves: dict, xlabel, ylabel, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for label, y in curves.items():
+        ax.plot(x, y, label=label, lw=2 if label == "all" else 1)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def _plot_xy(x, y, xlabel, ylabel, path):
@@ -154,12 +217,12 @@ def _report(args, console, name: str, values: dict) -> None:
 
 
 def _relax(args, console):
-    from ase.io import read, write
+    from ase.io import write
 
     from forcefit.calculator import Calculator
     from forcefit.workflows.properties import relax
 
-    atoms = relax(read(args.structure, index=args.index), Calculator.load(args.model), fmax=args.fmax, cell=args.cell)
+    atoms = relax(_read_structure(args), Calculator.load(args.model), fmax=args.fmax, cell=args.cell)
     write(args.output, atoms)
     console.print(f"relaxed: E = {atoms.get_potential_energy():.6f} eV, max |F| = {np.abs(atoms.get_forces()).max():.2e} eV/Å"
                   + (f", cell lengths {atoms.cell.lengths().round(5).tolist()} Å" if args.cell else "") + f" → {args.output}", soft_wrap=True)
@@ -168,10 +231,8 @@ def _relax(args, console):
 def _property(args, console, name: str, compute) -> None:
     """Run `compute(atoms, calculator, label)` → (values, summary) for the model and, if
     given, the reference; print the summaries and write <output>/<name>.json."""
-    from ase.io import read
-
     model, reference = _calculators(args)
-    atoms = read(args.structure, index=args.index)
+    atoms = _read_structure(args)
     Path(args.output).mkdir(parents=True, exist_ok=True)
     values = {}
     for label, calc in (("model", model), ("reference", reference)):
@@ -186,7 +247,7 @@ def _eos(args, console):
 
     def compute(atoms, calc, label):
         relaxed = relax(atoms, calc, cell=True, fmax=1e-4)
-        fit = equation_of_state(relaxed, calc, plot=str(Path(args.output) / f"eos_{label}.png"))
+        fit = equation_of_state(relaxed, calc, strain=args.strain, plot=str(Path(args.output) / f"eos_{label}.png"))
         values = {"volume_per_atom": fit["v0"] / len(atoms), "bulk_modulus_GPa": fit["bulk_modulus"], "cell_lengths": relaxed.cell.lengths().tolist()}
         return values, f"V0 = {values['volume_per_atom']:.4f} Å³/atom, B = {fit['bulk_modulus']:.1f} GPa, cell {np.round(relaxed.cell.lengths(), 4).tolist()} Å"
 
@@ -219,7 +280,8 @@ def _phonons(args, console):
     from forcefit.workflows.properties import phonon_frequencies, relax
 
     def compute(atoms, calc, label):
-        bands = phonon_frequencies(relax(atoms, calc, cell=True, fmax=1e-4), calc, supercell=tuple(args.supercell),
+        supercell = tuple(args.supercell) if args.supercell else None
+        bands = phonon_frequencies(relax(atoms, calc, cell=True, fmax=1e-4), calc, supercell=supercell,
                                    plot=str(Path(args.output) / f"phonons_{label}.png"))
         return {q: e.tolist() for q, e in bands.items()}, "; ".join(f"{q}: " + " ".join(f"{x:.2f}" for x in e) for q, e in bands.items()) + " meV"
 
@@ -275,11 +337,10 @@ def _export_lammps(args, console):
     console.print(f"wrote {path} (include it after read_data; units metal)")
 
 
-def _unit(text: str):
-    try:
-        return float(text)
-    except ValueError:
-        return text
+def _info(args, console):
+    from forcefit.models.saving import describe_file
+
+    console.print(describe_file(args.model), soft_wrap=True, highlight=False)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -297,22 +358,30 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("data")
     evaluate.add_argument("--energy-key", default="energy")
     evaluate.add_argument("--forces-key", default="forces")
-    evaluate.add_argument("--length-unit", type=float, default=1.0, help="input.data only: Å per file length unit")
-    evaluate.add_argument("--energy-unit", type=float, default=1.0, help="input.data only: eV per file energy unit")
-    evaluate.add_argument("--output", help="directory for errors.txt, metrics.json and parity plots")
+    evaluate.add_argument("--stress-key", default="stress", help="extxyz/db: reference stress key, when present")
+    evaluate.add_argument("--stress-format", default="ase", choices=["ase", "vasp-kbar"])
+    evaluate.add_argument("--length-unit", default="1.0", help="every format: Å per file length unit, or a name (bohr)")
+    evaluate.add_argument("--energy-unit", default="1.0", help="every format: eV per file energy unit, or a name (hartree, kcal/mol)")
+    evaluate.add_argument("--worst", type=int, default=5, help="list this many structures with the largest errors")
+    evaluate.add_argument("--output", help="directory for errors.txt, metrics.json, predictions CSV and parity plots")
     evaluate.set_defaults(run=_evaluate)
 
     md = commands.add_parser("md", help="NVE or Langevin NVT molecular dynamics; NVE reports energy drift")
     md.add_argument("model")
     md.add_argument("structure", help="any file ASE reads")
     md.add_argument("--index", default="0", help="frame of the structure file (default: 0)")
-    md.add_argument("--ensemble", choices=["nve", "nvt"], default="nve")
+    md.add_argument("--length-unit", help="Å per file length unit, or a name; required for n2p2 input.data")
+    md.add_argument("--ensemble", choices=["nve", "nvt", "npt"], default="nve")
     md.add_argument("--steps", type=int, default=2000)
     md.add_argument("--timestep", type=float, default=0.5, help="fs")
-    md.add_argument("--temperature", type=float, default=300.0, help="K (initial velocities; NVT target)")
+    md.add_argument("--temperature", type=float, default=300.0, help="K (initial velocities; NVT/NPT target)")
+    md.add_argument("--pressure", type=float, default=1e-4, help="GPa, NPT target (default 1 bar)")
+    md.add_argument("--friction", type=float, default=0.01, help="Langevin friction, 1/fs (NVT)")
     md.add_argument("--seed", type=int, default=0)
+    md.add_argument("--log", help="thermo log: step, time, E_pot, E_kin, E_tot, T, P, volume, committee σ_F (and a T or energy plot beside it)")
     md.add_argument("--trajectory", help="ASE .traj file to write")
-    md.add_argument("--rdf", type=float, metavar="R_MAX", help="g(r) up to R_MAX Å from the trajectory's second half (PNG + JSON)")
+    md.add_argument("--trajectory-interval", type=int, default=1, help="write every N-th step to the trajectory")
+    md.add_argument("--rdf", type=float, metavar="R_MAX", help="total and partial g(r) up to R_MAX Å from the trajectory's second half (PNG + JSON)")
     md.add_argument("--max-extrapolation", type=int, help="stop when more symmetry-function values than this leave the training range")
     md.add_argument("--max-force-std", type=float, help="stop when a committee's force disagreement exceeds this (eV/Å)")
     md.set_defaults(run=_md)
@@ -327,16 +396,20 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("model")
         command.add_argument("structure")
         command.add_argument("--index", default="0")
+        command.add_argument("--length-unit", help="Å per file length unit, or a name; required for n2p2 input.data")
         command.add_argument("--reference", help="also compute with a reference: gfn2-xtb, gfn1-xtb, emt or module:Class")
         command.add_argument("--output", default=f"{name}_report", help="report directory (JSON, PNG)")
         if name == "phonons":
-            command.add_argument("--supercell", type=int, nargs=3, default=[3, 3, 3])
+            command.add_argument("--supercell", type=int, nargs=3, help="default: the smallest even repetition with every length ≥ 10 Å")
+        if name == "eos":
+            command.add_argument("--strain", type=float, default=0.01, help="largest linear strain of the E(V) points (default ±1 %%)")
         command.set_defaults(run=function)
 
     relax_command = commands.add_parser("relax", help="relax positions (and the cell with --cell)")
     relax_command.add_argument("model")
     relax_command.add_argument("structure")
     relax_command.add_argument("--index", default="0")
+    relax_command.add_argument("--length-unit", help="Å per file length unit, or a name; required for n2p2 input.data")
     relax_command.add_argument("--cell", action="store_true")
     relax_command.add_argument("--fmax", type=float, default=1e-3, help="eV/Å")
     relax_command.add_argument("--output", default="relaxed.extxyz")
@@ -345,15 +418,15 @@ def build_parser() -> argparse.ArgumentParser:
     importer = commands.add_parser("import-n2p2", help="convert an n2p2 potential directory into a forcefit model")
     importer.add_argument("directory")
     importer.add_argument("-o", "--output", required=True, help="model file to write (.ffm)")
-    importer.add_argument("--length-unit", type=_unit, required=True, help="Å per file length unit, or 'bohr'/'angstrom'")
-    importer.add_argument("--energy-unit", type=_unit, required=True, help="eV per file energy unit, or 'hartree'/'ev'")
+    importer.add_argument("--length-unit", required=True, help="Å per file length unit, or 'bohr'/'angstrom'")
+    importer.add_argument("--energy-unit", required=True, help="eV per file energy unit, or 'hartree'/'ev'")
     importer.set_defaults(run=_import_n2p2)
 
     exporter = commands.add_parser("export-n2p2", help="write a forcefit BPNN as n2p2 input.nn/scaling.data/weights files")
     exporter.add_argument("model")
     exporter.add_argument("directory")
-    exporter.add_argument("--length-unit", type=_unit, default=1.0, help="Å per file length unit (default Å)")
-    exporter.add_argument("--energy-unit", type=_unit, default=1.0, help="eV per file energy unit (default eV)")
+    exporter.add_argument("--length-unit", default=1.0, help="Å per file length unit (default Å)")
+    exporter.add_argument("--energy-unit", default=1.0, help="eV per file energy unit (default eV)")
     exporter.set_defaults(run=_export_n2p2)
     learn_command = commands.add_parser("learn", help="active learning: committee MD, select by disagreement, label, retrain")
     learn_command.add_argument("config")
@@ -365,6 +438,10 @@ def build_parser() -> argparse.ArgumentParser:
     two_point.add_argument("--energy", type=float, required=True, help="pair energy U(r0), eV")
     two_point.add_argument("--force", type=float, required=True, help="pair force F(r0) = −dU/dr, eV/Å (positive = repulsive)")
     two_point.set_defaults(run=_lj_two_point)
+
+    info = commands.add_parser("info", help="what a model file holds: kind, elements, cutoff, sizes, offset, provenance")
+    info.add_argument("model")
+    info.set_defaults(run=_info)
 
     lammps = commands.add_parser("export-lammps", help="write a pair potential as a LAMMPS input snippet")
     lammps.add_argument("model")

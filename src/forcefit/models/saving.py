@@ -4,7 +4,8 @@ A `.ffm` file is a `torch.save`d dict of strings, numbers, lists and tensors:
 
     format: "forcefit-model", version: 1, kind: model registry name,
     config: the model's get_config(), state: its state_dict(), dtype,
-    units: {"energy": "eV", "length": "Å"}, metadata: free-form (e.g. training info)
+    units: {"energy": "eV", "length": "Å"}, forcefit_version: the writer's version,
+    metadata: free-form (e.g. training info)
 
 It is read back with `torch.load(..., weights_only=True)`, which refuses anything
 that is not plain data. The config carries what the calculator needs: elements,
@@ -16,6 +17,8 @@ import os
 from pathlib import Path
 
 import torch
+
+from forcefit import __version__
 
 FORMAT = "forcefit-model"
 VERSION = 1
@@ -30,6 +33,7 @@ def model_to_dict(model, metadata: dict | None = None) -> dict:
         "state": {k: v.detach().clone() for k, v in model.state_dict().items()},
         "dtype": str(model.energy_offset.dtype).removeprefix("torch."),
         "units": {"energy": "eV", "length": "Å"},
+        "forcefit_version": __version__,
         "metadata": metadata or {},
     }
 
@@ -73,6 +77,37 @@ def atomic_write_text(path, text: str) -> None:
 
 def save_model(model, path, metadata: dict | None = None) -> None:
     atomic_save(model_to_dict(model, metadata), path)
+
+
+def describe_file(path) -> str:
+    """A person's summary of a model file: what it is, what it needs, where it came from."""
+    path = Path(path)
+    model = load_model(path)
+    data = torch.load(path, map_location="cpu", weights_only=True)
+    lines = [
+        f"{path}: forcefit model, kind {model.kind}, written by forcefit {data.get('forcefit_version', 'before 0.1.0')}",
+        f"elements {model.elements}, cutoff {model.cutoff:.4f} Å" + (f" (angular {model.angular_cutoff:.4f} Å)" if model.angular_cutoff else ""),
+        f"{sum(p.numel() for p in model.parameters())} parameters, dtype {data['dtype']}, units eV and Å",
+    ]
+    members = getattr(model, "members", None)
+    if members is not None:
+        lines.append(f"committee of {len(members)} members")
+    descriptor = getattr(model, "descriptor", None)
+    if descriptor is not None:
+        lines.append(f"symmetry functions per element {descriptor.n_features_per_element}, cutoff function {descriptor.cutoff_type}")
+    hidden = getattr(members[0] if members is not None else model, "hidden", None)
+    if hidden:
+        lines.append(f"hidden layers per element {hidden}")
+    lines.append(f"energy offset b = {float(model.energy_offset.detach()):.6f} eV: the reference data's zero; reported energies "
+                 "are the model's extensive Σ E_i, and the reference method's energy is predicted as E − b")
+    metadata = data.get("metadata") or {}
+    config = metadata.get("config")
+    if config:
+        train = config.get("data", {}).get("train")
+        lines.append(f"trained on {train} ({config.get('model', {}).get('kind')}, {config.get('training', {}).get('epochs')} epochs)")
+    if metadata.get("imported_from"):
+        lines.append(f"imported from {metadata['imported_from']}")
+    return "\n".join(lines)
 
 
 def load_model(path):

@@ -173,9 +173,25 @@ def write_predictions(path: Path, results: dict, structures: list) -> None:
         writer.writerows(rows)
 
 
-def evaluate_splits(model, graphs_by_split: dict, run_dir: Path | None, console: Console, structures_by_split: dict | None = None) -> dict:
-    """Error tables for each split; with a run directory also errors.txt, metrics.json,
-    predictions_<split>.csv and parity plots. Returns the statistics by split."""
+def worst_structures(results: dict, structures: list, count: int = 5) -> Table:
+    """The `count` structures with the largest force RMSE (and their energy errors)."""
+    atom_structure = np.repeat(np.arange(len(structures)), results["n_atoms"])
+    squared = ((results["forces"] - results["ref_forces"]) ** 2).sum(axis=1)
+    force_rmse = 1000.0 * np.sqrt(np.bincount(atom_structure, squared, len(structures)) / (3 * results["n_atoms"]))
+    energy_error = 1000.0 * (results["reference_energy"] - results["ref_energy"]) / results["n_atoms"]
+    table = Table(title=f"the {min(count, len(structures))} structures with the largest force errors")
+    for name in ("structure", "group", "atoms", "F RMSE meV/Å", "ΔE meV/atom"):
+        table.add_column(name, justify="left" if name in ("structure", "group") else "right")
+    for k in np.argsort(-np.nan_to_num(force_rmse, nan=np.inf))[:count]:
+        table.add_row(structures[k].source, structures[k].group, str(structures[k].n_atoms), f"{force_rmse[k]:.1f}", f"{energy_error[k]:+.2f}")
+    return table
+
+
+def evaluate_splits(model, graphs_by_split: dict, run_dir: Path | None, console: Console, structures_by_split: dict | None = None,
+                    worst: int = 0) -> dict:
+    """Error tables for each split (and its `worst` structures); with a run directory also
+    errors.txt, metrics.json, predictions_<split>.csv and parity plots. Returns the
+    statistics by split."""
     results = {name: collect(model, graphs) for name, graphs in graphs_by_split.items() if graphs}
     stats = {name: error_statistics(res, model.elements) for name, res in results.items()}
     structures_by_split = structures_by_split or {}
@@ -185,6 +201,8 @@ def evaluate_splits(model, graphs_by_split: dict, run_dir: Path | None, console:
         if labels and any(labels):
             groups[name] = group_statistics(res, [g or "(none)" for g in labels], model.elements)
     tables = error_tables(stats, model.elements, groups)
+    if worst:
+        tables += [worst_structures(res, structures_by_split[name], worst) for name, res in results.items() if name in structures_by_split]
     for table in tables:
         console.print(table)
     console.print(f"energies are compared on the reference's scale: model energy − b, b = {float(model.energy_offset.detach()):.6f} eV "

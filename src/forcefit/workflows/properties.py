@@ -10,8 +10,9 @@ forcefit one or any reference) so the same function measures both; units are eV,
   unless `relax_ions=False`); 6×6 matrix in GPa.
 - Vibrations: finite-difference Hessian (ase.vibrations), real frequencies in cm⁻¹
   after dropping the 6 (5 for linear) rigid-body modes.
-- Phonons: finite displacements in a supercell (ase.phonons); band energies at
-  given q-points in meV and a band-structure/DOS plot.
+- Phonons: finite displacements in a supercell (ase.phonons; by default the smallest
+  even one ≥ 10 Å on each side); energies at the lattice's high-symmetry points in
+  meV and a band-structure/DOS plot in meV.
 """
 from __future__ import annotations
 
@@ -38,8 +39,11 @@ def relax(atoms, calculator, fmax: float = 1e-3, cell: bool = False, steps: int 
     return atoms
 
 
-def equation_of_state(atoms, calculator, strain: float = 0.04, points: int = 9, plot: str | None = None) -> dict:
-    """E(V) of isotropically scaled cells; returns v0 (Å³/cell), e0 (eV), B (GPa), a0 scale."""
+def equation_of_state(atoms, calculator, strain: float = 0.01, points: int = 9, plot: str | None = None) -> dict:
+    """E(V) of cells scaled by 1 ± `strain` (linear; default ±1 %, the harmonic region
+    where B is defined); returns v0 (Å³/cell), e0 (eV), B (GPa), a0 scale."""
+    if not 0 < strain < 0.2:
+        raise ValueError(f"EOS strain {strain}: expected between 0 and 0.2 (a fraction of the lattice constant)")
     volumes, energies = [], []
     for s in np.linspace(1 - strain, 1 + strain, points):
         scaled = atoms.copy()
@@ -92,11 +96,20 @@ def vibrational_frequencies(atoms, calculator, delta: float = 0.005) -> np.ndarr
     return magnitudes[rigid:]
 
 
-def phonon_frequencies(atoms, calculator, supercell=(3, 3, 3), qpoints: dict | None = None, delta: float = 0.01, plot: str | None = None) -> dict:
-    """Phonon energies (meV) at named q-points (fractional, reciprocal basis); default Γ, X, L of fcc."""
+def default_supercell(atoms, minimum_length: float = 10.0) -> tuple[int, int, int]:
+    """The smallest even repetition along each lattice vector reaching `minimum_length` Å:
+    even, so that zone-boundary q-points (X, L, H, …) are commensurate with it."""
+    return tuple(int(2 * np.ceil(minimum_length / (2 * length))) for length in atoms.cell.lengths())
+
+
+def phonon_frequencies(atoms, calculator, supercell=None, qpoints: dict | None = None, delta: float = 0.01, plot: str | None = None) -> dict:
+    """Phonon energies (meV) at named q-points (fractional, reciprocal basis of `atoms`'
+    cell); default: the high-symmetry points of its own Bravais lattice (ASE's special
+    points, e.g. Γ X W K L U for fcc, Γ H N P for bcc). Supercell default: default_supercell."""
     from ase.phonons import Phonons
 
-    qpoints = qpoints or {"G": [0, 0, 0], "X": [0.5, 0, 0.5], "L": [0.5, 0.5, 0.5]}
+    supercell = supercell or default_supercell(atoms)
+    qpoints = qpoints or {("Γ" if name == "G" else name): point for name, point in atoms.cell.bandpath(npoints=0).special_points.items()}
     with tempfile.TemporaryDirectory() as directory:
         ph = Phonons(atoms, calculator, supercell=supercell, delta=delta, name=str(Path(directory) / "phonon"))
         ph.run()
@@ -113,14 +126,17 @@ def _plot_phonons(ph, atoms, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from ase.spectrum.band_structure import BandStructure
+
     bandpath = atoms.cell.bandpath(npoints=100)
     bands = ph.get_band_structure(bandpath)
+    bands = BandStructure(bandpath, bands.energies * 1000.0)  # meV, as the printed energies
     dos = ph.get_dos(kpts=(12, 12, 12)).sample_grid(npts=300, width=1e-3)
     fig = plt.figure(figsize=(8, 4))
     ax = fig.add_axes([0.1, 0.12, 0.6, 0.8])
-    bands.plot(ax=ax, emin=0.0, emax=1.1 * bands.energies.max())
+    bands.plot(ax=ax, emin=0.0, emax=1.1 * bands.energies.max(), ylabel="energy (meV)")
     dos_ax = fig.add_axes([0.74, 0.12, 0.22, 0.8])
-    dos_ax.fill_betweenx(dos.get_energies(), 0, dos.get_weights(), color="grey")
+    dos_ax.fill_betweenx(dos.get_energies() * 1000.0, 0, dos.get_weights(), color="grey")
     dos_ax.set_ylim(ax.get_ylim())
     dos_ax.set_yticks([])
     dos_ax.set_xlabel("DOS")
