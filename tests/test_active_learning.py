@@ -35,9 +35,11 @@ def test_loop_appends_labels_and_resumes_without_relabelling(tmp_path):
     path = tmp_path / "learn.yaml"
     path.write_text(yaml.safe_dump(config))
     CountingLJ.calls = 0
+    original = (tmp_path / "start.extxyz").read_bytes()
     assert main(["learn", str(path)]) == 0
     assert CountingLJ.calls == 3
-    frames = read(tmp_path / "start.extxyz", index=":")
+    assert (tmp_path / "start.extxyz").read_bytes() == original, "the user's dataset is never edited"
+    frames = read(tmp_path / "al" / "dataset.extxyz", index=":")
     assert len(frames) == 11 and [a.info.get("al_round") for a in frames[-3:]] == [1, 1, 1]
     # the new labels are the reference's, not the model's
     check = frames[-1].copy()
@@ -49,5 +51,9 @@ def test_loop_appends_labels_and_resumes_without_relabelling(tmp_path):
     assert main(["learn", str(path)]) == 0
     assert CountingLJ.calls == 3  # round 1 is not labelled again
     report = json.loads((tmp_path / "al" / "learn_report.json").read_text())
-    assert [r["round"] for r in report] == [1, 2] and report[-1]["dataset_size"] == 14
-    assert all(r["max_force_std_md"] >= max(r["selected_force_std"]) for r in report)
+    assert [r["round"] for r in report] == [1, 2, "final"] and report[1]["dataset_size"] == 14
+    assert all(r["max_force_std_md"] >= max(r["selected_force_std"]) for r in report[:2])
+    # the final model is trained on every label, the last round's included
+    final = yaml.safe_load((tmp_path / "al" / "final" / "config.yaml").read_text())
+    assert final["data"]["train"] == str(tmp_path / "al" / "dataset.extxyz") and report[-1]["dataset_size"] == 14
+    assert report[-1]["labelled_rounds"] == 2 and (tmp_path / "al" / "final" / "model.ffm").is_file()

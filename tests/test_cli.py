@@ -134,3 +134,87 @@ def test_mo_example_config_is_the_benchmark_setting():
     assert example.model == measured.model
     assert example.training == measured.training
     assert example.data.split == measured.data.split
+
+
+def test_evaluate_reports_per_structure_and_per_group(tmp_path, capsys):
+    """evaluate on an ASE database with config_type labels: predictions CSV (extensive model
+    energy and the same on the reference's scale), tables per group, extrapolation counts,
+    the worst structures; the same data as an extxyz gives the same numbers."""
+    import ase.db
+    import csv
+    import json
+
+    from ase.io import read
+
+    assert main(["train", str(tiny_config(tmp_path))]) == 0
+    frames = read(DATA, index=":12")
+    with ase.db.connect(str(tmp_path / "data.db")) as database:
+        for k, atoms in enumerate(frames):
+            database.write(atoms, config_type="warm" if k % 3 else "hot")
+    model = str(tmp_path / "run" / "model.ffm")
+    assert main(["evaluate", model, str(tmp_path / "data.db"), "--output", str(tmp_path / "eval"), "--worst", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "errors per configuration group" in out and "hot" in out and "largest force errors" in out
+    rows = list(csv.DictReader((tmp_path / "eval" / "predictions_data.db.csv").open()))
+    assert len(rows) == 12 and {r["group"] for r in rows} == {"hot", "warm"}
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    b = metrics["energy_offset_eV"]
+    for row, atoms in zip(rows, frames):
+        assert np.isclose(float(row["model_energy_on_reference_scale_eV"]), float(row["model_energy_eV"]) - b)
+        assert np.isclose(float(row["reference_energy_eV"]), atoms.get_potential_energy())
+    assert set(metrics["groups"]["data.db"]) == {"hot", "warm"} and metrics["data.db"]["n_structures"] == 12
+    assert "extrapolating_structures" in metrics["data.db"] and "energy_structure_mae" in metrics["data.db"]
+
+
+def test_units_apply_to_every_format(tmp_path, capsys):
+    """kcal/mol in an extxyz is converted (it was silently read as eV), and md/relax read an
+    n2p2 input.data in the units the user states (ASE assumed Bohr: Å files shrank to 53 %)."""
+    from ase import units
+
+    from forcefit.io import read_structures, write_extxyz, write_input_data
+
+    structures = read_structures(DATA)[:5]
+    kcal = units.kcal / units.mol
+    scaled = [type(s)(numbers=s.numbers, positions=s.positions, energy=s.energy / kcal, forces=s.forces / kcal) for s in structures]
+    write_extxyz(tmp_path / "kcal.extxyz", scaled)
+    config = yaml.safe_load(tiny_config(tmp_path).read_text())
+    config["data"].update(train=str(tmp_path / "kcal.extxyz"), energy_unit="kcal/mol", max_structures=None)
+    from forcefit.config import config_from_dict
+    from forcefit.training.run import read_split
+
+    train, validation, test = read_split(config_from_dict(config))
+    energies = sorted(s.energy for s in train + validation + test)
+    assert np.allclose(energies, sorted(s.energy for s in structures), rtol=1e-8)
+    with pytest.raises(ValueError, match=r"data.energy_unit: 'kcal' is not a number or one of"):
+        config_from_dict({"data": {"train": "x", "energy_unit": "kcal"}})
+
+    assert main(["train", str(tiny_config(tmp_path))]) == 0
+    model = str(tmp_path / "run" / "model.ffm")
+    write_input_data(tmp_path / "input.data", structures[:1], length_unit=1.0, energy_unit=1.0)  # in Å
+    assert main(["relax", model, str(tmp_path / "input.data"), "--fmax", "10"]) == 1
+    assert "carries no units" in capsys.readouterr().err
+    assert main(["relax", model, str(tmp_path / "input.data"), "--length-unit", "angstrom", "--fmax", "10",
+                 "--output", str(tmp_path / "r.xyz")]) == 0
+    from ase.io import read
+
+    relaxed = read(tmp_path / "r.xyz")
+    bond = np.linalg.norm(relaxed.positions[0] - relaxed.positions[1])
+    original = np.linalg.norm(structures[0].positions[0] - structures[0].positions[1])
+    assert abs(bond - original) < 0.05 * original, "the molecule keeps its size"
+
+
+def test_config_errors_leave_no_run_directory_and_info_describes_a_model(tmp_path, capsys):
+    config = yaml.safe_load(tiny_config(tmp_path).read_text())
+    config["model"]["elements"] = ["C", "H"]  # the data also hold O
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(config))
+    assert main(["train", str(tmp_path / "bad.yaml")]) == 1
+    assert "does not cover elements" in capsys.readouterr().err and not (tmp_path / "run").exists()
+    config["model"]["elements"] = None
+    config["data"]["train"] = [DATA, DATA]  # a list of files
+    (tmp_path / "two.yaml").write_text(yaml.safe_dump(config))
+    assert main(["train", str(tmp_path / "two.yaml")]) == 0
+    assert main(["info", str(tmp_path / "run" / "model.ffm")]) == 0
+    out = capsys.readouterr().out
+    import forcefit
+
+    assert f"written by forcefit {forcefit.__version__}" in out and "elements ['H', 'C', 'O']" in out and "energy offset b" in out

@@ -1,16 +1,20 @@
 """Active learning with a committee (query by committee; Schran et al. 2020).
 
-Each round: train a committee on the dataset file → run MD with it from a dataset
-structure → rank the visited frames by the largest per-atom force disagreement
-σ_F, keep the top `select` that are at least `min_spacing` MD steps apart → label
-them with the reference calculator → append them to the dataset file, tagged
-`al_round=k`. The dataset file is the loop's memory: an interrupted loop resumes
-after the last round whose frames are in it, and nothing is labelled twice.
+The user's dataset is copied once into the run directory (`dataset.extxyz`) and
+never edited. Each round: train a committee on the copy → run Langevin MD with it
+from a dataset structure → rank the visited frames by the largest per-atom force
+disagreement σ_F, keep the top `select` that are at least `min_spacing` MD steps
+apart → label them with the reference calculator → append them to the copy, tagged
+`al_round=k`. After the last round a final committee (`final/model.ffm`, the loop's
+result) is trained on everything, the last round's labels included. The copy is the
+loop's memory: an interrupted loop resumes after the last round whose frames are
+in it, and nothing is labelled twice.
 """
 from __future__ import annotations
 
 import copy
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -58,9 +62,13 @@ def learn(config, console: Console | None = None) -> list[dict]:
 
     console = console or Console()
     lc = config.learn
-    dataset = Path(lc.dataset)
     out = Path(config.output)
     out.mkdir(parents=True, exist_ok=True)
+    dataset = out / "dataset.extxyz"
+    if not dataset.exists():  # the user's file stays as it is; the loop grows its own copy
+        read(lc.dataset, index=0)  # a clear error before copying when it is not a dataset
+        shutil.copyfile(lc.dataset, out / "dataset.extxyz.tmp")
+        (out / "dataset.extxyz.tmp").replace(dataset)
     report_path = out / "learn_report.json"
     records = json.loads(report_path.read_text()) if report_path.exists() else []
     reference = reference_calculator(lc.reference)
@@ -68,14 +76,17 @@ def learn(config, console: Console | None = None) -> list[dict]:
     start = completed_rounds(dataset)
     if start:
         console.print(f"resuming: {dataset} already holds rounds 1–{start}; nothing is relabelled")
-    for round_ in range(start + 1, lc.rounds + 1):
+    def train(name: str):
         round_config = copy.deepcopy(config)
         round_config.data.train = str(dataset)
         round_config.data.test = lc.test
-        round_config.output = str(out / f"round_{round_}")
+        round_config.output = str(out / name)
         round_config.training.committee = max(config.training.committee, 2)
+        return train_from_config(round_config, resume=(out / name / "config.yaml").exists(), console=console)
+
+    for round_ in range(start + 1, lc.rounds + 1):
         console.rule(f"round {round_}: training a committee on {len(read(dataset, index=':'))} structures")
-        committee, stats = train_from_config(round_config, resume=(out / f"round_{round_}" / "config.yaml").exists(), console=console)
+        committee, stats = train(f"round_{round_}")
         pool = read(dataset, index=":")
         start_frame = pool[int(rng.integers(len(pool)))]
         result = run_md(start_frame, Calculator(committee), steps=lc.md_steps, timestep_fs=lc.timestep, temperature_K=lc.temperature,
@@ -93,7 +104,19 @@ def learn(config, console: Console | None = None) -> list[dict]:
         }
         records.append(record)
         report_path.write_text(json.dumps(records, indent=2))
+    labelled_rounds = completed_rounds(dataset)
+    if not any(r["round"] == "final" and r.get("labelled_rounds") == labelled_rounds for r in records):
+        if any(r["round"] == "final" for r in records):  # a longer loop than last time: the old final model is stale
+            records = [r for r in records if r["round"] != "final"]
+            shutil.rmtree(out / "final")
+        size = len(read(dataset, index=":"))
+        console.rule(f"final committee on all {size} labelled structures")
+        _, stats = train("final")
+        records.append({"round": "final", "labelled_rounds": labelled_rounds, "dataset_size": size, "test_energy_mae": stats.get("test", {}).get("energy_mae"),
+                        "test_forces_mae": stats.get("test", {}).get("forces_mae"), "max_force_std_md": None, "selected_force_std": []})
+        report_path.write_text(json.dumps(records, indent=2))
     _print(records, console)
+    console.print(f"the loop's model: {out / 'final' / 'model.ffm'}; its dataset: {dataset}")
     return records
 
 
@@ -103,7 +126,9 @@ def _print(records: list[dict], console: Console) -> None:
         table.add_column(name, justify="right")
     for r in records:
         e, f = r["test_energy_mae"], r["test_forces_mae"]
-        table.add_row(str(r["round"]), str(r["dataset_size"]), "—" if e is None else f"{e:.2f}", "—" if f is None else f"{f:.1f}", f"{r['max_force_std_md']:.3f}")
+        spread = r["max_force_std_md"]
+        table.add_row(str(r["round"]), str(r["dataset_size"]), "—" if e is None else f"{e:.2f}", "—" if f is None else f"{f:.1f}",
+                      "—" if spread is None else f"{spread:.3f}")
     console.print(table)
 
 
