@@ -36,8 +36,9 @@ class Calculator(AseCalculator):
             parameter.requires_grad_(False)
 
     @classmethod
-    def load(cls, path, **kwargs) -> "Calculator":
-        return cls(load_model(path), **kwargs)
+    def load(cls, path, trust_code: bool = False, **kwargs) -> "Calculator":
+        """A calculator for a model file (`trust_code`: see forcefit.models.saving)."""
+        return cls(load_model(path, trust_code=trust_code), **kwargs)
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)

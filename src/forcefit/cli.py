@@ -39,7 +39,7 @@ def _evaluate(args, console):
     from forcefit.models.saving import load_model
     from forcefit.training.run import evaluate_splits
 
-    model = load_model(args.model)
+    model = load_model(args.model, trust_code=args.trust_code)
     structures = read_structures(args.data, energy_key=args.energy_key, forces_key=args.forces_key, stress_key=args.stress_key,
                                  stress_format=args.stress_format, length_unit=unit_value(args.length_unit, "--length-unit"),
                                  energy_unit=unit_value(args.energy_unit, "--energy-unit"))
@@ -91,7 +91,7 @@ def _md(args, console):
     check_md_arguments(atoms, args.steps, args.timestep, args.temperature, args.ensemble, args.pressure, 1, args.trajectory_interval)
     if args.rdf and not (args.trajectory and atoms.pbc.all()):
         raise ValueError("--rdf needs --trajectory and a periodic structure")
-    calculator = Calculator.load(args.model)
+    calculator = Calculator.load(args.model, trust_code=args.trust_code)
     result = run_md(atoms, calculator, steps=args.steps, timestep_fs=args.timestep, temperature_K=args.temperature, seed=args.seed,
                     trajectory=args.trajectory, trajectory_interval=args.trajectory_interval, ensemble=args.ensemble,
                     friction_per_fs=args.friction, pressure_GPa=args.pressure, log=args.log,
@@ -205,7 +205,7 @@ def _calculators(args):
     from forcefit.calculator import Calculator
     from forcefit.workflows.reference import reference_calculator
 
-    return Calculator.load(args.model), (reference_calculator(args.reference) if args.reference else None)
+    return Calculator.load(args.model, trust_code=args.trust_code), (reference_calculator(args.reference) if args.reference else None)
 
 
 def _report(args, console, name: str, values: dict) -> None:
@@ -222,7 +222,7 @@ def _relax(args, console):
     from forcefit.calculator import Calculator
     from forcefit.workflows.properties import relax
 
-    atoms = relax(_read_structure(args), Calculator.load(args.model), fmax=args.fmax, cell=args.cell)
+    atoms = relax(_read_structure(args), Calculator.load(args.model, trust_code=args.trust_code), fmax=args.fmax, cell=args.cell)
     write(args.output, atoms)
     console.print(f"relaxed: E = {atoms.get_potential_energy():.6f} eV, max |F| = {np.abs(atoms.get_forces()).max():.2e} eV/Å"
                   + (f", cell lengths {atoms.cell.lengths().round(5).tolist()} Å" if args.cell else "") + f" → {args.output}", soft_wrap=True)
@@ -305,7 +305,7 @@ def _export_n2p2(args, console):
     from forcefit.io.n2p2 import save_potential
     from forcefit.models.saving import load_model
 
-    save_potential(load_model(args.model), args.directory, length_unit=unit_value(args.length_unit, "--length-unit"),
+    save_potential(load_model(args.model, trust_code=args.trust_code), args.directory, length_unit=unit_value(args.length_unit, "--length-unit"),
                    energy_unit=unit_value(args.energy_unit, "--energy-unit"))
     console.print(f"wrote input.nn, scaling.data and weights.NNN.data to {args.directory}")
 
@@ -333,14 +333,14 @@ def _export_lammps(args, console):
     from forcefit.io.lammps import write_lammps
     from forcefit.models.saving import load_model
 
-    path = write_lammps(load_model(args.model), args.output)
+    path = write_lammps(load_model(args.model, trust_code=args.trust_code), args.output)
     console.print(f"wrote {path} (include it after read_data; units metal)")
 
 
 def _info(args, console):
     from forcefit.models.saving import describe_file
 
-    console.print(describe_file(args.model), soft_wrap=True, highlight=False)
+    console.print(describe_file(args.model, trust_code=args.trust_code), soft_wrap=True, highlight=False)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -447,6 +447,10 @@ def build_parser() -> argparse.ArgumentParser:
     lammps.add_argument("model")
     lammps.add_argument("output", help="snippet file to write (a pair_style table also writes OUTPUT.table)")
     lammps.set_defaults(run=_export_lammps)
+    for name, command in commands.choices.items():
+        if name not in ("train", "learn", "import-n2p2", "lj-two-point"):  # the commands that read a model file
+            command.add_argument("--trust-code", action="store_true",
+                                 help="allow a model whose pair function is Python code named in the file to import it")
     return parser
 
 

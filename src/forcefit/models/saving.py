@@ -2,17 +2,28 @@
 
 A `.ffm` file is a `torch.save`d dict of strings, numbers, lists and tensors:
 
-    format: "forcefit-model", version: 1, kind: model registry name,
+    format: "forcefit-model", version: 2, kind: model registry name,
     config: the model's get_config(), state: its state_dict(), dtype,
     units: {"energy": "eV", "length": "Å"}, forcefit_version: the writer's version,
-    metadata: free-form (e.g. training info)
+    metadata: free-form (e.g. training info), checksum: SHA-256 of everything else
 
 It is read back with `torch.load(..., weights_only=True)`, which refuses anything
-that is not plain data. The config carries what the calculator needs: elements,
-cutoffs, symmetry functions; the state carries scaling, e_ref, b and weights.
+that is not plain data. The checksum (over a canonical serialisation: JSON with sorted
+keys, tensors by name, dtype, shape and bytes) is verified before anything is built,
+then every field is checked (types, finite tensors, cutoffs in range), so a damaged
+or edited file gives an error naming it instead of changed predictions. The config
+carries what the calculator needs: elements, cutoffs, symmetry functions; the state
+carries scaling, e_ref, b and weights.
+
+A model whose config names Python code (`kind: pair` with `function: module:name`)
+is loaded only with `trust_code=True` (`--trust-code`): importing a module named in
+a file would run whatever that module holds.
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import math
 import os
 from pathlib import Path
 
@@ -21,11 +32,24 @@ import torch
 from forcefit import __version__
 
 FORMAT = "forcefit-model"
-VERSION = 1
+VERSION = 2
+MAX_CUTOFF = 30.0  # Å; a larger cutoff in a file is damage, not a model
+
+
+def checksum(data: dict) -> str:
+    """SHA-256 of a model dict without its checksum, independent of pickling details."""
+    digest = hashlib.sha256()
+    plain = {k: v for k, v in data.items() if k not in ("state", "checksum")}
+    digest.update(json.dumps(plain, sort_keys=True, default=repr).encode())
+    for name in sorted(data.get("state", {})):
+        tensor = data["state"][name]
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def model_to_dict(model, metadata: dict | None = None) -> dict:
-    return {
+    data = {
         "format": FORMAT,
         "version": VERSION,
         "kind": model.kind,
@@ -36,19 +60,68 @@ def model_to_dict(model, metadata: dict | None = None) -> dict:
         "forcefit_version": __version__,
         "metadata": metadata or {},
     }
+    data["checksum"] = checksum(data)
+    return data
 
 
-def model_from_dict(data: dict, source: str = "model"):
+def _names_code(kind: str, config) -> bool:
+    """Does this model (or a committee member) import a Python function named in its config?"""
+    if kind == "committee":
+        return any(_names_code(m.get("kind"), m.get("config")) for m in config.get("members", []))
+    return kind == "pair"
+
+
+def _validate(data: dict, source: str) -> None:
+    """Field-by-field check of a checksummed model dict before any model is built."""
+    from forcefit.models import MODELS
+
+    expected = {"kind": str, "config": dict, "state": dict, "dtype": str, "metadata": dict}
+    for key, kind in expected.items():
+        if not isinstance(data.get(key), kind):
+            raise ValueError(f"{source}: field {key!r} should be a {kind.__name__}, got {type(data.get(key)).__name__}")
+    if data["kind"] not in MODELS:
+        raise ValueError(f"{source}: unknown model kind {data['kind']!r}; known: {sorted(MODELS)}")
+    if data["dtype"] not in ("float32", "float64"):
+        raise ValueError(f"{source}: dtype {data['dtype']!r}; expected float32 or float64")
+    for name, tensor in data["state"].items():
+        if not isinstance(tensor, torch.Tensor):
+            raise ValueError(f"{source}: state entry {name!r} is not a tensor")
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise ValueError(f"{source}: state entry {name!r} holds NaN or inf")
+
+    def walk(value, where):
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, f"{where}.{key}")
+        elif isinstance(value, list):
+            for n, item in enumerate(value):
+                walk(item, f"{where}[{n}]")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{source}: {where} is {value}")
+        elif where.endswith(("cutoff", ".rc")) and isinstance(value, (int, float)) and not 0 < value <= MAX_CUTOFF:
+            raise ValueError(f"{source}: {where} = {value} Å is outside (0, {MAX_CUTOFF}] Å")
+
+    walk(data["config"], "config")
+
+
+def model_from_dict(data: dict, source: str = "model", trust_code: bool = False):
     from forcefit.models import MODELS
 
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ValueError(f"{source}: not a forcefit model file")
     if data.get("version") != VERSION:
-        raise ValueError(f"{source}: model format version {data.get('version')}; this forcefit reads version {VERSION}")
+        raise ValueError(f"{source}: model format version {data.get('version')!r}; this forcefit reads version {VERSION}")
+    if data.get("checksum") != checksum(data):
+        raise ValueError(f"{source}: checksum mismatch: the file is damaged or was changed after it was written")
+    _validate(data, source)
     kind = data["kind"]
-    if kind not in MODELS:
-        raise ValueError(f"{source}: unknown model kind {kind!r}; known: {sorted(MODELS)}")
-    model = MODELS[kind].from_config(data["config"])
+    if _names_code(kind, data["config"]) and not trust_code:
+        raise ValueError(f"{source}: this model's pair function is Python code named in the file; loading it imports and runs "
+                         "that module. Load it only if you trust where the file came from: trust_code=True (CLI: --trust-code)")
+    try:
+        model = MODELS[kind].from_config(data["config"])
+    except (TypeError, KeyError, AttributeError, ValueError) as err:
+        raise ValueError(f"{source}: its config does not describe a valid {kind} model ({type(err).__name__}: {err})") from None
     model = model.to(getattr(torch, data["dtype"]))
     try:
         model.load_state_dict(data["state"])
@@ -79,10 +152,10 @@ def save_model(model, path, metadata: dict | None = None) -> None:
     atomic_save(model_to_dict(model, metadata), path)
 
 
-def describe_file(path) -> str:
+def describe_file(path, trust_code: bool = False) -> str:
     """A person's summary of a model file: what it is, what it needs, where it came from."""
     path = Path(path)
-    model = load_model(path)
+    model = load_model(path, trust_code=trust_code)
     data = torch.load(path, map_location="cpu", weights_only=True)
     lines = [
         f"{path}: forcefit model, kind {model.kind}, written by forcefit {data.get('forcefit_version', 'before 0.1.0')}",
@@ -110,12 +183,13 @@ def describe_file(path) -> str:
     return "\n".join(lines)
 
 
-def load_model(path):
+def load_model(path, trust_code: bool = False):
+    """Read a model file (checksum and fields verified; code named in it only with `trust_code`)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such model file")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise ValueError(f"{path}: cannot be read as a forcefit model (plain data only): {err}") from err
-    return model_from_dict(data, str(path))
+        raise ValueError(f"{path}: cannot be read as a forcefit model (damaged, or not plain data): {str(err)[:300]}") from None
+    return model_from_dict(data, str(path), trust_code)
