@@ -1,5 +1,6 @@
 """The ASE calculator runs the training code path and works with ASE dynamics."""
 import numpy as np
+import pytest
 from ase.md.verlet import VelocityVerlet
 from ase.optimize import BFGS
 from ase import units
@@ -36,6 +37,9 @@ def test_load_from_file_and_run_ase_md_and_relaxation(tmp_path):
     dyn.attach(lambda: energies.append(atoms.get_total_energy()))
     dyn.run(50)
     assert np.ptp(energies) < 1e-4 * max(1.0, abs(np.mean(energies)))
+    with pytest.raises(ValueError, match=r"atoms \d+ and \d+ \(counted from 1\) are 0.0\d+ Å apart"):
+        BFGS(atoms, logfile=None).run(fmax=0.05, steps=200)  # this random toy model's minimum has overlapping atoms
+    atoms.calc = Calculator.load(tmp_path / "m.ffm", min_distance=0.0)  # the check can be switched off
     opt = BFGS(atoms, logfile=None)
     opt.run(fmax=0.05, steps=200)
     assert np.abs(atoms.get_forces()).max() < 0.05

@@ -16,6 +16,7 @@ counts atoms per symmetry-function column. A committee adds `energy_std` (eV),
 """
 from __future__ import annotations
 
+import numpy as np
 from ase.calculators.calculator import Calculator as AseCalculator
 from ase.calculators.calculator import all_changes
 
@@ -23,14 +24,16 @@ from forcefit.data import make_graph
 from forcefit.models.committee import Committee, spread
 from forcefit.models.forces import predict
 from forcefit.models.saving import load_model
+from forcefit.neighbors import MIN_DISTANCE, check_min_distance
 from forcefit.structures import Structure
 
 
 class Calculator(AseCalculator):
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
 
-    def __init__(self, model, **kwargs):
+    def __init__(self, model, min_distance: float = MIN_DISTANCE, **kwargs):
         super().__init__(**kwargs)
+        self.min_distance = min_distance
         self.model = model.eval()
         for parameter in self.model.parameters():
             parameter.requires_grad_(False)
@@ -43,6 +46,7 @@ class Calculator(AseCalculator):
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
         structure = Structure.from_atoms(self.atoms)
+        check_min_distance(structure, self.min_distance)
         graph = make_graph(structure, self.model.cutoff, self.model.angular_cutoff)
         wants_stress = bool(structure.pbc.all()) and "stress" in properties
         if isinstance(self.model, Committee):
@@ -64,6 +68,10 @@ class Calculator(AseCalculator):
             "energies": atom_energies.double().numpy(),
             "forces": forces.double().numpy(),
         })
+        bad = [name for name, value in (("energy", energy), ("forces", self.results["forces"])) if not np.all(np.isfinite(value))]
+        if bad:
+            raise FloatingPointError(f"the model returned non-finite {' and '.join(bad)} for this structure ({len(self.atoms)} atoms); "
+                                     "it is far outside what the model was trained on, or the model file is broken")
         if stress is not None:
             full = stress[0].double().numpy()
             self.results["stress"] = full[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]

@@ -52,6 +52,7 @@ class DataConfig:
     split: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])  # used for splits without a file
     split_seed: int = 0
     max_structures: int | None = None  # use only the first N of the training file
+    min_distance: float = 0.1  # Å: atoms closer than this are an error in the data (0: no check)
 
     def __post_init__(self) -> None:
         if not self.train:
@@ -77,6 +78,7 @@ class DataConfig:
             "stress_key": self.stress_key, "stress_format": self.stress_format,
             "length_unit": unit_value(self.length_unit, "data.length_unit"),
             "energy_unit": unit_value(self.energy_unit, "data.energy_unit"),
+            "min_distance": self.min_distance,
         }
 
 

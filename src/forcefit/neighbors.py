@@ -12,6 +12,7 @@ Everything here is computed once per structure, in NumPy.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,6 +48,53 @@ def neighbor_pairs(structure: Structure, cutoff: float) -> tuple[np.ndarray, np.
     return i[order].astype(np.int64), j[order].astype(np.int64), np.asarray(shifts, dtype=np.int64)[order]
 
 
+MIN_DISTANCE = 0.1  # Å: closer atoms are an error in the data, not physics a potential is fitted to
+MAX_PAIRS = int(float(os.environ.get("FORCEFIT_MAX_PAIRS", 5e7)))  # ≈ 2 GB of pair data; raise by environment variable
+MAX_TRIPLETS = int(float(os.environ.get("FORCEFIT_MAX_TRIPLETS", 2e8)))  # ≈ 5 GB of triplet indices
+
+
+def check_min_distance(structure: Structure, min_distance: float = MIN_DISTANCE) -> None:
+    """Refuse atoms closer than `min_distance` Å (periodic images included), naming them."""
+    if min_distance <= 0 or structure.n_atoms < 1:
+        return
+    i, j, d = vesin.NeighborList(cutoff=min_distance, full_list=False).compute(
+        points=structure.positions, box=structure.cell, periodic=[bool(p) for p in structure.pbc], quantities="ijd")
+    if len(d):
+        k = int(np.argmin(d))
+        where = f" ({structure.source})" if structure.source else ""
+        raise ValueError(f"structure{where}: atoms {int(i[k]) + 1} and {int(j[k]) + 1} (counted from 1) are {d[k]:.4g} Å apart, "
+                         f"closer than the minimum distance {min_distance} Å ({len(d)} such pairs): coincident or overlapping atoms")
+
+
+def estimate_neighbors(structure: Structure, cutoff: float, angular_cutoff: float = 0.0) -> tuple[float, float]:
+    """Expected numbers of pairs and triplets from the atom density, before building them.
+
+    Periodic along all axes: each atom sees n·(4/3)π r_c³ neighbours (images included),
+    n = N/V; otherwise at most N − 1 per atom (each periodic axis multiplies by the
+    images within r_c along it)."""
+    n = structure.n_atoms
+    if structure.pbc.all():
+        density = n / abs(np.linalg.det(structure.cell))
+        per_atom = density * 4.0 / 3.0 * np.pi * cutoff**3
+        angular = density * 4.0 / 3.0 * np.pi * angular_cutoff**3
+    else:
+        images = np.prod([2 * np.ceil(cutoff / np.linalg.norm(v)) + 1 for v, p in zip(structure.cell, structure.pbc) if p] or [1.0])
+        per_atom = angular = n * images - 1.0
+    return n * per_atom, n * angular * angular / 2.0
+
+
+def check_size(structure: Structure, cutoff: float, angular_cutoff: float = 0.0) -> None:
+    """Refuse, with the numbers, a neighbour list that would exhaust memory."""
+    pairs, triplets_ = estimate_neighbors(structure, cutoff, angular_cutoff)
+    where = f" ({structure.source})" if structure.source else ""
+    if pairs > MAX_PAIRS or triplets_ > MAX_TRIPLETS:
+        raise ValueError(
+            f"structure{where}: a cutoff of {cutoff:g} Å (angular {angular_cutoff:g} Å) on {structure.n_atoms} atoms would give about "
+            f"{pairs:.3g} pairs and {triplets_:.3g} triplets (limits {MAX_PAIRS:.3g} and {MAX_TRIPLETS:.3g}, about "
+            f"{(pairs * 40 + triplets_ * 16) / 1e9:.3g} GB): choose a smaller cutoff, or raise the limits with the environment "
+            "variables FORCEFIT_MAX_PAIRS and FORCEFIT_MAX_TRIPLETS")
+
+
 def triplets(pair_i: np.ndarray, pair_mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Index pairs (p, q), p < q, of pairs sharing a centre; pairs sorted by centre.
 
@@ -69,7 +117,9 @@ def triplets(pair_i: np.ndarray, pair_mask: np.ndarray | None = None) -> tuple[n
 
 
 def build_neighbors(structure: Structure, cutoff: float, angular_cutoff: float | None = None) -> Neighbors:
-    """Pairs within `cutoff` and triplets whose two legs are within `angular_cutoff`."""
+    """Pairs within `cutoff` and triplets whose two legs are within `angular_cutoff`
+    (refused up front when they would not fit in memory: check_size)."""
+    check_size(structure, cutoff, angular_cutoff or 0.0)
     pair_i, pair_j, shifts = neighbor_pairs(structure, cutoff)
     if angular_cutoff is None or angular_cutoff <= 0:
         empty = np.zeros(0, dtype=np.int64)

@@ -13,6 +13,9 @@ from ase import Atoms
 from ase.data import chemical_symbols
 
 
+DEGENERATE = 1e-3  # a periodic cell spanning less than this fraction of the product of its lengths is refused
+
+
 @dataclass
 class Structure:
     """A configuration with optional reference labels.
@@ -53,6 +56,15 @@ class Structure:
             raise ValueError(f"structure{where}: positions contain NaN or inf")
         if np.any(np.linalg.norm(self.cell, axis=1)[self.pbc] == 0.0):
             raise ValueError(f"structure{where}: periodic along an axis whose lattice vector is zero")
+        if not np.all(np.isfinite(self.cell)):
+            raise ValueError(f"structure{where}: the cell contains NaN or inf")
+        periodic = self.cell[self.pbc]
+        if len(periodic):
+            lengths = np.linalg.norm(periodic, axis=1)
+            measure = np.sqrt(max(np.linalg.det(periodic @ periodic.T), 0.0))  # volume, area or length they span
+            if measure < DEGENERATE * np.prod(lengths):
+                raise ValueError(f"structure{where}: the periodic lattice vectors {np.round(periodic, 6).tolist()} are (nearly) linearly "
+                                 f"dependent (they span {measure:.3g} Å^{len(periodic)} for lengths {np.round(lengths, 4).tolist()} Å)")
         if self.forces is not None:
             self.forces = np.asarray(self.forces, dtype=np.float64).reshape(-1, 3)
             if self.forces.shape[0] != n:

@@ -2,6 +2,8 @@
 everything is eV, Å, eV/Å."""
 from pathlib import Path
 
+from forcefit.neighbors import MIN_DISTANCE, check_min_distance
+
 from forcefit.io.extxyz import read_extxyz, write_extxyz
 from forcefit.io.inputdata import read_input_data, write_input_data
 
@@ -22,21 +24,26 @@ def guess_format(path, format: str | None = None) -> str:
 
 def read_structures(path, *, format: str | None = None, length_unit: float = 1.0, energy_unit: float = 1.0,
                     energy_key: str = "energy", forces_key: str = "forces", stress_key: str | None = "stress",
-                    stress_format: str = "ase", require_labels: bool = True):
+                    stress_format: str = "ase", require_labels: bool = True, min_distance: float = MIN_DISTANCE):
     """Read a dataset, choosing the reader from `format` or the file name.
 
     `format` is "extxyz", "db" (ASE database) or "input.data". Units (Å and eV per
     file unit) apply to every format; the label keys and stress convention to the
-    ASE formats (input.data has fixed columns and no stress).
+    ASE formats (input.data has fixed columns and no stress). Atoms closer than
+    `min_distance` Å are an error naming the structure (0 switches the check off).
     """
     path = Path(path)
     fmt = guess_format(path, format)
     if fmt in ("extxyz", "db"):
-        return read_extxyz(path, energy_key=energy_key, forces_key=forces_key, stress_key=stress_key, stress_format=stress_format,
-                           length_unit=length_unit, energy_unit=energy_unit, require_labels=require_labels)
-    if fmt == "input.data":
-        return read_input_data(path, length_unit=length_unit, energy_unit=energy_unit, require_labels=require_labels)
-    raise ValueError(f"{path}: unknown format {fmt!r}; expected one of {FORMATS}")
+        structures = read_extxyz(path, energy_key=energy_key, forces_key=forces_key, stress_key=stress_key, stress_format=stress_format,
+                                 length_unit=length_unit, energy_unit=energy_unit, require_labels=require_labels)
+    elif fmt == "input.data":
+        structures = read_input_data(path, length_unit=length_unit, energy_unit=energy_unit, require_labels=require_labels)
+    else:
+        raise ValueError(f"{path}: unknown format {fmt!r}; expected one of {FORMATS}")
+    for structure in structures:
+        check_min_distance(structure, min_distance)
+    return structures
 
 
 __all__ = ["guess_format", "read_structures", "read_extxyz", "write_extxyz", "read_input_data", "write_input_data"]

@@ -57,6 +57,36 @@ def stress_tensor(values, stress_format: str) -> np.ndarray:
     raise ValueError(f"a stress needs 6 or 9 values, got {values.size}")
 
 
+MIN_ATOM_LINE = 8  # bytes: the shortest possible atom line ("H 0 0 0" and a newline)
+
+
+def check_atom_counts(path: Path) -> None:
+    """Walk the frame headers of an (ext)XYZ file before parsing it: every atom count must
+    be a positive whole number that the rest of the file can hold. A header announcing
+    10¹² atoms otherwise makes a reader allocate or loop until it is killed."""
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        line_number = 0
+        while True:
+            header = handle.readline()
+            line_number += 1
+            if not header:
+                return
+            if not header.strip():
+                continue
+            try:
+                count = int(header.split()[0])
+            except ValueError:
+                raise ValueError(f"{path} line {line_number}: expected the atom count of a frame, got {header[:60].decode(errors='replace')!r}") from None
+            left = size - handle.tell()
+            if count < 1 or count * MIN_ATOM_LINE > left:
+                raise ValueError(f"{path} line {line_number}: the frame announces {count} atoms but only {left} bytes follow "
+                                 f"(at least {MIN_ATOM_LINE} per atom line)")
+            for _ in range(count + 1):  # comment line and atom lines
+                handle.readline()
+            line_number += count + 1
+
+
 def _frames(path: Path):
     """(atoms, extra info) per frame; ASE databases keep their key-value pairs apart."""
     if path.suffix == ".db":
@@ -64,6 +94,7 @@ def _frames(path: Path):
 
         with ase.db.connect(str(path)) as database:
             return [(row.toatoms(), dict(row.key_value_pairs)) for row in database.select()]
+    check_atom_counts(path)
     return [(atoms, {}) for atoms in read(path, index=":", format="extxyz")]
 
 
@@ -90,6 +121,10 @@ def read_extxyz(
         raise ValueError(f"stress format {stress_format!r}: expected one of {STRESS_FORMATS}")
     try:
         frames = _frames(path)
+    except ValueError as err:
+        if str(path) in str(err):
+            raise
+        raise ValueError(f"{path}: not a readable {'ASE database' if path.suffix == '.db' else 'extended XYZ file'}: {err}") from err
     except Exception as err:  # ase's own message lacks the file name
         raise ValueError(f"{path}: not a readable {'ASE database' if path.suffix == '.db' else 'extended XYZ file'}: {err}") from err
     force_unit, stress_unit = energy_unit / length_unit, energy_unit / length_unit**3
