@@ -459,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     try:
         args.run(args, console)
-    except (ValueError, FileNotFoundError, FileExistsError, FloatingPointError, RuntimeError) as err:
+    except (ValueError, OSError, FloatingPointError, RuntimeError) as err:
         Console(stderr=True).print(f"[bold red]error:[/] {err}", soft_wrap=True, highlight=False)
         return 1
     return 0

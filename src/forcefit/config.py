@@ -53,6 +53,9 @@ class DataConfig:
     split_seed: int = 0
     max_structures: int | None = None  # use only the first N of the training file
     min_distance: float = 0.1  # Å: atoms closer than this are an error in the data (0: no check)
+    outliers: str = "error"  # labels far outside the set (training/screen.py): error | exclude | keep
+    outlier_energy_z: float = 25.0  # robust z-score of the per-atom energy residual of the composition fit
+    outlier_force_ratio: float = 30.0  # RMS force over the set's median RMS force
 
     def __post_init__(self) -> None:
         if not self.train:
@@ -64,6 +67,10 @@ class DataConfig:
         unit_value(self.energy_unit, "data.energy_unit")
         from forcefit.io.extxyz import STRESS_FORMATS
 
+        from forcefit.training.screen import POLICIES
+
+        if self.outliers not in POLICIES:
+            raise ValueError(f"data.outliers: {self.outliers!r}; expected one of {list(POLICIES)}")
         if self.stress_format not in STRESS_FORMATS:
             raise ValueError(f"data.stress_format: {self.stress_format!r}; expected one of {list(STRESS_FORMATS)}")
 
@@ -145,6 +152,21 @@ class Config:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+RESUMABLE_CHANGES = {"training.epochs", "training.max_seconds", "training.early_stopping", "training.stage_two_epochs", "output"}
+
+
+def fingerprint(config: Config) -> dict:
+    """The settings a resumed run must share with the run it continues, flat as
+    {"section.key": value}: everything but epoch counts, time budgets and the output."""
+    flat = {}
+    for section, values in config.to_dict().items():
+        if isinstance(values, dict):
+            flat.update({f"{section}.{key}": value for key, value in values.items()})
+        else:
+            flat[section] = values
+    return {key: value for key, value in flat.items() if key not in RESUMABLE_CHANGES}
 
 
 def _number(value, kind: type, where: str):

@@ -135,20 +135,29 @@ def atomic_save(obj, path) -> None:
     """torch.save to a temporary file, then rename: never a half-written file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    _atomically(path, lambda tmp: torch.save(obj, tmp))
 
 
 def atomic_write_text(path, text: str) -> None:
     """Write a text file through a temporary file and a rename: never half a file."""
-    path = Path(path)
+    _atomically(Path(path), lambda tmp: tmp.write_text(text))
+
+
+def _atomically(path: Path, write) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:  # torch reports a full disk as a RuntimeError
+        tmp.unlink(missing_ok=True)
+        raise OSError(f"cannot write {path}: {err} (is the disk full or the folder read-only?); the previous file, if any, is unchanged") from None
 
 
 def save_model(model, path, metadata: dict | None = None) -> None:
+    """Write a model file; a model with non-finite parameters is refused, never saved."""
+    bad = [name for name, value in model.state_dict().items() if value.is_floating_point() and not torch.isfinite(value).all()]
+    if bad:
+        raise FloatingPointError(f"not writing {path}: the model's {', '.join(bad[:5])} hold NaN or inf")
     atomic_save(model_to_dict(model, metadata), path)
 
 

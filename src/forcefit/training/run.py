@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from forcefit.config import Config
+from forcefit.config import Config, config_from_dict, fingerprint
 from forcefit.data import make_graph, split_indices
 from forcefit.descriptors import SymmetryFunction, SymmetryFunctions, generate_symmetry_functions
 from forcefit.io import read_structures
@@ -29,21 +30,25 @@ from forcefit.models.pair import PairPotential
 from forcefit.models.saving import atomic_write_text, save_model
 from forcefit.training.metrics import collect, error_statistics, group_statistics
 from forcefit.training.plots import learning_curve, parity_plots
-from forcefit.training.trainer import Trainer
+from forcefit.training.screen import screen
+from forcefit.training.trainer import Trainer, refuse_changed_settings
 
 CACHE_CHUNK = 16  # structures per descriptor-cache call: bounds the memory of the Jacobian work
 
 
-def read_split(config: Config):
-    """(train, validation, test) structure lists, from files or a seeded random split."""
+def read_split(config: Config, console: Console | None = None):
+    """(train, validation, test) structure lists, from files or a seeded random split; the
+    training pool and a validation file pass the label screen (training/screen.py)."""
     data = config.data
     options = data.reader_options()
     read = lambda path: read_structures(path, **options)  # noqa: E731
+    checked = lambda structures: screen(structures, data.outliers, data.outlier_energy_z, data.outlier_force_ratio, console)  # noqa: E731
     pool = [s for path in data.train_files for s in read(path)]
     if data.max_structures:
         pool = pool[: data.max_structures]
+    pool = checked(pool)
     if data.validation and data.test:
-        return pool, read(data.validation), read(data.test)
+        return pool, checked(read(data.validation)), read(data.test)
     fractions = list(data.split)
     if data.validation:
         fractions = [fractions[0] + fractions[1], 0.0, fractions[2]]
@@ -52,7 +57,7 @@ def read_split(config: Config):
     total = sum(fractions)
     train_i, val_i, test_i = split_indices(len(pool), tuple(f / total for f in fractions), data.split_seed)
     train = [pool[i] for i in train_i]
-    validation = read(data.validation) if data.validation else [pool[i] for i in val_i]
+    validation = checked(read(data.validation)) if data.validation else [pool[i] for i in val_i]
     test = read(data.test) if data.test else [pool[i] for i in test_i]
     return train, validation, test
 
@@ -111,6 +116,11 @@ def prepare(model, structures, console: Console | None = None, label: str = "") 
                 model.cache_descriptors(graphs[start : start + CACHE_CHUNK])
                 progress.advance(task, len(graphs[start : start + CACHE_CHUNK]))
         console.print(f"descriptors and Jacobians {label}: {len(graphs)} structures in {time.perf_counter() - started:.0f} s")
+        broken = [s.source or f"structure {k + 1}" for k, (s, g) in enumerate(zip(structures, graphs))
+                  if not (torch.isfinite(g.features).all() and torch.isfinite(g.jacobian).all())]
+        if broken:
+            raise FloatingPointError(f"the descriptors of {len(broken)} {label} structure(s) are not finite: {', '.join(broken[:10])}"
+                                     " (overlapping atoms, with data.min_distance switched off?)")
     return graphs
 
 
@@ -228,11 +238,24 @@ def train_from_config(config: Config, resume: bool = False, console: Console | N
     run_dir = Path(config.output)
     if not resume and (run_dir / "config.yaml").exists():
         raise FileExistsError(f"{run_dir} already holds a run; use --resume to continue it or choose another output")
+    if resume and (run_dir / "config.yaml").exists():
+        stored = config_from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()), str(run_dir / "config.yaml"))
+        refuse_changed_settings(fingerprint(stored), fingerprint(config), str(run_dir))
     # everything that can fail on the config or the data fails before the run directory exists
-    train, validation, test = read_split(config)
+    train, validation, test = read_split(config, console)
     build_model(config, train + validation + test)
     console.print(f"data: {len(train)} train, {len(validation)} validation, {len(test)} test structures")
+    created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return _train_and_report(config, train, validation, test, run_dir, resume, console)
+    except BaseException:
+        if created and not any(run_dir.rglob("checkpoint.pt")):  # nothing to resume: leave no half run behind
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
+def _train_and_report(config: Config, train, validation, test, run_dir: Path, resume: bool, console: Console):
     atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
     t = config.training
     members, histories, graphs = [], [], None
@@ -277,6 +300,6 @@ def _fit_one(model, train_graphs, validation_graphs, config: Config, run_dir: Pa
         console.print(f"closed-form ridge solution (λ = {t.ridge:g})")
         return []
     run_dir.mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(model, train_graphs, validation_graphs, t, run_dir, names=names, console=console)
+    trainer = Trainer(model, train_graphs, validation_graphs, t, run_dir, names=names, console=console, fingerprint=fingerprint(config))
     resume_this = resume and trainer.checkpoint_path.exists()
     return trainer.fit(resume=resume_this)

@@ -73,11 +73,13 @@ class TrainingConfig:
 
 
 class Trainer:
-    def __init__(self, model, train: list, validation: list, config: TrainingConfig, run_dir=None, names: list[str] | None = None, console: Console | None = None):
+    def __init__(self, model, train: list, validation: list, config: TrainingConfig, run_dir=None, names: list[str] | None = None,
+                 console: Console | None = None, fingerprint: dict | None = None):
         if not train:
             raise ValueError("no training structures")
         self.model, self.train, self.validation, self.config = model, train, validation, config
-        self.names = names or [f"training structure {n}" for n in range(len(train))]
+        self.names = names or [f"training structure {n + 1}" for n in range(len(train))]
+        self.fingerprint = fingerprint  # the settings a resume must not change (checked against the checkpoint)
         self.run_dir = Path(run_dir) if run_dir else None
         self.console = console or Console()
         self.stage, self.stage_two_start = 1, None
@@ -123,13 +125,20 @@ class Trainer:
             "elapsed": self.elapsed,
             "stage": self.stage,
             "stage_two_start": self.stage_two_start,
+            "fingerprint": self.fingerprint,
         }
 
     def load_checkpoint(self, path=None) -> None:
         path = Path(path or self.checkpoint_path)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no checkpoint to resume from")
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:
+            raise ValueError(f"{path}: the checkpoint cannot be read (empty, truncated or damaged: {str(err)[:200]}); "
+                             "train again without --resume, into a new output directory") from None
+        if state.get("fingerprint") is not None and self.fingerprint is not None:
+            refuse_changed_settings(state["fingerprint"], self.fingerprint, str(path))
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -300,6 +309,14 @@ class Trainer:
             self.model.load_state_dict(self.best_state)
         return self.history
 
+
+
+def refuse_changed_settings(started_with: dict, now: dict, where: str) -> None:
+    """A resume with settings other than the run's own (flat {"section.key": value}) is an error listing them."""
+    changed = [f"{k}: {started_with.get(k)!r} → {now.get(k)!r}" for k in sorted(set(started_with) | set(now)) if started_with.get(k) != now.get(k)]
+    if changed:
+        raise ValueError(f"{where}: --resume continues a run only with the settings it started with (epoch counts and time "
+                         f"budgets may change). Changed: {'; '.join(changed)}")
 
 
 def _non_finite_structures(prediction, batch) -> list[bool]:
