@@ -95,7 +95,8 @@ def _md(args, console):
     result = run_md(atoms, calculator, steps=args.steps, timestep_fs=args.timestep, temperature_K=args.temperature, seed=args.seed,
                     trajectory=args.trajectory, trajectory_interval=args.trajectory_interval, ensemble=args.ensemble,
                     friction_per_fs=args.friction, pressure_GPa=args.pressure, log=args.log,
-                    max_extrapolation=args.max_extrapolation, max_force_std=args.max_force_std)
+                    max_extrapolation=args.max_extrapolation, max_force_std=args.max_force_std,
+                    max_extrapolating_fraction=args.max_extrapolating_fraction, max_temperature_factor=args.max_temperature_factor)
     steps_done = int(round(result.times_ps[-1] * 1000 / args.timestep))
     line = (f"{args.ensemble.upper()} {steps_done} steps × {args.timestep} fs ({len(atoms)} atoms): "
             f"T {result.temperature.mean():.0f} ± {result.temperature.std():.0f} K")
@@ -117,6 +118,9 @@ def _md(args, console):
     if result.max_force_std > 0:
         summary += f"; largest committee force disagreement {result.max_force_std:.3f} eV/Å"
     console.print(summary, soft_wrap=True)
+    if result.unsafe:
+        raise RuntimeError(f"MD stopped: {result.stopped}; the run left the region the model was trained on, so its numbers mean "
+                           "nothing (loosen with --max-extrapolating-fraction / --max-temperature-factor)")
     if result.stopped:
         console.print(f"[bold yellow]stopped early:[/] {result.stopped}", soft_wrap=True)
     if args.rdf:
@@ -384,6 +388,10 @@ def build_parser() -> argparse.ArgumentParser:
     md.add_argument("--rdf", type=float, metavar="R_MAX", help="total and partial g(r) up to R_MAX Å from the trajectory's second half (PNG + JSON)")
     md.add_argument("--max-extrapolation", type=int, help="stop when more symmetry-function values than this leave the training range")
     md.add_argument("--max-force-std", type=float, help="stop when a committee's force disagreement exceeds this (eV/Å)")
+    md.add_argument("--max-extrapolating-fraction", type=float, default=0.5,
+                    help="safety: stop (exit 1) when more than this fraction of atoms is outside the training range")
+    md.add_argument("--max-temperature-factor", type=float, default=5.0,
+                    help="safety: stop (exit 1) when T exceeds this factor times max(target, 100 K)")
     md.set_defaults(run=_md)
 
     for name, function, text in (

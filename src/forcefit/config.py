@@ -118,6 +118,12 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.dtype not in ("float64", "float32"):
             raise ValueError(f"model.dtype: {self.dtype!r}; expected float64 or float32")
+        if not 0 < self.cutoff <= 30:
+            raise ValueError(f"model.cutoff: {self.cutoff} Å; expected a distance in (0, 30] Å")
+        if self.kind in ("bpnn", "linear") and not self.symmetry_functions and not 0 <= self.r_min < self.cutoff:
+            raise ValueError(f"model.r_min: {self.r_min} Å; expected 0 ≤ r_min < model.cutoff ({self.cutoff} Å)")
+        if self.n_radial < 0 or self.n_angular < 0 or any(h < 1 for h in self.hidden):
+            raise ValueError("model.n_radial and model.n_angular must be ≥ 0 and every model.hidden width ≥ 1")
 
 
 @dataclass

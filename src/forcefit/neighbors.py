@@ -49,8 +49,11 @@ def neighbor_pairs(structure: Structure, cutoff: float) -> tuple[np.ndarray, np.
 
 
 MIN_DISTANCE = 0.1  # Å: closer atoms are an error in the data, not physics a potential is fitted to
-MAX_PAIRS = int(float(os.environ.get("FORCEFIT_MAX_PAIRS", 5e7)))  # ≈ 2 GB of pair data; raise by environment variable
-MAX_TRIPLETS = int(float(os.environ.get("FORCEFIT_MAX_TRIPLETS", 2e8)))  # ≈ 5 GB of triplet indices
+# Limits of one neighbour list, by what an evaluation holds per pair and per triplet (about 0.5 kB
+# and 240 B with autograd): 5e7 triplets are ~12 GB. Raise them with the environment variables.
+BYTES_PER_PAIR, BYTES_PER_TRIPLET = 500, 240
+MAX_PAIRS = int(float(os.environ.get("FORCEFIT_MAX_PAIRS", 2e7)))
+MAX_TRIPLETS = int(float(os.environ.get("FORCEFIT_MAX_TRIPLETS", 5e7)))
 
 
 def check_min_distance(structure: Structure, min_distance: float = MIN_DISTANCE) -> None:
@@ -91,7 +94,7 @@ def check_size(structure: Structure, cutoff: float, angular_cutoff: float = 0.0)
         raise ValueError(
             f"structure{where}: a cutoff of {cutoff:g} Å (angular {angular_cutoff:g} Å) on {structure.n_atoms} atoms would give about "
             f"{pairs:.3g} pairs and {triplets_:.3g} triplets (limits {MAX_PAIRS:.3g} and {MAX_TRIPLETS:.3g}, about "
-            f"{(pairs * 40 + triplets_ * 16) / 1e9:.3g} GB): choose a smaller cutoff, or raise the limits with the environment "
+            f"{(pairs * BYTES_PER_PAIR + triplets_ * BYTES_PER_TRIPLET) / 1e9:.3g} GB to evaluate): choose a smaller cutoff, or raise the limits with the environment "
             "variables FORCEFIT_MAX_PAIRS and FORCEFIT_MAX_TRIPLETS")
 
 

@@ -12,6 +12,11 @@ Ensembles:
 
 Drift is the slope of a least-squares line through the total energy per atom
 against time, in meV/atom/ps (meaningful for NVE only).
+
+Safety, on by default: a run stops (`MDResult.unsafe`) when more than half of the
+atoms have descriptors outside the training range, or when the temperature exceeds
+five times max(target, 100 K): a model driven that far from its data gives numbers
+that mean nothing (a molecule once flew apart to 258 Å at 6777 K).
 """
 from __future__ import annotations
 
@@ -47,6 +52,7 @@ class MDResult:
     frames: list | None = None  # per recorded step (keep_frames=True): copies of the atoms
     pressure: np.ndarray | None = None  # per recorded step, GPa (NaN for non-periodic systems)
     volume: np.ndarray | None = None  # per recorded step, Å³ (NaN for non-periodic systems)
+    unsafe: bool = False  # stopped by a safety limit (the run left the model's domain)
 
 
 def energy_drift(times_ps: np.ndarray, total_energy: np.ndarray, n_atoms: int) -> float:
@@ -79,7 +85,8 @@ def check_md_arguments(atoms, steps: int, timestep_fs: float, temperature_K: flo
 def run_md(atoms, calculator, steps: int, timestep_fs: float = 0.5, temperature_K: float = 300.0, seed: int = 0,
            sample_every: int = 1, trajectory: str | None = None, progress: bool = True, ensemble: str = "nve",
            friction_per_fs: float = 0.01, max_extrapolation: int | None = None, max_force_std: float | None = None,
-           keep_frames: bool = False, pressure_GPa: float = 1e-4, log: str | None = None, trajectory_interval: int = 1) -> MDResult:
+           keep_frames: bool = False, pressure_GPa: float = 1e-4, log: str | None = None, trajectory_interval: int = 1,
+           max_extrapolating_fraction: float | None = 0.5, max_temperature_factor: float | None = 5.0) -> MDResult:
     """MD from Maxwell–Boltzmann velocities in the chosen ensemble.
 
     Every recorded step (each `sample_every` steps) reads the calculator's
@@ -107,7 +114,8 @@ def run_md(atoms, calculator, steps: int, timestep_fs: float = 0.5, temperature_
     if trajectory:
         dyn.attach(Trajectory(trajectory, "w", atoms).write, interval=trajectory_interval)
     periodic = bool(atoms.pbc.all())
-    records, frames, watch = [], [], {"extrapolating": 0, "max_force_std": 0.0, "stopped": ""}
+    records, frames, watch = [], [], {"extrapolating": 0, "max_force_std": 0.0, "stopped": "", "unsafe": False}
+    hottest = None if max_temperature_factor is None else max_temperature_factor * max(temperature_K, 100.0)
     log_handle = Path(log).open("w") if log else None
     if log_handle:
         log_handle.write(f"# {ensemble.upper()} {len(atoms)} atoms, timestep {timestep_fs} fs, target T {temperature_K} K"
@@ -138,6 +146,12 @@ def run_md(atoms, calculator, steps: int, timestep_fs: float = 0.5, temperature_
             watch["stopped"] = f"{count} symmetry-function values outside the training range at {time_fs:.1f} fs"
         if max_force_std is not None and spread > max_force_std:
             watch["stopped"] = f"committee force disagreement {spread:.3f} eV/Å at {time_fs:.1f} fs"
+        outside = results.get("extrapolating_atoms")
+        if max_extrapolating_fraction is not None and outside is not None and np.mean(outside) > max_extrapolating_fraction:
+            watch["stopped"], watch["unsafe"] = (f"{int(np.sum(outside))} of {len(atoms)} atoms outside the training range at "
+                                                 f"{time_fs:.1f} fs (limit {max_extrapolating_fraction:.0%})"), True
+        if hottest is not None and records[-1][3] > hottest:
+            watch["stopped"], watch["unsafe"] = f"temperature {records[-1][3]:.0f} K at {time_fs:.1f} fs (limit {hottest:.0f} K)", True
 
     try:
         record()
@@ -157,7 +171,7 @@ def run_md(atoms, calculator, steps: int, timestep_fs: float = 0.5, temperature_
     n = len(atoms)
     drift = energy_drift(t, total, n) if len(t) > 1 else float("nan")
     return MDResult(t, total, pot, temp, drift, float(np.std(total / n) * 1000.0), watch["extrapolating"], watch["max_force_std"],
-                    watch["stopped"], spreads, frames if keep_frames else None, pressure, volume)
+                    watch["stopped"], spreads, frames if keep_frames else None, pressure, volume, watch["unsafe"])
 
 
 def radial_distribution(frames, r_max: float, bins: int = 100, elements: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
