@@ -77,13 +77,14 @@ def test_md_summarises_extrapolation_and_stops_on_disagreement():
 
     committee = Committee(members())
     atoms = water_cluster(1).to_atoms()
-    result = run_md(atoms, Calculator(committee), steps=40, timestep_fs=0.25, temperature_K=300, progress=False)
+    toy = dict(max_extrapolating_fraction=None, progress=False)  # random toy members: their "training range" is tiny
+    result = run_md(atoms, Calculator(committee), steps=40, timestep_fs=0.25, temperature_K=300, **toy)
     assert not result.stopped and result.max_force_std > 0
-    stopped = run_md(atoms, Calculator(committee), steps=40, timestep_fs=0.25, max_force_std=0.5 * result.max_force_std, progress=False)
+    stopped = run_md(atoms, Calculator(committee), steps=40, timestep_fs=0.25, max_force_std=0.5 * result.max_force_std, **toy)
     assert "committee force disagreement" in stopped.stopped and len(stopped.times_ps) < 41
     squeezed = atoms.copy()
     squeezed.positions *= 0.6  # far outside the training range
-    out = run_md(squeezed, Calculator(committee), steps=10, timestep_fs=0.1, max_extrapolation=0, progress=False)
+    out = run_md(squeezed, Calculator(committee), steps=10, timestep_fs=0.1, max_extrapolation=0, **toy)
     assert out.extrapolating_steps >= 1 and "outside the training range" in out.stopped
 
 
