@@ -136,3 +136,17 @@ def test_md_stops_when_it_leaves_the_model_or_heats_up(tmp_path, capsys):
     assert main(["md", str(tmp_path / "m.ffm"), str(tmp_path / "s.xyz"), "--steps", "10"]) == 1
     err = capsys.readouterr().err
     assert "MD stopped" in err and "outside the training range" in err
+
+
+def test_nan_predictions_stop_training_naming_the_structure():
+    """Missing labels are masked, but a NaN prediction (e.g. from NaN descriptors) is not
+    turned into a zero error: the loss becomes NaN and training stops naming the frame."""
+    from forcefit.training.trainer import Trainer, TrainingConfig
+    from test_training import ethanol, ethanol_model
+
+    model, graphs = ethanol_model(ethanol(16))
+    graphs[5].features[0, 0] = float("nan")
+    graphs[2].ref_energy[0] = float("nan")  # an unlabelled energy is fine
+    trainer = Trainer(model, graphs, [], TrainingConfig(epochs=1, batch_size=16), names=[f"frame {n + 1}" for n in range(16)])
+    with pytest.raises(FloatingPointError, match=r"loss became nan on structure\(s\) frame 6;"):
+        trainer.fit()
