@@ -35,13 +35,14 @@ import torch
 from rich.console import Console
 from scipy.stats import spearmanr
 
-from forcefit.data import collate, make_graph
+from forcefit.data import collate
 from forcefit.descriptors import SymmetryFunctions, generate_symmetry_functions
 from forcefit.io import read_extxyz
 from forcefit.models import BPNN, Committee
 from forcefit.models.committee import spread
 from forcefit.training.metrics import collect, error_statistics
-from forcefit.training.trainer import Trainer, TrainingConfig
+from forcefit.config import TrainingConfig
+from forcefit.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 ORDINARY = ROOT / "data" / "ethanol_gfn2xtb_500K.extxyz"
@@ -166,7 +167,7 @@ def main() -> None:
     ordinary, hot = read_extxyz(ORDINARY), read_extxyz(hot_trajectory())
     descriptor = SymmetryFunctions(ELEMENTS, generate_symmetry_functions(ELEMENTS, 4.0, 6, 2), "tanh")
     probe = BPNN(descriptor)
-    graphs = [make_graph(s, probe.cutoff, probe.angular_cutoff) for s in ordinary + hot]
+    graphs = [probe.graph(s) for s in ordinary + hot]
     probe.cache_descriptors(graphs)
     ordinary_graphs, hot_graphs = graphs[: len(ordinary)], graphs[len(ordinary) :]
     pool = ordinary_graphs[:800] + hot_graphs[: args.hot]

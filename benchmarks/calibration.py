@@ -25,7 +25,7 @@ from forcefit.config import Config, DataConfig, ModelConfig
 from forcefit.io import write_extxyz
 from forcefit.structures import Structure
 from forcefit.training.run import train_from_config
-from forcefit.training.trainer import TrainingConfig
+from forcefit.config import TrainingConfig
 from forcefit.workflows.properties import elastic_constants, equation_of_state, phonon_frequencies, relax, vibrational_frequencies
 from forcefit.workflows.reference import reference_calculator
 

@@ -31,7 +31,7 @@ from rich.console import Console
 
 from forcefit.config import Config, DataConfig, ModelConfig, config_from_dict
 from forcefit.training.run import train_from_config
-from forcefit.training.trainer import TrainingConfig
+from forcefit.config import TrainingConfig
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "mlearn"
 REFERENCE = {  # test E MAE meV/atom, F MAE eV/Å

@@ -16,9 +16,8 @@ from pathlib import Path
 import torch
 from ase import units
 
-from forcefit.data import make_graph
 from forcefit.io import read_input_data
-from forcefit.io.n2p2 import load_potential
+from forcefit.interop.n2p2 import load_potential
 from forcefit.models.forces import predict
 
 DIRECTORY = Path(__file__).resolve().parents[2] / "shared" / "data" / "n2p2" / "H2O_RPBE-D3"
@@ -33,11 +32,11 @@ def main() -> None:
     lines = ["| threads | atoms | energy+forces (median) | n2p2 (1 thread) |", "|---|---|---|---|"]
     for threads in (1, 2):
         torch.set_num_threads(threads)
-        predict(model, make_graph(box, model.cutoff, model.angular_cutoff))  # warm-up
+        predict(model, model.graph(box))  # warm-up
         times = []
         for _ in range(args.repeats):
             start = time.perf_counter()
-            predict(model, make_graph(box, model.cutoff, model.angular_cutoff))
+            predict(model, model.graph(box))
             times.append(time.perf_counter() - start)
         lines.append(f"| {threads} | {box.n_atoms} | {statistics.median(times):.2f} s | 0.51 s |")
     table = "\n".join(lines)

@@ -26,7 +26,8 @@ from forcefit.data import make_graph  # noqa: E402
 from forcefit.models import LennardJones, Morse, predict  # noqa: E402
 from forcefit.models.pair import lj_from_two_points  # noqa: E402
 from forcefit.structures import Structure  # noqa: E402
-from forcefit.training.trainer import Trainer, TrainingConfig  # noqa: E402
+from forcefit.config import TrainingConfig
+from forcefit.training.trainer import Trainer  # noqa: E402
 
 CASES = [  # (label, element, distances Å, model class, starting parameters)
     ("Ar₂ LJ", "Ar", np.linspace(3.3, 8.0, 40), LennardJones, {"epsilon": 0.01, "sigma": 3.3}),

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from forcefit.data import make_graph
 from forcefit.descriptors import SymmetryFunction, SymmetryFunctions
 from forcefit.models import BPNN
 from forcefit.structures import Structure
@@ -83,7 +82,7 @@ def tiny_bpnn(cutoff_type: str = "cos", seed: int = 0, dtype=torch.float64) -> B
     for s, e in zip(structures, (-1.0, -1.2, -0.9, -2.0)):
         s.energy = e
         s.forces = np.zeros_like(s.positions)
-    model.initialise([make_graph(s, model.cutoff, model.angular_cutoff) for s in structures])
+    model.initialise([model.graph(s) for s in structures])
     with torch.no_grad():
         model.energy_scale.fill_(0.7)
         model.energy_offset.fill_(0.3)

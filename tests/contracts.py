@@ -13,13 +13,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from forcefit.data import collate, make_graph
+from forcefit.data import collate
 from forcefit.models.forces import predict
 from forcefit.structures import Structure
 
 
 def evaluate(model, structure: Structure, stress: bool = False):
-    graph = make_graph(structure, model.cutoff, model.angular_cutoff)
+    graph = model.graph(structure)
     p = predict(model, graph, forces=True, stress=stress)
     e = float(p.energy[0].detach())
     f = p.forces.detach().numpy()
@@ -105,7 +105,7 @@ def check_stress(model, structure: Structure, h: float = 1e-5) -> None:
 
 
 def check_batch(model, structures: list[Structure]) -> None:
-    graphs = [make_graph(s, model.cutoff, model.angular_cutoff) for s in structures]
+    graphs = [model.graph(s) for s in structures]
     batch = predict(model, collate(graphs), forces=True)
     start = 0
     for k, (s, g) in enumerate(zip(structures, graphs)):

@@ -7,7 +7,6 @@ from ase import units
 
 from conftest import tiny_bpnn, water_cell, water_cluster
 from forcefit.calculator import Calculator
-from forcefit.data import make_graph
 from forcefit.models.forces import predict
 from forcefit.models.saving import save_model
 from forcefit.workflows.md import energy_drift
@@ -18,7 +17,7 @@ def test_results_equal_the_training_path_and_energies_add_up():
     structure = water_cell(2)
     atoms = structure.to_atoms()
     atoms.calc = Calculator(model)
-    p = predict(model, make_graph(structure, model.cutoff, model.angular_cutoff), stress=True)
+    p = predict(model, model.graph(structure), stress=True)
     assert atoms.get_potential_energy() == float(p.energy[0])
     assert np.array_equal(atoms.get_forces(), p.forces.detach().numpy())
     stress = p.stress[0].detach().numpy()

@@ -6,7 +6,7 @@ from conftest import shared_path
 from forcefit.calculator import Calculator
 from forcefit.config import Config, DataConfig, ModelConfig
 from forcefit.training.run import train_from_config
-from forcefit.training.trainer import TrainingConfig
+from forcefit.config import TrainingConfig
 from forcefit.workflows.properties import relax
 
 

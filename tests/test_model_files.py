@@ -6,13 +6,12 @@ import pytest
 import torch
 
 from conftest import tiny_bpnn, water_cluster
-from forcefit.data import make_graph
 from forcefit.models.forces import predict
 from forcefit.models.saving import checksum, load_model, model_to_dict, save_model
 
 
 def energy_and_forces(model, structure):
-    p = predict(model, make_graph(structure, model.cutoff, model.angular_cutoff))
+    p = predict(model, model.graph(structure))
     return p.energy.numpy(), p.forces.numpy()
 
 

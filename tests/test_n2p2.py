@@ -8,9 +8,8 @@ from conftest import n2p2_bin, shared_path, tiny_bpnn, water_cell, water_cluster
 from test_cli import DATA
 from forcefit.calculator import Calculator
 from forcefit.cli import main
-from forcefit.data import make_graph
 from forcefit.io import read_input_data
-from forcefit.io.n2p2 import load_potential, save_potential
+from forcefit.interop.n2p2 import load_potential, save_potential
 from forcefit.models.forces import predict
 from forcefit.models.saving import load_model
 
@@ -28,7 +27,7 @@ def test_water_model_reproduces_n2p2_to_1e_8():
     model = load_potential(directory, **UNITS)
     (box,) = read_input_data(directory / "input.data", **UNITS)
     assert box.n_atoms == 1080
-    p = predict(model, make_graph(box, model.cutoff, model.angular_cutoff))
+    p = predict(model, model.graph(box))
     energy = float(p.energy[0].detach()) / units.Hartree
     forces = p.forces.detach().numpy() * units.Bohr / units.Hartree
     ref_energy, ref_forces = n2p2_output(directory)
@@ -41,8 +40,8 @@ def test_export_then_import_gives_identical_predictions(tmp_path):
     save_potential(model, tmp_path / "nnp", length_unit=units.Bohr, energy_unit=units.Hartree)
     back = load_potential(tmp_path / "nnp", **UNITS)
     for structure in (water_cluster(4), water_cell(5)):
-        p = predict(model, make_graph(structure, model.cutoff, model.angular_cutoff))
-        q = predict(back, make_graph(structure, back.cutoff, back.angular_cutoff))
+        p = predict(model, model.graph(structure))
+        q = predict(back, back.graph(structure))
         # b is the reference's zero, not part of the potential: compare Σ E_i and forces
         assert torch.allclose(p.atom_energies, q.atom_energies, rtol=1e-13, atol=1e-12)
         assert torch.allclose(p.forces, q.forces, rtol=1e-12, atol=1e-13)
@@ -54,8 +53,8 @@ def test_published_model_survives_export_and_import(tmp_path):
     save_potential(model, tmp_path / "again", **UNITS)
     again = load_potential(tmp_path / "again", **UNITS)
     structure = water_cell(6)
-    p = predict(model, make_graph(structure, model.cutoff, model.angular_cutoff))
-    q = predict(again, make_graph(structure, again.cutoff, again.angular_cutoff))
+    p = predict(model, model.graph(structure))
+    q = predict(again, again.graph(structure))
     assert torch.allclose(p.energy, q.energy, rtol=1e-14) and torch.allclose(p.forces, q.forces, atol=1e-14)
 
 
@@ -153,7 +152,7 @@ def test_exported_trained_model_runs_in_n2p2(tmp_path):
     structures = molecules + [Structure.from_atoms(dimer)]
     n2p2_energies, n2p2_forces = _n2p2_predict(tmp_path / "nnp", structures)
     for structure, energy, forces in zip(structures, n2p2_energies, n2p2_forces):
-        p = predict(model, make_graph(structure, model.cutoff, model.angular_cutoff))
+        p = predict(model, model.graph(structure))
         assert np.all(np.isfinite(forces)) and np.isfinite(energy)
         assert abs(energy - float(p.energy[0])) <= 1e-10 * abs(energy)
         assert np.abs(forces - p.forces.numpy()).max() <= 1e-10 * np.abs(forces).max()

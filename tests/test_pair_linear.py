@@ -13,13 +13,14 @@ from conftest import ROOT, water_cell, water_cluster
 from forcefit.cli import main
 from forcefit.data import collate, make_graph
 from forcefit.descriptors import SymmetryFunctions, generate_symmetry_functions
-from forcefit.io.lammps import write_lammps
+from forcefit.interop.lammps import write_lammps
 from forcefit.models import CustomPair, LennardJones, LinearModel, Morse, predict
 from forcefit.models.pair import lj_from_two_points
 from forcefit.structures import Structure
 from forcefit.training.learning_curve import learning_curve, plot_learning_curve
 from forcefit.training.loss import LossWeights, force_matching_loss
-from forcefit.training.trainer import Trainer, TrainingConfig
+from forcefit.config import TrainingConfig
+from forcefit.training.trainer import Trainer
 
 HO_LJ = {"H-H": {"epsilon": 0.02, "sigma": 1.1}, "H-O": {"epsilon": 0.05, "sigma": 1.3}, "O-O": {"epsilon": 0.1, "sigma": 2.5}}
 HO_MORSE = {"H-H": {"D": 0.2, "alpha": 1.5, "r0": 1.6}, "H-O": {"D": 0.5, "alpha": 2.0, "r0": 1.0}, "O-O": {"D": 0.3, "alpha": 1.2, "r0": 2.8}}
@@ -113,7 +114,7 @@ def linear_setup(n=40, n_radial=4, n_angular=1):
     structures = read_extxyz(ROOT / "data" / "ethanol_gfn2xtb_500K.extxyz")[:n]
     elements = ["C", "H", "O"]
     model = LinearModel(SymmetryFunctions(elements, generate_symmetry_functions(elements, 4.0, n_radial, n_angular), "tanh"))
-    graphs = [make_graph(s, model.cutoff, model.angular_cutoff) for s in structures]
+    graphs = [model.graph(s) for s in structures]
     model.cache_descriptors(graphs)
     model.initialise(graphs)
     return model, graphs

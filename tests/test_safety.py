@@ -42,7 +42,7 @@ def test_non_finite_predictions_are_counted_refused_and_never_saved(tmp_path):
     model = tiny_bpnn()
     with torch.no_grad():
         model.networks[0][0].bias[0] = float("nan")  # H atoms get NaN energies
-    graphs = [make_graph(s, model.cutoff, model.angular_cutoff) for s in (water_cluster(0), water_cluster(1))]
+    graphs = [model.graph(s) for s in (water_cluster(0), water_cluster(1))]
     stats = error_statistics(collect(model, graphs), model.elements)
     assert stats["n_nonfinite"] == 2 and np.isnan(stats["forces_mae"]), "NaN predictions are reported, not dropped"
     atoms = water_cluster(0).to_atoms()
@@ -141,7 +141,8 @@ def test_md_stops_when_it_leaves_the_model_or_heats_up(tmp_path, capsys):
 def test_nan_predictions_stop_training_naming_the_structure():
     """Missing labels are masked, but a NaN prediction (e.g. from NaN descriptors) is not
     turned into a zero error: the loss becomes NaN and training stops naming the frame."""
-    from forcefit.training.trainer import Trainer, TrainingConfig
+    from forcefit.config import TrainingConfig
+    from forcefit.training.trainer import Trainer
     from test_training import ethanol, ethanol_model
 
     model, graphs = ethanol_model(ethanol(16))

@@ -7,7 +7,7 @@ from ase.build import bulk
 from ase.calculators.emt import EMT
 
 from conftest import shared_path, water_cluster
-from forcefit.data import collate, make_graph
+from forcefit.data import collate
 from forcefit.descriptors import SymmetryFunctions, generate_symmetry_functions
 from forcefit.io import read_structures, write_extxyz
 from forcefit.models import LinearModel
@@ -74,7 +74,7 @@ def test_mlearn_stress_convention_matches_the_dft_energy():
 def linear_copper():
     structures = emt_copper(10)
     model = LinearModel(SymmetryFunctions(["Cu"], generate_symmetry_functions(["Cu"], 4.5, 5, 2), "tanh"))
-    graphs = [make_graph(s, model.cutoff, model.angular_cutoff) for s in structures]
+    graphs = [model.graph(s) for s in structures]
     model.cache_descriptors(graphs)
     model.initialise(graphs)
     return model, graphs
@@ -112,7 +112,7 @@ def test_stress_loss_ignores_clusters_and_stays_finite():
     crystal.stress = np.full((3, 3), 0.01)
     cluster = water_cluster(1)
     cluster.energy, cluster.forces = -1.0, np.zeros((9, 3))
-    batch = collate([make_graph(s, model.cutoff, model.angular_cutoff) for s in (cluster, crystal)])
+    batch = collate([model.graph(s) for s in (cluster, crystal)])
     loss = force_matching_loss(predict(model, batch, stress=True, training=True), batch, LossWeights(stress=10.0))
     loss.backward()
     assert torch.isfinite(loss) and all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)

@@ -6,12 +6,13 @@ import pytest
 import torch
 
 from conftest import ROOT, tiny_bpnn, water_cluster
-from forcefit.data import collate, make_graph
+from forcefit.data import collate
 from forcefit.descriptors import SymmetryFunctions, generate_symmetry_functions
 from forcefit.io import read_extxyz
 from forcefit.models import BPNN, predict
 from forcefit.models.saving import load_model, save_model
-from forcefit.training.trainer import Trainer, TrainingConfig
+from forcefit.config import TrainingConfig
+from forcefit.training.trainer import Trainer
 
 ETHANOL = ROOT / "data" / "ethanol_gfn2xtb_500K.extxyz"
 
@@ -27,7 +28,7 @@ def ethanol_model(structures, seed=0, dtype=torch.float64):
     torch.manual_seed(seed)
     elements = ["C", "H", "O"]
     model = BPNN(SymmetryFunctions(elements, generate_symmetry_functions(elements, 4.0, 4, 2), "tanh"), hidden=[10, 10]).to(dtype)
-    graphs = [make_graph(s, model.cutoff, model.angular_cutoff) for s in structures]
+    graphs = [model.graph(s) for s in structures]
     model.cache_descriptors(graphs)
     model.initialise(graphs)
     return model, graphs
@@ -61,7 +62,7 @@ def test_training_lowers_the_loss_and_cached_path_equals_autograd_path():
     trainer, history = train(model, graphs, epochs=6)
     assert history[-1]["loss"] < history[0]["loss"]
     cached = predict(model, collate(graphs[:5]))
-    plain = predict(model, collate([make_graph(s, model.cutoff, model.angular_cutoff) for s in ethanol(5)]))
+    plain = predict(model, collate([model.graph(s) for s in ethanol(5)]))
     assert torch.allclose(cached.forces, plain.forces, atol=1e-10)
     assert torch.allclose(cached.energy, plain.energy, rtol=1e-12)
 
@@ -105,7 +106,7 @@ def test_save_load_reproduces_predictions_bit_for_bit(tmp_path):
     model = tiny_bpnn()
     save_model(model, tmp_path / "m.ffm")
     loaded = load_model(tmp_path / "m.ffm")
-    graph = make_graph(water_cluster(3), model.cutoff, model.angular_cutoff)
+    graph = model.graph(water_cluster(3))
     p, q = predict(model, graph), predict(loaded, graph)
     assert torch.equal(p.energy, q.energy) and torch.equal(p.forces, q.forces)
     # the file is plain data: loadable with weights_only=True
@@ -124,7 +125,7 @@ def test_unknown_element_is_a_clear_error():
     s = water_cluster(0)
     s.numbers[0] = 6
     with pytest.raises(ValueError, match=r"knows elements \['H', 'O'\]; the structure contains \['C'\]"):
-        predict(model, make_graph(s, model.cutoff, model.angular_cutoff))
+        predict(model, model.graph(s))
 
 
 def test_stage_two_switches_weights_from_the_best_model_and_resumes_exactly(tmp_path):

@@ -20,11 +20,10 @@ import numpy as np
 from ase.calculators.calculator import Calculator as AseCalculator
 from ase.calculators.calculator import all_changes
 
-from forcefit.data import make_graph
-from forcefit.models.committee import Committee, spread
+from forcefit.models.committee import spread
 from forcefit.models.forces import predict
 from forcefit.models.saving import load_model
-from forcefit.neighbors import MIN_DISTANCE, check_min_distance
+from forcefit.structures import MIN_DISTANCE, check_min_distance
 from forcefit.structures import Structure
 
 
@@ -47,9 +46,9 @@ class Calculator(AseCalculator):
         super().calculate(atoms, properties, system_changes)
         structure = Structure.from_atoms(self.atoms)
         check_min_distance(structure, self.min_distance)
-        graph = make_graph(structure, self.model.cutoff, self.model.angular_cutoff)
+        graph = self.model.graph(structure)
         wants_stress = bool(structure.pbc.all()) and "stress" in properties
-        if isinstance(self.model, Committee):
+        if self.model.has_members:
             members = self.model.member_predictions(graph)  # descriptors once for all members
             stats = spread(members["energy"], members["forces"], members["reference_energy"])
             energy, forces, features = float(stats["energy"][0]), stats["forces"], members["features"]

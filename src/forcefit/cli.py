@@ -34,7 +34,6 @@ def _train(args, console):
 
 def _evaluate(args, console):
     from forcefit.config import unit_value
-    from forcefit.data import make_graph
     from forcefit.io import read_structures
     from forcefit.models.saving import load_model
     from forcefit.training.run import evaluate_splits
@@ -47,7 +46,7 @@ def _evaluate(args, console):
     if run_dir:
         run_dir.mkdir(parents=True, exist_ok=True)
     name = Path(args.data).name
-    graphs = [make_graph(s, model.cutoff, model.angular_cutoff) for s in structures]
+    graphs = [model.graph(s) for s in structures]
     evaluate_splits(model, {name: graphs}, run_dir, console, {name: structures}, worst=args.worst)
 
 
@@ -294,7 +293,7 @@ def _phonons(args, console):
 
 def _import_n2p2(args, console):
     from forcefit.config import unit_value
-    from forcefit.io.n2p2 import load_potential
+    from forcefit.interop.n2p2 import load_potential
     from forcefit.models.saving import save_model
 
     model = load_potential(args.directory, length_unit=unit_value(args.length_unit, "--length-unit"),
@@ -306,7 +305,7 @@ def _import_n2p2(args, console):
 
 def _export_n2p2(args, console):
     from forcefit.config import unit_value
-    from forcefit.io.n2p2 import save_potential
+    from forcefit.interop.n2p2 import save_potential
     from forcefit.models.saving import load_model
 
     save_potential(load_model(args.model, trust_code=args.trust_code), args.directory, length_unit=unit_value(args.length_unit, "--length-unit"),
@@ -334,7 +333,7 @@ def _lj_two_point(args, console):
 
 
 def _export_lammps(args, console):
-    from forcefit.io.lammps import write_lammps
+    from forcefit.interop.lammps import write_lammps
     from forcefit.models.saving import load_model
 
     path = write_lammps(load_model(args.model, trust_code=args.trust_code), args.output)

@@ -16,8 +16,8 @@ from pathlib import Path
 import yaml
 from ase import units
 
-from forcefit.training.trainer import TrainingConfig
 
+OUTLIER_POLICIES = ("error", "exclude", "keep")  # what training does with suspicious labels (training/screen.py)
 NAMED_UNITS = {"angstrom": 1.0, "Å": 1.0, "bohr": units.Bohr, "nm": 10.0, "ev": 1.0, "hartree": units.Hartree, "ry": units.Rydberg,
                "kcal/mol": units.kcal / units.mol, "kj/mol": units.kJ / units.mol}
 
@@ -67,10 +67,8 @@ class DataConfig:
         unit_value(self.energy_unit, "data.energy_unit")
         from forcefit.io.extxyz import STRESS_FORMATS
 
-        from forcefit.training.screen import POLICIES
-
-        if self.outliers not in POLICIES:
-            raise ValueError(f"data.outliers: {self.outliers!r}; expected one of {list(POLICIES)}")
+        if self.outliers not in OUTLIER_POLICIES:
+            raise ValueError(f"data.outliers: {self.outliers!r}; expected one of {list(OUTLIER_POLICIES)}")
         if self.stress_format not in STRESS_FORMATS:
             raise ValueError(f"data.stress_format: {self.stress_format!r}; expected one of {list(STRESS_FORMATS)}")
 
@@ -124,6 +122,41 @@ class ModelConfig:
             raise ValueError(f"model.r_min: {self.r_min} Å; expected 0 ≤ r_min < model.cutoff ({self.cutoff} Å)")
         if self.n_radial < 0 or self.n_angular < 0 or any(h < 1 for h in self.hidden):
             raise ValueError("model.n_radial and model.n_angular must be ≥ 0 and every model.hidden width ≥ 1")
+
+
+@dataclass
+class TrainingConfig:
+    epochs: int = 200
+    batch_size: int = 16
+    optimizer: str = "adam"  # adam | lbfgs | ridge (closed form, linear models only)
+    learning_rate: float = 1e-3
+    lr_factor: float = 0.5
+    lr_patience: int = 10
+    min_learning_rate: float = 1e-6
+    early_stopping: int = 40  # epochs without validation improvement
+    energy_weight: float = 1.0
+    force_weight: float = 1.0
+    stress_weight: float = 0.0  # weight of the stress term (eV/Å³, structures with a reference stress)
+    energy_per_atom: bool = True
+    seed: int = 0
+    max_seconds: float | None = None  # wall-time budget for the whole run
+    ridge: float = 1e-8  # λ of the ridge term λ|c|² (optimizer: ridge)
+    committee: int = 1  # train this many models (seeds seed, seed+1, …) and save them as one committee
+    committee_fraction: float = 1.0  # fraction of the training set each member sees (drawn per member)
+    stage_two_epochs: int = 0  # extra epochs after the main stage (0: no stage two); max_seconds bounds the main stage only
+    stage_two_energy_weight: float | None = None  # default: energy_weight
+    stage_two_force_weight: float | None = None  # default: force_weight
+    stage_two_learning_rate: float | None = None  # default: the rate the main stage ended with
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in ("adam", "lbfgs", "ridge"):
+            raise ValueError(f"training.optimizer: {self.optimizer!r}; expected 'adam', 'lbfgs' or 'ridge'")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("training.epochs and training.batch_size must be at least 1")
+        if self.committee < 1 or not 0 < self.committee_fraction <= 1:
+            raise ValueError("training.committee must be ≥ 1 and training.committee_fraction in (0, 1]")
+        if self.stage_two_epochs < 0:
+            raise ValueError("training.stage_two_epochs must be ≥ 0")
 
 
 @dataclass

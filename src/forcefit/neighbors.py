@@ -48,25 +48,11 @@ def neighbor_pairs(structure: Structure, cutoff: float) -> tuple[np.ndarray, np.
     return i[order].astype(np.int64), j[order].astype(np.int64), np.asarray(shifts, dtype=np.int64)[order]
 
 
-MIN_DISTANCE = 0.1  # Å: closer atoms are an error in the data, not physics a potential is fitted to
 # Limits of one neighbour list, by what an evaluation holds per pair and per triplet (about 0.5 kB
 # and 240 B with autograd): 5e7 triplets are ~12 GB. Raise them with the environment variables.
 BYTES_PER_PAIR, BYTES_PER_TRIPLET = 500, 240
 MAX_PAIRS = int(float(os.environ.get("FORCEFIT_MAX_PAIRS", 2e7)))
 MAX_TRIPLETS = int(float(os.environ.get("FORCEFIT_MAX_TRIPLETS", 5e7)))
-
-
-def check_min_distance(structure: Structure, min_distance: float = MIN_DISTANCE) -> None:
-    """Refuse atoms closer than `min_distance` Å (periodic images included), naming them."""
-    if min_distance <= 0 or structure.n_atoms < 1:
-        return
-    i, j, d = vesin.NeighborList(cutoff=min_distance, full_list=False).compute(
-        points=structure.positions, box=structure.cell, periodic=[bool(p) for p in structure.pbc], quantities="ijd")
-    if len(d):
-        k = int(np.argmin(d))
-        where = f" ({structure.source})" if structure.source else ""
-        raise ValueError(f"structure{where}: atoms {int(i[k]) + 1} and {int(j[k]) + 1} (counted from 1) are {d[k]:.4g} Å apart, "
-                         f"closer than the minimum distance {min_distance} Å ({len(d)} such pairs): coincident or overlapping atoms")
 
 
 def estimate_neighbors(structure: Structure, cutoff: float, angular_cutoff: float = 0.0) -> tuple[float, float]:

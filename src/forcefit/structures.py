@@ -9,10 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import vesin
 from ase import Atoms
 from ase.data import chemical_symbols
 
 
+MIN_DISTANCE = 0.1  # Å: closer atoms are an error in the data, not physics a potential is fitted to
 DEGENERATE = 1e-3  # a periodic cell spanning less than this fraction of the product of its lengths is refused
 
 
@@ -102,3 +104,16 @@ class Structure:
 
     def to_atoms(self) -> Atoms:
         return Atoms(numbers=self.numbers, positions=self.positions, cell=self.cell, pbc=self.pbc)
+
+
+def check_min_distance(structure: Structure, min_distance: float = MIN_DISTANCE) -> None:
+    """Refuse atoms closer than `min_distance` Å (periodic images included), naming them."""
+    if min_distance <= 0 or structure.n_atoms < 1:
+        return
+    i, j, d = vesin.NeighborList(cutoff=min_distance, full_list=False).compute(
+        points=structure.positions, box=structure.cell, periodic=[bool(p) for p in structure.pbc], quantities="ijd")
+    if len(d):
+        k = int(np.argmin(d))
+        where = f" ({structure.source})" if structure.source else ""
+        raise ValueError(f"structure{where}: atoms {int(i[k]) + 1} and {int(j[k]) + 1} (counted from 1) are {d[k]:.4g} Å apart, "
+                         f"closer than the minimum distance {min_distance} Å ({len(d)} such pairs): coincident or overlapping atoms")

@@ -2,7 +2,7 @@
 everything is eV, Å, eV/Å."""
 from pathlib import Path
 
-from forcefit.neighbors import MIN_DISTANCE, check_min_distance
+from forcefit.structures import MIN_DISTANCE, check_min_distance
 
 from forcefit.io.extxyz import read_extxyz, write_extxyz
 from forcefit.io.inputdata import read_input_data, write_input_data

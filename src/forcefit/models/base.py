@@ -7,16 +7,24 @@ zero of the reference method and predictions are reported on its scale.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 from ase.data import atomic_numbers, chemical_symbols
 from torch import Tensor
+
+from forcefit.data import Batch, collate, make_graph
+from forcefit.descriptors.scaling import FeatureScaling
+from forcefit.descriptors.symmetry_functions import SymmetryFunctions
 
 
 class Potential(torch.nn.Module):
     """Base class: elements, cutoffs, species lookup and the energy offset b."""
 
     kind = "potential"
-    uses_descriptors = False  # True: energies come from features via atom_energies_from_features
+    # What the model can do, asked by the code that uses it (never by type checks):
+    uses_descriptors = False  # energies come from features (atom_energies_from_features); training caches them
+    closed_form = False  # fit_ridge(graphs, weights, ridge) finds the loss's exact minimum (linear models)
+    has_members = False  # a committee: member_predictions(batch) gives each member's prediction
 
     def __init__(self, elements: list[str], cutoff: float, angular_cutoff: float = 0.0):
         super().__init__()
@@ -32,6 +40,15 @@ class Potential(torch.nn.Module):
         self.register_buffer("species_table", table, persistent=False)
         self.energy_offset = torch.nn.Parameter(torch.zeros((), dtype=torch.float64))
 
+    def graph(self, structure) -> "Batch":
+        """The structure's neighbour graph (pairs and triplets) within this model's cutoffs."""
+        return make_graph(structure, self.cutoff, self.angular_cutoff)
+
+    def summary(self) -> str:
+        """One line a person reads: kind, elements, size, cutoff."""
+        return (f"model: {self.kind}, elements {self.elements}, {sum(p.numel() for p in self.parameters())} parameters, "
+                f"cutoff {self.cutoff} Å")
+
     def species(self, numbers: Tensor) -> Tensor:
         """Element index of each atom; an element the model does not know is an error."""
         species = self.species_table[numbers]
@@ -40,7 +57,7 @@ class Potential(torch.nn.Module):
             raise ValueError(f"this model knows elements {self.elements}; the structure contains {missing}")
         return species
 
-    def atom_energies(self, batch, vectors: Tensor) -> Tensor:
+    def atom_energies(self, batch: Batch, vectors: Tensor) -> Tensor:
         """(n_atoms,) eV, from pair vectors (n_pairs, 3) Å. Subclasses implement."""
         raise NotImplementedError
 
@@ -59,9 +76,6 @@ class DescriptorPotential(Potential):
     uses_descriptors = True
 
     def __init__(self, descriptor, scaling: dict | None = None):
-        from forcefit.descriptors.scaling import FeatureScaling
-        from forcefit.descriptors.symmetry_functions import SymmetryFunctions
-
         if isinstance(descriptor, dict):
             descriptor = SymmetryFunctions.from_config(descriptor)
         super().__init__(descriptor.elements, descriptor.cutoff, descriptor.angular_cutoff)
@@ -79,15 +93,24 @@ class DescriptorPotential(Potential):
     def atom_energies_from_features(self, features: Tensor, species: Tensor) -> Tensor:
         raise NotImplementedError
 
-    def cache_descriptors(self, graphs: list) -> None:
-        from forcefit.descriptors.cache import cache_descriptors
+    def summary(self) -> str:
+        return super().summary() + f", {self.descriptor.n_features_per_element} symmetry functions per element"
 
-        cache_descriptors(self, graphs)
+    def cache_descriptors(self, graphs: list) -> None:
+        """Store features G (n_atoms, F) and ∂G_{i_p}/∂r_p (n_pairs, F, 3) on each graph, in
+        one evaluation over `graphs` (the caller chooses how many at a time: memory)."""
+        batch = collate(graphs).to(self.energy_offset.dtype)
+        features, jacobian = self.descriptor.with_jacobian(
+            self.species(batch.numbers), batch.vectors(), batch.pair_i, batch.pair_j, batch.triplet_p, batch.triplet_q
+        )
+        atoms = np.cumsum([0] + [g.numbers.shape[0] for g in graphs])
+        pairs = np.cumsum([0] + [g.pair_i.shape[0] for g in graphs])
+        for n, g in enumerate(graphs):
+            g.features = features[atoms[n] : atoms[n + 1]]
+            g.jacobian = jacobian[pairs[n] : pairs[n + 1]]
 
     def fit_scaling(self, graphs: list):
         """Fit the feature scaling on training graphs; returns their batch and species."""
-        from forcefit.data import collate
-
         batch = collate(graphs)
         species = self.species(batch.numbers)
         features = batch.features

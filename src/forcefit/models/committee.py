@@ -17,6 +17,7 @@ from forcefit.models.forces import assemble
 
 class Committee(Potential):
     kind = "committee"
+    has_members = True
 
     def __init__(self, members: list):
         from forcefit.models import MODELS

@@ -26,6 +26,7 @@ from forcefit.models.base import DescriptorPotential
 
 class LinearModel(DescriptorPotential):
     kind = "linear"
+    closed_form = True
 
     def __init__(self, descriptor: dict | SymmetryFunctions, scaling: dict | None = None):
         super().__init__(descriptor, scaling)

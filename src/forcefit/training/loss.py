@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from forcefit.config import TrainingConfig
 from forcefit.models.forces import Prediction
 
 
@@ -26,6 +27,15 @@ class LossWeights:
     forces: float = 1.0
     energy_per_atom: bool = True
     stress: float = 0.0
+
+
+def loss_weights(config: TrainingConfig, stage: int) -> LossWeights:
+    """The loss weights of training stage 1 (main) or 2 (stage two's overrides)."""
+    if stage == 1:
+        return LossWeights(config.energy_weight, config.force_weight, config.energy_per_atom, config.stress_weight)
+    energy = config.energy_weight if config.stage_two_energy_weight is None else config.stage_two_energy_weight
+    forces = config.force_weight if config.stage_two_force_weight is None else config.stage_two_force_weight
+    return LossWeights(energy, forces, config.energy_per_atom, config.stress_weight)
 
 
 def force_matching_loss(prediction: Prediction, batch, weights: LossWeights) -> Tensor:

@@ -22,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from forcefit.config import Config, config_from_dict, fingerprint
-from forcefit.data import make_graph, split_indices
+from forcefit.data import split_indices
 from forcefit.descriptors import SymmetryFunction, SymmetryFunctions, generate_symmetry_functions
 from forcefit.io import read_structures
 from forcefit.models import MODELS, Committee
@@ -31,6 +31,7 @@ from forcefit.models.saving import atomic_write_text, save_model
 from forcefit.training.metrics import collect, error_statistics, group_statistics
 from forcefit.training.plots import learning_curve, parity_plots
 from forcefit.training.screen import screen
+from forcefit.training.loss import loss_weights
 from forcefit.training.trainer import Trainer, refuse_changed_settings
 
 CACHE_CHUNK = 16  # structures per descriptor-cache call: bounds the memory of the Jacobian work
@@ -95,18 +96,11 @@ def build_model(config: Config, structures) -> torch.nn.Module:
     return model.to(getattr(torch, m.dtype))
 
 
-def describe(model) -> str:
-    text = f"model: {model.kind}, elements {model.elements}, {sum(p.numel() for p in model.parameters())} parameters, cutoff {model.cutoff} Å"
-    if hasattr(model, "descriptor"):
-        text += f", {model.descriptor.n_features_per_element} symmetry functions per element"
-    return text
-
-
 def prepare(model, structures, console: Console | None = None, label: str = "") -> list:
     """Neighbour graphs and, for descriptor models, cached descriptors and their
     Jacobian (the slow part on large sets: a progress bar and the time taken)."""
-    graphs = [make_graph(s, model.cutoff, model.angular_cutoff) for s in structures]
-    if hasattr(model, "cache_descriptors") and graphs:
+    graphs = [model.graph(s) for s in structures]
+    if model.uses_descriptors and graphs:
         console = console or Console()
         started = time.perf_counter()
         columns = (TextColumn(f"descriptors {label}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
@@ -263,7 +257,7 @@ def _train_and_report(config: Config, train, validation, test, run_dir: Path, re
         torch.manual_seed(t.seed + k)
         model = build_model(config, train + validation + test)
         if graphs is None:  # neighbours and descriptors once, shared by all members
-            console.print(describe(model), soft_wrap=True)
+            console.print(model.summary(), soft_wrap=True)
             graphs = {name: prepare(model, s, console, name) for name, s in (("train", train), ("validation", validation), ("test", test))}
         chosen = np.arange(len(train))
         if t.committee > 1 and t.committee_fraction < 1:
@@ -294,9 +288,9 @@ def _fit_one(model, train_graphs, validation_graphs, config: Config, run_dir: Pa
     model.initialise(train_graphs)
     t = config.training
     if t.optimizer == "ridge":
-        if not hasattr(model, "fit_ridge"):
+        if not model.closed_form:
             raise ValueError(f"training.optimizer 'ridge' solves linear models only, not {model.kind!r}")
-        model.fit_ridge(train_graphs, t.loss_weights(1), t.ridge)
+        model.fit_ridge(train_graphs, loss_weights(t, 1), t.ridge)
         console.print(f"closed-form ridge solution (λ = {t.ridge:g})")
         return []
     run_dir.mkdir(parents=True, exist_ok=True)

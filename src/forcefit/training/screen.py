@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-POLICIES = ("error", "exclude", "keep")
+from forcefit.config import OUTLIER_POLICIES
+
 MIN_STRUCTURES = 10
 
 
@@ -56,8 +57,8 @@ def suspicious_labels(structures, energy_z: float = 25.0, force_ratio: float = 3
 def screen(structures, policy: str = "error", energy_z: float = 25.0, force_ratio: float = 30.0, console=None) -> list:
     """Apply the screen: `error` refuses the set naming the frames, `exclude` drops them
     (and says so), `keep` trains on them (and says so)."""
-    if policy not in POLICIES:
-        raise ValueError(f"data.outliers: {policy!r}; expected one of {list(POLICIES)}")
+    if policy not in OUTLIER_POLICIES:
+        raise ValueError(f"data.outliers: {policy!r}; expected one of {list(OUTLIER_POLICIES)}")
     suspects = suspicious_labels(structures, energy_z, force_ratio)
     if not suspects:
         return structures

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,49 +26,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from forcefit.data import collate
 from forcefit.models.forces import predict
 from forcefit.models.saving import atomic_save
-from forcefit.training.loss import LossWeights, force_matching_loss
-
-
-@dataclass
-class TrainingConfig:
-    epochs: int = 200
-    batch_size: int = 16
-    optimizer: str = "adam"  # adam | lbfgs | ridge (closed form, linear models only)
-    learning_rate: float = 1e-3
-    lr_factor: float = 0.5
-    lr_patience: int = 10
-    min_learning_rate: float = 1e-6
-    early_stopping: int = 40  # epochs without validation improvement
-    energy_weight: float = 1.0
-    force_weight: float = 1.0
-    stress_weight: float = 0.0  # weight of the stress term (eV/Å³, structures with a reference stress)
-    energy_per_atom: bool = True
-    seed: int = 0
-    max_seconds: float | None = None  # wall-time budget for the whole run
-    ridge: float = 1e-8  # λ of the ridge term λ|c|² (optimizer: ridge)
-    committee: int = 1  # train this many models (seeds seed, seed+1, …) and save them as one committee
-    committee_fraction: float = 1.0  # fraction of the training set each member sees (drawn per member)
-    stage_two_epochs: int = 0  # extra epochs after the main stage (0: no stage two); max_seconds bounds the main stage only
-    stage_two_energy_weight: float | None = None  # default: energy_weight
-    stage_two_force_weight: float | None = None  # default: force_weight
-    stage_two_learning_rate: float | None = None  # default: the rate the main stage ended with
-
-    def __post_init__(self) -> None:
-        if self.optimizer not in ("adam", "lbfgs", "ridge"):
-            raise ValueError(f"training.optimizer: {self.optimizer!r}; expected 'adam', 'lbfgs' or 'ridge'")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("training.epochs and training.batch_size must be at least 1")
-        if self.committee < 1 or not 0 < self.committee_fraction <= 1:
-            raise ValueError("training.committee must be ≥ 1 and training.committee_fraction in (0, 1]")
-        if self.stage_two_epochs < 0:
-            raise ValueError("training.stage_two_epochs must be ≥ 0")
-
-    def loss_weights(self, stage: int) -> LossWeights:
-        if stage == 1:
-            return LossWeights(self.energy_weight, self.force_weight, self.energy_per_atom, self.stress_weight)
-        energy = self.energy_weight if self.stage_two_energy_weight is None else self.stage_two_energy_weight
-        forces = self.force_weight if self.stage_two_force_weight is None else self.stage_two_force_weight
-        return LossWeights(energy, forces, self.energy_per_atom, self.stress_weight)
+from forcefit.config import TrainingConfig
+from forcefit.training.loss import force_matching_loss, loss_weights
 
 
 class Trainer:
@@ -83,7 +41,7 @@ class Trainer:
         self.run_dir = Path(run_dir) if run_dir else None
         self.console = console or Console()
         self.stage, self.stage_two_start = 1, None
-        self.weights = config.loss_weights(1)
+        self.weights = loss_weights(config, 1)
         parameters = [p for p in model.parameters() if p.requires_grad]
         if config.optimizer == "ridge":
             raise ValueError("training.optimizer 'ridge' is a closed-form solve, not an iterative trainer (see LinearModel.fit_ridge)")
@@ -149,7 +107,7 @@ class Trainer:
         self.stale_epochs = state["stale_epochs"]
         self.elapsed = state["elapsed"]
         self.stage, self.stage_two_start = state.get("stage", 1), state.get("stage_two_start")  # older checkpoints: one stage
-        self.weights = self.config.loss_weights(self.stage)
+        self.weights = loss_weights(self.config, self.stage)
 
     # --------------------------------------------------------------- training
 
@@ -274,7 +232,7 @@ class Trainer:
         config = self.config
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
-        self.stage, self.weights = 2, config.loss_weights(2)
+        self.stage, self.weights = 2, loss_weights(config, 2)
         if config.stage_two_learning_rate is not None:
             for group in self.optimizer.param_groups:
                 group["lr"] = config.stage_two_learning_rate
