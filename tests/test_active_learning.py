@@ -6,7 +6,6 @@ import yaml
 from ase.io import read
 
 from al_reference import CountingLJ
-from forcefit.calculator import Calculator
 from forcefit.cli import main
 from forcefit.io import write_extxyz
 from forcefit.models import LennardJones

@@ -17,7 +17,8 @@ from forcefit.interop.lammps import write_lammps
 from forcefit.models import CustomPair, LennardJones, LinearModel, Morse, predict
 from forcefit.models.pair import lj_from_two_points
 from forcefit.structures import Structure
-from forcefit.training.learning_curve import learning_curve, plot_learning_curve
+from forcefit.reports.figures import data_learning_curve_plot
+from forcefit.training.learning_curve import learning_curve
 from forcefit.training.loss import LossWeights, force_matching_loss
 from forcefit.config import TrainingConfig
 from forcefit.training.trainer import Trainer
@@ -163,7 +164,7 @@ def test_learning_curve_improves_with_data(tmp_path):
 
     rows = learning_curve(make, graphs[:45], graphs[45:], [3, 12, 45], LossWeights(energy=10.0))
     assert rows[-1]["forces_mae"] < rows[0]["forces_mae"]
-    plot_learning_curve(rows, tmp_path / "lc.png")
+    data_learning_curve_plot(rows, tmp_path / "lc.png")
     assert (tmp_path / "lc.png").stat().st_size > 0
 
 

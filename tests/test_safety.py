@@ -6,7 +6,7 @@ import torch
 import yaml
 from ase.io import read, write
 
-from conftest import tiny_bpnn, water_cell, water_cluster
+from conftest import tiny_bpnn, water_cluster
 from forcefit.calculator import Calculator
 from forcefit.cli import main
 from forcefit.data import make_graph

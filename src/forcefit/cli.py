@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
+from forcefit.reports import figures
+
 
 def _train(args, console):
     from forcefit.config import load_config
@@ -36,7 +38,7 @@ def _evaluate(args, console):
     from forcefit.config import unit_value
     from forcefit.io import read_structures
     from forcefit.models.saving import load_model
-    from forcefit.training.run import evaluate_splits
+    from forcefit.reports.evaluation import evaluate_splits
 
     model = load_model(args.model, trust_code=args.trust_code)
     structures = read_structures(args.data, energy_key=args.energy_key, forces_key=args.forces_key, stress_key=args.stress_key,
@@ -109,10 +111,10 @@ def _md(args, console):
     plot_to = args.log or args.trajectory
     if plot_to:
         if args.ensemble == "nve":
-            _plot_xy(result.times_ps, 1000 * (result.total_energy - result.total_energy[0]) / len(atoms), "t (ps)",
+            figures.xy_plot(result.times_ps, 1000 * (result.total_energy - result.total_energy[0]) / len(atoms), "t (ps)",
                      "E_total − E_total(0) (meV/atom)", Path(plot_to).with_suffix(".energy.png"))
         else:
-            _plot_xy(result.times_ps, result.temperature, "t (ps)", f"T (K), target {args.temperature:g} K", Path(plot_to).with_suffix(".temperature.png"))
+            figures.xy_plot(result.times_ps, result.temperature, "t (ps)", f"T (K), target {args.temperature:g} K", Path(plot_to).with_suffix(".temperature.png"))
     summary = f"extrapolation: {result.extrapolating_steps} of {len(result.times_ps)} recorded steps outside the training range"
     if result.max_force_std > 0:
         summary += f"; largest committee force disagreement {result.max_force_std:.3f} eV/Å"
@@ -127,80 +129,9 @@ def _md(args, console):
         frames = frames[len(frames) // 2 :]
         r, g = partial_distributions(frames, args.rdf)
         Path(args.trajectory).with_suffix(".rdf.json").write_text(json.dumps({"r": r.tolist(), **{k: v.tolist() for k, v in g.items()}}))
-        _plot_curves(r, g, "r (Å)", "g(r)", Path(args.trajectory).with_suffix(".rdf.png"))
+        figures.curves_plot(r, g, "r (Å)", "g(r)", Path(args.trajectory).with_suffix(".rdf.png"))
         console.print(f"g(r) from the second half of the run ({len(frames)} frames): first peak at {r[np.argmax(g['all'])]:.2f} Å; "
                       f"partial g(r) for {', '.join(k for k in g if k != 'all')}")
-
-
-def _plot_curves(x, curves: dict, xlabel, ylabel, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for label, y in curves.items():
-        ax.plot(x, y, label=label, lw=2 if label == "all" else 1)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def _plot_xy(x, y, xlabel, ylabel, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.plot(x, y)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def _plot_matrix(matrix, title, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(4.5, 4))
-    image = ax.imshow(matrix, cmap="viridis")
-    for (i, j), value in np.ndenumerate(matrix):
-        ax.text(j, i, f"{value:.0f}", ha="center", va="center", color="w", fontsize=8)
-    labels = ["xx", "yy", "zz", "yz", "xz", "xy"]
-    ax.set_xticks(range(6), labels)
-    ax.set_yticks(range(6), labels)
-    ax.set_title(title)
-    fig.colorbar(image)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def _plot_frequencies(report, path):
-    import json
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    values = json.loads(Path(report).read_text())
-    fig, ax = plt.subplots(figsize=(7, 2.8))
-    for row, (label, frequencies) in enumerate(values.items()):
-        ax.vlines(frequencies, row, row + 0.8, label=label, color=f"C{row}")
-    ax.set_yticks([r + 0.4 for r in range(len(values))], list(values))
-    ax.set_xlabel("frequency (cm⁻¹)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def _calculators(args):
@@ -243,6 +174,7 @@ def _property(args, console, name: str, compute) -> None:
             values[label], summary = compute(atoms, calc, label)
             console.print(f"{label}: {summary}", soft_wrap=True)
     _report(args, console, name, values)
+    return values
 
 
 def _eos(args, console):
@@ -262,7 +194,7 @@ def _elastic(args, console):
 
     def compute(atoms, calc, label):
         C = elastic_constants(relax(atoms, calc, cell=True, fmax=1e-4), calc)
-        _plot_matrix(C, f"C_ij (GPa), {label}", Path(args.output) / f"elastic_{label}.png")
+        figures.matrix_plot(C, f"C_ij (GPa), {label}", Path(args.output) / f"elastic_{label}.png")
         return {"C_GPa": C.tolist(), "C11": C[0, 0], "C12": C[0, 1], "C44": C[3, 3]}, f"C11 = {C[0, 0]:.1f}, C12 = {C[0, 1]:.1f}, C44 = {C[3, 3]:.1f} GPa"
 
     _property(args, console, "elastic", compute)
@@ -275,8 +207,7 @@ def _vibrations(args, console):
         frequencies = vibrational_frequencies(relax(atoms, calc, fmax=1e-4), calc).tolist()
         return frequencies, "(its own minimum) " + " ".join(f"{f:.0f}" for f in frequencies) + " cm⁻¹"
 
-    _property(args, console, "vibrations", compute)
-    _plot_frequencies(Path(args.output) / "vibrations.json", Path(args.output) / "vibrations.png")
+    figures.frequencies_plot(_property(args, console, "vibrations", compute), Path(args.output) / "vibrations.png")
 
 
 def _phonons(args, console):

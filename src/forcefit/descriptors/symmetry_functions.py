@@ -135,7 +135,6 @@ class SymmetryFunctions(torch.nn.Module):
         ∂f_c/∂r_d and dA/dcos θ."""
         eta = self._p(n, "er_eta")
         rs = self._p(n, "rs_unique")
-        rc = self._p(n, "rc_unique")
         legs = [vp] if kind == "radial" else [vp, vq] + ([vq - vp] if kind == "narrow" else [])
         out = {"distance": [], "offset": [], "fc": [], "fc_slope": []}  # offsets r_d − r_s per distinct r_s
         distance2 = 0.0

@@ -25,6 +25,8 @@ from ase.eos import EquationOfState
 from ase.filters import FrechetCellFilter
 from ase.optimize import BFGS
 
+from forcefit.reports import figures
+
 VOIGT = [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)]
 
 
@@ -116,29 +118,5 @@ def phonon_frequencies(atoms, calculator, supercell=None, qpoints: dict | None =
         ph.read(acoustic=True)
         out = {name: np.sort(ph.band_structure([q])[0]) * 1000.0 for name, q in qpoints.items()}
         if plot:
-            _plot_phonons(ph, atoms, plot)
+            figures.phonon_plot(ph, atoms, plot)
     return out
-
-
-def _plot_phonons(ph, atoms, path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ase.spectrum.band_structure import BandStructure
-
-    bandpath = atoms.cell.bandpath(npoints=100)
-    bands = ph.get_band_structure(bandpath)
-    bands = BandStructure(bandpath, bands.energies * 1000.0)  # meV, as the printed energies
-    dos = ph.get_dos(kpts=(12, 12, 12)).sample_grid(npts=300, width=1e-3)
-    fig = plt.figure(figsize=(8, 4))
-    ax = fig.add_axes([0.1, 0.12, 0.6, 0.8])
-    bands.plot(ax=ax, emin=0.0, emax=1.1 * bands.energies.max(), ylabel="energy (meV)")
-    dos_ax = fig.add_axes([0.74, 0.12, 0.22, 0.8])
-    dos_ax.fill_betweenx(dos.get_energies() * 1000.0, 0, dos.get_weights(), color="grey")
-    dos_ax.set_ylim(ax.get_ylim())
-    dos_ax.set_yticks([])
-    dos_ax.set_xlabel("DOS")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
