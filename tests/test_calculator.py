@@ -62,3 +62,12 @@ def test_energy_drift_of_a_known_trajectory():
     t = np.linspace(0.0, 2.0, 101)  # ps
     total = 5.0 + 0.003 * 10 * t  # 10 atoms drifting 3 meV/atom/ps
     assert np.isclose(energy_drift(t, total, 10), 3.0)
+
+
+def test_the_calculator_leaves_the_callers_model_as_it_was():
+    model = tiny_bpnn().train()
+    atoms = water_cluster(2).to_atoms()
+    atoms.calc = Calculator(model)
+    atoms.get_forces()
+    assert model.training and all(p.requires_grad for p in model.parameters())
+    assert all(p.grad is None for p in model.parameters()), "no gradient with respect to the weights was accumulated"

@@ -98,3 +98,16 @@ def test_committee_stress_is_the_members_mean():
     cell.calc = Calculator(Committee(models))
     assert np.allclose(cell.get_stress(), np.mean(stresses, axis=0), rtol=1e-12, atol=1e-14)
     assert cell.calc.results["max_force_std"] > 0
+
+
+def test_committee_evaluates_descriptors_once_per_step_and_reports_its_spread(monkeypatch):
+    committee = Committee(members())
+    calls = []
+    original = type(committee.descriptor).forward
+    monkeypatch.setattr(type(committee.descriptor), "forward", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    cell = water_cell(3).to_atoms()
+    cell.calc = Calculator(committee)
+    cell.get_stress()
+    assert len(calls) == 1, "energy, forces, stress and the spread come from one descriptor evaluation"
+    assert cell.calc.get_property("energy_std") >= 0 and cell.calc.get_property("forces_std").shape == (len(cell),)
+    assert cell.calc.get_property("extrapolating_atoms").shape == (len(cell),)

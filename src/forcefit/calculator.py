@@ -28,14 +28,15 @@ from forcefit.structures import Structure
 
 
 class Calculator(AseCalculator):
-    implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
+    implemented_properties = ["energy", "free_energy", "energies", "forces", "stress", "energy_std", "forces_std",
+                              "max_force_std", "extrapolation", "extrapolating_atoms", "extrapolation_per_function"]
 
     def __init__(self, model, min_distance: float = MIN_DISTANCE, **kwargs):
+        """`model` is used as it is, never changed (forces come from gradients with respect
+        to positions only); atoms closer than `min_distance` Å are refused."""
         super().__init__(**kwargs)
         self.min_distance = min_distance
-        self.model = model.eval()
-        for parameter in self.model.parameters():
-            parameter.requires_grad_(False)
+        self.model = model
 
     @classmethod
     def load(cls, path, trust_code: bool = False, **kwargs) -> "Calculator":
@@ -49,14 +50,14 @@ class Calculator(AseCalculator):
         graph = self.model.graph(structure)
         wants_stress = bool(structure.pbc.all()) and "stress" in properties
         if self.model.has_members:
-            members = self.model.member_predictions(graph)  # descriptors once for all members
+            members = self.model.member_predictions(graph, stress=wants_stress)  # descriptors once, for everything
             stats = spread(members["energy"], members["forces"], members["reference_energy"])
             energy, forces, features = float(stats["energy"][0]), stats["forces"], members["features"]
             atom_energies = members["atom_energies"].mean(dim=0)
+            stress = members["stress"].mean(dim=0) if wants_stress else None
             self.results["energy_std"] = float(stats["energy_std"][0])
             self.results["forces_std"] = stats["forces_std"].double().numpy()
             self.results["max_force_std"] = float(stats["forces_std"].max())
-            stress = predict(self.model, graph, forces=False, stress=True).stress if wants_stress else None
         else:
             prediction = predict(self.model, graph, forces=True, stress=wants_stress)
             energy, forces, features = float(prediction.energy[0]), prediction.forces, prediction.features

@@ -35,7 +35,7 @@ def _train(args, console):
 
 
 def _evaluate(args, console):
-    from forcefit.config import unit_value
+    from forcefit.units import unit_value
     from forcefit.io import read_structures
     from forcefit.models.saving import load_model
     from forcefit.reports.evaluation import evaluate_splits
@@ -53,31 +53,9 @@ def _evaluate(args, console):
 
 
 def _read_structure(args):
-    """The starting structure of md/relax/properties: any file ASE reads, with n2p2
-    input.data read by forcefit's reader in the units the user states (ASE would
-    assume Bohr). Lengths are converted with --length-unit for every format."""
-    from ase.io import read
+    from forcefit.io import read_atoms
 
-    from forcefit.config import unit_value
-    from forcefit.io import guess_format, read_structures
-
-    if guess_format(args.structure) == "input.data":
-        if args.length_unit is None:
-            raise ValueError(f"{args.structure}: n2p2 input.data carries no units; state them with --length-unit (e.g. bohr or angstrom)")
-        structures = read_structures(args.structure, length_unit=unit_value(args.length_unit, "--length-unit"), require_labels=False)
-        try:
-            return structures[int(args.index)].to_atoms()
-        except (ValueError, IndexError):
-            raise ValueError(f"{args.structure}: --index {args.index} does not name one of its {len(structures)} configurations") from None
-    atoms = read(args.structure, index=args.index)
-    if not hasattr(atoms, "positions"):
-        raise ValueError(f"{args.structure}: --index {args.index} selects several frames; give one")
-    scale = unit_value(args.length_unit, "--length-unit") if args.length_unit is not None else 1.0
-    if scale != 1.0:
-        atoms.set_cell(atoms.cell * scale)
-        atoms.positions *= scale
-    atoms.calc = None
-    return atoms
+    return read_atoms(args.structure, args.index, args.length_unit)
 
 
 def _md(args, console):
@@ -223,7 +201,7 @@ def _phonons(args, console):
 
 
 def _import_n2p2(args, console):
-    from forcefit.config import unit_value
+    from forcefit.units import unit_value
     from forcefit.interop.n2p2 import load_potential
     from forcefit.models.saving import save_model
 
@@ -235,7 +213,7 @@ def _import_n2p2(args, console):
 
 
 def _export_n2p2(args, console):
-    from forcefit.config import unit_value
+    from forcefit.units import unit_value
     from forcefit.interop.n2p2 import save_potential
     from forcefit.models.saving import load_model
 

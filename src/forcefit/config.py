@@ -14,29 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-from ase import units
+
+from forcefit.units import unit_value
 
 
 OUTLIER_POLICIES = ("error", "exclude", "keep")  # what training does with suspicious labels (training/screen.py)
-NAMED_UNITS = {"angstrom": 1.0, "Å": 1.0, "bohr": units.Bohr, "nm": 10.0, "ev": 1.0, "hartree": units.Hartree, "ry": units.Rydberg,
-               "kcal/mol": units.kcal / units.mol, "kj/mol": units.kJ / units.mol}
-
-
-def unit_value(value, key: str) -> float:
-    """A unit as a positive number (Å or eV per file unit), a numeric string, or a name like 'bohr'."""
-    if isinstance(value, str):
-        named = {k.lower(): v for k, v in NAMED_UNITS.items()}
-        if value.lower() in named:
-            return named[value.lower()]
-        try:
-            value = float(value)
-        except ValueError:
-            raise ValueError(f"{key}: {value!r} is not a number or one of {sorted(NAMED_UNITS)}") from None
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 and value != float("inf"):
-        return float(value)
-    raise ValueError(f"{key}: {value!r} is not a positive number or one of {sorted(NAMED_UNITS)}")
-
-
 @dataclass
 class DataConfig:
     train: str | list[str] = ""  # a file (extxyz, ASE .db, input.data) or a list of files

@@ -46,4 +46,32 @@ def read_structures(path, *, format: str | None = None, length_unit: float = 1.0
     return structures
 
 
-__all__ = ["guess_format", "read_structures", "read_extxyz", "write_extxyz", "read_input_data", "write_input_data"]
+def read_atoms(path, index: str | int = 0, length_unit: float | str | None = None):
+    """One starting structure (ASE Atoms, no labels) for MD, relaxation or properties: any
+    file ASE reads, and n2p2 input.data through forcefit's reader in the units the caller
+    states (ASE would assume Bohr). `length_unit` (Å per file unit, or a name) converts
+    the lengths of every format; `index` picks the frame (0 = first, −1 = last)."""
+    from ase.io import read
+
+    from forcefit.units import unit_value
+
+    scale = 1.0 if length_unit is None else unit_value(length_unit, "length unit")
+    if guess_format(path) == "input.data":
+        if length_unit is None:
+            raise ValueError(f"{path}: n2p2 input.data carries no units; state them (--length-unit bohr or angstrom)")
+        structures = read_input_data(path, length_unit=scale, energy_unit=1.0, require_labels=False)
+        try:
+            return structures[int(index)].to_atoms()
+        except (ValueError, IndexError):
+            raise ValueError(f"{path}: frame {index} is not one of its {len(structures)} configurations") from None
+    atoms = read(path, index=index)
+    if not hasattr(atoms, "positions"):
+        raise ValueError(f"{path}: index {index} selects several frames; give one")
+    if scale != 1.0:
+        atoms.set_cell(atoms.cell * scale)
+        atoms.positions *= scale
+    atoms.calc = None
+    return atoms
+
+
+__all__ = ["read_atoms", "guess_format", "read_structures", "read_extxyz", "write_extxyz", "read_input_data", "write_input_data"]

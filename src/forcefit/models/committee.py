@@ -54,27 +54,31 @@ class Committee(Potential):
     def atom_energies_from_features(self, features: Tensor, species: Tensor) -> Tensor:
         return torch.stack([m.atom_energies_from_features(features, species) for m in self.members]).mean(dim=0)
 
-    def member_predictions(self, batch) -> dict:
+    def member_predictions(self, batch, stress: bool = False) -> dict:
         """Every member's prediction from one evaluation of the descriptors:
         energy (M, n_structures) the members' Σ E_i, reference_energy (M, n_structures)
         the same minus each member's b, atom_energies (M, n_atoms),
-        forces (M, n_atoms, 3), and the shared features (n_atoms, n_features) or None."""
+        forces (M, n_atoms, 3), with `stress` stress (M, n_structures, 3, 3), and the shared
+        features (n_atoms, n_features) or None."""
         batch = batch.to(self.energy_offset.dtype)
         vectors = batch.vectors().requires_grad_(True)
         species = self.species(batch.numbers)
         with torch.enable_grad():
             features = self.features(batch, vectors) if self.uses_descriptors else None
-            energies, reference_energies, atom_energies, forces = [], [], [], []
+            energies, reference_energies, atom_energies, forces, stresses = [], [], [], [], []
             for member in self.members:
                 atom = member.atom_energies_from_features(features, species) if self.uses_descriptors else member.atom_energies(batch, vectors)
                 energy = atom.new_zeros(batch.n_structures).index_add(0, batch.structure_index, atom)
                 (gradient,) = torch.autograd.grad(atom.sum(), vectors, retain_graph=True)
-                member_forces, _ = assemble(batch, vectors.detach(), gradient, stress=False)
+                member_forces, member_stress = assemble(batch, vectors.detach(), gradient, stress=stress)
                 energies.append(energy.detach())
                 reference_energies.append((energy - member.energy_offset).detach())
                 atom_energies.append(atom.detach())
                 forces.append(member_forces.detach())
-        return {"energy": torch.stack(energies), "reference_energy": torch.stack(reference_energies), "atom_energies": torch.stack(atom_energies), "forces": torch.stack(forces),
+                if stress:
+                    stresses.append(member_stress.detach())
+        return {"energy": torch.stack(energies), "reference_energy": torch.stack(reference_energies),
+                "stress": torch.stack(stresses) if stress else None, "atom_energies": torch.stack(atom_energies), "forces": torch.stack(forces),
                 "features": None if features is None else features.detach()}
 
     def outside_range(self, features: Tensor, species: Tensor) -> Tensor:

@@ -12,7 +12,10 @@ counted (`n_nonfinite`) and the statistics it enters become NaN.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
+import torch
 from ase import units
 
 from forcefit.data import collate
@@ -50,6 +53,35 @@ def collect(model, graphs: list, batch_size: int = 64) -> dict:
             np.add.at(counts, batch.structure_index.numpy(), outside)
         out["extrapolating_atoms"].append(counts)
     return {k: np.concatenate(v) for k, v in out.items()}
+
+
+class ErrorSums:
+    """Running sums of squared errors over batches, for the RMSEs printed every epoch:
+    energy per atom on the reference's scale (meV/atom) and force components (meV/Å).
+    Unlabelled entries are skipped; a non-finite prediction makes its RMSE NaN."""
+
+    def __init__(self) -> None:
+        self.energy = self.forces = 0.0
+        self.n_energy = self.n_forces = 0
+
+    def add(self, prediction, batch) -> None:
+        with torch.no_grad():
+            labelled = ~torch.isnan(batch.ref_energy)
+            error = ((prediction.reference_energy - batch.ref_energy) / batch.n_atoms).double()[labelled]
+            self.energy += float((error**2).sum())
+            self.n_energy += error.numel()
+            if prediction.forces is not None:
+                labelled = ~torch.isnan(batch.ref_forces)
+                error = (prediction.forces - batch.ref_forces).double()[labelled]
+                self.forces += float((error**2).sum())
+                self.n_forces += error.numel()
+
+    def rmse(self) -> tuple[float, float]:
+        """(energy RMSE meV/atom, force RMSE meV/Å); NaN where nothing was counted."""
+        def root(total, count):
+            return 1000.0 * math.sqrt(total / count) if count else float("nan")
+
+        return root(self.energy, self.n_energy), root(self.forces, self.n_forces)
 
 
 def _mae_rmse(errors: np.ndarray) -> tuple[float, float]:

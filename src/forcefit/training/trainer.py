@@ -28,6 +28,7 @@ from forcefit.models.forces import predict
 from forcefit.models.saving import atomic_save
 from forcefit.config import TrainingConfig
 from forcefit.training.loss import force_matching_loss, loss_weights
+from forcefit.training.metrics import ErrorSums
 
 
 class Trainer:
@@ -128,24 +129,17 @@ class Trainer:
 
     def evaluate(self, graphs: list) -> tuple[float, float, float]:
         """(loss, energy RMSE meV/atom, force RMSE meV/Å) in one pass over `graphs`."""
-        total = e_sq = f_sq = 0.0
-        n_e = n_f = 0
+        total, errors = 0.0, ErrorSums()
         for start in range(0, len(graphs), 64):
             batch = collate(graphs[start : start + 64])
             prediction = predict(self.model, batch, forces=True, stress=self.weights.stress > 0)
             total += float(force_matching_loss(prediction, batch, self.weights)) * batch.n_structures
-            e_err = ((prediction.reference_energy - batch.ref_energy) / batch.n_atoms).double()
-            e_err = e_err[torch.isfinite(e_err)]
-            f_err = (prediction.forces - batch.ref_forces).double()
-            f_err = f_err[torch.isfinite(f_err)]
-            e_sq, n_e = e_sq + float((e_err**2).sum()), n_e + e_err.numel()
-            f_sq, n_f = f_sq + float((f_err**2).sum()), n_f + f_err.numel()
-        return total / len(graphs), _rmse(e_sq, n_e), _rmse(f_sq, n_f)
+            errors.add(prediction, batch)
+        return (total / len(graphs), *errors.rmse())
 
     def _epoch_adam(self, order, progress, task) -> tuple[float, float, float]:
         size = self.config.batch_size
-        loss_sum = e_sq = f_sq = 0.0
-        n_e = n_f = 0
+        loss_sum, errors = 0.0, ErrorSums()
         for start in range(0, len(order), size):
             indices = order[start : start + size]
             self.optimizer.zero_grad(set_to_none=True)
@@ -153,18 +147,9 @@ class Trainer:
             loss.backward()
             self.optimizer.step()
             loss_sum += loss.item() * len(indices)
-            with torch.no_grad():
-                e_err = ((prediction.reference_energy - batch.ref_energy) / batch.n_atoms).double()
-                e_err = e_err[torch.isfinite(e_err)]
-                e_sq += float((e_err**2).sum())
-                n_e += e_err.numel()
-                if prediction.forces is not None:
-                    f_err = (prediction.forces - batch.ref_forces).double()
-                    f_err = f_err[torch.isfinite(f_err)]
-                    f_sq += float((f_err**2).sum())
-                    n_f += f_err.numel()
+            errors.add(prediction, batch)
             progress.advance(task)
-        return loss_sum / len(order), _rmse(e_sq, n_e), _rmse(f_sq, n_f)
+        return (loss_sum / len(order), *errors.rmse())
 
     def _epoch_lbfgs(self, progress, task) -> tuple[float, float, float]:
         everything = np.arange(len(self.train))
@@ -286,8 +271,3 @@ def _non_finite_structures(prediction, batch) -> list[bool]:
             atom_bad = (~torch.isfinite(prediction.forces) | torch.isinf(batch.ref_forces)).any(dim=1)
         structure_bad = torch.zeros(batch.n_structures, dtype=torch.bool).index_put((batch.structure_index,), atom_bad, accumulate=True)
         return (energy_bad | structure_bad).tolist()
-
-
-def _rmse(sum_of_squares: float, count: int) -> float:
-    """Root mean square in milli-units (meV/atom, meV/Å); NaN when nothing was counted."""
-    return 1000.0 * math.sqrt(sum_of_squares / count) if count else float("nan")
