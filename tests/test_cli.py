@@ -218,3 +218,20 @@ def test_config_errors_leave_no_run_directory_and_info_describes_a_model(tmp_pat
     import forcefit
 
     assert f"written by forcefit {forcefit.__version__}" in out and "elements ['H', 'C', 'O']" in out and "energy offset b" in out
+
+
+def test_keys_of_another_model_kind_are_refused_not_ignored(tmp_path):
+    from forcefit.training.run import build_model
+    from forcefit.io import read_structures
+
+    structures = read_structures(DATA)[:2]
+    for model, message in (
+        ({"kind": "bpnn", "cutoff_mode": "smooth"}, r"model.cutoff_mode not used by kind 'bpnn'"),
+        ({"kind": "bpnn", "parameters": [1, 2]}, r"model.parameters not used by kind 'bpnn'"),
+        ({"kind": "lj", "hidden": [4], "parameters": {"H-H": {"epsilon": 1, "sigma": 1}}}, r"model.hidden not used by kind 'lj'"),
+        ({"kind": "lj", "parameters": [1, 2]}, r"parameters must map each element pair to its values"),
+        ({"kind": "lj", "cutoff_mode": "smooth", "parameters": {"H-H": {"epsilon": 1, "sigma": 1}}}, r"cutoff_mode 'smooth': choose one of"),
+        ({"kind": "morse", "parameters": {"H-H": {"D": 1, "alpha": 1, "r0": 1, "eps": 2}}}, r"unknown parameter\(s\) \['H-H.eps'\]"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            build_model(config_from_dict({"data": {"train": DATA}, "model": model}), structures)

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from forcefit.data import Batch, collate, make_graph
 from forcefit.descriptors.scaling import FeatureScaling
-from forcefit.descriptors.symmetry_functions import SymmetryFunctions
+from forcefit.descriptors.symmetry_functions import SymmetryFunction, SymmetryFunctions, generate_symmetry_functions
 
 
 class Potential(torch.nn.Module):
@@ -39,6 +39,31 @@ class Potential(torch.nn.Module):
             table[atomic_numbers[e]] = n
         self.register_buffer("species_table", table, persistent=False)
         self.energy_offset = torch.nn.Parameter(torch.zeros((), dtype=torch.float64))
+
+    # ModelConfig keys this kind reads besides kind, elements, cutoff and dtype: any other key
+    # set away from its default is a mistake (say, `hidden` for a pair potential) and refused.
+    config_keys: tuple[str, ...] = ()
+
+    @classmethod
+    def from_model_config(cls, m, elements: list[str]) -> "Potential":
+        """Build this kind from the `model` section of a run config (a ModelConfig)."""
+        cls.check_model_config(m)
+        return cls._from_model_config(m, elements)
+
+    @classmethod
+    def _from_model_config(cls, m, elements: list[str]) -> "Potential":
+        raise ValueError(f"model.kind {cls.kind!r} cannot be built from a config section")
+
+    @classmethod
+    def check_model_config(cls, m) -> None:
+        import dataclasses
+
+        common = {"kind", "elements", "cutoff", "dtype"}
+        unused = [f.name for f in dataclasses.fields(m) if f.name not in common and f.name not in cls.config_keys
+                  and getattr(m, f.name) != (f.default if f.default is not dataclasses.MISSING else f.default_factory())]
+        if unused:
+            raise ValueError(f"model: {', '.join(f'model.{k}' for k in unused)} not used by kind {cls.kind!r} "
+                             f"(its keys: {', '.join(sorted(common | set(cls.config_keys)))})")
 
     def graph(self, structure) -> "Batch":
         """The structure's neighbour graph (pairs and triplets) within this model's cutoffs."""
@@ -74,6 +99,18 @@ class DescriptorPotential(Potential):
     with training-set statistics: the shared plumbing of the BPNN and the linear model."""
 
     uses_descriptors = True
+    config_keys = ("cutoff_type", "cutoff_alpha", "n_radial", "n_angular", "angular_kind", "zetas", "angular_grid", "r_min",
+                   "symmetry_functions", "scaling")
+
+    @staticmethod
+    def descriptor_from_model_config(m, elements: list[str]) -> SymmetryFunctions:
+        """The symmetry functions a config asks for: an explicit list, or the generator's."""
+        if m.symmetry_functions:
+            functions = [SymmetryFunction(**f) for f in m.symmetry_functions]
+        else:
+            functions = generate_symmetry_functions(elements, m.cutoff, m.n_radial, m.n_angular, m.r_min, m.angular_kind,
+                                                    tuple(m.zetas), m.angular_grid)
+        return SymmetryFunctions(elements, functions, m.cutoff_type, m.cutoff_alpha)
 
     def __init__(self, descriptor, scaling: dict | None = None):
         if isinstance(descriptor, dict):

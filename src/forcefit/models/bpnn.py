@@ -75,6 +75,11 @@ class ElementNetwork(torch.nn.Sequential):
 
 class BPNN(DescriptorPotential):
     kind = "bpnn"
+    config_keys = DescriptorPotential.config_keys + ("hidden", "activation")
+
+    @classmethod
+    def _from_model_config(cls, m, elements: list[str]) -> "BPNN":
+        return cls(cls.descriptor_from_model_config(m, elements), hidden=m.hidden, activation=m.activation, scaling={"mode": m.scaling})
 
     def __init__(
         self,

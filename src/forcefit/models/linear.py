@@ -28,6 +28,10 @@ class LinearModel(DescriptorPotential):
     kind = "linear"
     closed_form = True
 
+    @classmethod
+    def _from_model_config(cls, m, elements: list[str]) -> "LinearModel":
+        return cls(cls.descriptor_from_model_config(m, elements), scaling={"mode": m.scaling})
+
     def __init__(self, descriptor: dict | SymmetryFunctions, scaling: dict | None = None):
         super().__init__(descriptor, scaling)
         descriptor = self.descriptor

@@ -31,6 +31,14 @@ class PairPotential(Potential):
     """Sums φ over the full neighbour list (each pair seen from both atoms, hence ½)."""
 
     parameter_names: tuple[str, ...] = ()
+    config_keys = ("parameters", "cutoff_mode", "switch_on", "mixing")
+    example = "{'Ar-Ar': {'epsilon': 0.01, 'sigma': 3.4}}"
+
+    @classmethod
+    def _from_model_config(cls, m, elements: list[str]) -> "PairPotential":
+        if not m.parameters:
+            raise ValueError(f"model.parameters: a {cls.kind} potential needs starting parameters per element pair, e.g. {cls.example}")
+        return cls(elements, m.cutoff, m.parameters, cutoff_mode=m.cutoff_mode, switch_on=m.switch_on, mixing=m.mixing)
 
     def __init__(self, elements: list[str], cutoff: float, parameters: dict, cutoff_mode: str = "switch", switch_on: float | None = None, mixing: str = "free"):
         super().__init__(elements, cutoff)
@@ -54,6 +62,12 @@ class PairPotential(Potential):
                     lo, hi = sorted((i, j))
                     table[i, j] = self.keys.index(f"{self.elements[lo]}-{self.elements[hi]}")
         self.register_buffer("pair_table", table, persistent=False)
+        if not isinstance(parameters, dict) or not all(isinstance(v, dict) for v in parameters.values()):
+            raise ValueError(f"{type(self).__name__}: parameters must map each {'element pair' if mixing == 'free' else 'element'} "
+                             f"to its values, e.g. {self.example}; got {parameters!r}")
+        unknown = [f"{k}.{name}" for k, v in parameters.items() for name in v if name not in self.parameter_names]
+        if unknown:
+            raise ValueError(f"{type(self).__name__}: unknown parameter(s) {unknown}; this form has {list(self.parameter_names)}")
         missing = [k for k in self.keys if k not in parameters]
         if missing:
             raise ValueError(f"{type(self).__name__}: no parameters for {missing}; give one entry per {'element pair' if mixing == 'free' else 'element'} as 'A-B' or 'A'")
@@ -137,6 +151,7 @@ class Morse(PairPotential):
 
     kind = "morse"
     parameter_names = ("D", "alpha", "r0")
+    example = "{'H-H': {'D': 4.5, 'alpha': 2.0, 'r0': 0.74}}"
 
     def phi(self, r, p):
         e = torch.exp(-p["alpha"] * (r - p["r0"]))
@@ -148,6 +163,16 @@ class CustomPair(PairPotential):
     params a dict of positive tensors named as in `parameters`."""
 
     kind = "pair"
+    config_keys = PairPotential.config_keys + ("function",)
+    example = "{'Ar-Ar': {'a': 0.1, 'b': 3.0}} with names your φ reads"
+
+    @classmethod
+    def _from_model_config(cls, m, elements: list[str]) -> "CustomPair":
+        if not m.function:
+            raise ValueError("model.function: a 'pair' potential needs its φ(r, params) as 'module:function'")
+        if not m.parameters:
+            raise ValueError(f"model.parameters: a pair potential needs starting parameters per element pair, e.g. {cls.example}")
+        return cls(elements, m.cutoff, m.parameters, function=m.function, cutoff_mode=m.cutoff_mode, switch_on=m.switch_on, mixing=m.mixing)
 
     def __init__(self, elements, cutoff, parameters, function: str, cutoff_mode="switch", switch_on=None, mixing="free"):
         module_name, _, name = function.partition(":")

@@ -21,10 +21,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from forcefit.config import Config, config_from_dict, fingerprint
 from forcefit.data import split_indices
-from forcefit.descriptors import SymmetryFunction, SymmetryFunctions, generate_symmetry_functions
 from forcefit.io import read_structures
 from forcefit.models import MODELS, Committee
-from forcefit.models.pair import PairPotential
 from forcefit.models.saving import atomic_write_text, save_model
 from forcefit.reports import figures
 from forcefit.reports.evaluation import evaluate_splits
@@ -70,28 +68,7 @@ def build_model(config: Config, structures) -> torch.nn.Module:
     missing = present - set(elements)
     if missing:
         raise ValueError(f"model.elements {elements} does not cover elements in the data: {sorted(missing)}")
-    cls = MODELS[m.kind]
-    if issubclass(cls, PairPotential):
-        if not m.parameters:
-            raise ValueError(f"model.parameters: a {m.kind} potential needs starting parameters per element pair, e.g. "
-                             "{'Ar-Ar': {'epsilon': 0.01, 'sigma': 3.4}} for lj or {'H-H': {'D': 4.5, 'alpha': 2.0, 'r0': 0.74}} for morse")
-        options = {"cutoff_mode": m.cutoff_mode, "switch_on": m.switch_on, "mixing": m.mixing}
-        if m.kind == "pair":
-            if not m.function:
-                raise ValueError("model.function: a 'pair' potential needs its φ(r, params) as 'module:function'")
-            options["function"] = m.function
-        model = cls(elements, m.cutoff, m.parameters, **options)
-    else:
-        if m.symmetry_functions:
-            functions = [SymmetryFunction(**f) for f in m.symmetry_functions]
-        else:
-            functions = generate_symmetry_functions(elements, m.cutoff, m.n_radial, m.n_angular, m.r_min, m.angular_kind, tuple(m.zetas), m.angular_grid)
-        descriptor = SymmetryFunctions(elements, functions, m.cutoff_type, m.cutoff_alpha)
-        if m.kind == "linear":
-            model = cls(descriptor)
-        else:
-            model = cls(descriptor, hidden=m.hidden, activation=m.activation, scaling={"mode": m.scaling})
-    return model.to(getattr(torch, m.dtype))
+    return MODELS[m.kind].from_model_config(m, elements).to(getattr(torch, m.dtype))
 
 
 def prepare(model, structures, console: Console | None = None, label: str = "") -> list:
