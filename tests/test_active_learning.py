@@ -3,14 +3,14 @@ import json
 
 import numpy as np
 import yaml
-from ase.io import read
-
 from al_reference import CountingLJ
+from ase.io import read
+from test_pair import argon_data
+
 from forcefit.cli import main
 from forcefit.io import write_extxyz
 from forcefit.models import LennardJones
 from forcefit.workflows.active_learning import select_frames
-from test_pair_linear import argon_data
 
 
 def test_selection_takes_the_largest_disagreements_with_spacing():

@@ -2,11 +2,10 @@
 from pathlib import Path
 
 import numpy as np
-
 import pytest
 import yaml
-
 from conftest import ROOT
+
 from forcefit.cli import main
 from forcefit.config import config_from_dict
 
@@ -81,12 +80,12 @@ def test_missing_file_is_reported_not_a_traceback(tmp_path, capsys):
 
 
 def test_every_model_kind_trains_from_yaml_and_runs_in_ase(tmp_path):
+    from forcefit.testing import evaluate
+    from test_pair import argon_data
+
     from forcefit.calculator import Calculator
     from forcefit.io import read_extxyz, write_extxyz
     from forcefit.models import LennardJones
-
-    from contracts import evaluate
-    from test_pair_linear import argon_data
 
     truth = LennardJones(["Ar"], 7.0, {"Ar-Ar": {"epsilon": 0.0104, "sigma": 3.40}})
     write_extxyz(tmp_path / "argon.extxyz", argon_data(truth, 10))
@@ -121,6 +120,7 @@ def test_mo_example_config_is_the_benchmark_setting():
     import importlib.util
 
     from conftest import shared_path
+
     from forcefit.config import load_config
 
     root = Path(__file__).resolve().parents[1]
@@ -140,10 +140,10 @@ def test_evaluate_reports_per_structure_and_per_group(tmp_path, capsys):
     """evaluate on an ASE database with config_type labels: predictions CSV (extensive model
     energy and the same on the reference's scale), tables per group, extrapolation counts,
     the worst structures; the same data as an extxyz gives the same numbers."""
-    import ase.db
     import csv
     import json
 
+    import ase.db
     from ase.io import read
 
     assert main(["train", str(tiny_config(tmp_path))]) == 0
@@ -221,8 +221,8 @@ def test_config_errors_leave_no_run_directory_and_info_describes_a_model(tmp_pat
 
 
 def test_keys_of_another_model_kind_are_refused_not_ignored(tmp_path):
-    from forcefit.training.run import build_model
     from forcefit.io import read_structures
+    from forcefit.training.run import build_model
 
     structures = read_structures(DATA)[:2]
     for model, message in (

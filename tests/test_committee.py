@@ -2,15 +2,13 @@
 import numpy as np
 import torch
 import yaml
-
 from conftest import tiny_bpnn, water_cell, water_cluster
-from contracts import check_contract
+from test_cli import DATA
+
 from forcefit.calculator import Calculator
 from forcefit.cli import main
 from forcefit.models import Committee
 from forcefit.models.saving import load_model, save_model
-
-from test_cli import DATA
 
 
 def members():
@@ -44,10 +42,6 @@ def test_committee_mean_and_spread_match_its_members(tmp_path):
     save_model(committee, tmp_path / "c.ffm")
     atoms.calc = Calculator.load(tmp_path / "c.ffm")
     assert atoms.get_potential_energy() == energy
-
-
-def test_committee_passes_the_contract():
-    check_contract(Committee(members()), water_cluster(5), water_cell())
 
 
 def test_train_a_committee_from_yaml_and_resume(tmp_path):

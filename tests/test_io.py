@@ -2,9 +2,15 @@
 import numpy as np
 import pytest
 from ase import units
-
 from conftest import ROOT, water_cell, water_cluster
-from forcefit.io import read_extxyz, read_input_data, read_structures, write_extxyz, write_input_data
+
+from forcefit.io import (
+    read_extxyz,
+    read_input_data,
+    read_structures,
+    write_extxyz,
+    write_input_data,
+)
 
 ETHANOL = ROOT / "data" / "ethanol_gfn2xtb_500K.extxyz"
 

@@ -4,8 +4,8 @@ import pytest
 from ase.build import bulk
 from ase.calculators.emt import EMT
 from ase.io import read
-
 from test_cli import DATA
+
 from forcefit.workflows.md import LOG_COLUMNS, partial_distributions, run_md
 
 

@@ -4,8 +4,8 @@ import sys
 import numpy as np
 import pytest
 import torch
-
 from conftest import tiny_bpnn, water_cluster
+
 from forcefit.models.forces import predict
 from forcefit.models.saving import checksum, load_model, model_to_dict, save_model
 

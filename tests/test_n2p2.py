@@ -3,13 +3,13 @@ import numpy as np
 import pytest
 import torch
 from ase import units
-
 from conftest import n2p2_bin, shared_path, tiny_bpnn, water_cell, water_cluster
 from test_cli import DATA
+
 from forcefit.calculator import Calculator
 from forcefit.cli import main
-from forcefit.io import read_input_data
 from forcefit.interop.n2p2 import load_potential, save_potential
+from forcefit.io import read_input_data
 from forcefit.models.forces import predict
 from forcefit.models.saving import load_model
 

@@ -7,7 +7,14 @@ from ase.calculators.emt import EMT
 from forcefit.calculator import Calculator
 from forcefit.models import Morse
 from forcefit.structures import Structure
-from forcefit.workflows.properties import default_supercell, elastic_constants, equation_of_state, phonon_frequencies, relax, vibrational_frequencies
+from forcefit.workflows.properties import (
+    default_supercell,
+    elastic_constants,
+    equation_of_state,
+    phonon_frequencies,
+    relax,
+    vibrational_frequencies,
+)
 
 
 def test_morse_dimer_frequency_is_analytic():
@@ -45,8 +52,8 @@ def test_property_commands_write_reports(tmp_path, capsys):
     import json
 
     from ase.io import write
-
     from conftest import tiny_bpnn, water_cell
+
     from forcefit.cli import main
     from forcefit.models.saving import save_model
 

@@ -5,15 +5,15 @@ import pytest
 import torch
 import yaml
 from ase.io import read, write
-
 from conftest import tiny_bpnn, water_cluster
+from test_cli import DATA, tiny_config
+
 from forcefit.calculator import Calculator
 from forcefit.cli import main
 from forcefit.data import make_graph
 from forcefit.models.saving import save_model
 from forcefit.training.metrics import collect, error_statistics
 from forcefit.workflows.md import run_md
-from test_cli import DATA, tiny_config
 
 
 def config_with(tmp_path, frames, **data):
@@ -141,9 +141,10 @@ def test_md_stops_when_it_leaves_the_model_or_heats_up(tmp_path, capsys):
 def test_nan_predictions_stop_training_naming_the_structure():
     """Missing labels are masked, but a NaN prediction (e.g. from NaN descriptors) is not
     turned into a zero error: the loss becomes NaN and training stops naming the frame."""
+    from test_training import ethanol, ethanol_model
+
     from forcefit.config import TrainingConfig
     from forcefit.training.trainer import Trainer
-    from test_training import ethanol, ethanol_model
 
     model, graphs = ethanol_model(ethanol(16))
     graphs[5].features[0, 0] = float("nan")

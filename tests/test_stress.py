@@ -5,8 +5,8 @@ import torch
 from ase import units
 from ase.build import bulk
 from ase.calculators.emt import EMT
-
 from conftest import shared_path, water_cluster
+
 from forcefit.data import collate
 from forcefit.descriptors import SymmetryFunctions, generate_symmetry_functions
 from forcefit.io import read_structures, write_extxyz

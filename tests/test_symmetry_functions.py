@@ -5,10 +5,15 @@ import numpy as np
 import pytest
 import torch
 from ase.neighborlist import neighbor_list
-
 from conftest import tiny_functions, water_cell, water_cluster
+
 from forcefit.data import make_graph
-from forcefit.descriptors import SymmetryFunction, SymmetryFunctions, cutoff_function, generate_symmetry_functions
+from forcefit.descriptors import (
+    SymmetryFunction,
+    SymmetryFunctions,
+    cutoff_function,
+    generate_symmetry_functions,
+)
 
 SYMBOL = {1: "H", 8: "O"}
 

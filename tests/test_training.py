@@ -4,14 +4,14 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from conftest import ROOT, tiny_bpnn, water_cluster
+
+from forcefit.config import TrainingConfig
 from forcefit.data import collate
 from forcefit.descriptors import SymmetryFunctions, generate_symmetry_functions
 from forcefit.io import read_extxyz
 from forcefit.models import BPNN, predict
 from forcefit.models.saving import load_model, save_model
-from forcefit.config import TrainingConfig
 from forcefit.training.trainer import Trainer
 
 ETHANOL = ROOT / "data" / "ethanol_gfn2xtb_500K.extxyz"

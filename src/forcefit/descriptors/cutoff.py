@@ -40,8 +40,9 @@ def cutoff_function(r: torch.Tensor, rc: torch.Tensor | float, kind: str, alpha:
     if kind == "hard":
         return inside.to(r.dtype)
     rci = alpha * rc
-    # clamp keeps x in [0, 1) so that no branch produces inf/NaN gradients
-    x = ((r - rci) / (rc - rci)).clamp(0.0, 1.0 - 1e-12)
+    # clamp keeps x in [0, 1) in the working precision (1 − 1e-12 is 1.0 in float32), so that
+    # no branch produces inf/NaN gradients (exp: 1/(1 − x²) stays finite)
+    x = ((r - rci) / (rc - rci)).clamp(0.0, 1.0 - torch.finfo(r.dtype).eps)
     if kind == "cos":
         f = 0.5 * (torch.cos(math.pi * x) + 1.0)
     elif kind == "exp":
