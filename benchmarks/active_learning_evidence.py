@@ -21,6 +21,7 @@ on the test frames (per frame: max σ_F vs max |ΔF|; per atom: σ_F,i vs |ΔF_i
 
 Writes benchmarks/results/active_learning_evidence.{md,png,json}.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,13 +36,13 @@ import torch
 from rich.console import Console
 from scipy.stats import spearmanr
 
+from forcefit.config import TrainingConfig
 from forcefit.data import collate
 from forcefit.descriptors import SymmetryFunctions, generate_symmetry_functions
 from forcefit.io import read_extxyz
 from forcefit.models import BPNN, Committee
 from forcefit.models.committee import spread
 from forcefit.training.metrics import collect, error_statistics
-from forcefit.config import TrainingConfig
 from forcefit.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,8 +71,9 @@ def committee_on(graphs, descriptor, epochs, seed) -> Committee:
         member_graphs = [graphs[i] for i in np.sort(subset)]
         model = BPNN(descriptor, hidden=[24, 24])
         model.initialise(member_graphs)
-        config = TrainingConfig(epochs=epochs, batch_size=8, learning_rate=3e-3, lr_patience=15, early_stopping=epochs,
-                                energy_weight=1000.0, seed=seed + k)
+        config = TrainingConfig(
+            epochs=epochs, batch_size=8, learning_rate=3e-3, lr_patience=15, early_stopping=epochs, energy_weight=1000.0, seed=seed + k
+        )
         Trainer(model, member_graphs, [], config, console=Console(quiet=True)).fit()
         members.append(model)
     return Committee(members)
@@ -137,7 +139,9 @@ def one_experiment(repeat: int, rounds: int, epochs: int):
             curve.append((len(chosen), mae))
             console.print(f"repeat {repeat} {strategy:11s} round {round_}: {len(chosen):4d} labelled, test force MAE {mae:6.1f} meV/Å")
             if round_ == rounds:
-                regimes[strategy] = [error_statistics(collect(committee, part), ELEMENTS)["forces_mae"] for part in (test[:100], test[100:])]
+                regimes[strategy] = [
+                    error_statistics(collect(committee, part), ELEMENTS)["forces_mae"] for part in (test[:100], test[100:])
+                ]
                 break
             available = np.setdiff1d(np.arange(len(pool)), chosen)
             if strategy == "uncertainty":
@@ -182,10 +186,15 @@ def main() -> None:
     paired = curves["uncertainty"] - curves["random"]  # same starting set, same round
     paired_se = paired.std(axis=0, ddof=1) / np.sqrt(len(runs)) if len(runs) > 1 else np.zeros(len(counts))
     by_regime = {s: np.mean([run[2][s] for run in runs], axis=0) for s in ("uncertainty", "random")}
-    rho_frame, rho_atom = np.array([
-        (spearmanr(per_frame_max(sigma, owners, len(test)), per_frame_max(errors, owners, len(test))).statistic, spearmanr(sigma, errors).statistic)
-        for sigma, owners, errors in (run[3] for run in runs)
-    ]).T
+    rho_frame, rho_atom = np.array(
+        [
+            (
+                spearmanr(per_frame_max(sigma, owners, len(test)), per_frame_max(errors, owners, len(test))).statistic,
+                spearmanr(sigma, errors).statistic,
+            )
+            for sigma, owners, errors in (run[3] for run in runs)
+        ]
+    ).T
     sigma, _, errors = runs[0][3]
     lines = [
         f"Mean over {args.repeats} starting sets (± standard deviation); committee of {MEMBERS}, each member on "
@@ -195,13 +204,19 @@ def main() -> None:
         "|---|---|---|---|",
     ]
     for k, count in enumerate(counts):
-        lines.append(f"| {count} | {mean['uncertainty'][k]:.1f} ± {spread_of['uncertainty'][k]:.1f} | "
-                     f"{mean['random'][k]:.1f} ± {spread_of['random'][k]:.1f} | {paired.mean(axis=0)[k]:+.1f} ± {paired_se[k]:.1f} |")
+        lines.append(
+            f"| {count} | {mean['uncertainty'][k]:.1f} ± {spread_of['uncertainty'][k]:.1f} | "
+            f"{mean['random'][k]:.1f} ± {spread_of['random'][k]:.1f} | {paired.mean(axis=0)[k]:+.1f} ± {paired_se[k]:.1f} |"
+        )
     lower = int((paired[:, 1:] < 0).sum())
-    lines += ["", f"Uncertainty selection gave the lower error in {lower} of {paired[:, 1:].size} paired comparisons "
-              "(every starting set, every round after the first).", "",
-              "| error reached by random selection (meV/Å) | labels, random | labels, uncertainty (linear interpolation of the mean curve) |",
-              "|---|---|---|"]
+    lines += [
+        "",
+        f"Uncertainty selection gave the lower error in {lower} of {paired[:, 1:].size} paired comparisons "
+        "(every starting set, every round after the first).",
+        "",
+        "| error reached by random selection (meV/Å) | labels, random | labels, uncertainty (linear interpolation of the mean curve) |",
+        "|---|---|---|",
+    ]
     for count, target in list(zip(counts, mean["random"]))[1:]:
         needed = labels_to_reach(counts, mean["uncertainty"], target)
         lines.append(f"| {target:.1f} | {count} | {'> ' + str(counts[-1]) if needed is None else f'{needed:.0f}'} |")
@@ -222,7 +237,12 @@ def main() -> None:
     out = Path(__file__).with_name("results")
     out.mkdir(exist_ok=True)
     (out / "active_learning_evidence.md").write_text(table + "\n")
-    raw = {"labelled": counts, **{s: c.tolist() for s, c in curves.items()}, "spearman_per_frame": rho_frame.tolist(), "spearman_per_atom": rho_atom.tolist()}
+    raw = {
+        "labelled": counts,
+        **{s: c.tolist() for s, c in curves.items()},
+        "spearman_per_frame": rho_frame.tolist(),
+        "spearman_per_atom": rho_atom.tolist(),
+    }
     (out / "active_learning_evidence.json").write_text(json.dumps(raw, indent=1))
     import matplotlib
 

@@ -11,6 +11,7 @@ to GFN2-xTB; harmonic frequencies, each at its own minimum.
 
 Writes benchmarks/results/calibration.md.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,11 +22,10 @@ from ase.calculators.emt import EMT
 from rich.console import Console
 
 from forcefit.calculator import Calculator
-from forcefit.config import Config, DataConfig, ModelConfig
+from forcefit.config import Config, DataConfig, ModelConfig, TrainingConfig
 from forcefit.io import write_extxyz
+from forcefit.run import train_from_config
 from forcefit.structures import Structure
-from forcefit.training.run import train_from_config
-from forcefit.config import TrainingConfig
 from forcefit.workflows.properties import elastic_constants, equation_of_state, phonon_frequencies, relax, vibrational_frequencies
 from forcefit.workflows.reference import reference_calculator
 
@@ -51,9 +51,17 @@ def crystal_properties(calc) -> dict:
     eos = equation_of_state(cu, calc)
     C = elastic_constants(cu, calc)
     bands = phonon_frequencies(cu, calc, supercell=(4, 4, 4))
-    return {"a0 (Å)": cu.cell.lengths()[0] * np.sqrt(2), "B (GPa)": eos["bulk_modulus"], "C11 (GPa)": C[0, 0],
-            "C12 (GPa)": C[0, 1], "C44 (GPa)": C[3, 3], "X max (meV)": bands["X"].max(), "L max (meV)": bands["L"].max(),
-            "X min (meV)": bands["X"].min(), "L min (meV)": bands["L"].min()}
+    return {
+        "a0 (Å)": cu.cell.lengths()[0] * np.sqrt(2),
+        "B (GPa)": eos["bulk_modulus"],
+        "C11 (GPa)": C[0, 0],
+        "C12 (GPa)": C[0, 1],
+        "C44 (GPa)": C[3, 3],
+        "X max (meV)": bands["X"].max(),
+        "L max (meV)": bands["L"].max(),
+        "X min (meV)": bands["X"].min(),
+        "L min (meV)": bands["L"].min(),
+    }
 
 
 def main() -> None:
@@ -63,8 +71,9 @@ def main() -> None:
     config = Config(
         data=DataConfig(train=str(OUT / "cu_emt.extxyz"), split=[0.85, 0.15, 0.0]),
         model=ModelConfig(cutoff=5.0, n_radial=10, n_angular=4, r_min=1.8, hidden=[32, 32]),
-        training=TrainingConfig(epochs=400, batch_size=8, learning_rate=3e-3, lr_patience=20, early_stopping=60,
-                                energy_weight=5000.0, max_seconds=300),
+        training=TrainingConfig(
+            epochs=400, batch_size=8, learning_rate=3e-3, lr_patience=20, early_stopping=60, energy_weight=5000.0, max_seconds=300
+        ),
         output=str(OUT / "cu_bpnn"),
     )
     if (OUT / "cu_bpnn").exists():

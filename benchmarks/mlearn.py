@@ -14,6 +14,7 @@ to DFT's, which come from the same data: the slopes of the DFT stress against st
 over the "Elastic" frames with |strain| ≤ 2 % (their ions are not relaxed, so the DFT
 C44 is the clamped-ion one and is compared with the model's clamped-ion C44).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,9 +30,8 @@ from ase import units
 from ase.build import bulk
 from rich.console import Console
 
-from forcefit.config import Config, DataConfig, ModelConfig, config_from_dict
-from forcefit.training.run import train_from_config
-from forcefit.config import TrainingConfig
+from forcefit.config import Config, DataConfig, ModelConfig, TrainingConfig, config_from_dict
+from forcefit.run import train_from_config
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "mlearn"
 REFERENCE = {  # test E MAE meV/atom, F MAE eV/Å
@@ -49,8 +49,14 @@ SETTINGS = {
     ),
     "Mo": dict(
         model=dict(r_min=2.0, n_radial=16, n_angular=6, angular_grid="shifted", zetas=[1.0, 2.0, 4.0, 16.0], hidden=[64, 64]),
-        training=dict(epochs=1600, energy_weight=5000.0, early_stopping=600, stage_two_epochs=300, stage_two_energy_weight=100000.0,
-                      stage_two_learning_rate=2e-4),
+        training=dict(
+            epochs=1600,
+            energy_weight=5000.0,
+            early_stopping=600,
+            stage_two_epochs=300,
+            stage_two_energy_weight=100000.0,
+            stage_two_learning_rate=2e-4,
+        ),
     ),
 }
 
@@ -60,8 +66,16 @@ def config_for(element: str, max_seconds: float | None, out: Path) -> Config:
     return Config(
         data=DataConfig(train=str(SHARED / f"{element}_train.extxyz"), test=str(SHARED / f"{element}_test.extxyz"), split=[0.9, 0.1, 0.0]),
         model=ModelConfig(cutoff=5.2, cutoff_type="tanh", angular_kind="wide", activation="tanh", **settings["model"]),
-        training=TrainingConfig(batch_size=4, learning_rate=2e-3, lr_patience=60, lr_factor=0.5, force_weight=1.0,
-                                seed=0, max_seconds=max_seconds, **settings["training"]),
+        training=TrainingConfig(
+            batch_size=4,
+            learning_rate=2e-3,
+            lr_patience=60,
+            lr_factor=0.5,
+            force_weight=1.0,
+            seed=0,
+            max_seconds=max_seconds,
+            **settings["training"],
+        ),
         output=str(out / f"mlearn_{element}"),
     )
 
@@ -79,8 +93,13 @@ def dft_elastic_constants(path: Path) -> dict:
     ground = next(a for a in frames if "Ground state" in a.info["description"])
     slopes = {}
     for mode in (0, 3):
-        chosen = [ground] + [a for a in frames if (m := re.search(r"mode (\d+), strain ([-\d.]+)", a.info["description"]))
-                             and int(m.group(1)) == mode and abs(float(m.group(2))) <= 0.021]
+        chosen = [ground] + [
+            a
+            for a in frames
+            if (m := re.search(r"mode (\d+), strain ([-\d.]+)", a.info["description"]))
+            and int(m.group(1)) == mode
+            and abs(float(m.group(2))) <= 0.021
+        ]
         strains, stresses = [], []
         for a in chosen:
             deformation = np.linalg.solve(ground.cell.array, a.cell.array)
@@ -106,22 +125,39 @@ def model_elastic_constants(model) -> dict:
     crystal = relax(bulk("Si", "diamond", a=5.4687, cubic=True), calculator, cell=True, fmax=1e-5)
     relaxed = elastic_constants(crystal, calculator)
     clamped = elastic_constants(crystal, calculator, relax_ions=False)
-    return {"a0": float(crystal.cell.lengths()[0]), "C11": float(relaxed[0, 0]), "C12": float(relaxed[0, 1]), "C44": float(relaxed[3, 3]),
-            "C44_clamped": float(clamped[3, 3]), "B": float((relaxed[0, 0] + 2 * relaxed[0, 1]) / 3)}
+    return {
+        "a0": float(crystal.cell.lengths()[0]),
+        "C11": float(relaxed[0, 0]),
+        "C12": float(relaxed[0, 1]),
+        "C44": float(relaxed[3, 3]),
+        "C44_clamped": float(clamped[3, 3]),
+        "B": float((relaxed[0, 0] + 2 * relaxed[0, 1]) / 3),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--elements", nargs="+", default=["Si", "Mo"])
-    parser.add_argument("--max-seconds", type=float, default=None,
-                        help="wall-time budget of the main training stage (default: none; a fixed epoch count keeps runs reproducible)")
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=None,
+        help="wall-time budget of the main training stage (default: none; a fixed epoch count keeps runs reproducible)",
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default="runs/benchmarks")
-    parser.add_argument("--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE",
-                        help="override settings, e.g. training.energy_weight=2e4 model.hidden=[64,64]")
+    parser.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override settings, e.g. training.energy_weight=2e4 model.hidden=[64,64]",
+    )
     parser.add_argument("--stress-weight", type=float, default=0.0, help="train on the DFT stresses with this loss weight (eV/Å³ units)")
     parser.add_argument("--tag", default="", help="suffix of the result files (runs with other settings side by side)")
-    parser.add_argument("--resume", action="store_true", help="continue interrupted runs from their checkpoints (wall time then counts this process only)")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue interrupted runs from their checkpoints (wall time then counts this process only)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     console = Console()
@@ -141,24 +177,35 @@ def main() -> None:
         started = time.perf_counter()
         model, stats = train_from_config(config, resume=args.resume, console=console)
         wall = time.perf_counter() - started
-        results[element] = {"energy_mae": stats["test"]["energy_mae"], "forces_mae": stats["test"]["forces_mae"] / 1000.0,
-                            "stress_mae_GPa": stats["test"]["stress_mae"], "wall_seconds": wall}
+        results[element] = {
+            "energy_mae": stats["test"]["energy_mae"],
+            "forces_mae": stats["test"]["forces_mae"] / 1000.0,
+            "stress_mae_GPa": stats["test"]["stress_mae"],
+            "wall_seconds": wall,
+        }
         if element == "Si":
             results[element]["elastic_GPa"] = model_elastic_constants(model)
             results[element]["dft_elastic_GPa"] = dft_elastic_constants(SHARED / "Si_train.extxyz")
-    label = f"forcefit BPNN ({args.threads} thread{', stress weight %g' % args.stress_weight if args.stress_weight else ''})"
+    label = f"forcefit BPNN ({args.threads} thread{f', stress weight {args.stress_weight:g}' if args.stress_weight else ''})"
     lines = ["| element | model | test E MAE (meV/atom) | test F MAE (eV/Å) | test σ MAE (GPa) | wall time |", "|---|---|---|---|---|---|"]
     for element, r in results.items():
-        lines.append(f"| {element} | {label} | {r['energy_mae']:.2f} | {r['forces_mae']:.3f} | {r['stress_mae_GPa']:.3f} | {r['wall_seconds']:.0f} s |")
+        lines.append(
+            f"| {element} | {label} | {r['energy_mae']:.2f} | {r['forces_mae']:.3f} | {r['stress_mae_GPa']:.3f} | {r['wall_seconds']:.0f} s |"
+        )
         for name, (e, f) in REFERENCE[element].items():
             lines.append(f"| {element} | {name} | {e} | {f} | | |")
     if "Si" in results:
         m, d = results["Si"]["elastic_GPa"], results["Si"]["dft_elastic_GPa"]
-        lines += ["", "Diamond Si, GPa (model: relaxed cell, a0 = %.4f Å)" % m["a0"], "",
-                  "| | C11 | C12 | C44 (relaxed ions) | C44 (clamped ions) | B |", "|---|---|---|---|---|---|",
-                  f"| {label} | {m['C11']:.1f} | {m['C12']:.1f} | {m['C44']:.1f} | {m['C44_clamped']:.1f} | {m['B']:.1f} |",
-                  f"| DFT, slopes of the training data's Elastic frames | {d['C11']:.1f} | {d['C12']:.1f} | – | {d['C44_clamped']:.1f} | {d['B']:.1f} |",
-                  "| DFT as published by mlearn (quoted in issue 9) | | 57 | 74 | | |"]
+        lines += [
+            "",
+            f"Diamond Si, GPa (model: relaxed cell, a0 = {m['a0']:.4f} Å)",
+            "",
+            "| | C11 | C12 | C44 (relaxed ions) | C44 (clamped ions) | B |",
+            "|---|---|---|---|---|---|",
+            f"| {label} | {m['C11']:.1f} | {m['C12']:.1f} | {m['C44']:.1f} | {m['C44_clamped']:.1f} | {m['B']:.1f} |",
+            f"| DFT, slopes of the training data's Elastic frames | {d['C11']:.1f} | {d['C12']:.1f} | – | {d['C44_clamped']:.1f} | {d['B']:.1f} |",
+            "| DFT as published by mlearn (quoted in issue 9) | | 57 | 74 | | |",
+        ]
     table = "\n".join(lines)
     console.print(table)
     out = Path(__file__).with_name("results")

@@ -6,6 +6,7 @@ Neighbour lists are included (as in one MD step); file reading is not.
 
 n2p2 v2.3.0 on the same kind of machine, one thread: 0.51 s (../shared/README.md).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,8 +17,8 @@ from pathlib import Path
 import torch
 from ase import units
 
-from forcefit.io import read_input_data
 from forcefit.interop.n2p2 import load_potential
+from forcefit.io import read_input_data
 from forcefit.models.forces import predict
 
 DIRECTORY = Path(__file__).resolve().parents[2] / "shared" / "data" / "n2p2" / "H2O_RPBE-D3"

@@ -8,6 +8,7 @@ shared trainer (L-BFGS); the energy offset b absorbs the reference zero. Also
 shows the exact two-point LJ through the Ar₂ point nearest the minimum.
 Writes benchmarks/results/pair_fits.png and pair_fits.md.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,11 +23,11 @@ from ase import Atoms  # noqa: E402
 from rich.console import Console  # noqa: E402
 from tblite.ase import TBLite  # noqa: E402
 
+from forcefit.config import TrainingConfig
 from forcefit.data import make_graph  # noqa: E402
 from forcefit.models import LennardJones, Morse, predict  # noqa: E402
 from forcefit.models.pair import lj_from_two_points  # noqa: E402
 from forcefit.structures import Structure  # noqa: E402
-from forcefit.config import TrainingConfig
 from forcefit.training.trainer import Trainer  # noqa: E402
 
 CASES = [  # (label, element, distances Å, model class, starting parameters)
@@ -56,7 +57,9 @@ def main() -> None:
         model = cls([element], CUTOFF, {f"{element}-{element}": start}, cutoff_mode="shift")
         graphs = [make_graph(s, CUTOFF, 0.0) for s in data]
         model.initialise(graphs)
-        config = TrainingConfig(epochs=200, optimizer="lbfgs", learning_rate=1.0, batch_size=len(graphs), early_stopping=20, energy_weight=1.0)
+        config = TrainingConfig(
+            epochs=200, optimizer="lbfgs", learning_rate=1.0, batch_size=len(graphs), early_stopping=20, energy_weight=1.0
+        )
         Trainer(model, graphs, [], config, console=Console(quiet=True)).fit()
         predicted = [predict(model, g) for g in graphs]
         energy = np.array([float(p.energy[0]) for p in predicted])

@@ -1,4 +1,5 @@
 """Run every benchmark in turn (slow: about an hour; calibration uses the demo model if present). Results land in benchmarks/results/."""
+
 import subprocess
 import sys
 from pathlib import Path

@@ -6,6 +6,7 @@ GFN2-xTB energy (eV) and forces (eV/Å). Run: python data/make_ethanol.py
 (`main` also takes another temperature, frame count and seed; the active-learning
 benchmark uses it for a hotter trajectory.)
 """
+
 import sys
 from pathlib import Path
 
@@ -34,9 +35,7 @@ def main(out: Path, temperature: float = 500.0, n_frames: int = 1000, seed: int 
         dyn.run(STRIDE)
         frame = atoms.copy()
         del frame.arrays["momenta"]
-        frame.calc = SinglePointCalculator(
-            frame, energy=atoms.get_potential_energy(), forces=atoms.get_forces()
-        )
+        frame.calc = SinglePointCalculator(frame, energy=atoms.get_potential_energy(), forces=atoms.get_forces())
         frames.append(frame)
     write(out, frames, format="extxyz")
 

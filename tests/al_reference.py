@@ -1,4 +1,5 @@
 """A reference calculator for the active-learning tests that counts its calls."""
+
 from ase.calculators.lj import LennardJones
 
 

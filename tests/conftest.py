@@ -1,4 +1,5 @@
 """Small fixtures: a water-like H/O cluster, a periodic H/O cell, and a tiny BPNN."""
+
 from __future__ import annotations
 
 import os

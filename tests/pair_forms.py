@@ -1,4 +1,5 @@
 """A user-written pair form for the CustomPair tests: φ = A exp(−r/ρ) − C/r⁶ (Buckingham)."""
+
 import torch
 
 

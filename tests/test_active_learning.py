@@ -1,16 +1,17 @@
 """The active-learning loop: selection rule, labelling, appending, resuming."""
+
 import json
 
 import numpy as np
 import yaml
-from al_reference import CountingLJ
 from ase.io import read
-from test_pair import argon_data
 
+from al_reference import CountingLJ
 from forcefit.cli import main
 from forcefit.io import write_extxyz
 from forcefit.models import LennardJones
 from forcefit.workflows.active_learning import select_frames
+from test_pair import argon_data
 
 
 def test_selection_takes_the_largest_disagreements_with_spacing():
@@ -24,8 +25,16 @@ def test_loop_appends_labels_and_resumes_without_relabelling(tmp_path):
     truth = LennardJones(["Ar"], 7.0, {"Ar-Ar": {"epsilon": 0.0104, "sigma": 3.40}})
     write_extxyz(tmp_path / "start.extxyz", argon_data(truth, 8))
     config = {
-        "learn": {"dataset": str(tmp_path / "start.extxyz"), "reference": "al_reference:CountingLJ", "rounds": 1,
-                  "select": 3, "min_spacing": 5, "md_steps": 30, "timestep": 2.0, "temperature": 80.0},
+        "learn": {
+            "dataset": str(tmp_path / "start.extxyz"),
+            "reference": "al_reference:CountingLJ",
+            "rounds": 1,
+            "select": 3,
+            "min_spacing": 5,
+            "md_steps": 30,
+            "timestep": 2.0,
+            "temperature": 80.0,
+        },
         "data": {"split": [0.75, 0.25, 0.0]},
         "model": {"kind": "lj", "cutoff": 7.0, "parameters": {"Ar-Ar": {"epsilon": 0.02, "sigma": 3.3}}},
         "training": {"optimizer": "lbfgs", "learning_rate": 1.0, "epochs": 3, "batch_size": 8, "committee": 2, "committee_fraction": 0.6},

@@ -1,5 +1,6 @@
 """The corpus of bad inputs under tests/data/bad/: each file is refused with a message that
 names the file and the cause. Add a file and its expected message here for every defect found."""
+
 import time
 from pathlib import Path
 

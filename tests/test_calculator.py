@@ -1,11 +1,12 @@
 """The ASE calculator runs the training code path and works with ASE dynamics."""
+
 import numpy as np
 import pytest
 from ase import units
 from ase.md.verlet import VelocityVerlet
 from ase.optimize import BFGS
-from conftest import tiny_bpnn, water_cell, water_cluster
 
+from conftest import tiny_bpnn, water_cell, water_cluster
 from forcefit.calculator import Calculator
 from forcefit.models.forces import predict
 from forcefit.models.saving import save_model

@@ -1,11 +1,12 @@
 """The command line: strict config, a full tiny training run, evaluate, resume, md."""
+
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-from conftest import ROOT
 
+from conftest import ROOT
 from forcefit.cli import main
 from forcefit.config import config_from_dict
 
@@ -55,8 +56,17 @@ def test_train_evaluate_resume_and_md(tmp_path, capsys):
     config = tiny_config(tmp_path)
     assert main(["train", str(config)]) == 0
     run = tmp_path / "run"
-    for name in ("model.ffm", "checkpoint.pt", "config.yaml", "errors.txt", "metrics.json", "history.csv",
-                 "parity_energy.png", "parity_forces.png", "learning_curve.png"):
+    for name in (
+        "model.ffm",
+        "checkpoint.pt",
+        "config.yaml",
+        "errors.txt",
+        "metrics.json",
+        "history.csv",
+        "parity_energy.png",
+        "parity_forces.png",
+        "learning_curve.png",
+    ):
         assert (run / name).is_file(), name
     out = capsys.readouterr().out
     assert "epoch    2" in out and "meV/atom" in out and "test" in out
@@ -80,22 +90,25 @@ def test_missing_file_is_reported_not_a_traceback(tmp_path, capsys):
 
 
 def test_every_model_kind_trains_from_yaml_and_runs_in_ase(tmp_path):
-    from forcefit.testing import evaluate
-    from test_pair import argon_data
-
     from forcefit.calculator import Calculator
     from forcefit.io import read_extxyz, write_extxyz
     from forcefit.models import LennardJones
+    from forcefit.testing import evaluate
+    from test_pair import argon_data
 
     truth = LennardJones(["Ar"], 7.0, {"Ar-Ar": {"epsilon": 0.0104, "sigma": 3.40}})
     write_extxyz(tmp_path / "argon.extxyz", argon_data(truth, 10))
     configs = {
-        "lj": {"data": {"train": str(tmp_path / "argon.extxyz"), "split": [0.8, 0.2, 0.0]},
-               "model": {"kind": "lj", "cutoff": 7.0, "parameters": {"Ar-Ar": {"epsilon": 0.02, "sigma": 3.2}}},
-               "training": {"optimizer": "lbfgs", "learning_rate": 1.0, "epochs": 10, "batch_size": 8}},
-        "linear": {"data": {"train": DATA, "max_structures": 40},
-                   "model": {"kind": "linear", "cutoff": 4.0, "n_radial": 3, "n_angular": 1},
-                   "training": {"optimizer": "ridge", "energy_weight": 10.0}},
+        "lj": {
+            "data": {"train": str(tmp_path / "argon.extxyz"), "split": [0.8, 0.2, 0.0]},
+            "model": {"kind": "lj", "cutoff": 7.0, "parameters": {"Ar-Ar": {"epsilon": 0.02, "sigma": 3.2}}},
+            "training": {"optimizer": "lbfgs", "learning_rate": 1.0, "epochs": 10, "batch_size": 8},
+        },
+        "linear": {
+            "data": {"train": DATA, "max_structures": 40},
+            "model": {"kind": "linear", "cutoff": 4.0, "n_radial": 3, "n_angular": 1},
+            "training": {"optimizer": "ridge", "energy_weight": 10.0},
+        },
     }
     for kind, config in configs.items():
         config["output"] = str(tmp_path / kind)
@@ -120,7 +133,6 @@ def test_mo_example_config_is_the_benchmark_setting():
     import importlib.util
 
     from conftest import shared_path
-
     from forcefit.config import load_config
 
     root = Path(__file__).resolve().parents[1]
@@ -180,7 +192,7 @@ def test_units_apply_to_every_format(tmp_path, capsys):
     config = yaml.safe_load(tiny_config(tmp_path).read_text())
     config["data"].update(train=str(tmp_path / "kcal.extxyz"), energy_unit="kcal/mol", max_structures=None)
     from forcefit.config import config_from_dict
-    from forcefit.training.run import read_split
+    from forcefit.run import read_split
 
     train, validation, test = read_split(config_from_dict(config))
     energies = sorted(s.energy for s in train + validation + test)
@@ -193,8 +205,12 @@ def test_units_apply_to_every_format(tmp_path, capsys):
     write_input_data(tmp_path / "input.data", structures[:1], length_unit=1.0, energy_unit=1.0)  # in Å
     assert main(["relax", model, str(tmp_path / "input.data"), "--fmax", "10"]) == 1
     assert "carries no units" in capsys.readouterr().err
-    assert main(["relax", model, str(tmp_path / "input.data"), "--length-unit", "angstrom", "--fmax", "10",
-                 "--output", str(tmp_path / "r.xyz")]) == 0
+    assert (
+        main(
+            ["relax", model, str(tmp_path / "input.data"), "--length-unit", "angstrom", "--fmax", "10", "--output", str(tmp_path / "r.xyz")]
+        )
+        == 0
+    )
     from ase.io import read
 
     relaxed = read(tmp_path / "r.xyz")
@@ -222,7 +238,7 @@ def test_config_errors_leave_no_run_directory_and_info_describes_a_model(tmp_pat
 
 def test_keys_of_another_model_kind_are_refused_not_ignored(tmp_path):
     from forcefit.io import read_structures
-    from forcefit.training.run import build_model
+    from forcefit.run import build_model
 
     structures = read_structures(DATA)[:2]
     for model, message in (
@@ -230,7 +246,10 @@ def test_keys_of_another_model_kind_are_refused_not_ignored(tmp_path):
         ({"kind": "bpnn", "parameters": [1, 2]}, r"model.parameters not used by kind 'bpnn'"),
         ({"kind": "lj", "hidden": [4], "parameters": {"H-H": {"epsilon": 1, "sigma": 1}}}, r"model.hidden not used by kind 'lj'"),
         ({"kind": "lj", "parameters": [1, 2]}, r"parameters must map each element pair to its values"),
-        ({"kind": "lj", "cutoff_mode": "smooth", "parameters": {"H-H": {"epsilon": 1, "sigma": 1}}}, r"cutoff_mode 'smooth': choose one of"),
+        (
+            {"kind": "lj", "cutoff_mode": "smooth", "parameters": {"H-H": {"epsilon": 1, "sigma": 1}}},
+            r"cutoff_mode 'smooth': choose one of",
+        ),
         ({"kind": "morse", "parameters": {"H-H": {"D": 1, "alpha": 1, "r0": 1, "eps": 2}}}, r"unknown parameter\(s\) \['H-H.eps'\]"),
     ):
         with pytest.raises(ValueError, match=message):

@@ -1,14 +1,15 @@
 """Committees: mean and spread of members, one file, trained by `training.committee`."""
+
 import numpy as np
 import torch
 import yaml
-from conftest import tiny_bpnn, water_cell, water_cluster
-from test_cli import DATA
 
+from conftest import tiny_bpnn, water_cell, water_cluster
 from forcefit.calculator import Calculator
 from forcefit.cli import main
 from forcefit.models import Committee
 from forcefit.models.saving import load_model, save_model
+from test_cli import DATA
 
 
 def members():

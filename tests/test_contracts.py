@@ -1,9 +1,10 @@
 """Every model kind passes the model contract (forcefit.testing.ModelContract), in float64
 and float32; the contract itself is strict enough to fail a model that ignores positions."""
+
 import pytest
 import torch
-from conftest import tiny_bpnn, water_cell, water_cluster
 
+from conftest import tiny_bpnn, water_cell, water_cluster
 from forcefit.descriptors import SymmetryFunctions, generate_symmetry_functions
 from forcefit.models import (
     MODELS,
@@ -17,7 +18,11 @@ from forcefit.models.base import Potential
 from forcefit.testing import CONTRACTS, TOLERANCES, ModelContract, check_non_degenerate
 
 HO_LJ = {"H-H": {"epsilon": 0.02, "sigma": 1.1}, "H-O": {"epsilon": 0.05, "sigma": 1.3}, "O-O": {"epsilon": 0.1, "sigma": 2.5}}
-HO_MORSE = {"H-H": {"D": 0.2, "alpha": 1.5, "r0": 1.6}, "H-O": {"D": 0.5, "alpha": 2.0, "r0": 1.0}, "O-O": {"D": 0.3, "alpha": 1.2, "r0": 2.8}}
+HO_MORSE = {
+    "H-H": {"D": 0.2, "alpha": 1.5, "r0": 1.6},
+    "H-O": {"D": 0.5, "alpha": 2.0, "r0": 1.0},
+    "O-O": {"D": 0.3, "alpha": 1.2, "r0": 2.8},
+}
 HO_BUCK = {k: {"A": 50.0, "rho": 0.3, "C": 0.5} for k in ("H-H", "H-O", "O-O")}
 
 

@@ -1,11 +1,12 @@
 """A fitted model's energies as a user reads them: extensive, so defect energies are right."""
+
 import numpy as np
 from ase.build import bulk
-from conftest import shared_path
 
+from conftest import shared_path
 from forcefit.calculator import Calculator
 from forcefit.config import Config, DataConfig, ModelConfig, TrainingConfig
-from forcefit.training.run import train_from_config
+from forcefit.run import train_from_config
 from forcefit.workflows.properties import relax
 
 

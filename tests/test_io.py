@@ -1,9 +1,10 @@
 """Readers convert units at the edge and reject bad files with file and line."""
+
 import numpy as np
 import pytest
 from ase import units
-from conftest import ROOT, water_cell, water_cluster
 
+from conftest import ROOT, water_cell, water_cluster
 from forcefit.io import (
     read_extxyz,
     read_input_data,
@@ -38,10 +39,7 @@ def test_bundled_dataset_reads_with_labels():
 
 def test_extxyz_label_keys_are_configurable(tmp_path):
     path = tmp_path / "ref.xyz"
-    path.write_text(
-        '2\nProperties=species:S:1:pos:R:3:REF_forces:R:3 REF_energy=-3.25 pbc="F F F"\n'
-        "H 0 0 0 0.1 0 0\nH 0.74 0 0 -0.1 0 0\n"
-    )
+    path.write_text('2\nProperties=species:S:1:pos:R:3:REF_forces:R:3 REF_energy=-3.25 pbc="F F F"\nH 0 0 0 0.1 0 0\nH 0.74 0 0 -0.1 0 0\n')
     s = read_extxyz(path, energy_key="REF_energy", forces_key="REF_forces")
     assert s[0].energy == -3.25 and s[0].forces[0, 0] == 0.1
     with pytest.raises(ValueError, match=r"ref.xyz frame 1 \(line 1\): no energy under key 'energy'"):
@@ -62,7 +60,10 @@ def test_input_data_units_are_converted(tmp_path):
     "text, message",
     [
         (GOOD.replace("end\n", ""), r"input.data: file ends inside the configuration opened at line 1"),
-        (GOOD.replace("0.0 0.1 0.2 0.3", "0.0 0.1 0.2"), r"input.data line 6: expected 'atom x y z element charge energy fx fy fz' \(10 fields\), got 9"),
+        (
+            GOOD.replace("0.0 0.1 0.2 0.3", "0.0 0.1 0.2"),
+            r"input.data line 6: expected 'atom x y z element charge energy fx fy fz' \(10 fields\), got 9",
+        ),
         (GOOD.replace("0.1 0.2 0.3", "nan 0.2 0.3"), r"input.data line 6: atom charge/energy/forces: contains NaN"),
         (GOOD.replace("energy -1.5\n", ""), r"input.data configuration 1 \(line 1\): no 'energy' line"),
         (GOOD.replace(" H ", " Xx "), r"input.data line 7: unknown element 'Xx'"),

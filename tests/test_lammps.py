@@ -1,16 +1,17 @@
 """LAMMPS runs forcefit's exported pair potentials and gets forcefit's numbers."""
+
 import ctypes
 import os
 import sys
 
 import numpy as np
 import pytest
-from conftest import water_cell
-from test_contracts import HO_LJ, HO_MORSE
 
+from conftest import water_cell
 from forcefit.interop.lammps import write_lammps
 from forcefit.models import LennardJones, Morse
 from forcefit.testing import evaluate
+from test_contracts import HO_LJ, HO_MORSE
 
 
 def _lammps():
@@ -25,8 +26,11 @@ def _lammps():
 def test_lammps_reproduces_forcefit(tmp_path, monkeypatch, kind, mode, tolerance):
     from ase.io import write
 
-    model = (LennardJones(["H", "O"], 3.5, HO_LJ, cutoff_mode=mode) if kind == "lj"
-             else Morse(["H", "O"], 3.5, HO_MORSE, cutoff_mode=mode, switch_on=2.5))
+    model = (
+        LennardJones(["H", "O"], 3.5, HO_LJ, cutoff_mode=mode)
+        if kind == "lj"
+        else Morse(["H", "O"], 3.5, HO_MORSE, cutoff_mode=mode, switch_on=2.5)
+    )
     structure = water_cell(7)
     structure.cell = np.diag([4.6, 4.9, 5.2])  # orthorhombic: LAMMPS keeps the same axes
     atoms = structure.to_atoms()
@@ -36,8 +40,10 @@ def test_lammps_reproduces_forcefit(tmp_path, monkeypatch, kind, mode, tolerance
     snippet = write_lammps(model, tmp_path / "pair.lammps")
     monkeypatch.chdir(tmp_path)  # a table file is named relative to the working directory
     lmp = _lammps()
-    lmp.commands_string(f"units metal\natom_style atomic\nboundary p p p\nread_data {tmp_path / 'data.lmp'}\n"
-                        f"include {snippet}\nthermo_style custom pe\nrun 0")
+    lmp.commands_string(
+        f"units metal\natom_style atomic\nboundary p p p\nread_data {tmp_path / 'data.lmp'}\n"
+        f"include {snippet}\nthermo_style custom pe\nrun 0"
+    )
     energy = lmp.get_thermo("pe")
     n = lmp.get_natoms()
     ids = lmp.numpy.extract_atom("id")[:n].copy()

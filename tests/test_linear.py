@@ -1,7 +1,8 @@
 """The linear model: closed-form ridge fit, analytic loss gradient, learning curves."""
-import torch
-from conftest import ROOT
 
+import torch
+
+from conftest import ROOT
 from forcefit.config import TrainingConfig
 from forcefit.data import collate
 from forcefit.descriptors import SymmetryFunctions, generate_symmetry_functions
@@ -60,6 +61,7 @@ def test_ridge_solution_equals_the_gradient_trainer():
 
 def test_learning_curve_improves_with_data(tmp_path):
     model, graphs = linear_setup(60)
+
     def make():
         fresh = LinearModel(model.descriptor)
         fresh.initialise(graphs[:45])

@@ -1,11 +1,12 @@
 """Model files are data: checksummed, validated field by field, and never import code unasked."""
+
 import sys
 
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_bpnn, water_cluster
 
+from conftest import tiny_bpnn, water_cluster
 from forcefit.models.forces import predict
 from forcefit.models.saving import checksum, load_model, model_to_dict, save_model
 
@@ -67,8 +68,7 @@ def test_a_model_file_never_imports_code_without_consent(tmp_path, monkeypatch):
 
     marker = tmp_path / "imported.txt"
     (tmp_path / "shared_form.py").write_text(
-        f"from pathlib import Path\nPath({str(marker)!r}).write_text('ran')\n"
-        "def phi(r, p):\n    return p['a'] * (r - p['b']) ** 2\n"
+        f"from pathlib import Path\nPath({str(marker)!r}).write_text('ran')\ndef phi(r, p):\n    return p['a'] * (r - p['b']) ** 2\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     model = CustomPair(["Ar"], 5.0, {"Ar-Ar": {"a": 0.1, "b": 3.0}}, function="shared_form:phi")

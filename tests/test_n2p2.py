@@ -1,24 +1,29 @@
 """n2p2 potentials: exact reproduction of n2p2's own output, export ↔ import, errors."""
+
 import numpy as np
 import pytest
 import torch
 from ase import units
-from conftest import n2p2_bin, shared_path, tiny_bpnn, water_cell, water_cluster
-from test_cli import DATA
 
+from conftest import n2p2_bin, shared_path, tiny_bpnn, water_cell, water_cluster
 from forcefit.calculator import Calculator
 from forcefit.cli import main
 from forcefit.interop.n2p2 import load_potential, save_potential
 from forcefit.io import read_input_data
 from forcefit.models.forces import predict
 from forcefit.models.saving import load_model
+from test_cli import DATA
 
 UNITS = {"length_unit": units.Bohr, "energy_unit": units.Hartree}
 
 
 def n2p2_output(directory):
     energy = [float(l.split()[3]) for l in (directory / "energy.out").read_text().splitlines() if l.strip() and not l.startswith("#")]
-    forces = [[float(x) for x in l.split()[5:8]] for l in (directory / "nnforces.out").read_text().splitlines() if l.strip() and not l.startswith("#")]
+    forces = [
+        [float(x) for x in l.split()[5:8]]
+        for l in (directory / "nnforces.out").read_text().splitlines()
+        if l.strip() and not l.startswith("#")
+    ]
     return energy[0], np.array(forces)
 
 
@@ -60,10 +65,14 @@ def test_published_model_survives_export_and_import(tmp_path):
 
 def test_cli_import_and_export(tmp_path):
     directory = shared_path("data", "n2p2", "H2O_RPBE-D3")
-    assert main(["import-n2p2", str(directory), "-o", str(tmp_path / "water.ffm"), "--length-unit", "bohr", "--energy-unit", "hartree"]) == 0
+    assert (
+        main(["import-n2p2", str(directory), "-o", str(tmp_path / "water.ffm"), "--length-unit", "bohr", "--energy-unit", "hartree"]) == 0
+    )
     model = load_model(tmp_path / "water.ffm")
     assert model.elements == ["H", "O"] and np.isclose(model.cutoff, 12.0 * units.Bohr)
-    assert main(["export-n2p2", str(tmp_path / "water.ffm"), str(tmp_path / "out"), "--length-unit", "bohr", "--energy-unit", "hartree"]) == 0
+    assert (
+        main(["export-n2p2", str(tmp_path / "water.ffm"), str(tmp_path / "out"), "--length-unit", "bohr", "--energy-unit", "hartree"]) == 0
+    )
     assert {p.name for p in (tmp_path / "out").iterdir()} == {"input.nn", "scaling.data", "weights.001.data", "weights.008.data"}
 
 
@@ -82,7 +91,9 @@ def test_comments_and_training_keywords_are_tolerated(tmp_path):
     model = tiny_bpnn()
     save_potential(model, tmp_path)
     text = (tmp_path / "input.nn").read_text()
-    (tmp_path / "input.nn").write_text("# header\n\n   epochs 10   # training only\nkalman_type 0\n" + text.replace("elements", "elements   ", 1))
+    (tmp_path / "input.nn").write_text(
+        "# header\n\n   epochs 10   # training only\nkalman_type 0\n" + text.replace("elements", "elements   ", 1)
+    )
     back = load_potential(tmp_path, length_unit=1.0, energy_unit=1.0)
     assert back.elements == ["H", "O"]
 
@@ -121,7 +132,7 @@ def _n2p2_predict(directory, structures) -> tuple[np.ndarray, list[np.ndarray]]:
     from forcefit.io import write_input_data
 
     energies, forces = [], []
-    for k, structure in enumerate(structures):
+    for structure in structures:
         write_input_data(directory / "input.data", [structure], length_unit=1.0, energy_unit=1.0)
         done = subprocess.run([str(n2p2_bin() / "nnp-predict"), "0"], cwd=directory, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
@@ -136,9 +147,8 @@ def test_exported_trained_model_runs_in_n2p2(tmp_path):
     nnp-predict forcefit's forces and energies. With one O per molecule the O–O functions
     are constant on the training set (min = max in scaling.data), which once made n2p2
     return NaN; the check includes two molecules close together, where they are not."""
-    from test_cli import tiny_config
-
     from forcefit.io import read_structures
+    from test_cli import tiny_config
 
     assert main(["train", str(tiny_config(tmp_path, epochs=3)), "--output", str(tmp_path / "run")]) == 0
     assert main(["export-n2p2", str(tmp_path / "run" / "model.ffm"), str(tmp_path / "nnp")]) == 0
@@ -146,7 +156,7 @@ def test_exported_trained_model_runs_in_n2p2(tmp_path):
     assert model.elements == ["H", "C", "O"]
     molecules = read_structures(DATA)[:3]
     dimer = molecules[0].to_atoms() + molecules[1].to_atoms()
-    dimer.positions[len(molecules[0].numbers):] += [3.5, 0.0, 0.0]  # the O–O functions see the other oxygen
+    dimer.positions[len(molecules[0].numbers) :] += [3.5, 0.0, 0.0]  # the O–O functions see the other oxygen
     from forcefit.structures import Structure
 
     structures = molecules + [Structure.from_atoms(dimer)]

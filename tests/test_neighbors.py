@@ -1,4 +1,5 @@
 """Neighbour lists agree with ASE's brute-force list, including many periodic images."""
+
 import numpy as np
 import pytest
 from ase.neighborlist import primitive_neighbor_list

@@ -1,9 +1,9 @@
 """Pair potentials (LJ, Morse, user forms): cutoff treatment, fitting, the exact two-point LJ."""
+
 import math
 
 import numpy as np
 import pytest
-from test_contracts import HO_LJ
 
 from forcefit.cli import main
 from forcefit.config import TrainingConfig
@@ -13,6 +13,7 @@ from forcefit.models.pair import lj_from_two_points
 from forcefit.structures import Structure
 from forcefit.testing import evaluate
 from forcefit.training.trainer import Trainer
+from test_contracts import HO_LJ
 
 
 def test_shifted_cutoff_keeps_energy_continuous():

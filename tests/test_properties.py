@@ -1,4 +1,5 @@
 """Property workflows measure known physics: a Morse dimer's frequency, EMT copper."""
+
 import numpy as np
 from ase import units
 from ase.build import bulk
@@ -52,8 +53,8 @@ def test_property_commands_write_reports(tmp_path, capsys):
     import json
 
     from ase.io import write
-    from conftest import tiny_bpnn, water_cell
 
+    from conftest import tiny_bpnn, water_cell
     from forcefit.cli import main
     from forcefit.models.saving import save_model
 
@@ -66,7 +67,12 @@ def test_property_commands_write_reports(tmp_path, capsys):
         report = json.loads((out / f"{command}.json").read_text())
         assert set(report) == {"model", "reference"}
     assert (tmp_path / "eos" / "eos_reference.png").is_file() and (tmp_path / "elastic" / "elastic_model.png").is_file()
-    assert main(["phonons", str(tmp_path / "cu.ffm"), str(tmp_path / "cu.xyz"), "--supercell", "2", "2", "2", "--output", str(tmp_path / "ph")]) == 0
+    assert (
+        main(
+            ["phonons", str(tmp_path / "cu.ffm"), str(tmp_path / "cu.xyz"), "--supercell", "2", "2", "2", "--output", str(tmp_path / "ph")]
+        )
+        == 0
+    )
     assert (tmp_path / "ph" / "phonons_model.png").stat().st_size > 0
     assert main(["relax", str(tmp_path / "cu.ffm"), str(tmp_path / "cu.xyz"), "--cell", "--output", str(tmp_path / "r.extxyz")]) == 0
     molecule = Structure(numbers=[7, 7], positions=[[0, 0, 0], [0, 0, 1.2]]).to_atoms()
@@ -78,7 +84,27 @@ def test_property_commands_write_reports(tmp_path, capsys):
     save_model(tiny_bpnn(), tmp_path / "w.ffm")
     write(tmp_path / "w.xyz", water_cell(1).to_atoms())
     traj = str(tmp_path / "md.traj")
-    assert main(["md", str(tmp_path / "w.ffm"), str(tmp_path / "w.xyz"), "--ensemble", "nvt", "--steps", "20", "--timestep", "0.25",
-                 "--trajectory", traj, "--rdf", "1.9", "--max-extrapolating-fraction", "1"]) == 0  # a random toy model
+    assert (
+        main(
+            [
+                "md",
+                str(tmp_path / "w.ffm"),
+                str(tmp_path / "w.xyz"),
+                "--ensemble",
+                "nvt",
+                "--steps",
+                "20",
+                "--timestep",
+                "0.25",
+                "--trajectory",
+                traj,
+                "--rdf",
+                "1.9",
+                "--max-extrapolating-fraction",
+                "1",
+            ]
+        )
+        == 0
+    )  # a random toy model
     assert (tmp_path / "md.rdf.png").stat().st_size > 0 and (tmp_path / "md.temperature.png").is_file()
     assert "NVT 20 steps" in capsys.readouterr().out

@@ -1,19 +1,20 @@
 """Never a silent wrong answer: broken training data, outliers, resumes with other settings,
 resource blow-ups, unsafe MD, and messages that name the file and the cause."""
+
 import numpy as np
 import pytest
 import torch
 import yaml
 from ase.io import read, write
-from conftest import tiny_bpnn, water_cluster
-from test_cli import DATA, tiny_config
 
+from conftest import tiny_bpnn, water_cluster
 from forcefit.calculator import Calculator
 from forcefit.cli import main
 from forcefit.data import make_graph
 from forcefit.models.saving import save_model
 from forcefit.training.metrics import collect, error_statistics
 from forcefit.workflows.md import run_md
+from test_cli import DATA, tiny_config
 
 
 def config_with(tmp_path, frames, **data):
@@ -89,9 +90,11 @@ def test_resume_refuses_other_settings_and_damaged_checkpoints(tmp_path, capsys)
     config = tiny_config(tmp_path)
     assert main(["train", str(config)]) == 0
     original = yaml.safe_load(config.read_text())
-    for section, key, value, shown in (("training", "learning_rate", 0.01, "training.learning_rate: 0.001 → 0.01"),
-                                       ("data", "split_seed", 3, "data.split_seed: 0 → 3"),
-                                       ("model", "hidden", [16, 16], "model.hidden: [8, 8] → [16, 16]")):
+    for section, key, value, shown in (
+        ("training", "learning_rate", 0.01, "training.learning_rate: 0.001 → 0.01"),
+        ("data", "split_seed", 3, "data.split_seed: 0 → 3"),
+        ("model", "hidden", [16, 16], "model.hidden: [8, 8] → [16, 16]"),
+    ):
         changed = yaml.safe_load(config.read_text())
         changed[section][key] = value
         (tmp_path / "changed.yaml").write_text(yaml.safe_dump(changed))
@@ -141,10 +144,9 @@ def test_md_stops_when_it_leaves_the_model_or_heats_up(tmp_path, capsys):
 def test_nan_predictions_stop_training_naming_the_structure():
     """Missing labels are masked, but a NaN prediction (e.g. from NaN descriptors) is not
     turned into a zero error: the loss becomes NaN and training stops naming the frame."""
-    from test_training import ethanol, ethanol_model
-
     from forcefit.config import TrainingConfig
     from forcefit.training.trainer import Trainer
+    from test_training import ethanol, ethanol_model
 
     model, graphs = ethanol_model(ethanol(16))
     graphs[5].features[0, 0] = float("nan")

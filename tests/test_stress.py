@@ -1,12 +1,13 @@
 """Stress as a training label: reading conventions, the loss term and its gradients, tables."""
+
 import numpy as np
 import pytest
 import torch
 from ase import units
 from ase.build import bulk
 from ase.calculators.emt import EMT
-from conftest import shared_path, water_cluster
 
+from conftest import shared_path, water_cluster
 from forcefit.data import collate
 from forcefit.descriptors import SymmetryFunctions, generate_symmetry_functions
 from forcefit.io import read_structures, write_extxyz
@@ -27,8 +28,15 @@ def emt_copper(n: int, seed: int = 0) -> list[Structure]:
         atoms.set_cell(atoms.cell @ (0.5 * (strain + strain.T)), scale_atoms=True)
         atoms.rattle(0.05, seed=seed * 1000 + k)
         atoms.calc = EMT()
-        out.append(Structure.from_atoms(atoms, energy=atoms.get_potential_energy(), forces=atoms.get_forces(),
-                                        stress=atoms.get_stress(voigt=False), source=f"emt {k + 1}"))
+        out.append(
+            Structure.from_atoms(
+                atoms,
+                energy=atoms.get_potential_energy(),
+                forces=atoms.get_forces(),
+                stress=atoms.get_stress(voigt=False),
+                source=f"emt {k + 1}",
+            )
+        )
     return out
 
 

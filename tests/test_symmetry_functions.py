@@ -1,12 +1,13 @@
 """Symmetry functions equal a direct, loop-by-loop evaluation of n2p2's formulas."""
+
 import math
 
 import numpy as np
 import pytest
 import torch
 from ase.neighborlist import neighbor_list
-from conftest import tiny_functions, water_cell, water_cluster
 
+from conftest import tiny_functions, water_cell, water_cluster
 from forcefit.data import make_graph
 from forcefit.descriptors import (
     SymmetryFunction,
@@ -125,7 +126,14 @@ def test_generator_covers_every_element_combination():
     per_centre = {c: [f for f in functions if f.center == c] for c in "HCO"}
     # 3 neighbour elements × 4 radial + 6 element pairs × 2 η × 2 ζ × 2 λ
     assert all(len(v) == 3 * 4 + 6 * 2 * 2 * 2 for v in per_centre.values())
-    assert {f.neighbors for f in per_centre["H"] if f.kind == "wide"} == {("H", "H"), ("H", "C"), ("H", "O"), ("C", "C"), ("C", "O"), ("O", "O")}
+    assert {f.neighbors for f in per_centre["H"] if f.kind == "wide"} == {
+        ("H", "H"),
+        ("H", "C"),
+        ("H", "O"),
+        ("C", "C"),
+        ("C", "O"),
+        ("O", "O"),
+    }
 
 
 def test_shifted_angular_grid_resolves_neighbour_shells():

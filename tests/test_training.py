@@ -1,11 +1,12 @@
 """Loss, offset, trainer, checkpoints and saved models."""
+
 import math
 
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, tiny_bpnn, water_cluster
 
+from conftest import ROOT, tiny_bpnn, water_cluster
 from forcefit.config import TrainingConfig
 from forcefit.data import collate
 from forcefit.descriptors import SymmetryFunctions, generate_symmetry_functions

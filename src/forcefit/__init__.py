@@ -1,4 +1,5 @@
 """forcefit: fit interatomic potentials to quantum reference data and run them."""
+
 from forcefit.structures import Structure
 
 __version__ = "0.1.0"

@@ -14,6 +14,7 @@ range, `extrapolating_atoms` flags each atom and `extrapolation_per_function`
 counts atoms per symmetry-function column. A committee adds `energy_std` (eV),
 `forces_std` (per atom, eV/Å) and `max_force_std`.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,13 +24,23 @@ from ase.calculators.calculator import all_changes
 from forcefit.models.committee import spread
 from forcefit.models.forces import predict
 from forcefit.models.saving import load_model
-from forcefit.structures import MIN_DISTANCE, check_min_distance
-from forcefit.structures import Structure
+from forcefit.structures import MIN_DISTANCE, Structure, check_min_distance
 
 
 class Calculator(AseCalculator):
-    implemented_properties = ["energy", "free_energy", "energies", "forces", "stress", "energy_std", "forces_std",
-                              "max_force_std", "extrapolation", "extrapolating_atoms", "extrapolation_per_function"]
+    implemented_properties = [
+        "energy",
+        "free_energy",
+        "energies",
+        "forces",
+        "stress",
+        "energy_std",
+        "forces_std",
+        "max_force_std",
+        "extrapolation",
+        "extrapolating_atoms",
+        "extrapolation_per_function",
+    ]
 
     def __init__(self, model, min_distance: float = MIN_DISTANCE, **kwargs):
         """`model` is used as it is, never changed (forces come from gradients with respect
@@ -39,7 +50,7 @@ class Calculator(AseCalculator):
         self.model = model
 
     @classmethod
-    def load(cls, path, trust_code: bool = False, **kwargs) -> "Calculator":
+    def load(cls, path, trust_code: bool = False, **kwargs) -> Calculator:
         """A calculator for a model file (`trust_code`: see forcefit.models.saving)."""
         return cls(load_model(path, trust_code=trust_code), **kwargs)
 
@@ -62,16 +73,20 @@ class Calculator(AseCalculator):
             prediction = predict(self.model, graph, forces=True, stress=wants_stress)
             energy, forces, features = float(prediction.energy[0]), prediction.forces, prediction.features
             atom_energies, stress = prediction.atom_energies, prediction.stress
-        self.results.update({
-            "energy": energy,
-            "free_energy": energy,
-            "energies": atom_energies.double().numpy(),
-            "forces": forces.double().numpy(),
-        })
+        self.results.update(
+            {
+                "energy": energy,
+                "free_energy": energy,
+                "energies": atom_energies.double().numpy(),
+                "forces": forces.double().numpy(),
+            }
+        )
         bad = [name for name, value in (("energy", energy), ("forces", self.results["forces"])) if not np.all(np.isfinite(value))]
         if bad:
-            raise FloatingPointError(f"the model returned non-finite {' and '.join(bad)} for this structure ({len(self.atoms)} atoms); "
-                                     "it is far outside what the model was trained on, or the model file is broken")
+            raise FloatingPointError(
+                f"the model returned non-finite {' and '.join(bad)} for this structure ({len(self.atoms)} atoms); "
+                "it is far outside what the model was trained on, or the model file is broken"
+            )
         if stress is not None:
             full = stress[0].double().numpy()
             self.results["stress"] = full[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]

@@ -1,17 +1,18 @@
 """Command line: parse, load, call the library. Nothing else lives here.
 
-    forcefit train config.yaml [--resume] [--output DIR]
-    forcefit evaluate model.ffm data.extxyz|data.db|input.data [--energy-key K] [--length-unit U --energy-unit U] [--output DIR]
-    forcefit md model.ffm structure [--ensemble nve|nvt|npt] [--steps N] [--timestep FS] [--temperature K] [--pressure GPa]
-                [--log F] [--trajectory F --trajectory-interval N --rdf R]
-    forcefit relax|eos|elastic|vibrations|phonons model.ffm structure [--length-unit U] [--reference gfn2-xtb|emt|module:Class]
-    forcefit info model.ffm
-    forcefit import-n2p2 DIR -o model.ffm --length-unit bohr --energy-unit hartree
-    forcefit export-n2p2 model.ffm DIR [--length-unit U] [--energy-unit U]
-    forcefit learn config.yaml     # active learning with a committee and a reference calculator
-    forcefit lj-two-point --r0 R --energy U --force F
-    forcefit export-lammps model.ffm pair.lammps
+forcefit train config.yaml [--resume] [--output DIR]
+forcefit evaluate model.ffm data.extxyz|data.db|input.data [--energy-key K] [--length-unit U --energy-unit U] [--output DIR]
+forcefit md model.ffm structure [--ensemble nve|nvt|npt] [--steps N] [--timestep FS] [--temperature K] [--pressure GPa]
+            [--log F] [--trajectory F --trajectory-interval N --rdf R]
+forcefit relax|eos|elastic|vibrations|phonons model.ffm structure [--length-unit U] [--reference gfn2-xtb|emt|module:Class]
+forcefit info model.ffm
+forcefit import-n2p2 DIR -o model.ffm --length-unit bohr --energy-unit hartree
+forcefit export-n2p2 model.ffm DIR [--length-unit U] [--energy-unit U]
+forcefit learn config.yaml     # active learning with a committee and a reference calculator
+forcefit lj-two-point --r0 R --energy U --force F
+forcefit export-lammps model.ffm pair.lammps
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,7 +27,7 @@ from forcefit.reports import figures
 
 def _train(args, console):
     from forcefit.config import load_config
-    from forcefit.training.run import train_from_config
+    from forcefit.run import train_from_config
 
     config = load_config(args.config)
     if args.output:
@@ -35,15 +36,21 @@ def _train(args, console):
 
 
 def _evaluate(args, console):
-    from forcefit.units import unit_value
     from forcefit.io import read_structures
     from forcefit.models.saving import load_model
     from forcefit.reports.evaluation import evaluate_splits
+    from forcefit.units import unit_value
 
     model = load_model(args.model, trust_code=args.trust_code)
-    structures = read_structures(args.data, energy_key=args.energy_key, forces_key=args.forces_key, stress_key=args.stress_key,
-                                 stress_format=args.stress_format, length_unit=unit_value(args.length_unit, "--length-unit"),
-                                 energy_unit=unit_value(args.energy_unit, "--energy-unit"))
+    structures = read_structures(
+        args.data,
+        energy_key=args.energy_key,
+        forces_key=args.forces_key,
+        stress_key=args.stress_key,
+        stress_format=args.stress_format,
+        length_unit=unit_value(args.length_unit, "--length-unit"),
+        energy_unit=unit_value(args.energy_unit, "--energy-unit"),
+    )
     run_dir = Path(args.output) if args.output else None
     if run_dir:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -71,35 +78,63 @@ def _md(args, console):
     if args.rdf and not (args.trajectory and atoms.pbc.all()):
         raise ValueError("--rdf needs --trajectory and a periodic structure")
     calculator = Calculator.load(args.model, trust_code=args.trust_code)
-    result = run_md(atoms, calculator, steps=args.steps, timestep_fs=args.timestep, temperature_K=args.temperature, seed=args.seed,
-                    trajectory=args.trajectory, trajectory_interval=args.trajectory_interval, ensemble=args.ensemble,
-                    friction_per_fs=args.friction, pressure_GPa=args.pressure, log=args.log,
-                    max_extrapolation=args.max_extrapolation, max_force_std=args.max_force_std,
-                    max_extrapolating_fraction=args.max_extrapolating_fraction, max_temperature_factor=args.max_temperature_factor)
+    result = run_md(
+        atoms,
+        calculator,
+        steps=args.steps,
+        timestep_fs=args.timestep,
+        temperature_K=args.temperature,
+        seed=args.seed,
+        trajectory=args.trajectory,
+        trajectory_interval=args.trajectory_interval,
+        ensemble=args.ensemble,
+        friction_per_fs=args.friction,
+        pressure_GPa=args.pressure,
+        log=args.log,
+        max_extrapolation=args.max_extrapolation,
+        max_force_std=args.max_force_std,
+        max_extrapolating_fraction=args.max_extrapolating_fraction,
+        max_temperature_factor=args.max_temperature_factor,
+    )
     steps_done = int(round(result.times_ps[-1] * 1000 / args.timestep))
-    line = (f"{args.ensemble.upper()} {steps_done} steps × {args.timestep} fs ({len(atoms)} atoms): "
-            f"T {result.temperature.mean():.0f} ± {result.temperature.std():.0f} K")
+    line = (
+        f"{args.ensemble.upper()} {steps_done} steps × {args.timestep} fs ({len(atoms)} atoms): "
+        f"T {result.temperature.mean():.0f} ± {result.temperature.std():.0f} K"
+    )
     if args.ensemble == "nve" and np.isfinite(result.drift):
         line += f", energy drift {result.drift:+.3f} meV/atom/ps, fluctuation {result.fluctuation:.3f} meV/atom"
     if atoms.pbc.all():
         line += f", P {np.mean(result.pressure):.3f} ± {np.std(result.pressure):.3f} GPa"
     if args.ensemble == "npt":
-        line += f", volume {np.mean(result.volume[len(result.volume) // 2:]) / len(atoms):.4f} Å³/atom (second half)"
+        line += f", volume {np.mean(result.volume[len(result.volume) // 2 :]) / len(atoms):.4f} Å³/atom (second half)"
     console.print(line, soft_wrap=True)
     plot_to = args.log or args.trajectory
     if plot_to:
         if args.ensemble == "nve":
-            figures.xy_plot(result.times_ps, 1000 * (result.total_energy - result.total_energy[0]) / len(atoms), "t (ps)",
-                     "E_total − E_total(0) (meV/atom)", Path(plot_to).with_suffix(".energy.png"))
+            figures.xy_plot(
+                result.times_ps,
+                1000 * (result.total_energy - result.total_energy[0]) / len(atoms),
+                "t (ps)",
+                "E_total − E_total(0) (meV/atom)",
+                Path(plot_to).with_suffix(".energy.png"),
+            )
         else:
-            figures.xy_plot(result.times_ps, result.temperature, "t (ps)", f"T (K), target {args.temperature:g} K", Path(plot_to).with_suffix(".temperature.png"))
+            figures.xy_plot(
+                result.times_ps,
+                result.temperature,
+                "t (ps)",
+                f"T (K), target {args.temperature:g} K",
+                Path(plot_to).with_suffix(".temperature.png"),
+            )
     summary = f"extrapolation: {result.extrapolating_steps} of {len(result.times_ps)} recorded steps outside the training range"
     if result.max_force_std > 0:
         summary += f"; largest committee force disagreement {result.max_force_std:.3f} eV/Å"
     console.print(summary, soft_wrap=True)
     if result.unsafe:
-        raise RuntimeError(f"MD stopped: {result.stopped}; the run left the region the model was trained on, so its numbers mean "
-                           "nothing (loosen with --max-extrapolating-fraction / --max-temperature-factor)")
+        raise RuntimeError(
+            f"MD stopped: {result.stopped}; the run left the region the model was trained on, so its numbers mean "
+            "nothing (loosen with --max-extrapolating-fraction / --max-temperature-factor)"
+        )
     if result.stopped:
         console.print(f"[bold yellow]stopped early:[/] {result.stopped}", soft_wrap=True)
     if args.rdf:
@@ -108,8 +143,10 @@ def _md(args, console):
         r, g = partial_distributions(frames, args.rdf)
         Path(args.trajectory).with_suffix(".rdf.json").write_text(json.dumps({"r": r.tolist(), **{k: v.tolist() for k, v in g.items()}}))
         figures.curves_plot(r, g, "r (Å)", "g(r)", Path(args.trajectory).with_suffix(".rdf.png"))
-        console.print(f"g(r) from the second half of the run ({len(frames)} frames): first peak at {r[np.argmax(g['all'])]:.2f} Å; "
-                      f"partial g(r) for {', '.join(k for k in g if k != 'all')}")
+        console.print(
+            f"g(r) from the second half of the run ({len(frames)} frames): first peak at {r[np.argmax(g['all'])]:.2f} Å; "
+            f"partial g(r) for {', '.join(k for k in g if k != 'all')}"
+        )
 
 
 def _calculators(args):
@@ -136,8 +173,12 @@ def _relax(args, console):
 
     atoms = relax(_read_structure(args), Calculator.load(args.model, trust_code=args.trust_code), fmax=args.fmax, cell=args.cell)
     write(args.output, atoms)
-    console.print(f"relaxed: E = {atoms.get_potential_energy():.6f} eV, max |F| = {np.abs(atoms.get_forces()).max():.2e} eV/Å"
-                  + (f", cell lengths {atoms.cell.lengths().round(5).tolist()} Å" if args.cell else "") + f" → {args.output}", soft_wrap=True)
+    console.print(
+        f"relaxed: E = {atoms.get_potential_energy():.6f} eV, max |F| = {np.abs(atoms.get_forces()).max():.2e} eV/Å"
+        + (f", cell lengths {atoms.cell.lengths().round(5).tolist()} Å" if args.cell else "")
+        + f" → {args.output}",
+        soft_wrap=True,
+    )
 
 
 def _property(args, console, name: str, compute) -> None:
@@ -161,8 +202,15 @@ def _eos(args, console):
     def compute(atoms, calc, label):
         relaxed = relax(atoms, calc, cell=True, fmax=1e-4)
         fit = equation_of_state(relaxed, calc, strain=args.strain, plot=str(Path(args.output) / f"eos_{label}.png"))
-        values = {"volume_per_atom": fit["v0"] / len(atoms), "bulk_modulus_GPa": fit["bulk_modulus"], "cell_lengths": relaxed.cell.lengths().tolist()}
-        return values, f"V0 = {values['volume_per_atom']:.4f} Å³/atom, B = {fit['bulk_modulus']:.1f} GPa, cell {np.round(relaxed.cell.lengths(), 4).tolist()} Å"
+        values = {
+            "volume_per_atom": fit["v0"] / len(atoms),
+            "bulk_modulus_GPa": fit["bulk_modulus"],
+            "cell_lengths": relaxed.cell.lengths().tolist(),
+        }
+        return (
+            values,
+            f"V0 = {values['volume_per_atom']:.4f} Å³/atom, B = {fit['bulk_modulus']:.1f} GPa, cell {np.round(relaxed.cell.lengths(), 4).tolist()} Å",
+        )
 
     _property(args, console, "eos", compute)
 
@@ -173,7 +221,12 @@ def _elastic(args, console):
     def compute(atoms, calc, label):
         C = elastic_constants(relax(atoms, calc, cell=True, fmax=1e-4), calc)
         figures.matrix_plot(C, f"C_ij (GPa), {label}", Path(args.output) / f"elastic_{label}.png")
-        return {"C_GPa": C.tolist(), "C11": C[0, 0], "C12": C[0, 1], "C44": C[3, 3]}, f"C11 = {C[0, 0]:.1f}, C12 = {C[0, 1]:.1f}, C44 = {C[3, 3]:.1f} GPa"
+        return {
+            "C_GPa": C.tolist(),
+            "C11": C[0, 0],
+            "C12": C[0, 1],
+            "C44": C[3, 3],
+        }, f"C11 = {C[0, 0]:.1f}, C12 = {C[0, 1]:.1f}, C44 = {C[3, 3]:.1f} GPa"
 
     _property(args, console, "elastic", compute)
 
@@ -193,32 +246,42 @@ def _phonons(args, console):
 
     def compute(atoms, calc, label):
         supercell = tuple(args.supercell) if args.supercell else None
-        bands = phonon_frequencies(relax(atoms, calc, cell=True, fmax=1e-4), calc, supercell=supercell,
-                                   plot=str(Path(args.output) / f"phonons_{label}.png"))
-        return {q: e.tolist() for q, e in bands.items()}, "; ".join(f"{q}: " + " ".join(f"{x:.2f}" for x in e) for q, e in bands.items()) + " meV"
+        bands = phonon_frequencies(
+            relax(atoms, calc, cell=True, fmax=1e-4), calc, supercell=supercell, plot=str(Path(args.output) / f"phonons_{label}.png")
+        )
+        return {q: e.tolist() for q, e in bands.items()}, "; ".join(
+            f"{q}: " + " ".join(f"{x:.2f}" for x in e) for q, e in bands.items()
+        ) + " meV"
 
     _property(args, console, "phonons", compute)
 
 
 def _import_n2p2(args, console):
-    from forcefit.units import unit_value
     from forcefit.interop.n2p2 import load_potential
     from forcefit.models.saving import save_model
+    from forcefit.units import unit_value
 
-    model = load_potential(args.directory, length_unit=unit_value(args.length_unit, "--length-unit"),
-                           energy_unit=unit_value(args.energy_unit, "--energy-unit"))
+    model = load_potential(
+        args.directory, length_unit=unit_value(args.length_unit, "--length-unit"), energy_unit=unit_value(args.energy_unit, "--energy-unit")
+    )
     save_model(model, args.output, metadata={"imported_from": str(args.directory)})
-    console.print(f"{args.directory}: {model.elements}, {model.descriptor.n_features_per_element} symmetry functions, "
-                  f"cutoff {model.cutoff:.4f} Å → {args.output}")
+    console.print(
+        f"{args.directory}: {model.elements}, {model.descriptor.n_features_per_element} symmetry functions, "
+        f"cutoff {model.cutoff:.4f} Å → {args.output}"
+    )
 
 
 def _export_n2p2(args, console):
-    from forcefit.units import unit_value
     from forcefit.interop.n2p2 import save_potential
     from forcefit.models.saving import load_model
+    from forcefit.units import unit_value
 
-    save_potential(load_model(args.model, trust_code=args.trust_code), args.directory, length_unit=unit_value(args.length_unit, "--length-unit"),
-                   energy_unit=unit_value(args.energy_unit, "--energy-unit"))
+    save_potential(
+        load_model(args.model, trust_code=args.trust_code),
+        args.directory,
+        length_unit=unit_value(args.length_unit, "--length-unit"),
+        energy_unit=unit_value(args.energy_unit, "--energy-unit"),
+    )
     console.print(f"wrote input.nn, scaling.data and weights.NNN.data to {args.directory}")
 
 
@@ -238,7 +301,9 @@ def _lj_two_point(args, console):
     from forcefit.models.pair import lj_from_two_points
 
     p = lj_from_two_points(args.r0, args.energy, args.force)
-    console.print(f"A = {p['A']:.10g} eV Å¹²   B = {p['B']:.10g} eV Å⁶   ε = {p['epsilon']:.10g} eV   σ = {p['sigma']:.10g} Å", highlight=False)
+    console.print(
+        f"A = {p['A']:.10g} eV Å¹²   B = {p['B']:.10g} eV Å⁶   ε = {p['epsilon']:.10g} eV   σ = {p['sigma']:.10g} Å", highlight=False
+    )
 
 
 def _export_lammps(args, console):
@@ -290,16 +355,28 @@ def build_parser() -> argparse.ArgumentParser:
     md.add_argument("--pressure", type=float, default=1e-4, help="GPa, NPT target (default 1 bar)")
     md.add_argument("--friction", type=float, default=0.01, help="Langevin friction, 1/fs (NVT)")
     md.add_argument("--seed", type=int, default=0)
-    md.add_argument("--log", help="thermo log: step, time, E_pot, E_kin, E_tot, T, P, volume, committee σ_F (and a T or energy plot beside it)")
+    md.add_argument(
+        "--log", help="thermo log: step, time, E_pot, E_kin, E_tot, T, P, volume, committee σ_F (and a T or energy plot beside it)"
+    )
     md.add_argument("--trajectory", help="ASE .traj file to write")
     md.add_argument("--trajectory-interval", type=int, default=1, help="write every N-th step to the trajectory")
-    md.add_argument("--rdf", type=float, metavar="R_MAX", help="total and partial g(r) up to R_MAX Å from the trajectory's second half (PNG + JSON)")
+    md.add_argument(
+        "--rdf", type=float, metavar="R_MAX", help="total and partial g(r) up to R_MAX Å from the trajectory's second half (PNG + JSON)"
+    )
     md.add_argument("--max-extrapolation", type=int, help="stop when more symmetry-function values than this leave the training range")
     md.add_argument("--max-force-std", type=float, help="stop when a committee's force disagreement exceeds this (eV/Å)")
-    md.add_argument("--max-extrapolating-fraction", type=float, default=0.5,
-                    help="safety: stop (exit 1) when more than this fraction of atoms is outside the training range")
-    md.add_argument("--max-temperature-factor", type=float, default=5.0,
-                    help="safety: stop (exit 1) when T exceeds this factor times max(target, 100 K)")
+    md.add_argument(
+        "--max-extrapolating-fraction",
+        type=float,
+        default=0.5,
+        help="safety: stop (exit 1) when more than this fraction of atoms is outside the training range",
+    )
+    md.add_argument(
+        "--max-temperature-factor",
+        type=float,
+        default=5.0,
+        help="safety: stop (exit 1) when T exceeds this factor times max(target, 100 K)",
+    )
     md.set_defaults(run=_md)
 
     for name, function, text in (
@@ -365,8 +442,9 @@ def build_parser() -> argparse.ArgumentParser:
     lammps.set_defaults(run=_export_lammps)
     for name, command in commands.choices.items():
         if name not in ("train", "learn", "import-n2p2", "lj-two-point"):  # the commands that read a model file
-            command.add_argument("--trust-code", action="store_true",
-                                 help="allow a model whose pair function is Python code named in the file to import it")
+            command.add_argument(
+                "--trust-code", action="store_true", help="allow a model whose pair function is Python code named in the file to import it"
+            )
     return parser
 
 

@@ -7,6 +7,7 @@ An unknown or misspelt key is an error that names the key and the valid ones.
     training: optimiser, schedule, loss weights, seed (see TrainingConfig)
     output:   the run directory
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -17,8 +18,9 @@ import yaml
 
 from forcefit.units import unit_value
 
-
 OUTLIER_POLICIES = ("error", "exclude", "keep")  # what training does with suspicious labels (training/screen.py)
+
+
 @dataclass
 class DataConfig:
     train: str | list[str] = ""  # a file (extxyz, ASE .db, input.data) or a list of files
@@ -61,8 +63,11 @@ class DataConfig:
     def reader_options(self) -> dict:
         """Keyword arguments of `forcefit.io.read_structures` for every data file."""
         return {
-            "format": self.format, "energy_key": self.energy_key, "forces_key": self.forces_key,
-            "stress_key": self.stress_key, "stress_format": self.stress_format,
+            "format": self.format,
+            "energy_key": self.energy_key,
+            "forces_key": self.forces_key,
+            "stress_key": self.stress_key,
+            "stress_format": self.stress_format,
             "length_unit": unit_value(self.length_unit, "data.length_unit"),
             "energy_unit": unit_value(self.energy_unit, "data.energy_unit"),
             "min_distance": self.min_distance,
@@ -278,6 +283,7 @@ def load_config(path) -> Config:
         except yaml.YAMLError as err:
             raise ValueError(f"{path}: not valid YAML: {err}") from None
     config = config_from_dict(values, str(path))
+
     def resolve(value: str) -> str:
         return value if Path(value).is_absolute() else str((path.parent / value).resolve())
 

@@ -6,6 +6,7 @@ flattened and re-indexed, `structure_index` says which structure each atom is in
 (no padding). Reference labels travel in the batch under `ref_*` names, never
 mixed with predictions.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
@@ -57,7 +58,7 @@ class Batch:
         """Pair displacements r_p = x_j − x_i + shift, (n_pairs, 3) Å."""
         return self.positions[self.pair_j] - self.positions[self.pair_i] + self.pair_shift
 
-    def to(self, dtype: torch.dtype) -> "Batch":
+    def to(self, dtype: torch.dtype) -> Batch:
         """Floating-point fields in `dtype` (indices untouched)."""
         changes = {}
         for f in fields(self):
@@ -89,7 +90,9 @@ def make_graph(structure: Structure, cutoff: float, angular_cutoff: float) -> Ba
         triplet_q=torch.from_numpy(nb.triplet_q),
         ref_energy=torch.tensor([structure.energy if structure.energy is not None else nan], dtype=torch.float64),
         ref_forces=torch.from_numpy(structure.forces) if structure.forces is not None else torch.full((n, 3), nan, dtype=torch.float64),
-        ref_stress=torch.from_numpy(structure.stress)[None] if structure.stress is not None else torch.full((1, 3, 3), nan, dtype=torch.float64),
+        ref_stress=torch.from_numpy(structure.stress)[None]
+        if structure.stress is not None
+        else torch.full((1, 3, 3), nan, dtype=torch.float64),
         weight=torch.tensor([structure.weight], dtype=torch.float64),
     )
 

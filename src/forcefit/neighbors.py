@@ -10,6 +10,7 @@ A triplet (p, q) is two pairs with the same centre i and p < q, i.e. an
 unordered pair of neighbours {j, k} of i; the angle θ_jik is between r_p and r_q.
 Everything here is computed once per structure, in NumPy.
 """
+
 from __future__ import annotations
 
 import os
@@ -81,7 +82,8 @@ def check_size(structure: Structure, cutoff: float, angular_cutoff: float = 0.0)
             f"structure{where}: a cutoff of {cutoff:g} Å (angular {angular_cutoff:g} Å) on {structure.n_atoms} atoms would give about "
             f"{pairs:.3g} pairs and {triplets_:.3g} triplets (limits {MAX_PAIRS:.3g} and {MAX_TRIPLETS:.3g}, about "
             f"{(pairs * BYTES_PER_PAIR + triplets_ * BYTES_PER_TRIPLET) / 1e9:.3g} GB to evaluate): choose a smaller cutoff, or raise the limits with the environment "
-            "variables FORCEFIT_MAX_PAIRS and FORCEFIT_MAX_TRIPLETS")
+            "variables FORCEFIT_MAX_PAIRS and FORCEFIT_MAX_TRIPLETS"
+        )
 
 
 def triplets(pair_i: np.ndarray, pair_mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:

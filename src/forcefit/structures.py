@@ -4,6 +4,7 @@ Everything inside forcefit is in eV, Å and eV/Å; readers convert at the edge.
 A `Structure` holds geometry and, separately, its reference labels
 (`energy`, `forces`, `stress`) so predictions never overwrite references.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -12,7 +13,6 @@ import numpy as np
 import vesin
 from ase import Atoms
 from ase.data import chemical_symbols
-
 
 MIN_DISTANCE = 0.1  # Å: closer atoms are an error in the data, not physics a potential is fitted to
 DEGENERATE = 1e-3  # a periodic cell spanning less than this fraction of the product of its lengths is refused
@@ -65,8 +65,10 @@ class Structure:
             lengths = np.linalg.norm(periodic, axis=1)
             measure = np.sqrt(max(np.linalg.det(periodic @ periodic.T), 0.0))  # volume, area or length they span
             if measure < DEGENERATE * np.prod(lengths):
-                raise ValueError(f"structure{where}: the periodic lattice vectors {np.round(periodic, 6).tolist()} are (nearly) linearly "
-                                 f"dependent (they span {measure:.3g} Å^{len(periodic)} for lengths {np.round(lengths, 4).tolist()} Å)")
+                raise ValueError(
+                    f"structure{where}: the periodic lattice vectors {np.round(periodic, 6).tolist()} are (nearly) linearly "
+                    f"dependent (they span {measure:.3g} Å^{len(periodic)} for lengths {np.round(lengths, 4).tolist()} Å)"
+                )
         if self.forces is not None:
             self.forces = np.asarray(self.forces, dtype=np.float64).reshape(-1, 3)
             if self.forces.shape[0] != n:
@@ -93,7 +95,7 @@ class Structure:
         return [chemical_symbols[z] for z in self.numbers]
 
     @classmethod
-    def from_atoms(cls, atoms: Atoms, **labels) -> "Structure":
+    def from_atoms(cls, atoms: Atoms, **labels) -> Structure:
         return cls(
             numbers=atoms.numbers,
             positions=atoms.positions,
@@ -111,9 +113,12 @@ def check_min_distance(structure: Structure, min_distance: float = MIN_DISTANCE)
     if min_distance <= 0 or structure.n_atoms < 1:
         return
     i, j, d = vesin.NeighborList(cutoff=min_distance, full_list=False).compute(
-        points=structure.positions, box=structure.cell, periodic=[bool(p) for p in structure.pbc], quantities="ijd")
+        points=structure.positions, box=structure.cell, periodic=[bool(p) for p in structure.pbc], quantities="ijd"
+    )
     if len(d):
         k = int(np.argmin(d))
         where = f" ({structure.source})" if structure.source else ""
-        raise ValueError(f"structure{where}: atoms {int(i[k]) + 1} and {int(j[k]) + 1} (counted from 1) are {d[k]:.4g} Å apart, "
-                         f"closer than the minimum distance {min_distance} Å ({len(d)} such pairs): coincident or overlapping atoms")
+        raise ValueError(
+            f"structure{where}: atoms {int(i[k]) + 1} and {int(j[k]) + 1} (counted from 1) are {d[k]:.4g} Å apart, "
+            f"closer than the minimum distance {min_distance} Å ({len(d)} such pairs): coincident or overlapping atoms"
+        )

@@ -18,6 +18,7 @@ Every check is also a plain function (`check_*`) so a test can show that a broke
 fails it. `CONTRACTS` collects the kinds that have a contract, so the suite can insist
 that every registered model kind has one. Needs pytest (the `test` extra).
 """
+
 from __future__ import annotations
 
 import copy
@@ -45,9 +46,12 @@ def evaluate(model, structure: Structure, stress: bool = False):
 
 
 def moved(structure: Structure, positions=None, cell=None, numbers=None) -> Structure:
-    return Structure(numbers=structure.numbers if numbers is None else numbers,
-                     positions=structure.positions if positions is None else positions,
-                     cell=structure.cell if cell is None else cell, pbc=structure.pbc)
+    return Structure(
+        numbers=structure.numbers if numbers is None else numbers,
+        positions=structure.positions if positions is None else positions,
+        cell=structure.cell if cell is None else cell,
+        pbc=structure.pbc,
+    )
 
 
 def random_rotation(rng) -> np.ndarray:
@@ -113,9 +117,13 @@ def check_finite_differences(model, structure, tol) -> None:
             plus, minus = structure.positions.copy(), structure.positions.copy()
             plus[i, c] += h
             minus[i, c] -= h
-            numeric[i, c] = -(evaluate(model, moved(structure, positions=plus))[0] - evaluate(model, moved(structure, positions=minus))[0]) / (2 * h)
+            numeric[i, c] = -(
+                evaluate(model, moved(structure, positions=plus))[0] - evaluate(model, moved(structure, positions=minus))[0]
+            ) / (2 * h)
     error = np.abs(numeric - f0).max()
-    assert error <= tol["fd"] * np.abs(f0).max() + tol["fd_abs"], f"finite-difference force error {error:.3e} (max |F| {np.abs(f0).max():.3e})"
+    assert error <= tol["fd"] * np.abs(f0).max() + tol["fd_abs"], (
+        f"finite-difference force error {error:.3e} (max |F| {np.abs(f0).max():.3e})"
+    )
 
 
 def check_stress(model, crystal, tol) -> None:
@@ -165,7 +173,7 @@ def check_extensive(model, molecule, crystal, tol) -> None:
     atoms.calc = calculator
     e1, f1 = atoms.get_potential_energy(), atoms.get_forces()
     pair = atoms + atoms.copy()
-    pair.positions[len(atoms):] += [50.0, 0.0, 0.0]
+    pair.positions[len(atoms) :] += [50.0, 0.0, 0.0]
     pair.calc = calculator
     e2 = pair.get_potential_energy()
     assert abs(e2 - 2 * e1) <= tol["energy"] * max(1.0, abs(e1)), f"two copies: {e2} eV, one: {e1} eV"

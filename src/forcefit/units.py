@@ -1,11 +1,21 @@
 """Units at the edge: the one parser of unit options. Inside forcefit everything is eV, Å,
 eV/Å and eV/Å³; a file's units are given as Å or eV per file unit, or by name."""
+
 from __future__ import annotations
 
 from ase import units
 
-NAMED_UNITS = {"angstrom": 1.0, "Å": 1.0, "bohr": units.Bohr, "nm": 10.0, "ev": 1.0, "hartree": units.Hartree, "ry": units.Rydberg,
-               "kcal/mol": units.kcal / units.mol, "kj/mol": units.kJ / units.mol}
+NAMED_UNITS = {
+    "angstrom": 1.0,
+    "Å": 1.0,
+    "bohr": units.Bohr,
+    "nm": 10.0,
+    "ev": 1.0,
+    "hartree": units.Hartree,
+    "ry": units.Rydberg,
+    "kcal/mol": units.kcal / units.mol,
+    "kj/mol": units.kJ / units.mol,
+}
 
 
 def unit_value(value, key: str) -> float:

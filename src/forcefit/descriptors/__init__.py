@@ -1,4 +1,7 @@
-"""Invariant descriptors: cutoff functions, symmetry functions and their scaling."""
+"""Invariant descriptors: cutoff functions, symmetry functions (with their analytic
+Jacobian) and their scaling. Functions of pair vectors only; imports nothing of forcefit
+beyond data (models use descriptors, never the reverse)."""
+
 from forcefit.descriptors.cutoff import CUTOFF_TYPES, cutoff_function
 from forcefit.descriptors.scaling import FeatureScaling
 from forcefit.descriptors.symmetry_functions import SymmetryFunction, SymmetryFunctions, generate_symmetry_functions

@@ -13,6 +13,7 @@ r < r_ci and 0 for r ≥ r_c; in between (Singraber et al., JCTC 15, 1827 (2019)
     7 poly3  (x(x(20x − 70) + 84) − 35)x⁴ + 1
     8 poly4  (x(x((315 − 70x)x − 540) + 420) − 126)x⁵ + 1
 """
+
 from __future__ import annotations
 
 import math
@@ -20,8 +21,15 @@ import math
 import torch
 
 CUTOFF_TYPES = {
-    "hard": 0, "cos": 1, "tanhu": 2, "tanh": 3, "exp": 4,
-    "poly1": 5, "poly2": 6, "poly3": 7, "poly4": 8,
+    "hard": 0,
+    "cos": 1,
+    "tanhu": 2,
+    "tanh": 3,
+    "exp": 4,
+    "poly1": 5,
+    "poly2": 6,
+    "poly3": 7,
+    "poly4": 8,
 }
 CUTOFF_NAMES = {number: name for name, number in CUTOFF_TYPES.items()}
 

@@ -10,6 +10,7 @@ Every mode is an affine map G_s = S_min + factor · (G − ref) per element and 
 
 The training minimum and maximum are kept to count extrapolation at prediction time.
 """
+
 from __future__ import annotations
 
 import torch

@@ -16,6 +16,7 @@ Following n2p2, (1 + λ cos θ) is floored at 0. Units: η in Å⁻², r_s and r
 The module maps pair displacement vectors to an (n_atoms, n_features) matrix; atoms
 of element e use the first n_features(e) columns, the rest stay zero.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -225,7 +226,9 @@ class SymmetryFunctions(torch.nn.Module):
         return out.view(n_atoms, self.n_features)
 
     @torch.no_grad()
-    def with_jacobian(self, species: Tensor, vectors: Tensor, pair_i: Tensor, pair_j: Tensor, triplet_p: Tensor, triplet_q: Tensor) -> tuple[Tensor, Tensor]:
+    def with_jacobian(
+        self, species: Tensor, vectors: Tensor, pair_i: Tensor, pair_j: Tensor, triplet_p: Tensor, triplet_q: Tensor
+    ) -> tuple[Tensor, Tensor]:
         """G (n_atoms, n_features) and J (n_pairs, n_features, 3) = ∂G_{i_p}/∂r_p.
 
         Each term depends only on its own one or two pair vectors, and its gradient
@@ -293,7 +296,7 @@ class SymmetryFunctions(torch.nn.Module):
         }
 
     @classmethod
-    def from_config(cls, config: dict) -> "SymmetryFunctions":
+    def from_config(cls, config: dict) -> SymmetryFunctions:
         functions = [SymmetryFunction(**f) for f in config["functions"]]
         return cls(config["elements"], functions, config["cutoff_type"], config["cutoff_alpha"])
 
@@ -339,13 +342,10 @@ def generate_symmetry_functions(
         windows = [(1.0 / (2 * step**2), r_min + m * step) for m in range(n_angular)]
     for center in elements:
         for neighbor in elements:
-            functions += [
-                SymmetryFunction("radial", center, (neighbor,), eta=1.0 / (2 * spacing**2), rc=rc, rs=rs) for rs in centres
-            ]
+            functions += [SymmetryFunction("radial", center, (neighbor,), eta=1.0 / (2 * spacing**2), rc=rc, rs=rs) for rs in centres]
         for pair in pairs:
             for eta, rs in windows:
                 for zeta in zetas:
                     for lam in (1.0, -1.0):
                         functions.append(SymmetryFunction(angular_kind, center, pair, eta=eta, rc=rc, rs=rs, lam=lam, zeta=zeta))
     return functions
-

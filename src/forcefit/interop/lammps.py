@@ -7,6 +7,7 @@ from the same code forcefit evaluates; a table is interpolated, so it matches
 to the table's resolution, not to rounding; the snippet names the table file
 relative to the directory LAMMPS runs in. Atom types follow `model.elements`.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -33,7 +34,9 @@ def write_lammps(model: PairPotential, path, table_points: int = 20000) -> Path:
         raise ValueError(f"only pair potentials can be written for LAMMPS pair styles, not {model.kind!r}")
     path = Path(path)
     n = len(model.elements)
-    lines = [f"# forcefit {model.kind} potential; units metal; atom types: " + " ".join(f"{k + 1}={e}" for k, e in enumerate(model.elements))]
+    lines = [
+        f"# forcefit {model.kind} potential; units metal; atom types: " + " ".join(f"{k + 1}={e}" for k, e in enumerate(model.elements))
+    ]
     lines += _types(model)
     exact = model.cutoff_mode == "shift" and type(model) in (LennardJones, Morse)
     if exact:
@@ -60,7 +63,9 @@ def write_lammps(model: PairPotential, path, table_points: int = 20000) -> Path:
                 if model.cutoff_mode == "switch":  # exactly zero at r_c, not round-off
                     energy[-1] = force[-1] = 0.0
                 key = f"{model.elements[a]}_{model.elements[b]}"
-                rows = "\n".join(f"{k + 1} {float(x)!r} {float(e)!r} {float(f)!r}" for k, (x, e, f) in enumerate(zip(r.numpy(), energy, force)))
+                rows = "\n".join(
+                    f"{k + 1} {float(x)!r} {float(e)!r} {float(f)!r}" for k, (x, e, f) in enumerate(zip(r.numpy(), energy, force))
+                )
                 blocks.append(f"{key}\nN {table_points} R {float(r[0])!r} {model.cutoff!r}\n\n{rows}\n")
                 lines.append(f"pair_coeff {a + 1} {b + 1} {table.name} {key} {model.cutoff!r}")
         table.write_text("# forcefit pair table (eV, Å)\n\n" + "\n".join(blocks))

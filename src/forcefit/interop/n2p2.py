@@ -16,6 +16,7 @@ Facts used (n2p2 2.x, Singraber et al., JCTC 15, 1827 and 3075 (2019)):
 In forcefit terms: E_i = s · NN(G_i) + e_ref(Z_i) with s = energy_unit / conv_energy
 and e_ref = (mean_energy + atom_energy(Z)) · energy_unit (eV); lengths in Å.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,35 +30,107 @@ from forcefit.descriptors.cutoff import CUTOFF_NAMES, CUTOFF_TYPES
 from forcefit.models.bpnn import BPNN
 
 ACTIVATION_LETTERS = {
-    "l": "linear", "t": "tanh", "s": "logistic", "p": "softplus", "r": "relu",
-    "g": "gaussian", "c": "cos", "S": "revlogistic", "e": "negexp", "h": "harmonic",
+    "l": "linear",
+    "t": "tanh",
+    "s": "logistic",
+    "p": "softplus",
+    "r": "relu",
+    "g": "gaussian",
+    "c": "cos",
+    "S": "revlogistic",
+    "e": "negexp",
+    "h": "harmonic",
 }
 LETTER_OF = {name: letter for letter, name in ACTIVATION_LETTERS.items()}
 KIND_OF_TYPE = {2: "radial", 3: "narrow", 9: "wide"}
 TYPE_OF_KIND = {kind: t for t, kind in KIND_OF_TYPE.items()}
 
 PREDICTION_KEYWORDS = {
-    "number_of_elements", "elements", "atom_energy", "cutoff_type", "symfunction_short",
-    "scale_symmetry_functions", "scale_min_short", "scale_max_short", "center_symmetry_functions",
-    "scale_symmetry_functions_sigma", "global_hidden_layers_short", "global_nodes_short",
-    "global_activation_short", "element_nodes_short", "mean_energy", "conv_length", "conv_energy",
-    "nnp_type", "nn_type",
+    "number_of_elements",
+    "elements",
+    "atom_energy",
+    "cutoff_type",
+    "symfunction_short",
+    "scale_symmetry_functions",
+    "scale_min_short",
+    "scale_max_short",
+    "center_symmetry_functions",
+    "scale_symmetry_functions_sigma",
+    "global_hidden_layers_short",
+    "global_nodes_short",
+    "global_activation_short",
+    "element_nodes_short",
+    "mean_energy",
+    "conv_length",
+    "conv_energy",
+    "nnp_type",
+    "nn_type",
 }
 # Keywords that steer n2p2's training only; they do not change what the potential predicts.
 TRAINING_KEYWORDS = {
-    "random_seed", "test_fraction", "epochs", "use_short_forces", "rmse_threshold", "rmse_threshold_energy",
-    "rmse_threshold_force", "rmse_threshold_charge", "rmse_threshold_trials", "rmse_threshold_trials_energy",
-    "rmse_threshold_trials_force", "rmse_threshold_trials_charge", "energy_fraction", "force_fraction",
-    "charge_fraction", "use_old_weights_short", "use_old_weights_charge", "weights_min", "weights_max",
-    "nguyen_widrow_weights_short", "nguyen_widrow_weights_charge", "precondition_weights", "main_error_metric",
-    "write_trainpoints", "write_trainforces", "write_traincharges", "write_weights_epoch", "write_neuronstats",
-    "write_trainlog", "repeated_energy_update", "updater_type", "parallel_mode", "jacobian_mode",
-    "update_strategy", "selection_mode", "selection_mode_energy", "selection_mode_force", "selection_mode_charge",
-    "task_batch_size_energy", "task_batch_size_force", "task_batch_size_charge", "gradient_type", "gradient_eta",
-    "gradient_adam_eta", "gradient_adam_beta1", "gradient_adam_beta2", "gradient_adam_epsilon", "kalman_type",
-    "kalman_epsilon", "kalman_eta", "kalman_etatau", "kalman_etamax", "kalman_q0", "kalman_qtau", "kalman_qmin",
-    "kalman_lambda_short", "kalman_nue_short", "memorize_symfunc_results", "force_weight",
-    "short_energy_error_threshold", "short_force_error_threshold", "short_energy_fraction", "short_force_fraction",
+    "random_seed",
+    "test_fraction",
+    "epochs",
+    "use_short_forces",
+    "rmse_threshold",
+    "rmse_threshold_energy",
+    "rmse_threshold_force",
+    "rmse_threshold_charge",
+    "rmse_threshold_trials",
+    "rmse_threshold_trials_energy",
+    "rmse_threshold_trials_force",
+    "rmse_threshold_trials_charge",
+    "energy_fraction",
+    "force_fraction",
+    "charge_fraction",
+    "use_old_weights_short",
+    "use_old_weights_charge",
+    "weights_min",
+    "weights_max",
+    "nguyen_widrow_weights_short",
+    "nguyen_widrow_weights_charge",
+    "precondition_weights",
+    "main_error_metric",
+    "write_trainpoints",
+    "write_trainforces",
+    "write_traincharges",
+    "write_weights_epoch",
+    "write_neuronstats",
+    "write_trainlog",
+    "repeated_energy_update",
+    "updater_type",
+    "parallel_mode",
+    "jacobian_mode",
+    "update_strategy",
+    "selection_mode",
+    "selection_mode_energy",
+    "selection_mode_force",
+    "selection_mode_charge",
+    "task_batch_size_energy",
+    "task_batch_size_force",
+    "task_batch_size_charge",
+    "gradient_type",
+    "gradient_eta",
+    "gradient_adam_eta",
+    "gradient_adam_beta1",
+    "gradient_adam_beta2",
+    "gradient_adam_epsilon",
+    "kalman_type",
+    "kalman_epsilon",
+    "kalman_eta",
+    "kalman_etatau",
+    "kalman_etamax",
+    "kalman_q0",
+    "kalman_qtau",
+    "kalman_qmin",
+    "kalman_lambda_short",
+    "kalman_nue_short",
+    "memorize_symfunc_results",
+    "force_weight",
+    "short_energy_error_threshold",
+    "short_force_error_threshold",
+    "short_energy_fraction",
+    "short_force_fraction",
 }
 
 
@@ -93,10 +166,20 @@ def _parse_symmetry_function(args: list[str], path: Path, lineno: int, length_un
                 raise IndexError
             e1, e2, eta, lam, zeta, rc = args[2], args[3], float(args[4]), float(args[5]), float(args[6]), float(args[7])
             rs = float(args[8]) if len(args) == 9 else 0.0
-            return SymmetryFunction(KIND_OF_TYPE[sf_type], center, (e1, e2), eta=eta / length_unit**2, rc=rc * length_unit,
-                                    rs=rs * length_unit, lam=lam, zeta=zeta)
+            return SymmetryFunction(
+                KIND_OF_TYPE[sf_type],
+                center,
+                (e1, e2),
+                eta=eta / length_unit**2,
+                rc=rc * length_unit,
+                rs=rs * length_unit,
+                lam=lam,
+                zeta=zeta,
+            )
     except (IndexError, ValueError) as err:
-        raise ValueError(f"{path} line {lineno}: cannot read symmetry function {' '.join(args)!r} ({err or 'wrong number of fields'})") from None
+        raise ValueError(
+            f"{path} line {lineno}: cannot read symmetry function {' '.join(args)!r} ({err or 'wrong number of fields'})"
+        ) from None
     raise ValueError(f"{path} line {lineno}: symmetry function type {sf_type} is not supported (types 2, 3 and 9 are)")
 
 
@@ -146,7 +229,11 @@ def load_potential(directory, *, length_unit: float, energy_unit: float) -> BPNN
     parsed.sort(key=lambda f: (index[f.center], _sort_key(f, index)))
     descriptor = SymmetryFunctions(elements, parsed, cutoff_type, cutoff_alpha)
 
-    scale, center, sigma = ("scale_symmetry_functions" in single, "center_symmetry_functions" in single, "scale_symmetry_functions_sigma" in single)
+    scale, center, sigma = (
+        "scale_symmetry_functions" in single,
+        "center_symmetry_functions" in single,
+        "scale_symmetry_functions_sigma" in single,
+    )
     mode = "scalesigma" if sigma else ("scalecenter" if scale and center else "scale" if scale else "center" if center else "none")
     s_min = float(value("scale_min_short", ["0.0"])[0])
     s_max = float(value("scale_max_short", ["1.0"])[0])
@@ -155,7 +242,9 @@ def load_potential(directory, *, length_unit: float, energy_unit: float) -> BPNN
     nodes = [int(n) for n in value("global_nodes_short")]
     letters = value("global_activation_short")
     if len(nodes) != n_hidden or len(letters) != n_hidden + 1:
-        raise ValueError(f"{path}: {n_hidden} hidden layers need {n_hidden} node counts and {n_hidden + 1} activations, got {nodes} and {letters}")
+        raise ValueError(
+            f"{path}: {n_hidden} hidden layers need {n_hidden} node counts and {n_hidden + 1} activations, got {nodes} and {letters}"
+        )
     unknown = [a for a in letters if a not in ACTIVATION_LETTERS]
     if unknown:
         raise ValueError(f"{path}: unknown activation letter(s) {unknown}; n2p2 letters are {sorted(ACTIVATION_LETTERS)}")
@@ -175,7 +264,9 @@ def load_potential(directory, *, length_unit: float, energy_unit: float) -> BPNN
     conv_energy = float(value("conv_energy", ["1.0"])[0])
     with torch.no_grad():
         model.energy_scale.fill_(energy_unit / conv_energy)
-        model.atom_reference.copy_(torch.tensor([(mean_energy + atom_energy.get(e, 0.0)) * energy_unit for e in elements], dtype=torch.float64))
+        model.atom_reference.copy_(
+            torch.tensor([(mean_energy + atom_energy.get(e, 0.0)) * energy_unit for e in elements], dtype=torch.float64)
+        )
     return model
 
 
@@ -225,7 +316,9 @@ def _load_weights(network, path: Path) -> None:
                 else:
                     raise ValueError("expected 'value a index l_s n_s l_e n_e' or 'value b index l_e n_e'")
             except (IndexError, ValueError) as err:
-                raise ValueError(f"{path} line {lineno}: {err}; the network in input.nn has layers {[tuple(l.weight.shape[::-1]) for l in linears]}") from None
+                raise ValueError(
+                    f"{path} line {lineno}: {err}; the network in input.nn has layers {[tuple(l.weight.shape[::-1]) for l in linears]}"
+                ) from None
     if not all(s.all() for s in seen):
         raise ValueError(f"{path}: fewer connections than the network in input.nn needs")
 
@@ -266,7 +359,9 @@ def save_potential(model: BPNN, directory, *, length_unit: float = 1.0, energy_u
     index = {e: n for n, e in enumerate(elements)}
     scaling = model.scaling
     mode_keywords = {
-        "none": [], "center": ["center_symmetry_functions"], "scale": ["scale_symmetry_functions"],
+        "none": [],
+        "center": ["center_symmetry_functions"],
+        "scale": ["scale_symmetry_functions"],
         "scalecenter": ["scale_symmetry_functions", "center_symmetry_functions"],
         "scalesigma": ["scale_symmetry_functions_sigma"],
     }[scaling.mode]

@@ -1,12 +1,13 @@
-"""Readers and writers. Units are converted here, at the edge; inside forcefit
-everything is eV, Å, eV/Å."""
-from pathlib import Path
+"""Dataset readers and writers (extxyz, ASE databases, n2p2 input.data) → `Structure`s.
+Units are converted here, at the edge; inside forcefit everything is eV, Å, eV/Å.
+The first stage: imports only structures, units and config. Potential files of other
+codes, which need models, live in `forcefit.interop`."""
 
-from forcefit.structures import MIN_DISTANCE, check_min_distance
+from pathlib import Path
 
 from forcefit.io.extxyz import read_extxyz, write_extxyz
 from forcefit.io.inputdata import read_input_data, write_input_data
-
+from forcefit.structures import MIN_DISTANCE, check_min_distance
 
 FORMATS = ("extxyz", "db", "input.data")
 
@@ -22,9 +23,19 @@ def guess_format(path, format: str | None = None) -> str:
     return "input.data" if name.endswith("input.data") or name.endswith(".data") else "extxyz"
 
 
-def read_structures(path, *, format: str | None = None, length_unit: float = 1.0, energy_unit: float = 1.0,
-                    energy_key: str = "energy", forces_key: str = "forces", stress_key: str | None = "stress",
-                    stress_format: str = "ase", require_labels: bool = True, min_distance: float = MIN_DISTANCE):
+def read_structures(
+    path,
+    *,
+    format: str | None = None,
+    length_unit: float = 1.0,
+    energy_unit: float = 1.0,
+    energy_key: str = "energy",
+    forces_key: str = "forces",
+    stress_key: str | None = "stress",
+    stress_format: str = "ase",
+    require_labels: bool = True,
+    min_distance: float = MIN_DISTANCE,
+):
     """Read a dataset, choosing the reader from `format` or the file name.
 
     `format` is "extxyz", "db" (ASE database) or "input.data". Units (Å and eV per
@@ -35,8 +46,16 @@ def read_structures(path, *, format: str | None = None, length_unit: float = 1.0
     path = Path(path)
     fmt = guess_format(path, format)
     if fmt in ("extxyz", "db"):
-        structures = read_extxyz(path, energy_key=energy_key, forces_key=forces_key, stress_key=stress_key, stress_format=stress_format,
-                                 length_unit=length_unit, energy_unit=energy_unit, require_labels=require_labels)
+        structures = read_extxyz(
+            path,
+            energy_key=energy_key,
+            forces_key=forces_key,
+            stress_key=stress_key,
+            stress_format=stress_format,
+            length_unit=length_unit,
+            energy_unit=energy_unit,
+            require_labels=require_labels,
+        )
     elif fmt == "input.data":
         structures = read_input_data(path, length_unit=length_unit, energy_unit=energy_unit, require_labels=require_labels)
     else:

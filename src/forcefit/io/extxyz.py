@@ -17,6 +17,7 @@ Stress conventions (`stress_format`):
                (its VASP stress order) and checked on the data: the strain derivative
                of the DFT energy of the "Elastic" frames equals V σ:dε (test_io.py).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -77,11 +78,15 @@ def check_atom_counts(path: Path) -> None:
             try:
                 count = int(header.split()[0])
             except ValueError:
-                raise ValueError(f"{path} line {line_number}: expected the atom count of a frame, got {header[:60].decode(errors='replace')!r}") from None
+                raise ValueError(
+                    f"{path} line {line_number}: expected the atom count of a frame, got {header[:60].decode(errors='replace')!r}"
+                ) from None
             left = size - handle.tell()
             if count < 1 or count * MIN_ATOM_LINE > left:
-                raise ValueError(f"{path} line {line_number}: the frame announces {count} atoms but only {left} bytes follow "
-                                 f"(at least {MIN_ATOM_LINE} per atom line)")
+                raise ValueError(
+                    f"{path} line {line_number}: the frame announces {count} atoms but only {left} bytes follow "
+                    f"(at least {MIN_ATOM_LINE} per atom line)"
+                )
             for _ in range(count + 1):  # comment line and atom lines
                 handle.readline()
             line_number += count + 1

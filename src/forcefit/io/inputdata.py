@@ -14,6 +14,7 @@ The format carries no units: the caller states them as `length_unit` (Å per fil
 length unit, e.g. ase.units.Bohr) and `energy_unit` (eV per file energy unit,
 e.g. ase.units.Hartree).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -66,8 +67,7 @@ def read_input_data(path, *, length_unit: float, energy_unit: float, require_lab
             elif key == "atom":
                 if len(fields) != 10:
                     raise ValueError(
-                        f"{path} line {lineno}: expected 'atom x y z element charge energy fx fy fz' "
-                        f"(10 fields), got {len(fields)}"
+                        f"{path} line {lineno}: expected 'atom x y z element charge energy fx fy fz' (10 fields), got {len(fields)}"
                     )
                 if fields[4] not in atomic_numbers:
                     raise ValueError(f"{path} line {lineno}: unknown element {fields[4]!r}")
@@ -132,8 +132,12 @@ def write_input_data(path, structures: list[Structure], *, length_unit: float, e
             forces = forces * length_unit / energy_unit
             for z, r, f in zip(s.numbers, s.positions / length_unit, forces):
                 out.write(
-                    "atom " + " ".join(f"{x: .16E}" for x in r) + f" {chemical_symbols[z]:2s}"
-                    + f" {0.0: .16E} {0.0: .16E} " + " ".join(f"{x: .16E}" for x in f) + "\n"
+                    "atom "
+                    + " ".join(f"{x: .16E}" for x in r)
+                    + f" {chemical_symbols[z]:2s}"
+                    + f" {0.0: .16E} {0.0: .16E} "
+                    + " ".join(f"{x: .16E}" for x in f)
+                    + "\n"
                 )
             energy = (s.energy if s.energy is not None else 0.0) / energy_unit
             out.write(f"energy {energy: .16E}\ncharge {0.0: .16E}\nend\n")

@@ -1,4 +1,9 @@
-"""Models: each maps a batch to per-atom energies; `predict` turns them into forces."""
+"""Models: each maps a batch to per-atom energies; `predict` (forces.py) turns them into
+forces and stress, and saving.py reads and writes model files. A model builds its own
+neighbour graph (`model.graph`), builds itself from its config section and states what
+it can do (`uses_descriptors`, `closed_form`, `has_members`). May import descriptors,
+data, neighbours and structures; training and everything after build on it."""
+
 from forcefit.models.base import Potential
 from forcefit.models.bpnn import BPNN
 from forcefit.models.committee import Committee
@@ -8,4 +13,16 @@ from forcefit.models.pair import CustomPair, LennardJones, Morse, PairPotential
 
 MODELS = {model.kind: model for model in (BPNN, LinearModel, LennardJones, Morse, CustomPair, Committee)}
 
-__all__ = ["Potential", "BPNN", "Committee", "LinearModel", "PairPotential", "LennardJones", "Morse", "CustomPair", "Prediction", "predict", "MODELS"]
+__all__ = [
+    "Potential",
+    "BPNN",
+    "Committee",
+    "LinearModel",
+    "PairPotential",
+    "LennardJones",
+    "Morse",
+    "CustomPair",
+    "Prediction",
+    "predict",
+    "MODELS",
+]

@@ -5,6 +5,7 @@ Each model also carries the loss's trainable energy offset b (`energy_offset`):
 the reference data are matched as E_ref ≈ E_model − b, so b absorbs the arbitrary
 zero of the reference method and predictions are reported on its scale.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -45,13 +46,13 @@ class Potential(torch.nn.Module):
     config_keys: tuple[str, ...] = ()
 
     @classmethod
-    def from_model_config(cls, m, elements: list[str]) -> "Potential":
+    def from_model_config(cls, m, elements: list[str]) -> Potential:
         """Build this kind from the `model` section of a run config (a ModelConfig)."""
         cls.check_model_config(m)
         return cls._from_model_config(m, elements)
 
     @classmethod
-    def _from_model_config(cls, m, elements: list[str]) -> "Potential":
+    def _from_model_config(cls, m, elements: list[str]) -> Potential:
         raise ValueError(f"model.kind {cls.kind!r} cannot be built from a config section")
 
     @classmethod
@@ -59,20 +60,28 @@ class Potential(torch.nn.Module):
         import dataclasses
 
         common = {"kind", "elements", "cutoff", "dtype"}
-        unused = [f.name for f in dataclasses.fields(m) if f.name not in common and f.name not in cls.config_keys
-                  and getattr(m, f.name) != (f.default if f.default is not dataclasses.MISSING else f.default_factory())]
+        unused = [
+            f.name
+            for f in dataclasses.fields(m)
+            if f.name not in common
+            and f.name not in cls.config_keys
+            and getattr(m, f.name) != (f.default if f.default is not dataclasses.MISSING else f.default_factory())
+        ]
         if unused:
-            raise ValueError(f"model: {', '.join(f'model.{k}' for k in unused)} not used by kind {cls.kind!r} "
-                             f"(its keys: {', '.join(sorted(common | set(cls.config_keys)))})")
+            raise ValueError(
+                f"model: {', '.join(f'model.{k}' for k in unused)} not used by kind {cls.kind!r} "
+                f"(its keys: {', '.join(sorted(common | set(cls.config_keys)))})"
+            )
 
-    def graph(self, structure) -> "Batch":
+    def graph(self, structure) -> Batch:
         """The structure's neighbour graph (pairs and triplets) within this model's cutoffs."""
         return make_graph(structure, self.cutoff, self.angular_cutoff)
 
     def summary(self) -> str:
         """One line a person reads: kind, elements, size, cutoff."""
-        return (f"model: {self.kind}, elements {self.elements}, {sum(p.numel() for p in self.parameters())} parameters, "
-                f"cutoff {self.cutoff} Å")
+        return (
+            f"model: {self.kind}, elements {self.elements}, {sum(p.numel() for p in self.parameters())} parameters, cutoff {self.cutoff} Å"
+        )
 
     def species(self, numbers: Tensor) -> Tensor:
         """Element index of each atom; an element the model does not know is an error."""
@@ -90,7 +99,7 @@ class Potential(torch.nn.Module):
         raise NotImplementedError
 
     @classmethod
-    def from_config(cls, config: dict) -> "Potential":
+    def from_config(cls, config: dict) -> Potential:
         return cls(**config)
 
 
@@ -99,8 +108,18 @@ class DescriptorPotential(Potential):
     with training-set statistics: the shared plumbing of the BPNN and the linear model."""
 
     uses_descriptors = True
-    config_keys = ("cutoff_type", "cutoff_alpha", "n_radial", "n_angular", "angular_kind", "zetas", "angular_grid", "r_min",
-                   "symmetry_functions", "scaling")
+    config_keys = (
+        "cutoff_type",
+        "cutoff_alpha",
+        "n_radial",
+        "n_angular",
+        "angular_kind",
+        "zetas",
+        "angular_grid",
+        "r_min",
+        "symmetry_functions",
+        "scaling",
+    )
 
     @staticmethod
     def descriptor_from_model_config(m, elements: list[str]) -> SymmetryFunctions:
@@ -108,8 +127,9 @@ class DescriptorPotential(Potential):
         if m.symmetry_functions:
             functions = [SymmetryFunction(**f) for f in m.symmetry_functions]
         else:
-            functions = generate_symmetry_functions(elements, m.cutoff, m.n_radial, m.n_angular, m.r_min, m.angular_kind,
-                                                    tuple(m.zetas), m.angular_grid)
+            functions = generate_symmetry_functions(
+                elements, m.cutoff, m.n_radial, m.n_angular, m.r_min, m.angular_kind, tuple(m.zetas), m.angular_grid
+            )
         return SymmetryFunctions(elements, functions, m.cutoff_type, m.cutoff_alpha)
 
     def __init__(self, descriptor, scaling: dict | None = None):

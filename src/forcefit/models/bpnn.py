@@ -14,6 +14,7 @@ a constant to every reference energy shifts only c, hence only b; the networks
 see the same targets and the forces are unchanged. e_ref never moves during
 training, so b is the only free constant.
 """
+
 from __future__ import annotations
 
 import torch
@@ -21,6 +22,7 @@ from torch import Tensor
 
 from forcefit.descriptors.symmetry_functions import SymmetryFunctions
 from forcefit.models.base import DescriptorPotential
+
 
 class _Elementwise(torch.nn.Module):
     def __init__(self, function):
@@ -78,7 +80,7 @@ class BPNN(DescriptorPotential):
     config_keys = DescriptorPotential.config_keys + ("hidden", "activation")
 
     @classmethod
-    def _from_model_config(cls, m, elements: list[str]) -> "BPNN":
+    def _from_model_config(cls, m, elements: list[str]) -> BPNN:
         return cls(cls.descriptor_from_model_config(m, elements), hidden=m.hidden, activation=m.activation, scaling={"mode": m.scaling})
 
     def __init__(
@@ -94,8 +96,7 @@ class BPNN(DescriptorPotential):
             activation = {e: [activation] * len(self.hidden[e]) + ["linear"] for e in self.elements}
         self.activations = _per_element(activation, self.elements, "activation")
         self.networks = torch.nn.ModuleList(
-            ElementNetwork(n, self.hidden[e], self.activations[e])
-            for e, n in zip(self.elements, self.descriptor.n_features_per_element)
+            ElementNetwork(n, self.hidden[e], self.activations[e]) for e, n in zip(self.elements, self.descriptor.n_features_per_element)
         )
         self.register_buffer("energy_scale", torch.ones((), dtype=torch.float64))
         self.register_buffer("atom_reference", torch.zeros(len(self.elements), dtype=torch.float64))

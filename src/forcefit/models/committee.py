@@ -6,6 +6,7 @@ the members' mean; their spread estimates the error.
 Members of a descriptor model (BPNN, linear) must share one descriptor, so the
 symmetry functions are evaluated once for the whole committee.
 """
+
 from __future__ import annotations
 
 import torch
@@ -67,7 +68,9 @@ class Committee(Potential):
             features = self.features(batch, vectors) if self.uses_descriptors else None
             energies, reference_energies, atom_energies, forces, stresses = [], [], [], [], []
             for member in self.members:
-                atom = member.atom_energies_from_features(features, species) if self.uses_descriptors else member.atom_energies(batch, vectors)
+                atom = (
+                    member.atom_energies_from_features(features, species) if self.uses_descriptors else member.atom_energies(batch, vectors)
+                )
                 energy = atom.new_zeros(batch.n_structures).index_add(0, batch.structure_index, atom)
                 (gradient,) = torch.autograd.grad(atom.sum(), vectors, retain_graph=True)
                 member_forces, member_stress = assemble(batch, vectors.detach(), gradient, stress=stress)
@@ -77,9 +80,14 @@ class Committee(Potential):
                 forces.append(member_forces.detach())
                 if stress:
                     stresses.append(member_stress.detach())
-        return {"energy": torch.stack(energies), "reference_energy": torch.stack(reference_energies),
-                "stress": torch.stack(stresses) if stress else None, "atom_energies": torch.stack(atom_energies), "forces": torch.stack(forces),
-                "features": None if features is None else features.detach()}
+        return {
+            "energy": torch.stack(energies),
+            "reference_energy": torch.stack(reference_energies),
+            "stress": torch.stack(stresses) if stress else None,
+            "atom_energies": torch.stack(atom_energies),
+            "forces": torch.stack(forces),
+            "features": None if features is None else features.detach(),
+        }
 
     def outside_range(self, features: Tensor, species: Tensor) -> Tensor:
         """(n_atoms, n_features): outside the training range of any member."""

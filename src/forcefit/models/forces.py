@@ -16,6 +16,7 @@ offset b (`model.energy_offset`, the reference data's arbitrary zero) enters onl
 `reference_energy` = Σ_i E_i − b, used where forcefit compares with that data
 (loss, error tables, parity plots).
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple

@@ -15,6 +15,7 @@ rows of the design matrix come from the cached descriptor Jacobian. The loss
 solved in closed form (`fit_ridge`), and its gradient is analytic:
 ∂L/∂θ = (2/S) Xᵀ W (X θ − y) + 2 λ c (`loss_gradient`).
 """
+
 from __future__ import annotations
 
 import torch
@@ -29,7 +30,7 @@ class LinearModel(DescriptorPotential):
     closed_form = True
 
     @classmethod
-    def _from_model_config(cls, m, elements: list[str]) -> "LinearModel":
+    def _from_model_config(cls, m, elements: list[str]) -> LinearModel:
         return cls(cls.descriptor_from_model_config(m, elements), scaling={"mode": m.scaling})
 
     def __init__(self, descriptor: dict | SymmetryFunctions, scaling: dict | None = None):
@@ -93,7 +94,9 @@ class LinearModel(DescriptorPotential):
             if periodic:
                 stress_rows[:, col] = torch.nan_to_num(stress.reshape(-1))  # free clusters: no stress label, weight 0
         for e in range(len(self.elements)):
-            energy_rows[:, len(columns) + e] = torch.zeros(S, dtype=torch.float64).index_add(0, batch.structure_index, (species == e).double())
+            energy_rows[:, len(columns) + e] = torch.zeros(S, dtype=torch.float64).index_add(
+                0, batch.structure_index, (species == e).double()
+            )
         energy_rows[:, -1] = -1.0
         energy_rows *= scale[:, None]
         y_energy = batch.ref_energy * scale
@@ -113,7 +116,7 @@ class LinearModel(DescriptorPotential):
         mask[:n_c] = 1.0
         return mask
 
-    def fit_ridge(self, graphs: list, weights, ridge: float = 1e-8) -> "LinearModel":
+    def fit_ridge(self, graphs: list, weights, ridge: float = 1e-8) -> LinearModel:
         """Minimise the loss + ridge |c|² exactly (normal equations, least-squares solve)."""
         X, y, w = self.design(graphs, weights)
         A = X.T @ (w[:, None] * X) + torch.diag(ridge * self.ridge_penalty_mask())

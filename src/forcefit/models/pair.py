@@ -14,6 +14,7 @@ A, B, D, α, r0) is stored as its logarithm. Parameters live per element pair
 (`mixing: free`) or, for Lennard-Jones, per element combined with
 Lorentz–Berthelot rules σ_ij = (σ_i + σ_j)/2, ε_ij = √(ε_i ε_j) (`mixing: lorentz-berthelot`).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -35,12 +36,20 @@ class PairPotential(Potential):
     example = "{'Ar-Ar': {'epsilon': 0.01, 'sigma': 3.4}}"
 
     @classmethod
-    def _from_model_config(cls, m, elements: list[str]) -> "PairPotential":
+    def _from_model_config(cls, m, elements: list[str]) -> PairPotential:
         if not m.parameters:
             raise ValueError(f"model.parameters: a {cls.kind} potential needs starting parameters per element pair, e.g. {cls.example}")
         return cls(elements, m.cutoff, m.parameters, cutoff_mode=m.cutoff_mode, switch_on=m.switch_on, mixing=m.mixing)
 
-    def __init__(self, elements: list[str], cutoff: float, parameters: dict, cutoff_mode: str = "switch", switch_on: float | None = None, mixing: str = "free"):
+    def __init__(
+        self,
+        elements: list[str],
+        cutoff: float,
+        parameters: dict,
+        cutoff_mode: str = "switch",
+        switch_on: float | None = None,
+        mixing: str = "free",
+    ):
         super().__init__(elements, cutoff)
         if cutoff_mode not in CUTOFF_MODES:
             raise ValueError(f"cutoff_mode {cutoff_mode!r}: choose one of {CUTOFF_MODES}")
@@ -54,23 +63,29 @@ class PairPotential(Potential):
             raise ValueError(f"switch_on ({self.switch_on}) must lie between 0 and the cutoff ({cutoff})")
         self.mixing = mixing
         n = len(self.elements)
-        self.keys = [f"{a}-{b}" for i, a in enumerate(self.elements) for b in self.elements[i:]] if mixing == "free" else list(self.elements)
+        self.keys = (
+            [f"{a}-{b}" for i, a in enumerate(self.elements) for b in self.elements[i:]] if mixing == "free" else list(self.elements)
+        )
         table = torch.zeros((n, n), dtype=torch.long)
-        for i, a in enumerate(self.elements):
-            for j, b in enumerate(self.elements):
-                if mixing == "free":
+        if mixing == "free":
+            for i in range(n):
+                for j in range(n):
                     lo, hi = sorted((i, j))
                     table[i, j] = self.keys.index(f"{self.elements[lo]}-{self.elements[hi]}")
         self.register_buffer("pair_table", table, persistent=False)
         if not isinstance(parameters, dict) or not all(isinstance(v, dict) for v in parameters.values()):
-            raise ValueError(f"{type(self).__name__}: parameters must map each {'element pair' if mixing == 'free' else 'element'} "
-                             f"to its values, e.g. {self.example}; got {parameters!r}")
+            raise ValueError(
+                f"{type(self).__name__}: parameters must map each {'element pair' if mixing == 'free' else 'element'} "
+                f"to its values, e.g. {self.example}; got {parameters!r}"
+            )
         unknown = [f"{k}.{name}" for k, v in parameters.items() for name in v if name not in self.parameter_names]
         if unknown:
             raise ValueError(f"{type(self).__name__}: unknown parameter(s) {unknown}; this form has {list(self.parameter_names)}")
         missing = [k for k in self.keys if k not in parameters]
         if missing:
-            raise ValueError(f"{type(self).__name__}: no parameters for {missing}; give one entry per {'element pair' if mixing == 'free' else 'element'} as 'A-B' or 'A'")
+            raise ValueError(
+                f"{type(self).__name__}: no parameters for {missing}; give one entry per {'element pair' if mixing == 'free' else 'element'} as 'A-B' or 'A'"
+            )
         self.log_parameters = torch.nn.ParameterDict()
         for name in self.parameter_names:
             values = []
@@ -130,8 +145,12 @@ class PairPotential(Potential):
 
     def get_config(self) -> dict:
         return {
-            "elements": self.elements, "cutoff": self.cutoff, "parameters": self.parameters_by_key(),
-            "cutoff_mode": self.cutoff_mode, "switch_on": self.switch_on, "mixing": self.mixing,
+            "elements": self.elements,
+            "cutoff": self.cutoff,
+            "parameters": self.parameters_by_key(),
+            "cutoff_mode": self.cutoff_mode,
+            "switch_on": self.switch_on,
+            "mixing": self.mixing,
         }
 
 
@@ -167,7 +186,7 @@ class CustomPair(PairPotential):
     example = "{'Ar-Ar': {'a': 0.1, 'b': 3.0}} with names your φ reads"
 
     @classmethod
-    def _from_model_config(cls, m, elements: list[str]) -> "CustomPair":
+    def _from_model_config(cls, m, elements: list[str]) -> CustomPair:
         if not m.function:
             raise ValueError("model.function: a 'pair' potential needs its φ(r, params) as 'module:function'")
         if not m.parameters:

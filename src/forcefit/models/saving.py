@@ -19,6 +19,7 @@ A model whose config names Python code (`kind: pair` with `function: module:name
 is loaded only with `trust_code=True` (`--trust-code`): importing a module named in
 a file would run whatever that module holds.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -116,8 +117,10 @@ def model_from_dict(data: dict, source: str = "model", trust_code: bool = False)
     _validate(data, source)
     kind = data["kind"]
     if _names_code(kind, data["config"]) and not trust_code:
-        raise ValueError(f"{source}: this model's pair function is Python code named in the file; loading it imports and runs "
-                         "that module. Load it only if you trust where the file came from: trust_code=True (CLI: --trust-code)")
+        raise ValueError(
+            f"{source}: this model's pair function is Python code named in the file; loading it imports and runs "
+            "that module. Load it only if you trust where the file came from: trust_code=True (CLI: --trust-code)"
+        )
     try:
         model = MODELS[kind].from_config(data["config"])
     except (TypeError, KeyError, AttributeError, ValueError) as err:
@@ -150,7 +153,9 @@ def _atomically(path: Path, write) -> None:
         os.replace(tmp, path)
     except (OSError, RuntimeError) as err:  # torch reports a full disk as a RuntimeError
         tmp.unlink(missing_ok=True)
-        raise OSError(f"cannot write {path}: {err} (is the disk full or the folder read-only?); the previous file, if any, is unchanged") from None
+        raise OSError(
+            f"cannot write {path}: {err} (is the disk full or the folder read-only?); the previous file, if any, is unchanged"
+        ) from None
 
 
 def save_model(model, path, metadata: dict | None = None) -> None:
@@ -168,7 +173,8 @@ def describe_file(path, trust_code: bool = False) -> str:
     data = torch.load(path, map_location="cpu", weights_only=True)
     lines = [
         f"{path}: forcefit model, kind {model.kind}, written by forcefit {data.get('forcefit_version', 'before 0.1.0')}",
-        f"elements {model.elements}, cutoff {model.cutoff:.4f} Å" + (f" (angular {model.angular_cutoff:.4f} Å)" if model.angular_cutoff else ""),
+        f"elements {model.elements}, cutoff {model.cutoff:.4f} Å"
+        + (f" (angular {model.angular_cutoff:.4f} Å)" if model.angular_cutoff else ""),
         f"{sum(p.numel() for p in model.parameters())} parameters, dtype {data['dtype']}, units eV and Å",
     ]
     members = getattr(model, "members", None)
@@ -180,8 +186,10 @@ def describe_file(path, trust_code: bool = False) -> str:
     hidden = getattr(members[0] if members is not None else model, "hidden", None)
     if hidden:
         lines.append(f"hidden layers per element {hidden}")
-    lines.append(f"energy offset b = {float(model.energy_offset.detach()):.6f} eV: the reference data's zero; reported energies "
-                 "are the model's extensive Σ E_i, and the reference method's energy is predicted as E − b")
+    lines.append(
+        f"energy offset b = {float(model.energy_offset.detach()):.6f} eV: the reference data's zero; reported energies "
+        "are the model's extensive Σ E_i, and the reference method's energy is predicted as E − b"
+    )
     metadata = data.get("metadata") or {}
     config = metadata.get("config")
     if config:

@@ -1,6 +1,7 @@
 """Evaluation a person reads: error tables (per split, per element, per configuration
 group, the worst structures), the per-structure predictions CSV, metrics.json and the
 parity plots. `forcefit evaluate` and the end of `forcefit train` both come here."""
+
 from __future__ import annotations
 
 import csv
@@ -31,8 +32,15 @@ def error_tables(stats_by_split: dict, elements: list[str], groups_by_split: dic
     for name in ("split", "element", "F MAE meV/Å", "F RMSE meV/Å"):
         per_element.add_column(name, justify="left" if name in ("split", "element") else "right")
     for split, s in stats_by_split.items():
-        row = [split, str(s["n_structures"]), f"{s['energy_mae']:.2f}", f"{s['energy_rmse']:.2f}", f"{s['energy_structure_mae']:.1f}",
-               f"{s['forces_mae']:.1f}", f"{s['forces_rmse']:.1f}"]
+        row = [
+            split,
+            str(s["n_structures"]),
+            f"{s['energy_mae']:.2f}",
+            f"{s['energy_rmse']:.2f}",
+            f"{s['energy_structure_mae']:.1f}",
+            f"{s['forces_mae']:.1f}",
+            f"{s['forces_rmse']:.1f}",
+        ]
         row += [f"{s['stress_mae']:.3f}", f"{s['stress_rmse']:.3f}"] if with_stress else []
         row += [str(s["extrapolating_structures"]), str(s["n_nonfinite"])]
         overall.add_row(*row)
@@ -41,7 +49,9 @@ def error_tables(stats_by_split: dict, elements: list[str], groups_by_split: dic
     tables = [overall, per_element]
     if groups_by_split and any(groups_by_split.values()):
         per_group = Table(title="errors per configuration group (config_type / group)")
-        for name in ("split", "group", "structures", "E MAE meV/atom", "F MAE meV/Å", "F RMSE meV/Å") + (("σ RMSE GPa",) if with_stress else ()):
+        for name in ("split", "group", "structures", "E MAE meV/atom", "F MAE meV/Å", "F RMSE meV/Å") + (
+            ("σ RMSE GPa",) if with_stress else ()
+        ):
             per_group.add_column(name, justify="left" if name in ("split", "group") else "right")
         for split, groups in groups_by_split.items():
             for group, s in groups.items():
@@ -62,14 +72,21 @@ def write_predictions(path: Path, results: dict, structures: list) -> None:
     rows = []
     for k, s in enumerate(structures):
         n = int(results["n_atoms"][k])
-        rows.append({
-            "index": k + 1, "source": s.source, "group": s.group, "n_atoms": n,
-            "reference_energy_eV": results["ref_energy"][k], "model_energy_eV": results["energy"][k],
-            "model_energy_on_reference_scale_eV": results["reference_energy"][k],
-            "energy_error_meV_per_atom": 1000.0 * (results["reference_energy"][k] - results["ref_energy"][k]) / n,
-            "force_rmse_meV_per_A": 1000.0 * force_rmse[k], "max_atom_force_error_meV_per_A": 1000.0 * worst[k],
-            "extrapolating_atoms": int(results["extrapolating_atoms"][k]),
-        })
+        rows.append(
+            {
+                "index": k + 1,
+                "source": s.source,
+                "group": s.group,
+                "n_atoms": n,
+                "reference_energy_eV": results["ref_energy"][k],
+                "model_energy_eV": results["energy"][k],
+                "model_energy_on_reference_scale_eV": results["reference_energy"][k],
+                "energy_error_meV_per_atom": 1000.0 * (results["reference_energy"][k] - results["ref_energy"][k]) / n,
+                "force_rmse_meV_per_A": 1000.0 * force_rmse[k],
+                "max_atom_force_error_meV_per_A": 1000.0 * worst[k],
+                "extrapolating_atoms": int(results["extrapolating_atoms"][k]),
+            }
+        )
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -86,12 +103,15 @@ def worst_structures(results: dict, structures: list, count: int = 5) -> Table:
     for name in ("structure", "group", "atoms", "F RMSE meV/Å", "ΔE meV/atom"):
         table.add_column(name, justify="left" if name in ("structure", "group") else "right")
     for k in np.argsort(-np.nan_to_num(force_rmse, nan=np.inf))[:count]:
-        table.add_row(structures[k].source, structures[k].group, str(structures[k].n_atoms), f"{force_rmse[k]:.1f}", f"{energy_error[k]:+.2f}")
+        table.add_row(
+            structures[k].source, structures[k].group, str(structures[k].n_atoms), f"{force_rmse[k]:.1f}", f"{energy_error[k]:+.2f}"
+        )
     return table
 
 
-def evaluate_splits(model, graphs_by_split: dict, run_dir: Path | None, console: Console, structures_by_split: dict | None = None,
-                    worst: int = 0) -> dict:
+def evaluate_splits(
+    model, graphs_by_split: dict, run_dir: Path | None, console: Console, structures_by_split: dict | None = None, worst: int = 0
+) -> dict:
     """Error tables for each split (and its `worst` structures); with a run directory also
     errors.txt, metrics.json, predictions_<split>.csv and parity plots. Returns the
     statistics by split."""
@@ -108,14 +128,20 @@ def evaluate_splits(model, graphs_by_split: dict, run_dir: Path | None, console:
         tables += [worst_structures(res, structures_by_split[name], worst) for name, res in results.items() if name in structures_by_split]
     for table in tables:
         console.print(table)
-    console.print(f"energies are compared on the reference's scale: model energy − b, b = {float(model.energy_offset.detach()):.6f} eV "
-                  "(the loss's offset for the reference's arbitrary zero; the model's own energies are extensive)", soft_wrap=True)
+    console.print(
+        f"energies are compared on the reference's scale: model energy − b, b = {float(model.energy_offset.detach()):.6f} eV "
+        "(the loss's offset for the reference's arbitrary zero; the model's own energies are extensive)",
+        soft_wrap=True,
+    )
     if run_dir is not None:
         buffer = io.StringIO()
         for table in tables:
             Console(file=buffer, width=140).print(table)
         atomic_write_text(run_dir / "errors.txt", buffer.getvalue())
-        atomic_write_text(run_dir / "metrics.json", json.dumps({**stats, "groups": groups, "energy_offset_eV": float(model.energy_offset.detach())}, indent=2))
+        atomic_write_text(
+            run_dir / "metrics.json",
+            json.dumps({**stats, "groups": groups, "energy_offset_eV": float(model.energy_offset.detach())}, indent=2),
+        )
         for name, res in results.items():
             if name in structures_by_split:
                 write_predictions(run_dir / f"predictions_{name}.csv", res, structures_by_split[name])

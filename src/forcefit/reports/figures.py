@@ -1,5 +1,6 @@
 """Every figure forcefit draws, as PNG files; the one place that sets up matplotlib
 (the non-interactive Agg backend, so it works on machines without a display)."""
+
 from __future__ import annotations
 
 from pathlib import Path

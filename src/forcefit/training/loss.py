@@ -10,6 +10,7 @@ the energy error is taken per atom (`energy_per_atom`) and 0 otherwise. Stress i
 in eV/Å³ (ASE sign), all nine components. Structures without an energy, forces or
 stress label contribute only the terms they have.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

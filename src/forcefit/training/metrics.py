@@ -10,6 +10,7 @@ stress MAE/RMSE over the six independent components (GPa) of the structures that
 have a reference stress. A non-finite prediction is never dropped silently: it is
 counted (`n_nonfinite`) and the statistics it enters become NaN.
 """
+
 from __future__ import annotations
 
 import math
@@ -30,8 +31,18 @@ def collect(model, graphs: list, batch_size: int = 64) -> dict:
     energy: model energy Σ E_i (extensive); reference_energy: Σ E_i − b; stress is
     NaN for structures that are not 3-D periodic; extrapolating_atoms counts atoms
     with a descriptor outside the training range (0 for models without descriptors)."""
-    keys = ("energy", "reference_energy", "ref_energy", "n_atoms", "forces", "ref_forces", "numbers",
-            "stress", "ref_stress", "extrapolating_atoms")
+    keys = (
+        "energy",
+        "reference_energy",
+        "ref_energy",
+        "n_atoms",
+        "forces",
+        "ref_forces",
+        "numbers",
+        "stress",
+        "ref_stress",
+        "extrapolating_atoms",
+    )
     out = {k: [] for k in keys}
     for start in range(0, len(graphs), batch_size):
         batch = collate(graphs[start : start + batch_size])
@@ -78,6 +89,7 @@ class ErrorSums:
 
     def rmse(self) -> tuple[float, float]:
         """(energy RMSE meV/atom, force RMSE meV/Å); NaN where nothing was counted."""
+
         def root(total, count):
             return 1000.0 * math.sqrt(total / count) if count else float("nan")
 

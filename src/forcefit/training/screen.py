@@ -15,6 +15,7 @@ move:
 
 Sets of fewer than 10 labelled structures are not screened (no statistics to speak of).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -40,8 +41,9 @@ def suspicious_labels(structures, energy_z: float = 25.0, force_ratio: float = 3
             for k, r in zip(labelled, residual):
                 z = abs(r - centre) / spread
                 if z > energy_z:
-                    flagged.setdefault(k, []).append(f"energy {1000 * (r - centre):+.4g} meV/atom from the composition fit's median "
-                                                     f"(robust z {z:.3g} > {energy_z:g})")
+                    flagged.setdefault(k, []).append(
+                        f"energy {1000 * (r - centre):+.4g} meV/atom from the composition fit's median (robust z {z:.3g} > {energy_z:g})"
+                    )
     with_forces = [k for k, s in enumerate(structures) if s.forces is not None]
     if len(with_forces) >= MIN_STRUCTURES:
         rms = np.array([np.sqrt(np.mean(structures[k].forces ** 2)) for k in with_forces])
@@ -49,8 +51,9 @@ def suspicious_labels(structures, energy_z: float = 25.0, force_ratio: float = 3
         if median > 0:
             for k, value in zip(with_forces, rms):
                 if value > force_ratio * median:
-                    flagged.setdefault(k, []).append(f"RMS force {value:.4g} eV/Å, {value / median:.3g}× the median {median:.3g} "
-                                                     f"(> {force_ratio:g}×)")
+                    flagged.setdefault(k, []).append(
+                        f"RMS force {value:.4g} eV/Å, {value / median:.3g}× the median {median:.3g} (> {force_ratio:g}×)"
+                    )
     return [(k, "; ".join(reasons)) for k, reasons in sorted(flagged.items())]
 
 
@@ -65,8 +68,10 @@ def screen(structures, policy: str = "error", energy_z: float = 25.0, force_rati
     listing = "\n".join(f"  {structures[k].source or f'structure {k + 1}'}: {reason}" for k, reason in suspects[:20])
     more = f"\n  … and {len(suspects) - 20} more" if len(suspects) > 20 else ""
     if policy == "error":
-        raise ValueError(f"{len(suspects)} structure(s) have labels far outside the rest of the data set:\n{listing}{more}\n"
-                         "check them; to train without them set data.outliers: exclude, to train on them anyway data.outliers: keep")
+        raise ValueError(
+            f"{len(suspects)} structure(s) have labels far outside the rest of the data set:\n{listing}{more}\n"
+            "check them; to train without them set data.outliers: exclude, to train on them anyway data.outliers: keep"
+        )
     if console is not None:
         action = "excluded from training" if policy == "exclude" else "kept (data.outliers: keep)"
         console.print(f"[bold yellow]{len(suspects)} structure(s) with suspicious labels {action}:[/]\n{listing}{more}", soft_wrap=True)

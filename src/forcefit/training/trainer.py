@@ -12,6 +12,7 @@ Reproducibility: the order of the training set in epoch k is drawn from
 (seed, k) alone, so an interrupted run resumed from its checkpoint follows the
 same path as an uninterrupted one.
 """
+
 from __future__ import annotations
 
 import math
@@ -23,17 +24,26 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from forcefit.config import TrainingConfig
 from forcefit.data import collate
 from forcefit.models.forces import predict
 from forcefit.models.saving import atomic_save
-from forcefit.config import TrainingConfig
 from forcefit.training.loss import force_matching_loss, loss_weights
 from forcefit.training.metrics import ErrorSums
 
 
 class Trainer:
-    def __init__(self, model, train: list, validation: list, config: TrainingConfig, run_dir=None, names: list[str] | None = None,
-                 console: Console | None = None, fingerprint: dict | None = None):
+    def __init__(
+        self,
+        model,
+        train: list,
+        validation: list,
+        config: TrainingConfig,
+        run_dir=None,
+        names: list[str] | None = None,
+        console: Console | None = None,
+        fingerprint: dict | None = None,
+    ):
         if not train:
             raise ValueError("no training structures")
         self.model, self.train, self.validation, self.config = model, train, validation, config
@@ -49,8 +59,15 @@ class Trainer:
         if config.optimizer == "adam":
             self.optimizer = torch.optim.Adam(parameters, lr=config.learning_rate)
         else:
-            self.optimizer = torch.optim.LBFGS(parameters, lr=config.learning_rate, max_iter=20, history_size=20,
-                                               tolerance_grad=1e-14, tolerance_change=1e-18, line_search_fn="strong_wolfe")
+            self.optimizer = torch.optim.LBFGS(
+                parameters,
+                lr=config.learning_rate,
+                max_iter=20,
+                history_size=20,
+                tolerance_grad=1e-14,
+                tolerance_change=1e-18,
+                line_search_fn="strong_wolfe",
+            )
         self.scheduler = self._new_scheduler()
         self.epoch = 0
         self.history: list[dict] = []
@@ -94,8 +111,10 @@ class Trainer:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:
-            raise ValueError(f"{path}: the checkpoint cannot be read (empty, truncated or damaged: {str(err)[:200]}); "
-                             "train again without --resume, into a new output directory") from None
+            raise ValueError(
+                f"{path}: the checkpoint cannot be read (empty, truncated or damaged: {str(err)[:200]}); "
+                "train again without --resume, into a new output directory"
+            ) from None
         if state.get("fingerprint") is not None and self.fingerprint is not None:
             refuse_changed_settings(state["fingerprint"], self.fingerprint, str(path))
         self.model.load_state_dict(state["model"])
@@ -196,16 +215,23 @@ class Trainer:
                 self.stale_epochs += 1
             self.elapsed += time.perf_counter() - started
             record = {
-                "epoch": self.epoch, "stage": self.stage, "loss": loss, "validation_loss": val_loss,
-                "train_energy_rmse": e_rmse, "train_forces_rmse": f_rmse,
-                "validation_energy_rmse": val_e, "validation_forces_rmse": val_f,
-                "learning_rate": self.optimizer.param_groups[0]["lr"], "seconds": self.elapsed,
+                "epoch": self.epoch,
+                "stage": self.stage,
+                "loss": loss,
+                "validation_loss": val_loss,
+                "train_energy_rmse": e_rmse,
+                "train_forces_rmse": f_rmse,
+                "validation_energy_rmse": val_e,
+                "validation_forces_rmse": val_f,
+                "learning_rate": self.optimizer.param_groups[0]["lr"],
+                "seconds": self.elapsed,
             }
             self.history.append(record)
             self.console.print(
                 f"epoch {self.epoch:4d}  loss {loss:.3e}  E/F RMSE train {e_rmse:.2f} meV/atom {f_rmse:.1f} meV/Å"
                 f"  val {val_e:.2f} {val_f:.1f}  lr {record['learning_rate']:.1e}  {self.elapsed:.0f} s",
-                soft_wrap=True, highlight=False,
+                soft_wrap=True,
+                highlight=False,
             )
             if self.checkpoint_path:
                 atomic_save(self.state(), self.checkpoint_path)
@@ -238,8 +264,12 @@ class Trainer:
         config = self.config
         n_batches = len(range(0, len(self.train), config.batch_size))
         progress = Progress(
-            TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-            console=self.console, transient=True,
+            TextColumn("epoch {task.fields[epoch]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=True,
         )
         with progress:
             if self.stage == 1:
@@ -253,13 +283,16 @@ class Trainer:
         return self.history
 
 
-
 def refuse_changed_settings(started_with: dict, now: dict, where: str) -> None:
     """A resume with settings other than the run's own (flat {"section.key": value}) is an error listing them."""
-    changed = [f"{k}: {started_with.get(k)!r} → {now.get(k)!r}" for k in sorted(set(started_with) | set(now)) if started_with.get(k) != now.get(k)]
+    changed = [
+        f"{k}: {started_with.get(k)!r} → {now.get(k)!r}" for k in sorted(set(started_with) | set(now)) if started_with.get(k) != now.get(k)
+    ]
     if changed:
-        raise ValueError(f"{where}: --resume continues a run only with the settings it started with (epoch counts and time "
-                         f"budgets may change). Changed: {'; '.join(changed)}")
+        raise ValueError(
+            f"{where}: --resume continues a run only with the settings it started with (epoch counts and time "
+            f"budgets may change). Changed: {'; '.join(changed)}"
+        )
 
 
 def _non_finite_structures(prediction, batch) -> list[bool]:

@@ -10,6 +10,7 @@ result) is trained on everything, the last round's labels included. The copy is 
 loop's memory: an interrupted loop resumes after the last round whose frames are
 in it, and nothing is labelled twice.
 """
+
 from __future__ import annotations
 
 import copy
@@ -58,7 +59,7 @@ def label(frames, reference) -> list:
 
 def learn(config, console: Console | None = None) -> list[dict]:
     """Run (or resume) the loop described by `config.learn`; returns per-round records."""
-    from forcefit.training.run import train_from_config
+    from forcefit.run import train_from_config
 
     console = console or Console()
     lc = config.learn
@@ -76,6 +77,7 @@ def learn(config, console: Console | None = None) -> list[dict]:
     start = completed_rounds(dataset)
     if start:
         console.print(f"resuming: {dataset} already holds rounds 1–{start}; nothing is relabelled")
+
     def train(name: str):
         round_config = copy.deepcopy(config)
         round_config.data.train = str(dataset)
@@ -89,8 +91,17 @@ def learn(config, console: Console | None = None) -> list[dict]:
         committee, stats = train(f"round_{round_}")
         pool = read(dataset, index=":")
         start_frame = pool[int(rng.integers(len(pool)))]
-        result = run_md(start_frame, Calculator(committee), steps=lc.md_steps, timestep_fs=lc.timestep, temperature_K=lc.temperature,
-                        seed=lc.seed + round_, trajectory=str(out / f"round_{round_}" / "md.traj"), ensemble="nvt", keep_frames=True)
+        result = run_md(
+            start_frame,
+            Calculator(committee),
+            steps=lc.md_steps,
+            timestep_fs=lc.timestep,
+            temperature_K=lc.temperature,
+            seed=lc.seed + round_,
+            trajectory=str(out / f"round_{round_}" / "md.traj"),
+            ensemble="nvt",
+            keep_frames=True,
+        )
         frames, disagreement = result.frames, result.force_std
         chosen = select_frames(disagreement, lc.select, lc.min_spacing)
         new = label([frames[i] for i in chosen], reference)
@@ -98,9 +109,12 @@ def learn(config, console: Console | None = None) -> list[dict]:
             atoms.info["al_round"] = round_
         write(dataset, new, format="extxyz", append=True)
         record = {
-            "round": round_, "dataset_size": len(pool) + len(new),
-            "test_energy_mae": stats.get("test", {}).get("energy_mae"), "test_forces_mae": stats.get("test", {}).get("forces_mae"),
-            "max_force_std_md": float(disagreement.max()), "selected_force_std": [float(disagreement[i]) for i in chosen],
+            "round": round_,
+            "dataset_size": len(pool) + len(new),
+            "test_energy_mae": stats.get("test", {}).get("energy_mae"),
+            "test_forces_mae": stats.get("test", {}).get("forces_mae"),
+            "max_force_std_md": float(disagreement.max()),
+            "selected_force_std": [float(disagreement[i]) for i in chosen],
         }
         records.append(record)
         report_path.write_text(json.dumps(records, indent=2))
@@ -112,8 +126,17 @@ def learn(config, console: Console | None = None) -> list[dict]:
         size = len(read(dataset, index=":"))
         console.rule(f"final committee on all {size} labelled structures")
         _, stats = train("final")
-        records.append({"round": "final", "labelled_rounds": labelled_rounds, "dataset_size": size, "test_energy_mae": stats.get("test", {}).get("energy_mae"),
-                        "test_forces_mae": stats.get("test", {}).get("forces_mae"), "max_force_std_md": None, "selected_force_std": []})
+        records.append(
+            {
+                "round": "final",
+                "labelled_rounds": labelled_rounds,
+                "dataset_size": size,
+                "test_energy_mae": stats.get("test", {}).get("energy_mae"),
+                "test_forces_mae": stats.get("test", {}).get("forces_mae"),
+                "max_force_std_md": None,
+                "selected_force_std": [],
+            }
+        )
         report_path.write_text(json.dumps(records, indent=2))
     _print(records, console)
     console.print(f"the loop's model: {out / 'final' / 'model.ffm'}; its dataset: {dataset}")
@@ -127,8 +150,13 @@ def _print(records: list[dict], console: Console) -> None:
     for r in records:
         e, f = r["test_energy_mae"], r["test_forces_mae"]
         spread = r["max_force_std_md"]
-        table.add_row(str(r["round"]), str(r["dataset_size"]), "—" if e is None else f"{e:.2f}", "—" if f is None else f"{f:.1f}",
-                      "—" if spread is None else f"{spread:.3f}")
+        table.add_row(
+            str(r["round"]),
+            str(r["dataset_size"]),
+            "—" if e is None else f"{e:.2f}",
+            "—" if f is None else f"{f:.1f}",
+            "—" if spread is None else f"{spread:.3f}",
+        )
     console.print(table)
 
 

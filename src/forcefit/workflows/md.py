@@ -18,6 +18,7 @@ atoms have descriptors outside the training range, or when the temperature excee
 five times max(target, 100 K): a model driven that far from its data gives numbers
 that mean nothing (a molecule once flew apart to 258 Å at 6777 K).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -61,8 +62,16 @@ def energy_drift(times_ps: np.ndarray, total_energy: np.ndarray, n_atoms: int) -
     return float(slope * 1000.0)
 
 
-def check_md_arguments(atoms, steps: int, timestep_fs: float, temperature_K: float, ensemble: str,
-                       pressure_GPa: float = 0.0, sample_every: int = 1, trajectory_interval: int = 1) -> None:
+def check_md_arguments(
+    atoms,
+    steps: int,
+    timestep_fs: float,
+    temperature_K: float,
+    ensemble: str,
+    pressure_GPa: float = 0.0,
+    sample_every: int = 1,
+    trajectory_interval: int = 1,
+) -> None:
     """Refuse arguments that cannot make a run, before any force is computed."""
     if ensemble not in ENSEMBLES:
         raise ValueError(f"ensemble {ensemble!r}: expected one of {list(ENSEMBLES)}")
@@ -82,11 +91,27 @@ def check_md_arguments(atoms, steps: int, timestep_fs: float, temperature_K: flo
         raise ValueError(f"pressure: {pressure_GPa} GPa")
 
 
-def run_md(atoms, calculator, steps: int, timestep_fs: float = 0.5, temperature_K: float = 300.0, seed: int = 0,
-           sample_every: int = 1, trajectory: str | None = None, progress: bool = True, ensemble: str = "nve",
-           friction_per_fs: float = 0.01, max_extrapolation: int | None = None, max_force_std: float | None = None,
-           keep_frames: bool = False, pressure_GPa: float = 1e-4, log: str | None = None, trajectory_interval: int = 1,
-           max_extrapolating_fraction: float | None = 0.5, max_temperature_factor: float | None = 5.0) -> MDResult:
+def run_md(
+    atoms,
+    calculator,
+    steps: int,
+    timestep_fs: float = 0.5,
+    temperature_K: float = 300.0,
+    seed: int = 0,
+    sample_every: int = 1,
+    trajectory: str | None = None,
+    progress: bool = True,
+    ensemble: str = "nve",
+    friction_per_fs: float = 0.01,
+    max_extrapolation: int | None = None,
+    max_force_std: float | None = None,
+    keep_frames: bool = False,
+    pressure_GPa: float = 1e-4,
+    log: str | None = None,
+    trajectory_interval: int = 1,
+    max_extrapolating_fraction: float | None = 0.5,
+    max_temperature_factor: float | None = 5.0,
+) -> MDResult:
     """MD from Maxwell–Boltzmann velocities in the chosen ensemble.
 
     Every recorded step (each `sample_every` steps) reads the calculator's
@@ -106,11 +131,18 @@ def run_md(atoms, calculator, steps: int, timestep_fs: float = 0.5, temperature_
         dyn = VelocityVerlet(atoms, timestep)
     elif ensemble == "nvt":
         atoms.set_constraint(FixCom())
-        dyn = Langevin(atoms, timestep, temperature_K=temperature_K, friction=friction_per_fs / units.fs, fixcm=False,
-                       rng=np.random.default_rng(seed + 1))
+        dyn = Langevin(
+            atoms,
+            timestep,
+            temperature_K=temperature_K,
+            friction=friction_per_fs / units.fs,
+            fixcm=False,
+            rng=np.random.default_rng(seed + 1),
+        )
     else:
-        dyn = IsotropicMTKNPT(atoms, timestep, temperature_K=temperature_K, pressure_au=pressure_GPa * units.GPa,
-                              tdamp=100 * timestep, pdamp=1000 * timestep)
+        dyn = IsotropicMTKNPT(
+            atoms, timestep, temperature_K=temperature_K, pressure_au=pressure_GPa * units.GPa, tdamp=100 * timestep, pdamp=1000 * timestep
+        )
     if trajectory:
         dyn.attach(Trajectory(trajectory, "w", atoms).write, interval=trajectory_interval)
     periodic = bool(atoms.pbc.all())
@@ -118,8 +150,11 @@ def run_md(atoms, calculator, steps: int, timestep_fs: float = 0.5, temperature_
     hottest = None if max_temperature_factor is None else max_temperature_factor * max(temperature_K, 100.0)
     log_handle = Path(log).open("w") if log else None
     if log_handle:
-        log_handle.write(f"# {ensemble.upper()} {len(atoms)} atoms, timestep {timestep_fs} fs, target T {temperature_K} K"
-                         + (f", P {pressure_GPa} GPa" if ensemble == "npt" else "") + f"\n# {LOG_COLUMNS}\n")
+        log_handle.write(
+            f"# {ensemble.upper()} {len(atoms)} atoms, timestep {timestep_fs} fs, target T {temperature_K} K"
+            + (f", P {pressure_GPa} GPa" if ensemble == "npt" else "")
+            + f"\n# {LOG_COLUMNS}\n"
+        )
 
     def record():
         forces = atoms.get_forces()
@@ -132,8 +167,10 @@ def run_md(atoms, calculator, steps: int, timestep_fs: float = 0.5, temperature_
         volume = atoms.get_volume() if periodic else float("nan")
         records.append((dyn.get_time() / (1000 * units.fs), epot, ekin, atoms.get_temperature(), pressure, volume, spread))
         if log_handle:
-            log_handle.write(f"{dyn.nsteps:8d} {records[-1][0]:10.5f} {epot:16.8f} {ekin:14.8f} {epot + ekin:16.8f} {records[-1][3]:10.3f} "
-                             f"{pressure:12.6f} {volume:14.5f} {spread:10.5f}\n")
+            log_handle.write(
+                f"{dyn.nsteps:8d} {records[-1][0]:10.5f} {epot:16.8f} {ekin:14.8f} {epot + ekin:16.8f} {records[-1][3]:10.3f} "
+                f"{pressure:12.6f} {volume:14.5f} {spread:10.5f}\n"
+            )
         if keep_frames:
             frame = atoms.copy()
             frame.constraints = []  # the thermostat's FixCom is not part of the structure
@@ -148,8 +185,13 @@ def run_md(atoms, calculator, steps: int, timestep_fs: float = 0.5, temperature_
             watch["stopped"] = f"committee force disagreement {spread:.3f} eV/Å at {time_fs:.1f} fs"
         outside = results.get("extrapolating_atoms")
         if max_extrapolating_fraction is not None and outside is not None and np.mean(outside) > max_extrapolating_fraction:
-            watch["stopped"], watch["unsafe"] = (f"{int(np.sum(outside))} of {len(atoms)} atoms outside the training range at "
-                                                 f"{time_fs:.1f} fs (limit {max_extrapolating_fraction:.0%})"), True
+            watch["stopped"], watch["unsafe"] = (
+                (
+                    f"{int(np.sum(outside))} of {len(atoms)} atoms outside the training range at "
+                    f"{time_fs:.1f} fs (limit {max_extrapolating_fraction:.0%})"
+                ),
+                True,
+            )
         if hottest is not None and records[-1][3] > hottest:
             watch["stopped"], watch["unsafe"] = f"temperature {records[-1][3]:.0f} K at {time_fs:.1f} fs (limit {hottest:.0f} K)", True
 
@@ -170,8 +212,22 @@ def run_md(atoms, calculator, steps: int, timestep_fs: float = 0.5, temperature_
     total = pot + kin
     n = len(atoms)
     drift = energy_drift(t, total, n) if len(t) > 1 else float("nan")
-    return MDResult(t, total, pot, temp, drift, float(np.std(total / n) * 1000.0), watch["extrapolating"], watch["max_force_std"],
-                    watch["stopped"], spreads, frames if keep_frames else None, pressure, volume, watch["unsafe"])
+    return MDResult(
+        t,
+        total,
+        pot,
+        temp,
+        drift,
+        float(np.std(total / n) * 1000.0),
+        watch["extrapolating"],
+        watch["max_force_std"],
+        watch["stopped"],
+        spreads,
+        frames if keep_frames else None,
+        pressure,
+        volume,
+        watch["unsafe"],
+    )
 
 
 def radial_distribution(frames, r_max: float, bins: int = 100, elements: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -14,6 +14,7 @@ forcefit one or any reference) so the same function measures both; units are eV,
   even one ≥ 10 Å on each side); energies at the lattice's high-symmetry points in
   meV and a band-structure/DOS plot in meV.
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -57,8 +58,14 @@ def equation_of_state(atoms, calculator, strain: float = 0.01, points: int = 9, 
     v0, e0, bulk = eos.fit()
     if plot:
         eos.plot(plot, show=False)
-    return {"v0": float(v0), "e0": float(e0), "bulk_modulus": float(bulk / units.GPa),
-            "lattice_scale": float((v0 / atoms.get_volume()) ** (1 / 3)), "volumes": volumes, "energies": energies}
+    return {
+        "v0": float(v0),
+        "e0": float(e0),
+        "bulk_modulus": float(bulk / units.GPa),
+        "lattice_scale": float((v0 / atoms.get_volume()) ** (1 / 3)),
+        "volumes": volumes,
+        "energies": energies,
+    }
 
 
 def elastic_constants(atoms, calculator, delta: float = 0.005, relax_ions: bool = True) -> np.ndarray:
@@ -104,7 +111,9 @@ def default_supercell(atoms, minimum_length: float = 10.0) -> tuple[int, int, in
     return tuple(int(2 * np.ceil(minimum_length / (2 * length))) for length in atoms.cell.lengths())
 
 
-def phonon_frequencies(atoms, calculator, supercell=None, qpoints: dict | None = None, delta: float = 0.01, plot: str | None = None) -> dict:
+def phonon_frequencies(
+    atoms, calculator, supercell=None, qpoints: dict | None = None, delta: float = 0.01, plot: str | None = None
+) -> dict:
     """Phonon energies (meV) at named q-points (fractional, reciprocal basis of `atoms`'
     cell); default: the high-symmetry points of its own Bravais lattice (ASE's special
     points, e.g. Γ X W K L U for fcc, Γ H N P for bcc). Supercell default: default_supercell."""

@@ -2,6 +2,7 @@
 
 "gfn2-xtb" / "gfn1-xtb" (tblite), "emt" (ASE), or any ASE calculator class as
 "module:Class" (constructed without arguments)."""
+
 from __future__ import annotations
 
 import importlib

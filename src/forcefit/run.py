@@ -4,6 +4,7 @@ The run directory receives: config.yaml (resolved), checkpoint.pt, model.ffm,
 history.csv, metrics.json, errors.txt, parity_energy.png, parity_forces.png,
 learning_curve.png.
 """
+
 from __future__ import annotations
 
 import csv
@@ -26,8 +27,8 @@ from forcefit.models import MODELS, Committee
 from forcefit.models.saving import atomic_write_text, save_model
 from forcefit.reports import figures
 from forcefit.reports.evaluation import evaluate_splits
-from forcefit.training.screen import screen
 from forcefit.training.loss import loss_weights
+from forcefit.training.screen import screen
 from forcefit.training.trainer import Trainer, refuse_changed_settings
 
 CACHE_CHUNK = 16  # structures per descriptor-cache call: bounds the memory of the Jacobian work
@@ -85,11 +86,16 @@ def prepare(model, structures, console: Console | None = None, label: str = "") 
                 model.cache_descriptors(graphs[start : start + CACHE_CHUNK])
                 progress.advance(task, len(graphs[start : start + CACHE_CHUNK]))
         console.print(f"descriptors and Jacobians {label}: {len(graphs)} structures in {time.perf_counter() - started:.0f} s")
-        broken = [s.source or f"structure {k + 1}" for k, (s, g) in enumerate(zip(structures, graphs))
-                  if not (torch.isfinite(g.features).all() and torch.isfinite(g.jacobian).all())]
+        broken = [
+            s.source or f"structure {k + 1}"
+            for k, (s, g) in enumerate(zip(structures, graphs))
+            if not (torch.isfinite(g.features).all() and torch.isfinite(g.jacobian).all())
+        ]
         if broken:
-            raise FloatingPointError(f"the descriptors of {len(broken)} {label} structure(s) are not finite: {', '.join(broken[:10])}"
-                                     " (overlapping atoms, with data.min_distance switched off?)")
+            raise FloatingPointError(
+                f"the descriptors of {len(broken)} {label} structure(s) are not finite: {', '.join(broken[:10])}"
+                " (overlapping atoms, with data.min_distance switched off?)"
+            )
     return graphs
 
 
@@ -130,12 +136,16 @@ def _train_and_report(config: Config, train, validation, test, run_dir: Path, re
             graphs = {name: prepare(model, s, console, name) for name, s in (("train", train), ("validation", validation), ("test", test))}
         chosen = np.arange(len(train))
         if t.committee > 1 and t.committee_fraction < 1:
-            chosen = np.sort(np.random.default_rng([t.seed, k]).choice(len(train), int(round(t.committee_fraction * len(train))), replace=False))
+            chosen = np.sort(
+                np.random.default_rng([t.seed, k]).choice(len(train), int(round(t.committee_fraction * len(train))), replace=False)
+            )
         member_graphs = [graphs["train"][i] for i in chosen]
         member_dir = run_dir if t.committee == 1 else run_dir / f"member_{k}"
         if t.committee > 1:
             console.print(f"committee member {k + 1}/{t.committee}: seed {t.seed + k}, {len(member_graphs)} training structures")
-        histories.append(_fit_one(model, member_graphs, graphs["validation"], config, member_dir, [train[i].source for i in chosen], resume, console))
+        histories.append(
+            _fit_one(model, member_graphs, graphs["validation"], config, member_dir, [train[i].source for i in chosen], resume, console)
+        )
         members.append(model)
     model = members[0] if t.committee == 1 else Committee(members)
     save_model(model, run_dir / "model.ffm", metadata={"config": config.to_dict()})
