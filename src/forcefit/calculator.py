@@ -21,6 +21,7 @@ import numpy as np
 from ase.calculators.calculator import Calculator as AseCalculator
 from ase.calculators.calculator import all_changes
 
+from forcefit.models.base import Potential
 from forcefit.models.committee import spread
 from forcefit.models.forces import predict
 from forcefit.models.saving import load_model
@@ -42,7 +43,7 @@ class Calculator(AseCalculator):
         "extrapolation_per_function",
     ]
 
-    def __init__(self, model, min_distance: float = MIN_DISTANCE, **kwargs):
+    def __init__(self, model: Potential, min_distance: float = MIN_DISTANCE, **kwargs):
         """`model` is used as it is, never changed (forces come from gradients with respect
         to positions only); atoms closer than `min_distance` Å are refused."""
         super().__init__(**kwargs)

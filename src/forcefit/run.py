@@ -21,12 +21,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from forcefit.config import Config, config_from_dict, fingerprint
-from forcefit.data import split_indices
+from forcefit.data import Batch, split_indices
 from forcefit.io import read_structures
 from forcefit.models import MODELS, Committee
+from forcefit.models.base import Potential
 from forcefit.models.saving import atomic_write_text, save_model
 from forcefit.reports import figures
 from forcefit.reports.evaluation import evaluate_splits
+from forcefit.structures import Structure
 from forcefit.training.loss import loss_weights
 from forcefit.training.screen import screen
 from forcefit.training.trainer import Trainer, refuse_changed_settings
@@ -60,7 +62,7 @@ def read_split(config: Config, console: Console | None = None):
     return train, validation, test
 
 
-def build_model(config: Config, structures) -> torch.nn.Module:
+def build_model(config: Config, structures: list[Structure]) -> Potential:
     m = config.model
     if m.kind not in MODELS:
         raise ValueError(f"model.kind: {m.kind!r}; available: {sorted(MODELS)}")
@@ -72,7 +74,7 @@ def build_model(config: Config, structures) -> torch.nn.Module:
     return MODELS[m.kind].from_model_config(m, elements).to(getattr(torch, m.dtype))
 
 
-def prepare(model, structures, console: Console | None = None, label: str = "") -> list:
+def prepare(model: Potential, structures: list[Structure], console: Console | None = None, label: str = "") -> list[Batch]:
     """Neighbour graphs and, for descriptor models, cached descriptors and their
     Jacobian (the slow part on large sets: a progress bar and the time taken)."""
     graphs = [model.graph(s) for s in structures]

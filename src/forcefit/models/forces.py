@@ -19,10 +19,14 @@ offset b (`model.energy_offset`, the reference data's arbitrary zero) enters onl
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 from torch import Tensor
+
+if TYPE_CHECKING:  # annotations only: models import this module
+    from forcefit.data import Batch
+    from forcefit.models.base import Potential
 
 
 class Prediction(NamedTuple):
@@ -34,7 +38,7 @@ class Prediction(NamedTuple):
     reference_energy: Tensor | None = None  # (n_structures,) eV, Σ_i E_i − b: only for comparison with the reference set
 
 
-def assemble(batch, vectors: Tensor, pair_gradients: Tensor, stress: bool) -> tuple[Tensor, Tensor | None]:
+def assemble(batch: Batch, vectors: Tensor, pair_gradients: Tensor, stress: bool) -> tuple[Tensor, Tensor | None]:
     """Forces (n_atoms, 3) and, if asked, stress (n_structures, 3, 3) from g_p."""
     n_atoms = batch.numbers.shape[0]
     forces = pair_gradients.new_zeros((n_atoms, 3))
@@ -59,7 +63,7 @@ def _gradient(atom_energies: Tensor, wrt: Tensor, create_graph: bool) -> Tensor:
     return torch.zeros_like(wrt) if gradient is None else gradient
 
 
-def predict(model, batch, *, forces: bool = True, stress: bool = False, training: bool = False) -> Prediction:
+def predict(model: Potential, batch: Batch, *, forces: bool = True, stress: bool = False, training: bool = False) -> Prediction:
     """Energies (and forces, stress) of every structure in `batch`.
 
     Cached descriptors (features + Jacobian on the batch) are used when present;

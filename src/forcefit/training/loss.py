@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from forcefit.config import TrainingConfig
+from forcefit.data import Batch
 from forcefit.models.forces import Prediction
 
 
@@ -39,7 +40,7 @@ def loss_weights(config: TrainingConfig, stage: int) -> LossWeights:
     return LossWeights(energy, forces, config.energy_per_atom, config.stress_weight)
 
 
-def force_matching_loss(prediction: Prediction, batch, weights: LossWeights) -> Tensor:
+def force_matching_loss(prediction: Prediction, batch: Batch, weights: LossWeights) -> Tensor:
     error = prediction.reference_energy - batch.ref_energy.to(prediction.energy.dtype)
     if weights.energy_per_atom:
         error = error / batch.n_atoms

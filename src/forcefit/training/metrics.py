@@ -19,13 +19,14 @@ import numpy as np
 import torch
 from ase import units
 
-from forcefit.data import collate
+from forcefit.data import Batch, collate
+from forcefit.models.base import Potential
 from forcefit.models.forces import predict
 
 VOIGT_ROWS, VOIGT_COLUMNS = [0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]
 
 
-def collect(model, graphs: list, batch_size: int = 64) -> dict:
+def collect(model: Potential, graphs: list[Batch], batch_size: int = 64) -> dict:
     """Predictions and references (NumPy; eV, eV/Å, eV/Å³) for a list of graphs.
 
     energy: model energy Σ E_i (extensive); reference_energy: Σ E_i − b; stress is

@@ -25,7 +25,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from forcefit.config import TrainingConfig
-from forcefit.data import collate
+from forcefit.data import Batch, collate
+from forcefit.models.base import Potential
 from forcefit.models.forces import predict
 from forcefit.models.saving import atomic_save
 from forcefit.training.loss import force_matching_loss, loss_weights
@@ -35,9 +36,9 @@ from forcefit.training.metrics import ErrorSums
 class Trainer:
     def __init__(
         self,
-        model,
-        train: list,
-        validation: list,
+        model: Potential,
+        train: list[Batch],
+        validation: list[Batch],
         config: TrainingConfig,
         run_dir=None,
         names: list[str] | None = None,
