@@ -171,21 +171,15 @@ def describe_file(path, trust_code: bool = False) -> str:
     path = Path(path)
     model = load_model(path, trust_code=trust_code)
     data = torch.load(path, map_location="cpu", weights_only=True)
+    first = model.members[0] if model.has_members else model
     lines = [
-        f"{path}: forcefit model, kind {model.kind}, written by forcefit {data.get('forcefit_version', 'before 0.1.0')}",
-        f"elements {model.elements}, cutoff {model.cutoff:.4f} Å"
-        + (f" (angular {model.angular_cutoff:.4f} Å)" if model.angular_cutoff else ""),
-        f"{sum(p.numel() for p in model.parameters())} parameters, dtype {data['dtype']}, units eV and Å",
+        f"{path}: forcefit model, kind {model.kind}, written by forcefit {data.get('forcefit_version', 'before 0.1.0')}, dtype {data['dtype']}",
+        model.summary() + (f" (angular {model.angular_cutoff:.4f} Å)" if model.angular_cutoff else ""),
     ]
-    members = getattr(model, "members", None)
-    if members is not None:
-        lines.append(f"committee of {len(members)} members")
-    descriptor = getattr(model, "descriptor", None)
-    if descriptor is not None:
-        lines.append(f"symmetry functions per element {descriptor.n_features_per_element}, cutoff function {descriptor.cutoff_type}")
-    hidden = getattr(members[0] if members is not None else model, "hidden", None)
-    if hidden:
-        lines.append(f"hidden layers per element {hidden}")
+    if model.has_members:
+        lines.append(f"committee of {len(model.members)} members")
+    if getattr(first, "hidden", None):
+        lines.append(f"hidden layers per element {first.hidden}")
     lines.append(
         f"energy offset b = {float(model.energy_offset.detach()):.6f} eV: the reference data's zero; reported energies "
         "are the model's extensive Σ E_i, and the reference method's energy is predicted as E − b"
