@@ -62,7 +62,7 @@ def main() -> None:
         )
         Trainer(model, graphs, [], config, console=Console(quiet=True)).fit()
         predicted = [predict(model, g) for g in graphs]
-        energy = np.array([float(p.energy[0]) for p in predicted])
+        energy = np.array([float(p.reference_energy[0]) for p in predicted])  # Σφ − b, on the reference's scale
         force = np.array([float(p.forces[1, 2]) for p in predicted])  # on atom 2, along the bond
         ref_energy = np.array([s.energy for s in data])
         ref_force = np.array([s.forces[1, 2] for s in data])
@@ -70,7 +70,7 @@ def main() -> None:
         f_rmse = 1000 * np.sqrt(np.mean((force - ref_force) ** 2))
         params = ", ".join(f"{k} = {v:.4g}" for k, v in model.parameters_by_key()[f"{element}-{element}"].items())
         rows.append(f"| {label.split()[0]} | {cls.__name__} | {params} | {e_rmse:.2f} | {f_rmse:.2f} |")
-        zero = float(model.energy_offset)
+        zero = float(model.energy_offset.detach())  # plotted on the model's own scale: φ → 0 at r_c
         ax_e, ax_f = axes[0, column], axes[1, column]
         ax_e.plot(distances, ref_energy + zero, "ko", ms=3, label="GFN2-xTB")
         ax_e.plot(distances, energy + zero, "r-", label=f"fitted {cls.__name__}")
