@@ -75,8 +75,8 @@ def test_neighbour_lists_that_cannot_fit_are_refused_with_the_numbers():
 
     from forcefit.structures import Structure
 
-    silicon = Structure.from_atoms(bulk("Si", "diamond", a=5.43, cubic=True))
-    with pytest.raises(ValueError, match=r"a cutoff of 29 Å .* on 8 atoms would give about .* triplets .* FORCEFIT_MAX_TRIPLETS"):
+    silicon = Structure.from_atoms(bulk("Si", "diamond", a=5.43, cubic=True).repeat((2, 2, 2)))
+    with pytest.raises(ValueError, match=r"a cutoff of 29 Å .* on 64 atoms would give about .* triplets .* FORCEFIT_MAX_TRIPLETS"):
         make_graph(silicon, 29.0, 29.0)
     from forcefit.config import config_from_dict
 

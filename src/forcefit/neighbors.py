@@ -49,11 +49,12 @@ def neighbor_pairs(structure: Structure, cutoff: float) -> tuple[np.ndarray, np.
     return i[order].astype(np.int64), j[order].astype(np.int64), np.asarray(shifts, dtype=np.int64)[order]
 
 
-# Limits of one neighbour list, by what an evaluation holds per pair and per triplet (about 0.5 kB
-# and 240 B with autograd): 5e7 triplets are ~12 GB. Raise them with the environment variables.
-BYTES_PER_PAIR, BYTES_PER_TRIPLET = 500, 240
-MAX_PAIRS = int(float(os.environ.get("FORCEFIT_MAX_PAIRS", 2e7)))
-MAX_TRIPLETS = int(float(os.environ.get("FORCEFIT_MAX_TRIPLETS", 5e7)))
+# Limits of one neighbour list, by the memory of its index arrays (a pair: i, j, shift and its
+# vector, 64 B; a triplet: two pair indices, 16 B): 2e8 triplets are 3.2 GB. The evaluation itself
+# runs in chunks of bounded memory (models/forces.py). Raise the limits with the environment variables.
+BYTES_PER_PAIR, BYTES_PER_TRIPLET = 64, 16
+MAX_PAIRS = int(float(os.environ.get("FORCEFIT_MAX_PAIRS", 5e7)))
+MAX_TRIPLETS = int(float(os.environ.get("FORCEFIT_MAX_TRIPLETS", 2e8)))
 
 
 def estimate_neighbors(structure: Structure, cutoff: float, angular_cutoff: float = 0.0) -> tuple[float, float]:
@@ -81,7 +82,7 @@ def check_size(structure: Structure, cutoff: float, angular_cutoff: float = 0.0)
         raise ValueError(
             f"structure{where}: a cutoff of {cutoff:g} Å (angular {angular_cutoff:g} Å) on {structure.n_atoms} atoms would give about "
             f"{pairs:.3g} pairs and {triplets_:.3g} triplets (limits {MAX_PAIRS:.3g} and {MAX_TRIPLETS:.3g}, about "
-            f"{(pairs * BYTES_PER_PAIR + triplets_ * BYTES_PER_TRIPLET) / 1e9:.3g} GB to evaluate): choose a smaller cutoff, or raise the limits with the environment "
+            f"{(pairs * BYTES_PER_PAIR + triplets_ * BYTES_PER_TRIPLET) / 1e9:.3g} GB of neighbour indices): choose a smaller cutoff, or raise the limits with the environment "
             "variables FORCEFIT_MAX_PAIRS and FORCEFIT_MAX_TRIPLETS"
         )
 

@@ -213,17 +213,27 @@ class SymmetryFunctions(torch.nn.Module):
                     p, q, vp, vq = p[keep], q[keep], vp[keep], vq[keep]
                 yield n, kind, lam_zeta, pair_i[p], p, q, vp, vq
 
-    def forward(self, species: Tensor, vectors: Tensor, pair_i: Tensor, pair_j: Tensor, triplet_p: Tensor, triplet_q: Tensor) -> Tensor:
+    def forward(
+        self,
+        species: Tensor,
+        vectors: Tensor,
+        pair_i: Tensor,
+        pair_j: Tensor,
+        triplet_p: Tensor,
+        triplet_q: Tensor,
+        centres: tuple[int, int] | None = None,
+    ) -> Tensor:
         """species: (n_atoms,) element index; vectors: (n_pairs, 3) Å, r_j − r_i;
         pair_i, pair_j: (n_pairs,); triplet_p, triplet_q: (n_triplets,) pair indices.
-        Returns G: (n_atoms, n_features)."""
-        n_atoms = species.shape[0]
-        out = vectors.new_zeros(n_atoms * self.n_features)
+        Returns G: (n_atoms, n_features), or with `centres` = (a, b) the rows of atoms
+        a ≤ i < b only, for pairs and triplets centred on those atoms."""
+        first, last = centres if centres is not None else (0, species.shape[0])
+        out = vectors.new_zeros((last - first) * self.n_features)
         for n, kind, lam_zeta, atoms, _, _, vp, vq in self._selections(species, vectors, pair_i, pair_j, triplet_p, triplet_q):
             values = self._terms(n, kind, lam_zeta, vp, vq)
-            index = (atoms[:, None] * self.n_features + self._p(n, "column")[None, :]).reshape(-1)
+            index = ((atoms - first)[:, None] * self.n_features + self._p(n, "column")[None, :]).reshape(-1)
             out = out.index_add(0, index, values.reshape(-1))
-        return out.view(n_atoms, self.n_features)
+        return out.view(last - first, self.n_features)
 
     @torch.no_grad()
     def with_jacobian(

@@ -19,10 +19,16 @@ offset b (`model.energy_offset`, the reference data's arbitrary zero) enters onl
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 from torch import Tensor
+
+MEMORY_GB = float(os.environ.get("FORCEFIT_MEMORY_GB", 1.0))  # budget of one descriptor-model evaluation chunk
+# what autograd keeps alive per pair and per triplet of a symmetry-function evaluation (measured
+# on the n2p2 water box: ≈ 240 B per triplet), to size the chunks
+GRAPH_BYTES_PER_PAIR, GRAPH_BYTES_PER_TRIPLET = 500, 240
 
 if TYPE_CHECKING:  # annotations only: models import this module
     from forcefit.data import Batch
@@ -63,12 +69,61 @@ def _gradient(atom_energies: Tensor, wrt: Tensor, create_graph: bool) -> Tensor:
     return torch.zeros_like(wrt) if gradient is None else gradient
 
 
-def predict(model: Potential, batch: Batch, *, forces: bool = True, stress: bool = False, training: bool = False) -> Prediction:
+def centre_chunks(batch: Batch, bytes_per_atom: float, memory_gb: float) -> list[tuple[int, int, int, int, int, int]]:
+    """(a, b, p0, p1, t0, t1): atoms a ≤ i < b with the pairs [p0, p1) and triplets [t0, t1)
+    centred on them, as many atoms per chunk as `memory_gb` holds at `bytes_per_atom`.
+    Pairs and triplets come sorted by centre (neighbors.py); otherwise one chunk."""
+    n_atoms = batch.numbers.shape[0]
+    centres = batch.pair_i
+    triplet_centres = centres[batch.triplet_p]
+    ordered = bool((centres[1:] >= centres[:-1]).all() and (triplet_centres[1:] >= triplet_centres[:-1]).all())
+    size = max(1, int(memory_gb * 1e9 / max(bytes_per_atom, 1.0))) if ordered else n_atoms
+    starts = torch.arange(0, n_atoms, size)
+    bounds = torch.cat([starts, torch.tensor([n_atoms])])
+    pairs = torch.searchsorted(centres, bounds).tolist()
+    triplets = torch.searchsorted(triplet_centres, bounds).tolist()
+    edges = bounds.tolist()
+    return [(edges[k], edges[k + 1], pairs[k], pairs[k + 1], triplets[k], triplets[k + 1]) for k in range(len(starts))]
+
+
+def _descriptor_energies(model: Potential, batch: Batch, vectors: Tensor, need_gradients: bool, memory_gb: float):
+    """Atom energies, descriptors and g_p = ∂E/∂r_p of a descriptor model, by chunks of
+    centre atoms. An atom's descriptors depend only on the pairs and triplets centred on
+    it, so each chunk's autograd graph holds its own pairs and triplets only: peak memory
+    is bounded by `memory_gb`, not by the size of the system."""
+    species = model.species(batch.numbers)
+    n_atoms = max(species.shape[0], 1)
+    per_atom = (GRAPH_BYTES_PER_TRIPLET * batch.triplet_p.shape[0] + GRAPH_BYTES_PER_PAIR * batch.pair_i.shape[0]) / n_atoms
+    energies, features, gradients = [], [], []
+    for a, b, p0, p1, t0, t1 in centre_chunks(batch, per_atom, memory_gb):
+        part = vectors[p0:p1].detach().requires_grad_(need_gradients)
+        chunk_features = model.descriptor(
+            species,
+            part,
+            batch.pair_i[p0:p1],
+            batch.pair_j[p0:p1],
+            batch.triplet_p[t0:t1] - p0,
+            batch.triplet_q[t0:t1] - p0,
+            centres=(a, b),
+        )
+        chunk_energies = model.atom_energies_from_features(chunk_features, species[a:b])
+        if need_gradients:
+            gradients.append(_gradient(chunk_energies, part, create_graph=False))
+        energies.append(chunk_energies.detach())
+        features.append(chunk_features.detach())
+    pair_gradients = torch.cat(gradients) if need_gradients else None
+    return torch.cat(energies), torch.cat(features), pair_gradients
+
+
+def predict(
+    model: Potential, batch: Batch, *, forces: bool = True, stress: bool = False, training: bool = False, memory_gb: float = MEMORY_GB
+) -> Prediction:
     """Energies (and forces, stress) of every structure in `batch`.
 
     Cached descriptors (features + Jacobian on the batch) are used when present;
     `training=True` keeps the graph for a second derivative (the loss depends on
-    forces).
+    forces). Otherwise a descriptor model is evaluated by chunks of centre atoms that
+    fit in `memory_gb` (default FORCEFIT_MEMORY_GB, 1 GB): any system size in bounded memory.
     """
     dtype = model.energy_offset.dtype
     batch = batch.to(dtype)
@@ -78,21 +133,26 @@ def predict(model: Potential, batch: Batch, *, forces: bool = True, stress: bool
     features = None
     with torch.enable_grad() if need_gradients or training else torch.no_grad():
         vectors = batch.vectors()
-        if cached:
+        chunked = descriptor_model and not cached and not training
+        if chunked:
+            atom_energies, features, chunk_gradients = _descriptor_energies(model, batch, vectors, need_gradients, memory_gb)
+        elif cached:
             features = batch.features.requires_grad_(need_gradients)
         else:
             vectors = vectors.requires_grad_(need_gradients)
             if descriptor_model:
                 features = model.features(batch, vectors)
-        if descriptor_model:
+        if descriptor_model and not chunked:
             atom_energies = model.atom_energies_from_features(features, model.species(batch.numbers))
-        else:
+        elif not descriptor_model:
             atom_energies = model.atom_energies(batch, vectors)
         energy = atom_energies.new_zeros(batch.n_structures).index_add(0, batch.structure_index, atom_energies)
         reference_energy = energy - model.energy_offset
         force_values = stress_values = None
         if need_gradients:
-            if cached:
+            if chunked:
+                pair_gradients = chunk_gradients
+            elif cached:
                 d_features = _gradient(atom_energies, features, training)
                 pair_gradients = torch.einsum("pf,pfc->pc", d_features[batch.pair_i], batch.jacobian)
             else:
