@@ -1,8 +1,8 @@
 """The model contract: what every forcefit model must satisfy, as a reusable pytest class.
 
 A test module subclasses `ModelContract`, names its `kind` and provides `make_model()`
-(a float64 model with non-trivial parameters) and `structures()` (a free molecule and,
-optionally, a small periodic crystal, both holding the model's elements). pytest then
+(a float64 model with non-trivial parameters) and `structures()` (a free molecule and a
+small 3-D periodic crystal, both holding the model's elements). pytest then
 runs one test per property, in float64 and in float32, each with tolerances for that
 precision:
 
@@ -179,13 +179,12 @@ def check_extensive(model, molecule, crystal, tol) -> None:
     assert abs(e2 - 2 * e1) <= tol["energy"] * max(1.0, abs(e1)), f"two copies: {e2} eV, one: {e1} eV"
     assert abs(pair.get_potential_energies().sum() - e2) <= tol["energy"] * max(1.0, abs(e2))
     assert np.abs(pair.get_forces() - np.vstack([f1, f1])).max() <= tol["forces"] * max(1.0, np.abs(f1).max())
-    if crystal is not None:
-        per_atom = []
-        for repeat in ((1, 1, 1), (2, 1, 1), (2, 2, 2)):
-            cell = crystal.to_atoms().repeat(repeat)
-            cell.calc = calculator
-            per_atom.append(cell.get_potential_energy() / len(cell))
-        assert np.allclose(per_atom, per_atom[0], rtol=tol["energy"], atol=0), f"energy per atom of supercells: {per_atom}"
+    per_atom = []
+    for repeat in ((1, 1, 1), (2, 1, 1), (2, 2, 2)):
+        cell = crystal.to_atoms().repeat(repeat)
+        cell.calc = calculator
+        per_atom.append(cell.get_potential_energy() / len(cell))
+    assert np.allclose(per_atom, per_atom[0], rtol=tol["energy"], atol=0), f"energy per atom of supercells: {per_atom}"
 
 
 def check_cutoff_smoothness(model, tol) -> None:
@@ -221,7 +220,8 @@ class ModelContract:
     def make_model(self):
         raise NotImplementedError
 
-    def structures(self) -> tuple[Structure, Structure | None]:
+    def structures(self) -> tuple[Structure, Structure]:
+        """A free molecule and a small 3-D periodic crystal, both holding the model's elements."""
         raise NotImplementedError
 
     @pytest.fixture(params=[torch.float64, torch.float32], ids=["float64", "float32"])
@@ -232,23 +232,21 @@ class ModelContract:
 
     def test_translation(self, setup):
         model, molecule, crystal, tol = setup
-        for s in filter(None, (molecule, crystal)):
+        for s in (molecule, crystal):
             check_translation(model, s, tol, np.random.default_rng(0))
 
     def test_rotation(self, setup):
         model, molecule, crystal, tol = setup
-        for s in filter(None, (molecule, crystal)):
+        for s in (molecule, crystal):
             check_rotation(model, s, tol, np.random.default_rng(1))
 
     def test_permutation(self, setup):
         model, molecule, crystal, tol = setup
-        for s in filter(None, (molecule, crystal)):
+        for s in (molecule, crystal):
             check_permutation(model, s, tol, np.random.default_rng(2))
 
     def test_lattice_shift_and_wrap(self, setup):
         model, _, crystal, tol = setup
-        if crystal is None:
-            pytest.skip("this contract has no periodic structure")
         check_lattice_shift(model, crystal, tol)
 
     def test_forces_sum_to_zero(self, setup):
@@ -257,18 +255,16 @@ class ModelContract:
 
     def test_forces_are_minus_the_energy_gradient(self, setup):
         model, molecule, crystal, tol = setup
-        for s in filter(None, (molecule, crystal)):
+        for s in (molecule, crystal):
             check_finite_differences(model, s, tol)
 
     def test_stress_is_the_strain_derivative(self, setup):
         model, _, crystal, tol = setup
-        if crystal is None:
-            pytest.skip("this contract has no periodic structure")
         check_stress(model, crystal, tol)
 
     def test_batch_equals_single(self, setup):
         model, molecule, crystal, tol = setup
-        check_batch(model, [s for s in (molecule, crystal, molecule) if s is not None], tol)
+        check_batch(model, [molecule, crystal, molecule], tol)
 
     def test_reported_energies_are_extensive(self, setup):
         model, molecule, crystal, tol = setup
