@@ -133,30 +133,27 @@ def predict(
     features = None
     with torch.enable_grad() if need_gradients or training else torch.no_grad():
         vectors = batch.vectors()
-        chunked = descriptor_model and not cached and not training
-        if chunked:
-            atom_energies, features, chunk_gradients = _descriptor_energies(model, batch, vectors, need_gradients, memory_gb)
-        elif cached:
+        if descriptor_model and not cached and not training:  # prediction: chunks of bounded memory
+            atom_energies, features, pair_gradients = _descriptor_energies(model, batch, vectors, need_gradients, memory_gb)
+        elif cached:  # training: g_p from the cached descriptor Jacobian
             features = batch.features.requires_grad_(need_gradients)
-        else:
+            atom_energies = model.atom_energies_from_features(features, model.species(batch.numbers))
+            if need_gradients:
+                d_features = _gradient(atom_energies, features, training)
+                pair_gradients = torch.einsum("pf,pfc->pc", d_features[batch.pair_i], batch.jacobian)
+        else:  # autograd through the model with respect to the pair vectors
             vectors = vectors.requires_grad_(need_gradients)
             if descriptor_model:
                 features = model.features(batch, vectors)
-        if descriptor_model and not chunked:
-            atom_energies = model.atom_energies_from_features(features, model.species(batch.numbers))
-        elif not descriptor_model:
-            atom_energies = model.atom_energies(batch, vectors)
+                atom_energies = model.atom_energies_from_features(features, model.species(batch.numbers))
+            else:
+                atom_energies = model.atom_energies(batch, vectors)
+            if need_gradients:
+                pair_gradients = _gradient(atom_energies, vectors, training)
         energy = atom_energies.new_zeros(batch.n_structures).index_add(0, batch.structure_index, atom_energies)
         reference_energy = energy - model.energy_offset
         force_values = stress_values = None
         if need_gradients:
-            if chunked:
-                pair_gradients = chunk_gradients
-            elif cached:
-                d_features = _gradient(atom_energies, features, training)
-                pair_gradients = torch.einsum("pf,pfc->pc", d_features[batch.pair_i], batch.jacobian)
-            else:
-                pair_gradients = _gradient(atom_energies, vectors, training)
             force_values, stress_values = assemble(batch, vectors.detach() if not training else vectors, pair_gradients, stress)
     features = None if features is None else features.detach()
     if not training:  # plain numbers for callers; the graph is only needed by the loss
