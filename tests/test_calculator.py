@@ -96,3 +96,20 @@ def test_chunked_evaluation_equals_one_pass():
         assert torch.allclose(part.stress[1], whole.stress[1], rtol=1e-13, atol=1e-17)
     again = predict(model, batch, stress=True, memory_gb=3e-6)
     assert torch.equal(again.forces, predict(model, batch, stress=True, memory_gb=3e-6).forces)
+
+
+def test_triplets_built_per_chunk_give_the_stored_triplets_result():
+    """The calculator's graphs leave triplets to the prediction, which builds them for each
+    chunk of centre atoms (a large system never holds all of them): same numbers."""
+    model = tiny_bpnn()
+    cell = water_cell(4)
+    stored = predict(model, model.graph(cell), stress=True, memory_gb=1e3)
+    deferred_graph = model.graph(cell, triplets=False)
+    assert deferred_graph.triplet_p.numel() == 0 and deferred_graph.deferred_angular_cutoff == model.angular_cutoff
+    for budget in (1e3, 1e-9):
+        deferred = predict(model, deferred_graph, stress=True, memory_gb=budget)
+        assert torch.allclose(deferred.forces, stored.forces, rtol=1e-13, atol=1e-15)
+        assert torch.allclose(deferred.energy, stored.energy, rtol=1e-13) and torch.allclose(deferred.stress, stored.stress, rtol=1e-12)
+    atoms = cell.to_atoms()
+    atoms.calc = Calculator(model)
+    assert np.allclose(atoms.get_forces(), stored.forces.numpy(), rtol=1e-13, atol=1e-15)

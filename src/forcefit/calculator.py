@@ -59,7 +59,9 @@ class Calculator(AseCalculator):
         super().calculate(atoms, properties, system_changes)
         structure = Structure.from_atoms(self.atoms)
         check_min_distance(structure, self.min_distance)
-        graph = self.model.graph(structure)
+        # triplets are built per chunk at prediction (bounded memory); a committee evaluates
+        # its shared descriptors in one pass and needs them stored
+        graph = self.model.graph(structure, triplets=self.model.has_members)
         wants_stress = bool(structure.pbc.all()) and "stress" in properties
         if self.model.has_members:
             members = self.model.member_predictions(graph, stress=wants_stress)  # descriptors once, for everything

@@ -49,6 +49,7 @@ class Batch:
     weight: Tensor
     features: Tensor | None = None
     jacobian: Tensor | None = None
+    deferred_angular_cutoff: float | None = None  # triplets not stored: build them per chunk of centres (Å)
 
     @property
     def n_structures(self) -> int:
@@ -68,9 +69,11 @@ class Batch:
         return replace(self, **changes)
 
 
-def make_graph(structure: Structure, cutoff: float, angular_cutoff: float) -> Batch:
-    """One structure as a batch of one, with its neighbour lists."""
-    nb = build_neighbors(structure, cutoff, angular_cutoff)
+def make_graph(structure: Structure, cutoff: float, angular_cutoff: float, triplets: bool = True) -> Batch:
+    """One structure as a batch of one, with its neighbour lists. With `triplets=False`
+    the triplets are left to the consumer (built per chunk of centre atoms, so that a
+    large system never holds all of them at once)."""
+    nb = build_neighbors(structure, cutoff, angular_cutoff if triplets else None)
     cell = torch.from_numpy(structure.cell)
     shifts = torch.from_numpy(nb.shifts).double()
     n = structure.n_atoms
@@ -94,6 +97,7 @@ def make_graph(structure: Structure, cutoff: float, angular_cutoff: float) -> Ba
         if structure.stress is not None
         else torch.full((1, 3, 3), nan, dtype=torch.float64),
         weight=torch.tensor([structure.weight], dtype=torch.float64),
+        deferred_angular_cutoff=None if triplets or angular_cutoff <= 0 else float(angular_cutoff),
     )
 
 
@@ -112,6 +116,9 @@ def collate(graphs: list[Batch]) -> Batch:
         return torch.cat(parts)
 
     has_cache = all(g.features is not None for g in graphs)
+    deferred = {g.deferred_angular_cutoff for g in graphs}
+    if len(deferred) > 1:
+        raise ValueError("cannot batch graphs with and without stored triplets")
     return Batch(
         numbers=cat("numbers"),
         positions=cat("positions"),
@@ -131,6 +138,7 @@ def collate(graphs: list[Batch]) -> Batch:
         weight=cat("weight"),
         features=cat("features") if has_cache else None,
         jacobian=cat("jacobian") if has_cache else None,
+        deferred_angular_cutoff=deferred.pop(),
     )
 
 

@@ -73,9 +73,10 @@ class Potential(torch.nn.Module):
                 f"(its keys: {', '.join(sorted(common | set(cls.config_keys)))})"
             )
 
-    def graph(self, structure) -> Batch:
-        """The structure's neighbour graph (pairs and triplets) within this model's cutoffs."""
-        return make_graph(structure, self.cutoff, self.angular_cutoff)
+    def graph(self, structure, triplets: bool = True) -> Batch:
+        """The structure's neighbour graph (pairs and triplets) within this model's cutoffs;
+        `triplets=False` leaves the triplets to be built per chunk at prediction."""
+        return make_graph(structure, self.cutoff, self.angular_cutoff, triplets)
 
     def summary(self) -> str:
         """One line a person reads: kind, elements, size, cutoff."""

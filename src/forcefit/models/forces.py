@@ -22,8 +22,11 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, NamedTuple
 
+import numpy as np
 import torch
 from torch import Tensor
+
+from forcefit.neighbors import triplets
 
 MEMORY_GB = float(os.environ.get("FORCEFIT_MEMORY_GB", 1.0))  # budget of one descriptor-model evaluation chunk
 # what autograd keeps alive per pair and per triplet of a symmetry-function evaluation (measured
@@ -93,19 +96,22 @@ def _descriptor_energies(model: Potential, batch: Batch, vectors: Tensor, need_g
     is bounded by `memory_gb`, not by the size of the system."""
     species = model.species(batch.numbers)
     n_atoms = max(species.shape[0], 1)
-    per_atom = (GRAPH_BYTES_PER_TRIPLET * batch.triplet_p.shape[0] + GRAPH_BYTES_PER_PAIR * batch.pair_i.shape[0]) / n_atoms
+    deferred = batch.deferred_angular_cutoff
+    if deferred is not None:  # triplets are built per chunk: count them (k(k−1)/2 per centre) to size the chunks
+        angular = (torch.linalg.vector_norm(vectors.detach(), dim=1) < deferred).numpy()
+        legs = np.bincount(batch.pair_i.numpy()[angular], minlength=n_atoms)
+        n_triplets = float((legs * (legs - 1) // 2).sum())
+    else:
+        n_triplets = float(batch.triplet_p.shape[0])
+    per_atom = (GRAPH_BYTES_PER_TRIPLET * n_triplets + GRAPH_BYTES_PER_PAIR * batch.pair_i.shape[0]) / n_atoms
     energies, features, gradients = [], [], []
     for a, b, p0, p1, t0, t1 in centre_chunks(batch, per_atom, memory_gb):
+        if deferred is not None:
+            tp, tq = (torch.from_numpy(x) for x in triplets(batch.pair_i[p0:p1].numpy(), angular[p0:p1]))
+        else:
+            tp, tq = batch.triplet_p[t0:t1] - p0, batch.triplet_q[t0:t1] - p0
         part = vectors[p0:p1].detach().requires_grad_(need_gradients)
-        chunk_features = model.descriptor(
-            species,
-            part,
-            batch.pair_i[p0:p1],
-            batch.pair_j[p0:p1],
-            batch.triplet_p[t0:t1] - p0,
-            batch.triplet_q[t0:t1] - p0,
-            centres=(a, b),
-        )
+        chunk_features = model.descriptor(species, part, batch.pair_i[p0:p1], batch.pair_j[p0:p1], tp, tq, centres=(a, b))
         chunk_energies = model.atom_energies_from_features(chunk_features, species[a:b])
         if need_gradients:
             gradients.append(_gradient(chunk_energies, part, create_graph=False))
