@@ -113,3 +113,16 @@ def test_triplets_built_per_chunk_give_the_stored_triplets_result():
     atoms = cell.to_atoms()
     atoms.calc = Calculator(model)
     assert np.allclose(atoms.get_forces(), stored.forces.numpy(), rtol=1e-13, atol=1e-15)
+
+
+def test_one_evaluation_per_md_step(monkeypatch):
+    """ASE asks for forces, energy and stress one after the other; a periodic cell gets all of
+    them from one descriptor evaluation (stress from the same pair gradients)."""
+    model = tiny_bpnn()
+    calls = []
+    original = type(model.descriptor).forward
+    monkeypatch.setattr(type(model.descriptor), "forward", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    cell = water_cell(2).to_atoms()
+    cell.calc = Calculator(model, min_distance=0.0)
+    cell.get_forces(), cell.get_potential_energy(), cell.get_stress()
+    assert len(calls) == 1

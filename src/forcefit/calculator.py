@@ -62,7 +62,7 @@ class Calculator(AseCalculator):
         # triplets are built per chunk at prediction (bounded memory); a committee evaluates
         # its shared descriptors in one pass and needs them stored
         graph = self.model.graph(structure, triplets=self.model.has_members)
-        wants_stress = bool(structure.pbc.all()) and "stress" in properties
+        wants_stress = bool(structure.pbc.all())  # always, from the same gradients: a later get_stress needs no second evaluation
         if self.model.has_members:
             members = self.model.member_predictions(graph, stress=wants_stress)  # descriptors once, for everything
             stats = spread(members["energy"], members["forces"], members["reference_energy"])

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +79,7 @@ def _md(args, console):
     if args.rdf and not (args.trajectory and atoms.pbc.all()):
         raise ValueError("--rdf needs --trajectory and a periodic structure")
     calculator = Calculator.load(args.model, trust_code=args.trust_code)
+    started = time.perf_counter()
     result = run_md(
         atoms,
         calculator,
@@ -96,10 +98,11 @@ def _md(args, console):
         max_extrapolating_fraction=args.max_extrapolating_fraction,
         max_temperature_factor=args.max_temperature_factor,
     )
+    seconds = time.perf_counter() - started
     steps_done = int(round(result.times_ps[-1] * 1000 / args.timestep))
     line = (
-        f"{args.ensemble.upper()} {steps_done} steps × {args.timestep} fs ({len(atoms)} atoms): "
-        f"T {result.temperature.mean():.0f} ± {result.temperature.std():.0f} K"
+        f"{args.ensemble.upper()} {steps_done} steps × {args.timestep} fs ({len(atoms)} atoms) in {seconds:.1f} s, "
+        f"{steps_done * len(atoms) / seconds:.3g} atom-steps/s: T {result.temperature.mean():.0f} ± {result.temperature.std():.0f} K"
     )
     if args.ensemble == "nve" and np.isfinite(result.drift):
         line += f", energy drift {result.drift:+.3f} meV/atom/ps, fluctuation {result.fluctuation:.3f} meV/atom"
