@@ -1,12 +1,14 @@
 """Evaluation cost against system size: n2p2's RPBE-D3 water potential on repeated copies of
 its 1080-atom box, one thread, each size in its own process (so peak RSS is that size's).
 
-    python benchmarks/engine_scaling.py [--repeats 1 2 3] [--memory-gb 1.0]
+    python benchmarks/engine_scaling.py [--repeats 1 2 3 4 5] [--memory-gb 1.0] [--peer-repeats 1 2 3]
 
 Repeats 1–5 are 1080, 8640, 29,160, 69,120 and 135,000 atoms. The graph holds pairs only
 and the prediction builds triplets per chunk of centre atoms, as the ASE calculator does.
 Prints and writes results/engine_scaling.md: neighbour-graph time, CPU time of one
 energy+forces evaluation (µs/atom), RSS before the evaluation (graph held) and the peak.
+With `--peer-repeats`, n2p2's compute on the same boxes in the same run (nnp-bench: its
+evaluation minus its stand-alone O(N²) neighbour list), each size limited to 10 minutes.
 """
 
 from __future__ import annotations
@@ -44,10 +46,43 @@ print(json.dumps({"atoms": structure.n_atoms, "pairs": int(graph.pair_i.shape[0]
 """
 
 
+def n2p2_compute(repeat: int) -> dict:
+    """n2p2's µs/atom on the repeated box: nnp-bench's CPU median minus its neighbour-list time."""
+    import re
+    import shutil
+    import tempfile
+
+    from ase import units
+
+    from forcefit.io import read_input_data, write_input_data
+    from forcefit.structures import Structure
+
+    build = subprocess.run(["bash", str(SHARED.parents[2] / "peers" / "n2p2" / "build.sh")], capture_output=True, text=True)
+    if build.returncode != 0:
+        return {"note": "n2p2 could not be built here"}
+    bench = Path(build.stdout.strip().splitlines()[-1]) / "nnp-bench"
+    (box,) = read_input_data(SHARED / "input.data", length_unit=units.Bohr, energy_unit=units.Hartree)
+    big = Structure.from_atoms(box.to_atoms().repeat((repeat,) * 3))
+    with tempfile.TemporaryDirectory() as work:
+        for name in ("input.nn", "scaling.data", "weights.001.data", "weights.008.data"):
+            shutil.copy(SHARED / name, work)
+        write_input_data(Path(work) / "input.data", [big], length_unit=units.Bohr, energy_unit=units.Hartree)
+        try:
+            out = subprocess.run(
+                [str(bench), "input.data", "1", "both"], cwd=work, capture_output=True, text=True, timeout=600, check=True
+            ).stdout
+        except subprocess.TimeoutExpired:
+            return {"atoms": big.n_atoms, "note": "did not finish in 10 minutes"}
+    cpu = float(re.search(r"cpu median ([0-9.]+) s", out).group(1))
+    nl = float(re.search(r"neighbour-list-only [0-9.]+ s wall ([0-9.]+) s cpu", out).group(1))
+    return {"atoms": big.n_atoms, "us_per_atom": 1e6 * (cpu - nl) / big.n_atoms, "nl_s": nl}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--memory-gb", type=float, default=1.0, help="evaluation chunk budget (FORCEFIT_MEMORY_GB)")
+    parser.add_argument("--peer-repeats", type=int, nargs="*", default=[], help="also time n2p2's compute on these sizes")
     args = parser.parse_args()
     rows = []
     for repeat in args.repeats:
@@ -67,6 +102,23 @@ def main() -> None:
         f"{r['rss_before_gb']:.2f} | {r['peak_gb']:.2f} |"
         for r in rows
     ]
+    peer = {repeat: n2p2_compute(repeat) for repeat in args.peer_repeats}
+    if peer:
+        ours = {r["atoms"]: 1e6 * r["cpu_s"] / r["atoms"] for r in rows}
+        lines += [
+            "",
+            "n2p2 on the same boxes, same run (compute: evaluation minus its O(N²) stand-alone neighbour list)",
+            "",
+            "| atoms | n2p2 µs/atom | forcefit µs/atom | forcefit / n2p2 |",
+            "|---|---|---|---|",
+        ]
+        for result in peer.values():
+            if "us_per_atom" in result:
+                mine = ours.get(result["atoms"])
+                ratio = f"{mine / result['us_per_atom']:.2f}" if mine else "–"
+                lines.append(f"| {result['atoms']} | {result['us_per_atom']:.0f} | {f'{mine:.0f}' if mine else '–'} | {ratio} |")
+            else:
+                lines.append(f"| {result.get('atoms', '–')} | {result['note']} | | |")
     table = "\n".join(lines)
     print(table)
     (Path(__file__).with_name("results") / "engine_scaling.md").write_text(table + "\n")
