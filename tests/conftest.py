@@ -64,6 +64,13 @@ def water_cell(seed: int = 1) -> Structure:
     return Structure(numbers=[8, 1, 1, 8, 1, 1], positions=base + rng.normal(scale=0.1, size=(6, 3)), cell=cell, pbc=True)
 
 
+def small_skewed_cell() -> Structure:
+    """One water molecule in a strongly skewed 2.6 Å cell: every pair has many periodic images."""
+    cell = np.array([[2.6, 0.0, 0.0], [1.1, 2.5, 0.0], [-0.7, 0.5, 2.7]])
+    positions = np.array([[0.1, 0.2, 0.1], [1.0, 0.25, 0.05], [-0.15, 1.1, 0.2]])
+    return Structure(numbers=[8, 1, 1], positions=positions, cell=cell, pbc=True)
+
+
 def tiny_functions(rc: float = 3.5) -> list[SymmetryFunction]:
     f = []
     for c in ("H", "O"):

@@ -78,9 +78,9 @@ def test_the_calculator_leaves_the_callers_model_as_it_was():
 def test_chunked_evaluation_equals_one_pass():
     """Prediction runs over chunks of centre atoms sized by a memory budget; an atom's
     descriptors depend only on pairs and triplets centred on it, so any chunking gives the
-    one-pass numbers. Not bit for bit: torch's vectorised exp/cos round the last element
-    of a block differently from the SIMD body, and chunks move those block edges (measured:
-    ≤ 2e-16 absolute); repeated calls with one chunking are bit-identical."""
+    one-pass numbers: the descriptors bit for bit (the engine loops over centres either
+    way), energies and forces to rounding (the networks' matrix products see other row
+    counts); repeated calls with one chunking are bit-identical."""
     from forcefit.data import collate
     from forcefit.models.forces import centre_chunks
 
@@ -91,28 +91,38 @@ def test_chunked_evaluation_equals_one_pass():
     for budget in (1e-9, 3e-6):  # one atom per chunk; a few atoms per chunk
         assert len(centre_chunks(batch, 1000.0, budget)) > 1
         part = predict(model, batch, stress=True, memory_gb=budget)
-        for name in ("energy", "atom_energies", "forces", "features"):
+        assert torch.equal(part.features, whole.features)
+        for name in ("energy", "atom_energies", "forces"):
             assert torch.allclose(getattr(part, name), getattr(whole, name), rtol=1e-13, atol=1e-15), name
         assert torch.allclose(part.stress[1], whole.stress[1], rtol=1e-13, atol=1e-17)
     again = predict(model, batch, stress=True, memory_gb=3e-6)
     assert torch.equal(again.forces, predict(model, batch, stress=True, memory_gb=3e-6).forces)
 
 
-def test_triplets_built_per_chunk_give_the_stored_triplets_result():
-    """The calculator's graphs leave triplets to the prediction, which builds them for each
-    chunk of centre atoms (a large system never holds all of them): same numbers."""
-    model = tiny_bpnn()
+def test_engine_prediction_equals_the_autograd_path():
+    """On the CPU predictions come from the compiled engine (features, Jacobian, g_p = w · J);
+    on other devices from autograd through the torch formulas, with triplets stored or built
+    per chunk of centre atoms. Both give the same energies, forces and stress, and so does
+    the calculator."""
+    from forcefit.models.forces import _descriptor_energies_autograd, assemble
+
+    model = tiny_bpnn("tanh")
     cell = water_cell(4)
-    stored = predict(model, model.graph(cell), stress=True, memory_gb=1e3)
-    deferred_graph = model.graph(cell, triplets=False)
-    assert deferred_graph.triplet_p.numel() == 0 and deferred_graph.deferred_angular_cutoff == model.angular_cutoff
-    for budget in (1e3, 1e-9):
-        deferred = predict(model, deferred_graph, stress=True, memory_gb=budget)
-        assert torch.allclose(deferred.forces, stored.forces, rtol=1e-13, atol=1e-15)
-        assert torch.allclose(deferred.energy, stored.energy, rtol=1e-13) and torch.allclose(deferred.stress, stored.stress, rtol=1e-12)
+    engine = predict(model, model.graph(cell, triplets=False), stress=True, memory_gb=1e3)
+    for graph in (model.graph(cell), model.graph(cell, triplets=False)):
+        for budget in (1e3, 1e-9):
+            batch = graph.to(torch.float64)
+            vectors = batch.vectors()
+            energies, features, gradients = _descriptor_energies_autograd(model, batch, vectors, True, budget)
+            forces, stress = assemble(batch, vectors, gradients, stress=True)
+            assert torch.allclose(features, engine.features, rtol=1e-13, atol=1e-15)
+            assert torch.allclose(energies, engine.atom_energies, rtol=1e-13, atol=1e-13)
+            assert torch.allclose(forces, engine.forces, rtol=1e-12, atol=1e-13)
+            assert torch.allclose(stress, engine.stress, rtol=1e-12, atol=1e-14)
     atoms = cell.to_atoms()
     atoms.calc = Calculator(model)
-    assert np.allclose(atoms.get_forces(), stored.forces.numpy(), rtol=1e-13, atol=1e-15)
+    assert np.allclose(atoms.get_forces(), engine.forces.numpy(), rtol=1e-13, atol=1e-15)
+    assert float(engine.forces.abs().max()) > 1e-3
 
 
 def test_one_evaluation_per_md_step(monkeypatch):
@@ -120,8 +130,8 @@ def test_one_evaluation_per_md_step(monkeypatch):
     them from one descriptor evaluation (stress from the same pair gradients)."""
     model = tiny_bpnn()
     calls = []
-    original = type(model.descriptor).forward
-    monkeypatch.setattr(type(model.descriptor), "forward", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    original = type(model.descriptor).evaluate
+    monkeypatch.setattr(type(model.descriptor), "evaluate", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
     cell = water_cell(2).to_atoms()
     cell.calc = Calculator(model, min_distance=0.0)
     cell.get_forces(), cell.get_potential_energy(), cell.get_stress()

@@ -59,9 +59,10 @@ class Calculator(AseCalculator):
         super().calculate(atoms, properties, system_changes)
         structure = Structure.from_atoms(self.atoms)
         check_min_distance(structure, self.min_distance)
-        # triplets are built per chunk at prediction (bounded memory); a committee evaluates
-        # its shared descriptors in one pass and needs them stored
-        graph = self.model.graph(structure, triplets=self.model.has_members)
+        # pairs only: the engine enumerates triplets per centre atom; the autograd path (a
+        # committee on another device) needs them stored
+        on_cpu = self.model.energy_offset.device.type == "cpu"
+        graph = self.model.graph(structure, triplets=self.model.has_members and not on_cpu)
         wants_stress = bool(structure.pbc.all())  # always, from the same gradients: a later get_stress needs no second evaluation
         if self.model.has_members:
             members = self.model.member_predictions(graph, stress=wants_stress)  # descriptors once, for everything

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from forcefit.descriptors.cutoff import CUTOFF_TYPES, cutoff_function
+from forcefit.descriptors.engine import Engine
 
 KINDS = ("radial", "narrow", "wide")
 
@@ -84,6 +85,7 @@ class SymmetryFunctions(torch.nn.Module):
         self.cutoff = max(f.rc for f in self.functions)
         angular = [f.rc for f in self.functions if f.kind != "radial"]
         self.angular_cutoff = max(angular) if angular else 0.0
+        self._engine = None  # built on first use of `evaluate`
 
         # Group functions by (kind, centre, neighbour elements) so that each pair or
         # triplet is only evaluated for the functions that apply to it.
@@ -124,56 +126,33 @@ class SymmetryFunctions(torch.nn.Module):
     def _p(self, n: int, name: str) -> Tensor:
         return getattr(self, f"g{n}_{name}")
 
-    def _factors(self, n: int, kind: str, lam_zeta: list, vp: Tensor, vq: Tensor | None, slopes: bool) -> dict:
-        """The pieces of a group's terms, shared by `_terms` and `_terms_with_gradients`:
+    def _terms(self, n: int, kind: str, lam_zeta: list, vp: Tensor, vq: Tensor | None) -> Tensor:
+        """Contributions (n_sel, n_functions_in_group) of pairs vp or triplets (vp, vq):
 
             term = norm · A(cos θ) · Π_d exp(−η (r_d − r_s)²) f_c(r_d),
 
         d over r_ij (radial), r_ij and r_ik (wide), r_ij, r_ik and r_jk (narrow).
         Work per term is kept to one gather-and-multiply per function: distances,
         cosine and cutoffs once per pair or triplet, the Gaussians once per distinct
-        (η, r_s), the angular factor once per distinct (λ, ζ). With `slopes`, also
-        ∂f_c/∂r_d and dA/dcos θ."""
+        (η, r_s), the angular factor once per distinct (λ, ζ)."""
         eta = self._p(n, "er_eta")
         rs = self._p(n, "rs_unique")
         legs = [vp] if kind == "radial" else [vp, vq] + ([vq - vp] if kind == "narrow" else [])
-        out = {"distance": [], "offset": [], "fc": [], "fc_slope": []}  # offsets r_d − r_s per distinct r_s
-        distance2 = 0.0
+        distance2, cutoffs = 0.0, []  # offsets r_d − r_s per distinct r_s
         for v in legs:
             r = torch.linalg.vector_norm(v, dim=1)
-            offset = r[:, None] - rs  # (n_sel, n_distinct r_s)
-            distance2 = distance2 + offset**2
-            if slopes:
-                fc, fc_slope = torch.func.jvp(lambda x: self._fc_unique(x, n), (r,), (torch.ones_like(r),))
-                out["fc_slope"].append(fc_slope)
-            else:
-                fc = self._fc_unique(r, n)
-            out["distance"].append(r)
-            out["offset"].append(offset)
-            out["fc"].append(fc)
-        out["gaussians"] = self._columns(torch.exp(-eta * self._columns(distance2, n, "er_rs")), n, "er_col")
-        out["values"] = out["gaussians"] * self._columns(torch.stack(out["fc"]).prod(dim=0), n, "rc_col")
+            distance2 = distance2 + (r[:, None] - rs) ** 2  # (n_sel, n_distinct r_s)
+            cutoffs.append(self._fc_unique(r, n))
+        gaussians = self._columns(torch.exp(-eta * self._columns(distance2, n, "er_rs")), n, "er_col")
+        values = gaussians * self._columns(torch.stack(cutoffs).prod(dim=0), n, "rc_col")
         if kind == "radial":
-            return out
-        rij, rik = out["distance"][:2]
-        out["cos"] = cos = (vp * vq).sum(dim=1) / (rij * rik)
-        angular, angular_slope = [], []
+            return values
+        cos = (vp * vq).sum(dim=1) / (torch.linalg.vector_norm(vp, dim=1) * torch.linalg.vector_norm(vq, dim=1))
+        angular = []
         for lam, zeta in lam_zeta:
             base = (1.0 + lam * cos).clamp(min=0.0)
-            power = int(zeta) if float(zeta).is_integer() else zeta
-            angular.append(base**power)
-            if slopes:
-                angular_slope.append(lam * zeta * base ** (power - 1) if zeta != 1 else torch.full_like(base, lam))
-        norm = self._p(n, "norm")
-        out["angular"] = self._columns(torch.stack(angular, dim=1), n, "lz_col") * norm
-        if slopes:
-            out["angular_slope"] = self._columns(torch.stack(angular_slope, dim=1), n, "lz_col") * norm
-        return out
-
-    def _terms(self, n: int, kind: str, lam_zeta: list, vp: Tensor, vq: Tensor | None) -> Tensor:
-        """Contributions (n_sel, n_functions_in_group) of pairs vp or triplets (vp, vq)."""
-        f = self._factors(n, kind, lam_zeta, vp, vq, slopes=False)
-        return f["values"] if kind == "radial" else f["values"] * f["angular"]
+            angular.append(base ** (int(zeta) if float(zeta).is_integer() else zeta))
+        return values * self._columns(torch.stack(angular, dim=1), n, "lz_col") * self._p(n, "norm")
 
     def _columns(self, x: Tensor, n: int, name: str) -> Tensor:
         """x[:, index] for a group's column index, skipping the copy when it is the identity."""
@@ -236,66 +215,19 @@ class SymmetryFunctions(torch.nn.Module):
         return out.view(last - first, self.n_features)
 
     @torch.no_grad()
-    def with_jacobian(
-        self, species: Tensor, vectors: Tensor, pair_i: Tensor, pair_j: Tensor, triplet_p: Tensor, triplet_q: Tensor
-    ) -> tuple[Tensor, Tensor]:
-        """G (n_atoms, n_features) and J (n_pairs, n_features, 3) = ∂G_{i_p}/∂r_p.
-
-        Each term depends only on its own one or two pair vectors, and its gradient
-        with respect to a pair vector lies in the plane of the term's unit vectors:
-        a coefficient times the pair's own unit vector (summed per pair and feature
-        as a scalar, multiplied by the unit vector once at the end) plus, for
-        triplets, a coefficient times the other leg's unit vector. The coefficients
-        come from analytic derivatives (`_terms_with_gradients`).
-        """
-        F = self.n_features
-        features = vectors.new_zeros(species.shape[0] * F)
-        along_own = vectors.new_zeros(vectors.shape[0] * F)
-        jacobian = vectors.new_zeros((vectors.shape[0] * F, 3))
-        unit = vectors / torch.linalg.vector_norm(vectors, dim=1, keepdim=True)
-        for n, kind, lam_zeta, atoms, p, q, vp, vq in self._selections(species, vectors, pair_i, pair_j, triplet_p, triplet_q):
-            column = self._p(n, "column")[None, :]
-            values, coefficients = self._terms_with_gradients(n, kind, lam_zeta, vp, vq)
-            features.index_add_(0, (atoms[:, None] * F + column).reshape(-1), values.reshape(-1))
-            legs = [(p, None)] if q is None else [(p, q), (q, p)]
-            for (pairs, other), (own, cross) in zip(legs, coefficients):
-                rows = (pairs[:, None] * F + column).reshape(-1)
-                along_own.index_add_(0, rows, own.reshape(-1))
-                if other is not None:
-                    jacobian.index_add_(0, rows, (cross[:, :, None] * unit[other][:, None, :]).reshape(-1, 3))
-        jacobian = jacobian.view(vectors.shape[0], F, 3) + along_own.view(-1, F, 1) * unit[:, None, :]
-        return features.view(species.shape[0], F), jacobian
-
-    def _terms_with_gradients(self, n: int, kind: str, lam_zeta: list, vp: Tensor, vq: Tensor | None):
-        """The values of `_terms` and, per leg, the coefficients (own, cross), each
-        (n_sel, n_functions), of the gradient  ∂term/∂v_leg = own · u_leg + cross · u_other, from
-
-            ∂r_ij/∂vp = u_ij, ∂cos/∂vp = (u_ik − cos u_ij)/r_ij,
-            ∂r_jk/∂vp = −u_jk = (r_ij u_ij − r_ik u_ik)/r_jk, and the same with p ↔ q.
-        """
-        f = self._factors(n, kind, lam_zeta, vp, vq, slopes=True)
-        eta, fc, values, gaussians = self._p(n, "er_eta"), f["fc"], f["values"], f["gaussians"]
-        radial_slopes = []  # ∂term/∂r_d before the angular factor
-        for d, offset in enumerate(f["offset"]):
-            others = f["fc_slope"][d]
-            for e in range(len(fc)):
-                if e != d:
-                    others = others * fc[e]
-            gauss_slope = self._columns(-2.0 * eta * self._columns(offset, n, "er_rs"), n, "er_col")
-            radial_slopes.append(gauss_slope * values + gaussians * self._columns(others, n, "rc_col"))
-        if kind == "radial":
-            return values, [(radial_slopes[0], None)]
-        rij, rik = f["distance"][0][:, None], f["distance"][1][:, None]
-        cos, angular = f["cos"][:, None], f["angular"]
-        d_cos = values * f["angular_slope"]
-        d_rij, d_rik = radial_slopes[0] * angular, radial_slopes[1] * angular
-        own_p, cross_p = d_rij - d_cos * cos / rij, d_cos / rij
-        own_q, cross_q = d_rik - d_cos * cos / rik, d_cos / rik
-        if kind == "narrow":
-            d_rjk = radial_slopes[2] * angular / f["distance"][2][:, None]
-            own_p, cross_p = own_p + d_rjk * rij, cross_p - d_rjk * rik
-            own_q, cross_q = own_q + d_rjk * rik, cross_q - d_rjk * rij
-        return values * angular, [(own_p, cross_p), (own_q, cross_q)]
+    def evaluate(
+        self, species: Tensor, vectors: Tensor, pair_i: Tensor, pair_j: Tensor, centres: tuple[int, int], jacobian: bool
+    ) -> tuple[Tensor, Tensor | None]:
+        """The compiled engine (`engine.py`, CPU): G (n_block, n_features) of atoms a ≤ i < b,
+        `centres` = (a, b), from the pairs centred on them (sorted by centre; triplets are
+        enumerated inside), and with `jacobian` J (n_pairs, n_features, 3) = ∂G_{i_p}/∂r_p.
+        Same numbers as `forward` (which is the autograd reference and the path on other
+        devices), in the dtype of `vectors`."""
+        if self._engine is None:
+            self._engine = Engine(self)
+        features, jac = self._engine.run(species, vectors, pair_i, pair_j, centres, jacobian)
+        dtype = vectors.dtype
+        return torch.from_numpy(features).to(dtype), torch.from_numpy(jac).to(dtype) if jacobian else None
 
     def get_config(self) -> dict:
         return {

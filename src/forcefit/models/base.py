@@ -158,8 +158,8 @@ class DescriptorPotential(Potential):
         """Store features G (n_atoms, F) and ∂G_{i_p}/∂r_p (n_pairs, F, 3) on each graph, in
         one evaluation over `graphs` (the caller chooses how many at a time: memory)."""
         batch = collate(graphs).to(self.energy_offset.dtype)
-        features, jacobian = self.descriptor.with_jacobian(
-            self.species(batch.numbers), batch.vectors(), batch.pair_i, batch.pair_j, batch.triplet_p, batch.triplet_q
+        features, jacobian = self.descriptor.evaluate(
+            self.species(batch.numbers), batch.vectors(), batch.pair_i, batch.pair_j, (0, batch.numbers.shape[0]), jacobian=True
         )
         atoms = np.cumsum([0] + [g.numbers.shape[0] for g in graphs])
         pairs = np.cumsum([0] + [g.pair_i.shape[0] for g in graphs])

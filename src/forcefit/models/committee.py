@@ -4,7 +4,7 @@ the members' mean; their spread estimates the error.
     E = (1/M) Σ_m E_m,   σ_E = std_m E_m,   σ_F,i = sqrt((1/M) Σ_m |F_m,i − F̄_i|²)
 
 Members of a descriptor model (BPNN, linear) must share one descriptor, so the
-symmetry functions are evaluated once for the whole committee.
+symmetry functions and their Jacobian are evaluated once for the whole committee.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from forcefit.models.base import Potential
-from forcefit.models.forces import assemble
+from forcefit.models.forces import MEMORY_GB, assemble, descriptor_blocks
 
 
 class Committee(Potential):
@@ -62,32 +62,54 @@ class Committee(Potential):
         forces (M, n_atoms, 3), with `stress` stress (M, n_structures, 3, 3), and the shared
         features (n_atoms, n_features) or None."""
         batch = batch.to(self.energy_offset.dtype)
-        vectors = batch.vectors().requires_grad_(True)
+        vectors = batch.vectors()
+        if self.uses_descriptors and vectors.device.type == "cpu":
+            atom_energies, gradients, features = self._engine_members(batch, vectors)
+        else:
+            atom_energies, gradients, features = self._autograd_members(batch, vectors)
+        forces, stresses = zip(*(assemble(batch, vectors, g, stress=stress) for g in gradients))
+        energy = atom_energies.new_zeros((len(self.members), batch.n_structures)).index_add(1, batch.structure_index, atom_energies)
+        offsets = torch.stack([m.energy_offset.detach() for m in self.members])
+        return {
+            "energy": energy,
+            "reference_energy": energy - offsets[:, None],
+            "stress": torch.stack(stresses) if stress else None,
+            "atom_energies": atom_energies,
+            "forces": torch.stack(forces),
+            "features": features,
+        }
+
+    def _engine_members(self, batch, vectors: Tensor):
+        """(M, n_atoms) atom energies, each member's pair gradients and the features, from the
+        compiled engine's descriptors and Jacobian by blocks of centre atoms (forces.py)."""
         species = self.species(batch.numbers)
+        energies, gradients, features = [[] for _ in self.members], [[] for _ in self.members], []
+        for a, b, p0, p1, block_features, jacobian in descriptor_blocks(self, batch, vectors, True, MEMORY_GB):
+            block_features.requires_grad_(True)
+            for m, member in enumerate(self.members):
+                with torch.enable_grad():
+                    atom = member.atom_energies_from_features(block_features, species[a:b])
+                    (d_features,) = torch.autograd.grad(atom.sum(), block_features)
+                energies[m].append(atom.detach())
+                gradients[m].append(torch.einsum("pf,pfc->pc", d_features[batch.pair_i[p0:p1] - a], jacobian))
+            features.append(block_features.detach())
+        return torch.stack([torch.cat(e) for e in energies]), [torch.cat(g) for g in gradients], torch.cat(features)
+
+    def _autograd_members(self, batch, vectors: Tensor):
+        """As `_engine_members`, by autograd through the model (pair models; other devices)."""
+        species = self.species(batch.numbers)
+        vectors = vectors.detach().requires_grad_(True)
+        energies, gradients = [], []
         with torch.enable_grad():
             features = self.features(batch, vectors) if self.uses_descriptors else None
-            energies, reference_energies, atom_energies, forces, stresses = [], [], [], [], []
             for member in self.members:
                 atom = (
                     member.atom_energies_from_features(features, species) if self.uses_descriptors else member.atom_energies(batch, vectors)
                 )
-                energy = atom.new_zeros(batch.n_structures).index_add(0, batch.structure_index, atom)
                 (gradient,) = torch.autograd.grad(atom.sum(), vectors, retain_graph=True)
-                member_forces, member_stress = assemble(batch, vectors.detach(), gradient, stress=stress)
-                energies.append(energy.detach())
-                reference_energies.append((energy - member.energy_offset).detach())
-                atom_energies.append(atom.detach())
-                forces.append(member_forces.detach())
-                if stress:
-                    stresses.append(member_stress.detach())
-        return {
-            "energy": torch.stack(energies),
-            "reference_energy": torch.stack(reference_energies),
-            "stress": torch.stack(stresses) if stress else None,
-            "atom_energies": torch.stack(atom_energies),
-            "forces": torch.stack(forces),
-            "features": None if features is None else features.detach(),
-        }
+                energies.append(atom.detach())
+                gradients.append(gradient)
+        return torch.stack(energies), gradients, None if features is None else features.detach()
 
     def outside_range(self, features: Tensor, species: Tensor) -> Tensor:
         """(n_atoms, n_features): outside the training range of any member."""

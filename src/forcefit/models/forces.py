@@ -29,6 +29,9 @@ from torch import Tensor
 from forcefit.neighbors import triplets
 
 MEMORY_GB = float(os.environ.get("FORCEFIT_MEMORY_GB", 1.0))  # budget of one descriptor-model evaluation chunk
+# the compiled engine's working memory per pair besides the Jacobian (vectors, indices, its
+# per-pair tables, the pair gradients)
+ENGINE_BYTES_PER_PAIR = 200
 # what autograd keeps alive per pair and per triplet of a symmetry-function evaluation (measured
 # on the n2p2 water box: ≈ 240 B per triplet), to size the chunks
 GRAPH_BYTES_PER_PAIR, GRAPH_BYTES_PER_TRIPLET = 500, 240
@@ -89,11 +92,43 @@ def centre_chunks(batch: Batch, bytes_per_atom: float, memory_gb: float) -> list
     return [(edges[k], edges[k + 1], pairs[k], pairs[k + 1], triplets[k], triplets[k + 1]) for k in range(len(starts))]
 
 
+def descriptor_blocks(model: Potential, batch: Batch, vectors: Tensor, jacobian: bool, memory_gb: float):
+    """(a, b, p0, p1, G, J) per block of centre atoms a ≤ i < b with their pairs [p0, p1):
+    the descriptors G (b − a, n_features) and, with `jacobian`, J (p1 − p0, n_features, 3)
+    = ∂G_{i_p}/∂r_p. An atom's descriptors depend only on the pairs centred on it, so the
+    blocks are independent and peak memory is bounded by `memory_gb`, not by the system.
+    On the CPU the compiled engine evaluates them (triplets enumerated inside); on other
+    devices the autograd path of `_descriptor_energies_autograd` does."""
+    species = model.species(batch.numbers)
+    features_per_pair = model.descriptor.n_features * (24 if jacobian else 0)
+    per_atom = (ENGINE_BYTES_PER_PAIR + features_per_pair) * batch.pair_i.shape[0] / max(species.shape[0], 1)
+    for a, b, p0, p1, _, _ in centre_chunks(batch, per_atom, memory_gb):
+        pair_i, pair_j = batch.pair_i[p0:p1], batch.pair_j[p0:p1]
+        yield (a, b, p0, p1, *model.descriptor.evaluate(species, vectors[p0:p1], pair_i, pair_j, (a, b), jacobian))
+
+
 def _descriptor_energies(model: Potential, batch: Batch, vectors: Tensor, need_gradients: bool, memory_gb: float):
-    """Atom energies, descriptors and g_p = ∂E/∂r_p of a descriptor model, by chunks of
-    centre atoms. An atom's descriptors depend only on the pairs and triplets centred on
-    it, so each chunk's autograd graph holds its own pairs and triplets only: peak memory
-    is bounded by `memory_gb`, not by the size of the system."""
+    """Atom energies, descriptors and g_p = ∂E/∂r_p = (∂E/∂G_{i_p}) · J_p of a descriptor
+    model, by blocks of centre atoms (`descriptor_blocks`)."""
+    if vectors.device.type != "cpu":
+        return _descriptor_energies_autograd(model, batch, vectors, need_gradients, memory_gb)
+    species = model.species(batch.numbers)
+    energies, features, gradients = [], [], []
+    for a, b, p0, p1, block_features, block_jacobian in descriptor_blocks(model, batch, vectors.detach(), need_gradients, memory_gb):
+        block_features.requires_grad_(need_gradients)
+        block_energies = model.atom_energies_from_features(block_features, species[a:b])
+        if need_gradients:
+            d_features = _gradient(block_energies, block_features, create_graph=False)
+            gradients.append(torch.einsum("pf,pfc->pc", d_features[batch.pair_i[p0:p1] - a], block_jacobian))
+        energies.append(block_energies.detach())
+        features.append(block_features.detach())
+    return torch.cat(energies), torch.cat(features), torch.cat(gradients) if need_gradients else None
+
+
+def _descriptor_energies_autograd(model: Potential, batch: Batch, vectors: Tensor, need_gradients: bool, memory_gb: float):
+    """As `_descriptor_energies`, through autograd of the descriptors' torch formulas (any
+    device), by chunks of centre atoms so that each chunk's graph holds its own pairs and
+    triplets only."""
     species = model.species(batch.numbers)
     n_atoms = max(species.shape[0], 1)
     deferred = batch.deferred_angular_cutoff
