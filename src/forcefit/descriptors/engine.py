@@ -48,7 +48,8 @@ def _cutoff(r, rc, kind, alpha):
     if kind == 0:
         return 1.0, 0.0
     if kind == 2 or kind == 3:
-        t = math.tanh(1.0 - r / rc)
+        e = math.exp(-2.0 * (1.0 - r / rc))  # tanh y = (1 − e^−2y)/(1 + e^−2y): one exp, faster than tanh
+        t = (1.0 - e) / (1.0 + e)
         f, df = t * t * t, -3.0 * t * t * (1.0 - t * t) / rc
         if kind == 3:
             return f / TANH1_CUBED, df / TANH1_CUBED
@@ -80,8 +81,8 @@ def _cutoff(r, rc, kind, alpha):
 def _evaluate(
     with_jacobian, first, species, vectors, pair_j, offsets,
     rc_values, radial_group, radial_start, radial_eta, radial_rs, radial_rc, radial_column,
-    angular_group, group_start, group_slot_start, group_slots, group_lz_start, group_lz, group_narrow, group_only_narrow,
-    angular_narrow, angular_slot, angular_lz, angular_norm, angular_column,
+    angular_group, group_start, group_factor_start, factor_slot, factor_narrow, group_lz_start, group_lz, group_narrow,
+    group_only_narrow, angular_factor, angular_lz, angular_norm, angular_column,
     slot_eta, slot_rs, slot_rc, lz_lambda, lz_zeta,
     cutoff_kind, cutoff_alpha, angular_cutoff,
     features, jacobian,
@@ -89,6 +90,7 @@ def _evaluate(
     """One pass per centre atom i = first + c, c < len(offsets) − 1, over its pairs
     offsets[c] ≤ p < offsets[c + 1]: features[c] and, `with_jacobian`, jacobian[p]."""
     n_rc, n_slots, n_lz = rc_values.shape[0], slot_eta.shape[0], lz_lambda.shape[0]
+    n_elements = radial_group.shape[0]
     for c in numba.prange(offsets.shape[0] - 1):
         p0, p1 = offsets[c], offsets[c + 1]
         n = p1 - p0
@@ -97,7 +99,6 @@ def _evaluate(
         u = np.empty((n, 3))
         fc = np.zeros((n, n_rc))  # f_c and f_c' per pair and distinct cutoff radius
         dfc = np.zeros((n, n_rc))
-        legs = np.empty(n, dtype=np.int64)
         n_legs = 0
         for a in range(n):
             v = vectors[p0 + a]
@@ -108,8 +109,22 @@ def _evaluate(
                 if r[a] < rc_values[k]:
                     fc[a, k], dfc[a, k] = _cutoff(r[a], rc_values[k], cutoff_kind, cutoff_alpha)
             if r[a] < angular_cutoff:
-                legs[n_legs] = a
                 n_legs += 1
+        # legs (pairs within the angular cutoff) ordered by neighbour element: leg_start[e] ≤ b <
+        # leg_start[e + 1] are the legs to element e, so each element pair's triplets are one block
+        leg_start = np.zeros(n_elements + 1, dtype=np.int64)
+        for a in range(n):
+            if r[a] < angular_cutoff:
+                leg_start[species[pair_j[p0 + a]] + 1] += 1
+        for e in range(n_elements):
+            leg_start[e + 1] += leg_start[e]
+        fill = leg_start[:n_elements].copy()
+        legs = np.empty(n_legs, dtype=np.int64)
+        for a in range(n):
+            if r[a] < angular_cutoff:
+                e = species[pair_j[p0 + a]]
+                legs[fill[e]] = a
+                fill[e] += 1
         for a in range(n):  # radial terms
             g = radial_group[si, species[pair_j[p0 + a]]]
             if g < 0:
@@ -141,73 +156,84 @@ def _evaluate(
                     dP[b, s] = e * (dfc[a, k] - 2.0 * slot_eta[s] * offset * fc[a, k])
         fc_jk = np.zeros(n_rc)
         dfc_jk = np.zeros(n_rc)
-        Pjk = np.zeros(n_slots)
-        dPjk = np.zeros(n_slots)
+        n_factors = factor_slot.shape[0]
+        Q = np.empty(n_factors)  # per triplet and factor t (slot, narrow or not): the product of its
+        Qij = np.empty(n_factors)  # legs' P, and that product with one leg's P → P' (Qjk: / r_jk)
+        Qik = np.empty(n_factors)
+        Qjk = np.empty(n_factors)
         A = np.empty(n_lz)
         dA = np.empty(n_lz)
-        for b1 in range(n_legs):
-            a1 = legs[b1]
-            p = p0 + a1
-            s1 = species[pair_j[p]]
-            for b2 in range(b1 + 1, n_legs):
-                a2 = legs[b2]
-                q = p0 + a2
-                s2 = species[pair_j[q]]
-                g = angular_group[si, min(s1, s2), max(s1, s2)]
+        for e1 in range(n_elements):
+            for e2 in range(e1, n_elements):
+                g = angular_group[si, e1, e2]
                 if g < 0:
                     continue
-                rjk = 1.0
-                d0 = d1 = d2 = 0.0
-                if group_narrow[g] > 0.0:
-                    d0 = vectors[q, 0] - vectors[p, 0]
-                    d1 = vectors[q, 1] - vectors[p, 1]
-                    d2 = vectors[q, 2] - vectors[p, 2]
-                    rjk = math.sqrt(d0 * d0 + d1 * d1 + d2 * d2)
-                    if group_only_narrow[g] and rjk >= group_narrow[g]:
-                        continue  # every term has f_c(r_jk) = 0
-                    for k in range(n_rc):
-                        fc_jk[k] = dfc_jk[k] = 0.0
-                        if rjk < rc_values[k]:
-                            fc_jk[k], dfc_jk[k] = _cutoff(rjk, rc_values[k], cutoff_kind, cutoff_alpha)
-                    for t in range(group_slot_start[g], group_slot_start[g + 1]):
-                        s = group_slots[t]
-                        k = slot_rc[s]
-                        offset = rjk - slot_rs[s]
-                        e = math.exp(-slot_eta[s] * offset * offset)
-                        Pjk[s] = e * fc_jk[k]
-                        dPjk[s] = e * (dfc_jk[k] - 2.0 * slot_eta[s] * offset * fc_jk[k])
-                cos = u[a1, 0] * u[a2, 0] + u[a1, 1] * u[a2, 1] + u[a1, 2] * u[a2, 2]
-                for t in range(group_lz_start[g], group_lz_start[g + 1]):
-                    z = group_lz[t]
-                    base = max(0.0, 1.0 + lz_lambda[z] * cos)
-                    zeta = lz_zeta[z]
-                    if zeta == 1.0:
-                        A[z], dA[z] = base, lz_lambda[z]
-                    else:
-                        power = base ** (zeta - 1.0)
-                        A[z], dA[z] = power * base, lz_lambda[z] * zeta * power
-                for f in range(group_start[g], group_start[g + 1]):
-                    s = angular_slot[f]
-                    pij, pik = P[b1, s], P[b2, s]
-                    pjk, dpjk = 1.0, 0.0
-                    if angular_narrow[f]:
-                        pjk, dpjk = Pjk[s], dPjk[s]
-                    col = angular_column[f]
-                    norm_a = angular_norm[f] * A[angular_lz[f]]
-                    features[c, col] += norm_a * pij * pik * pjk
-                    if with_jacobian:
-                        d_cos = angular_norm[f] * dA[angular_lz[f]] * pij * pik * pjk
-                        d_ij = norm_a * dP[b1, s] * pik * pjk
-                        d_ik = norm_a * pij * dP[b2, s] * pjk
-                        jk = norm_a * pij * pik * dpjk / rjk
-                        cp, cq = d_cos / r[a1], d_cos / r[a2]
-                        Jp, Jq = jacobian[p, col], jacobian[q, col]
-                        Jp[0] += (d_ij - cp * cos) * u[a1, 0] + cp * u[a2, 0] - jk * d0
-                        Jp[1] += (d_ij - cp * cos) * u[a1, 1] + cp * u[a2, 1] - jk * d1
-                        Jp[2] += (d_ij - cp * cos) * u[a1, 2] + cp * u[a2, 2] - jk * d2
-                        Jq[0] += (d_ik - cq * cos) * u[a2, 0] + cq * u[a1, 0] + jk * d0
-                        Jq[1] += (d_ik - cq * cos) * u[a2, 1] + cq * u[a1, 1] + jk * d1
-                        Jq[2] += (d_ik - cq * cos) * u[a2, 2] + cq * u[a1, 2] + jk * d2
+                narrow_rc2 = group_narrow[g] * group_narrow[g]
+                for b1 in range(leg_start[e1], leg_start[e1 + 1]):
+                    a1 = legs[b1]
+                    p = p0 + a1
+                    for b2 in range(b1 + 1 if e1 == e2 else leg_start[e2], leg_start[e2 + 1]):
+                        a2 = legs[b2]
+                        q = p0 + a2
+                        rjk = 1.0
+                        d0 = d1 = d2 = 0.0
+                        if narrow_rc2 > 0.0:
+                            d0 = vectors[q, 0] - vectors[p, 0]
+                            d1 = vectors[q, 1] - vectors[p, 1]
+                            d2 = vectors[q, 2] - vectors[p, 2]
+                            rjk2 = d0 * d0 + d1 * d1 + d2 * d2
+                            if group_only_narrow[g] and rjk2 >= narrow_rc2:
+                                continue  # every term has f_c(r_jk) = 0
+                            rjk = math.sqrt(rjk2)
+                            for k in range(n_rc):
+                                fc_jk[k] = dfc_jk[k] = 0.0
+                                if rjk < rc_values[k]:
+                                    fc_jk[k], dfc_jk[k] = _cutoff(rjk, rc_values[k], cutoff_kind, cutoff_alpha)
+                        for t in range(group_factor_start[g], group_factor_start[g + 1]):
+                            s = factor_slot[t]
+                            pij, pik = P[b1, s], P[b2, s]
+                            if factor_narrow[t]:
+                                k = slot_rc[s]
+                                offset = rjk - slot_rs[s]
+                                e = math.exp(-slot_eta[s] * offset * offset)
+                                pjk = e * fc_jk[k]
+                                Q[t] = pij * pik * pjk
+                                Qij[t] = dP[b1, s] * pik * pjk
+                                Qik[t] = pij * dP[b2, s] * pjk
+                                Qjk[t] = pij * pik * e * (dfc_jk[k] - 2.0 * slot_eta[s] * offset * fc_jk[k]) / rjk
+                            else:
+                                Q[t] = pij * pik
+                                Qij[t] = dP[b1, s] * pik
+                                Qik[t] = pij * dP[b2, s]
+                                Qjk[t] = 0.0
+                        cos = u[a1, 0] * u[a2, 0] + u[a1, 1] * u[a2, 1] + u[a1, 2] * u[a2, 2]
+                        for t in range(group_lz_start[g], group_lz_start[g + 1]):
+                            z = group_lz[t]
+                            base = max(0.0, 1.0 + lz_lambda[z] * cos)
+                            zeta = lz_zeta[z]
+                            power = 1.0  # base^(ζ − 1), by multiplication for integer ζ
+                            if zeta == int(zeta):
+                                for _ in range(int(zeta) - 1):
+                                    power *= base
+                            else:
+                                power = base ** (zeta - 1.0)
+                            A[z], dA[z] = power * base, lz_lambda[z] * zeta * power
+                        for f in range(group_start[g], group_start[g + 1]):
+                            t = angular_factor[f]
+                            col = angular_column[f]
+                            norm_a = angular_norm[f] * A[angular_lz[f]]
+                            features[c, col] += norm_a * Q[t]
+                            if with_jacobian:
+                                cp = angular_norm[f] * dA[angular_lz[f]] * Q[t] / r[a1]  # ∂/∂cos, over r_ij
+                                cq = cp * r[a1] / r[a2]
+                                own_p, own_q = norm_a * Qij[t] - cp * cos, norm_a * Qik[t] - cq * cos
+                                jk = norm_a * Qjk[t]
+                                jacobian[p, col, 0] += own_p * u[a1, 0] + cp * u[a2, 0] - jk * d0
+                                jacobian[p, col, 1] += own_p * u[a1, 1] + cp * u[a2, 1] - jk * d1
+                                jacobian[p, col, 2] += own_p * u[a1, 2] + cp * u[a2, 2] - jk * d2
+                                jacobian[q, col, 0] += own_q * u[a2, 0] + cq * u[a1, 0] + jk * d0
+                                jacobian[q, col, 1] += own_q * u[a2, 1] + cq * u[a1, 1] + jk * d1
+                                jacobian[q, col, 2] += own_q * u[a2, 2] + cq * u[a1, 2] + jk * d2
 
 
 class Engine:
@@ -245,24 +271,26 @@ class Engine:
         slots = sorted({(f.eta, f.rs, f.rc) for members in angular.values() for f, _ in members})
         lzs = sorted({(f.lam, f.zeta) for members in angular.values() for f, _ in members})
         angular_group = np.full((E, E, E), -1, dtype=np.int64)
-        start, slot_start, group_slots, lz_start, group_lz, narrow_rc, only_narrow = [0], [0], [], [0], [], [], []
-        narrow, slot, lz, norm, cols = [], [], [], [], []
+        start, factor_start, factor_slot, factor_narrow, lz_start, group_lz, narrow_rc, only_narrow = [0], [0], [], [], [0], [], [], []
+        factor, lz, norm, cols = [], [], [], []
         for g, (key, members) in enumerate(angular.items()):
             angular_group[key] = g
+            factors = sorted({(slots.index((f.eta, f.rs, f.rc)), f.kind == "narrow") for f, _ in members})
+            lz_used = sorted({lzs.index((f.lam, f.zeta)) for f, _ in members})
             for f, col in members:
-                narrow.append(f.kind == "narrow")
-                slot.append(slots.index((f.eta, f.rs, f.rc)))
+                factor.append(factor_start[-1] + factors.index((slots.index((f.eta, f.rs, f.rc)), f.kind == "narrow")))
                 lz.append(lzs.index((f.lam, f.zeta)))
                 norm.append(2.0 ** (1.0 - f.zeta))
                 cols.append(col)
-            group_slots += sorted({slots.index((f.eta, f.rs, f.rc)) for f, _ in members if f.kind == "narrow"})
-            group_lz += sorted({lzs.index((f.lam, f.zeta)) for f, _ in members})
-            start.append(len(narrow)), slot_start.append(len(group_slots)), lz_start.append(len(group_lz))
+            factor_slot += [slot for slot, _ in factors]
+            factor_narrow += [is_narrow for _, is_narrow in factors]
+            group_lz += lz_used
+            start.append(len(factor)), factor_start.append(len(factor_slot)), lz_start.append(len(group_lz))
             narrow_rc.append(max((f.rc for f, _ in members if f.kind == "narrow"), default=0.0))
             only_narrow.append(all(f.kind == "narrow" for f, _ in members))
         self.angular = (
-            angular_group, _i(start), _i(slot_start), _i(group_slots), _i(lz_start), _i(group_lz), _f(narrow_rc),
-            np.array(only_narrow, dtype=np.bool_), np.array(narrow, dtype=np.bool_), _i(slot), _i(lz), _f(norm), _i(cols),
+            angular_group, _i(start), _i(factor_start), _i(factor_slot), np.array(factor_narrow, dtype=np.bool_), _i(lz_start),
+            _i(group_lz), _f(narrow_rc), np.array(only_narrow, dtype=np.bool_), _i(factor), _i(lz), _f(norm), _i(cols),
             _f([s[0] for s in slots]), _f([s[1] for s in slots]), _i([rcs.index(s[2]) for s in slots]),
             _f([z[0] for z in lzs]), _f([z[1] for z in lzs]),
         )  # fmt: skip
