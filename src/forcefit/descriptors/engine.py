@@ -206,7 +206,8 @@ def _evaluate(
                                 Qij[t] = dP[b1, s] * pik
                                 Qik[t] = pij * dP[b2, s]
                                 Qjk[t] = 0.0
-                        cos = u[a1, 0] * u[a2, 0] + u[a1, 1] * u[a2, 1] + u[a1, 2] * u[a2, 2]
+                        ux1, uy1, uz1, ux2, uy2, uz2 = u[a1, 0], u[a1, 1], u[a1, 2], u[a2, 0], u[a2, 1], u[a2, 2]
+                        cos = ux1 * ux2 + uy1 * uy2 + uz1 * uz2
                         for t in range(group_lz_start[g], group_lz_start[g + 1]):
                             z = group_lz[t]
                             base = max(0.0, 1.0 + lz_lambda[z] * cos)
@@ -218,22 +219,24 @@ def _evaluate(
                             else:
                                 power = base ** (zeta - 1.0)
                             A[z], dA[z] = power * base, lz_lambda[z] * zeta * power
+                        inv_rij, ratio = 1.0 / r[a1], r[a1] / r[a2]
                         for f in range(group_start[g], group_start[g + 1]):
                             t = angular_factor[f]
                             col = angular_column[f]
                             norm_a = angular_norm[f] * A[angular_lz[f]]
                             features[c, col] += norm_a * Q[t]
                             if with_jacobian:
-                                cp = angular_norm[f] * dA[angular_lz[f]] * Q[t] / r[a1]  # ∂/∂cos, over r_ij
-                                cq = cp * r[a1] / r[a2]
+                                cp = angular_norm[f] * dA[angular_lz[f]] * Q[t] * inv_rij  # ∂/∂cos, over r_ij
+                                cq = cp * ratio
                                 own_p, own_q = norm_a * Qij[t] - cp * cos, norm_a * Qik[t] - cq * cos
                                 jk = norm_a * Qjk[t]
-                                jacobian[p, col, 0] += own_p * u[a1, 0] + cp * u[a2, 0] - jk * d0
-                                jacobian[p, col, 1] += own_p * u[a1, 1] + cp * u[a2, 1] - jk * d1
-                                jacobian[p, col, 2] += own_p * u[a1, 2] + cp * u[a2, 2] - jk * d2
-                                jacobian[q, col, 0] += own_q * u[a2, 0] + cq * u[a1, 0] + jk * d0
-                                jacobian[q, col, 1] += own_q * u[a2, 1] + cq * u[a1, 1] + jk * d1
-                                jacobian[q, col, 2] += own_q * u[a2, 2] + cq * u[a1, 2] + jk * d2
+                                Jp, Jq = jacobian[p, col], jacobian[q, col]
+                                Jp[0] += own_p * ux1 + cp * ux2 - jk * d0
+                                Jp[1] += own_p * uy1 + cp * uy2 - jk * d1
+                                Jp[2] += own_p * uz1 + cp * uz2 - jk * d2
+                                Jq[0] += own_q * ux2 + cq * ux1 + jk * d0
+                                Jq[1] += own_q * uy2 + cq * uy1 + jk * d1
+                                Jq[2] += own_q * uz2 + cq * uz1 + jk * d2
 
 
 class Engine:
