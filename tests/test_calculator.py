@@ -136,3 +136,29 @@ def test_one_evaluation_per_md_step(monkeypatch):
     cell.calc = Calculator(model, min_distance=0.0)
     cell.get_forces(), cell.get_potential_energy(), cell.get_stress()
     assert len(calls) == 1
+
+
+def test_engine_memory_per_atom_does_not_grow_with_the_system():
+    """Prediction works through blocks of centre atoms: the memory it allocates (NumPy arrays,
+    seen by tracemalloc: each block's features and Jacobian, plus the O(N) results) per atom
+    does not grow from a cell to a 27 times larger copy of it, and stays below holding every
+    pair's Jacobian at once."""
+    import tracemalloc
+
+    from forcefit.structures import Structure
+
+    model = tiny_bpnn("tanh")
+    cell = water_cell(4)
+    peaks = {}
+    for repeat in (2, 6):
+        structure = Structure.from_atoms(cell.to_atoms().repeat((repeat,) * 3))
+        graph = model.graph(structure, triplets=False)
+        predict(model, graph, stress=True, memory_gb=1e-3)  # warm-up
+        tracemalloc.start()
+        predict(model, graph, stress=True, memory_gb=1e-3)
+        peaks[repeat] = tracemalloc.get_traced_memory()[1] / structure.n_atoms, graph.pair_i.shape[0]
+        tracemalloc.stop()
+    (small, _), (large, pairs) = peaks[2], peaks[6]
+    assert large < 1.5 * small, peaks
+    whole_jacobian = pairs * model.descriptor.n_features * 3 * 8
+    assert large * 6**3 * cell.n_atoms < 0.5 * whole_jacobian, peaks

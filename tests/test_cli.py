@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from conftest import ROOT
@@ -80,8 +81,15 @@ def test_train_evaluate_resume_and_md(tmp_path, capsys):
     assert len((run / "history.csv").read_text().strip().splitlines()) == 1 + 3
     assert main(["evaluate", str(run / "model.ffm"), DATA, "--output", str(tmp_path / "eval")]) == 0
     assert (tmp_path / "eval" / "parity_forces.png").is_file()
-    assert main(["md", str(run / "model.ffm"), DATA, "--steps", "20", "--timestep", "0.25"]) == 0
+    threads = torch.get_num_threads()
+    try:
+        assert main(["md", str(run / "model.ffm"), DATA, "--steps", "20", "--timestep", "0.25", "--threads", "1"]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
     assert "energy drift" in capsys.readouterr().out
+    assert main(["md", str(run / "model.ffm"), DATA, "--threads", "0"]) == 1
+    assert "--threads 0: expected a positive number" in capsys.readouterr().err
 
 
 def test_missing_file_is_reported_not_a_traceback(tmp_path, capsys):

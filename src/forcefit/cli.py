@@ -326,14 +326,16 @@ def _info(args, console):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="forcefit", description="Fit interatomic potentials to quantum reference data.")
     commands = parser.add_subparsers(dest="command", required=True)
+    compute = argparse.ArgumentParser(add_help=False)  # options of every command that evaluates a model
+    compute.add_argument("--threads", type=int, help="CPU threads for torch and the descriptor engine (default: torch's, all cores)")
 
-    train = commands.add_parser("train", help="train a model from a YAML config")
+    train = commands.add_parser("train", help="train a model from a YAML config", parents=[compute])
     train.add_argument("config")
     train.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint")
     train.add_argument("--output", help="run directory (overrides the config's output)")
     train.set_defaults(run=_train)
 
-    evaluate = commands.add_parser("evaluate", help="error table and parity plots of a model on a dataset")
+    evaluate = commands.add_parser("evaluate", help="error table and parity plots of a model on a dataset", parents=[compute])
     evaluate.add_argument("model")
     evaluate.add_argument("data")
     evaluate.add_argument("--energy-key", default="energy")
@@ -346,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--output", help="directory for errors.txt, metrics.json, predictions CSV and parity plots")
     evaluate.set_defaults(run=_evaluate)
 
-    md = commands.add_parser("md", help="NVE or Langevin NVT molecular dynamics; NVE reports energy drift")
+    md = commands.add_parser("md", help="NVE or Langevin NVT molecular dynamics; NVE reports energy drift", parents=[compute])
     md.add_argument("model")
     md.add_argument("structure", help="any file ASE reads")
     md.add_argument("--index", default="0", help="frame of the structure file (default: 0)")
@@ -388,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("vibrations", _vibrations, "harmonic frequencies of a molecule"),
         ("phonons", _phonons, "phonon energies at Γ, X, L and a band-structure plot"),
     ):
-        command = commands.add_parser(name, help=text)
+        command = commands.add_parser(name, help=text, parents=[compute])
         command.add_argument("model")
         command.add_argument("structure")
         command.add_argument("--index", default="0")
@@ -401,7 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument("--strain", type=float, default=0.01, help="largest linear strain of the E(V) points (default ±1 %%)")
         command.set_defaults(run=function)
 
-    relax_command = commands.add_parser("relax", help="relax positions (and the cell with --cell)")
+    relax_command = commands.add_parser("relax", help="relax positions (and the cell with --cell)", parents=[compute])
     relax_command.add_argument("model")
     relax_command.add_argument("structure")
     relax_command.add_argument("--index", default="0")
@@ -424,7 +426,9 @@ def build_parser() -> argparse.ArgumentParser:
     exporter.add_argument("--length-unit", default=1.0, help="Å per file length unit (default Å)")
     exporter.add_argument("--energy-unit", default=1.0, help="eV per file energy unit (default eV)")
     exporter.set_defaults(run=_export_n2p2)
-    learn_command = commands.add_parser("learn", help="active learning: committee MD, select by disagreement, label, retrain")
+    learn_command = commands.add_parser(
+        "learn", help="active learning: committee MD, select by disagreement, label, retrain", parents=[compute]
+    )
     learn_command.add_argument("config")
     learn_command.add_argument("--output", help="run directory (overrides the config's output)")
     learn_command.set_defaults(run=_learn)
@@ -454,6 +458,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     console = Console()
+    if getattr(args, "threads", None) is not None:
+        if args.threads < 1:
+            Console(stderr=True).print(f"[bold red]error:[/] --threads {args.threads}: expected a positive number of threads")
+            return 1
+        import torch
+
+        torch.set_num_threads(args.threads)
     try:
         args.run(args, console)
     except (ValueError, OSError, FloatingPointError, RuntimeError) as err:

@@ -40,203 +40,372 @@ from torch import Tensor
 from forcefit.descriptors.cutoff import CUTOFF_TYPES
 
 TANH1_CUBED = math.tanh(1.0) ** 3
+FEATURES, GRADIENT, JACOBIAN = 0, 1, 2  # what `_evaluate` computes
+TRIPLET_BLOCK = 512  # triplets processed together: long vector loops, scratch that stays in cache
+LOG2E, LN2_HI, LN2_LO = 1.4426950408889634, 0.6931471803691238, 1.9082149292705877e-10
+INVERSE_FACTORIALS = tuple(1.0 / math.factorial(n) for n in range(14))
+
+
+@numba.njit(cache=True)
+def _exp_block(x, out, bits, lo, hi):
+    """out[b] = exp(min(x[b], 0)) for lo ≤ b < hi, branch-free so that the compiler vectorises
+    it (math.exp is a library call it will not; `out` must not be `x`, or the compiler's
+    overlap check falls back to scalar code): x = k ln 2 + r (Cody–Waite), e^r by its Taylor
+    polynomial to degree 13 (|r| ≤ ln 2 / 2), 2^k from its bit pattern. Within 1 ulp of
+    math.exp (a test holds it so); arguments below −700 give e^−700."""
+    for b in range(lo, hi):
+        y = min(max(x[b], -700.0), 0.0)
+        k = math.floor(y * LOG2E + 0.5)
+        r = (y - k * LN2_HI) - k * LN2_LO
+        p = INVERSE_FACTORIALS[13]
+        for n in range(12, -1, -1):
+            p = p * r + INVERSE_FACTORIALS[n]
+        out[b] = p
+        bits[b] = (int(k) + 1023) << 52
+    scale = bits.view(np.float64)
+    for b in range(lo, hi):
+        out[b] *= scale[b]
+
+
+@numba.njit(cache=True)
+def _cutoff_block(kind, alpha, rc, r, f, df, work, bits, lo, hi):
+    """f[b], df[b] = f_c(r[b]), f_c'(r[b]) for lo ≤ b < hi (n2p2's type numbers, cutoff.py;
+    zero from r_c on), in loops without branches per element."""
+    if kind == 0:
+        for b in range(lo, hi):
+            f[b] = 1.0 if r[b] < rc else 0.0
+            df[b] = 0.0
+        return
+    if kind == 2 or kind == 3:  # tanh y = (1 − e^−2y)/(1 + e^−2y), y = 1 − r/r_c
+        norm = 1.0 if kind == 2 else 1.0 / TANH1_CUBED
+        for b in range(lo, hi):
+            f[b] = -2.0 * (1.0 - r[b] / rc)
+        _exp_block(f, work, bits, lo, hi)
+        for b in range(lo, hi):
+            t = (1.0 - work[b]) / (1.0 + work[b])
+            inside = r[b] < rc
+            f[b] = norm * t * t * t if inside else 0.0
+            df[b] = -3.0 * norm * t * t * (1.0 - t * t) / rc if inside else 0.0
+        return
+    rci = alpha * rc  # f_c = 1 up to the inner cutoff: x clamped at 0 gives f = 1, f' = 0
+    width = rc - rci
+    if kind == 4:
+        for b in range(lo, hi):
+            x = max((r[b] - rci) / width, 0.0)
+            s = max(1.0 - x * x, 1e-300)  # past r_c the exponent is clamped, and the value unused
+            f[b] = 1.0 - 1.0 / s
+        _exp_block(f, work, bits, lo, hi)
+        for b in range(lo, hi):
+            x = max((r[b] - rci) / width, 0.0)
+            s = max(1.0 - x * x, 1e-300)
+            inside = r[b] < rc
+            f[b] = work[b] if inside else 0.0
+            df[b] = -2.0 * x * work[b] / (s * s) / width if inside else 0.0
+        return
+    for b in range(lo, hi):
+        x = max((r[b] - rci) / width, 0.0)
+        if kind == 1:
+            value, slope = 0.5 * (math.cos(math.pi * x) + 1.0), -0.5 * math.pi * math.sin(math.pi * x)
+        elif kind == 5:
+            value, slope = (2.0 * x - 3.0) * x * x + 1.0, (6.0 * x - 6.0) * x
+        elif kind == 6:
+            value, slope = ((15.0 - 6.0 * x) * x - 10.0) * x**3 + 1.0, ((-30.0 * x + 60.0) * x - 30.0) * x * x
+        elif kind == 7:
+            value = (x * (x * (20.0 * x - 70.0) + 84.0) - 35.0) * x**4 + 1.0
+            slope = (x * (x * (140.0 * x - 420.0) + 420.0) - 140.0) * x**3
+        else:
+            value = (x * (x * ((315.0 - 70.0 * x) * x - 540.0) + 420.0) - 126.0) * x**5 + 1.0
+            slope = (x * (x * ((2520.0 - 630.0 * x) * x - 3780.0) + 2520.0) - 630.0) * x**4
+        inside = r[b] < rc
+        f[b] = value if inside else 0.0
+        df[b] = slope / width if inside else 0.0
+
+
+@numba.njit(cache=True, fastmath={"reassoc", "contract"})
+def _sum_of_products(x, y, m):
+    """Σ_k x[k] y[k], k < m: the one kind of loop whose sum may be reordered (so that it vectorises)."""
+    total = 0.0
+    for k in range(m):
+        total += x[k] * y[k]
+    return total
+
+
+@numba.njit(cache=True)
+def _triplet_block(
+    mode, g, m, t1, t2, p0, c, legs, inverse_r, lu, P, dP, weights, leg_gradients,
+    group_start, group_factor_start, factor_slot, factor_narrow, group_lz_start, group_lz, group_narrow,
+    angular_factor, angular_lz, angular_norm, angular_column, slot_eta, slot_rs, slot_rc, lz_lambda, lz_zeta,
+    rc_values, cutoff_kind, cutoff_alpha, features, gradients, jacobian, scratch, bits,
+):  # fmt: skip
+    """The angular terms of group g for m triplets (legs t1[k], t2[k]) of centre c: every
+    per-triplet quantity is an array over k, in loops the compiler vectorises. `scratch`
+    rows (the first five filled by the enumeration): 0 cos, 1–3 v_k − v_j, 4 r_jk², 5 work, 6–9 the gradient sums, 10 exp arguments, then per distinct r_c
+    f_c(r_jk) and f_c'(r_jk), per factor Q, Q_ij, Q_ik, Q_jk, and per (λ, ζ) A and A'."""
+    n_rc, n_factors = rc_values.shape[0], factor_slot.shape[0]
+    cos, d, rjk, work = scratch[0], scratch[1:4], scratch[4], scratch[5]
+    s_ij, s_ik, s_jk, s_cos, argument = scratch[6], scratch[7], scratch[8], scratch[9], scratch[10]
+    fc_jk, dfc_jk = scratch[11 : 11 + n_rc], scratch[11 + n_rc : 11 + 2 * n_rc]
+    q0 = 11 + 2 * n_rc
+    Q, Qij = scratch[q0 : q0 + n_factors], scratch[q0 + n_factors : q0 + 2 * n_factors]
+    Qik, Qjk = scratch[q0 + 2 * n_factors : q0 + 3 * n_factors], scratch[q0 + 3 * n_factors : q0 + 4 * n_factors]
+    a0 = q0 + 4 * n_factors
+    n_lz = lz_lambda.shape[0]
+    A, dA = scratch[a0 : a0 + n_lz], scratch[a0 + n_lz : a0 + 2 * n_lz]
+    if group_narrow[g] > 0.0:
+        for k in range(m):
+            rjk[k] = math.sqrt(rjk[k])  # the enumeration left r_jk² there
+        for i in range(n_rc):
+            _cutoff_block(cutoff_kind, cutoff_alpha, rc_values[i], rjk, fc_jk[i], dfc_jk[i], work, bits, 0, m)
+    for t in range(group_factor_start[g], group_factor_start[g + 1]):
+        s = factor_slot[t]
+        if factor_narrow[t]:
+            i = slot_rc[s]
+            for k in range(m):
+                offset = rjk[k] - slot_rs[s]
+                argument[k] = -slot_eta[s] * offset * offset
+            _exp_block(argument, work, bits, 0, m)
+            if mode == FEATURES:
+                for k in range(m):
+                    Q[t, k] = P[s, t1[k]] * P[s, t2[k]] * work[k] * fc_jk[i, k]
+                continue
+            for k in range(m):
+                b1, b2 = t1[k], t2[k]
+                offset = rjk[k] - slot_rs[s]
+                pjk = work[k] * fc_jk[i, k]
+                dpjk = work[k] * (dfc_jk[i, k] - 2.0 * slot_eta[s] * offset * fc_jk[i, k])
+                Q[t, k] = P[s, b1] * P[s, b2] * pjk
+                Qij[t, k] = dP[s, b1] * P[s, b2] * pjk
+                Qik[t, k] = P[s, b1] * dP[s, b2] * pjk
+                Qjk[t, k] = P[s, b1] * P[s, b2] * dpjk / rjk[k]
+        elif mode == FEATURES:
+            for k in range(m):
+                Q[t, k] = P[s, t1[k]] * P[s, t2[k]]
+        else:
+            for k in range(m):
+                b1, b2 = t1[k], t2[k]
+                Q[t, k] = P[s, b1] * P[s, b2]
+                Qij[t, k] = dP[s, b1] * P[s, b2]
+                Qik[t, k] = P[s, b1] * dP[s, b2]
+                Qjk[t, k] = 0.0
+    for t in range(group_lz_start[g], group_lz_start[g + 1]):
+        z = group_lz[t]
+        lam, zeta = lz_lambda[z], lz_zeta[z]
+        for k in range(m):  # A holds the base 1 + λ cos θ (floored at 0), dA the power base^(ζ−1), for now
+            A[z, k] = max(0.0, 1.0 + lam * cos[k])
+            dA[z, k] = 1.0
+        if zeta == int(zeta):  # by multiplication
+            for _ in range(int(zeta) - 1):
+                for k in range(m):
+                    dA[z, k] *= A[z, k]
+        else:
+            for k in range(m):
+                dA[z, k] = A[z, k] ** (zeta - 1.0)
+        for k in range(m):
+            A[z, k] *= dA[z, k]
+            dA[z, k] *= lam * zeta
+    if mode == GRADIENT:
+        for k in range(m):
+            s_ij[k] = s_ik[k] = s_jk[k] = s_cos[k] = 0.0
+    for f in range(group_start[g], group_start[g + 1]):
+        t, z, col, norm = angular_factor[f], angular_lz[f], angular_column[f], angular_norm[f]
+        if mode != GRADIENT:
+            features[c, col] += norm * _sum_of_products(A[z], Q[t], m)
+        if mode == GRADIENT:  # Σ_f w_f ∂term_f/∂(r_ij, r_ik, r_jk, cos), per triplet
+            w = norm * weights[c, col]
+            if w == 0.0:
+                continue
+            for k in range(m):
+                wa = w * A[z, k]
+                s_ij[k] += wa * Qij[t, k]
+                s_ik[k] += wa * Qik[t, k]
+                s_jk[k] += wa * Qjk[t, k]
+                s_cos[k] += w * dA[z, k] * Q[t, k]
+        elif mode == JACOBIAN:
+            for k in range(m):
+                b1, b2 = t1[k], t2[k]
+                na = norm * A[z, k]
+                _add_leg_gradients(
+                    jacobian[p0 + legs[b1], col], jacobian[p0 + legs[b2], col], lu, d, b1, b2, k, inverse_r[b1], inverse_r[b2], cos[k],
+                    na * Qij[t, k], na * Qik[t, k], na * Qjk[t, k], norm * dA[z, k] * Q[t, k],
+                )  # fmt: skip
+    if mode == GRADIENT:
+        for k in range(m):
+            b1, b2 = t1[k], t2[k]
+            _add_leg_gradients(
+                leg_gradients[:, b1], leg_gradients[:, b2], lu, d, b1, b2, k, inverse_r[b1], inverse_r[b2], cos[k],
+                s_ij[k], s_ik[k], s_jk[k], s_cos[k],
+            )  # fmt: skip
 
 
 @numba.njit(cache=True, inline="always")
-def _cutoff(r, rc, kind, alpha):
-    """(f_c(r), f_c'(r)) for r < rc, n2p2's type numbers (cutoff.py)."""
-    if kind == 0:
-        return 1.0, 0.0
-    if kind == 2 or kind == 3:
-        e = math.exp(-2.0 * (1.0 - r / rc))  # tanh y = (1 − e^−2y)/(1 + e^−2y): one exp, faster than tanh
-        t = (1.0 - e) / (1.0 + e)
-        f, df = t * t * t, -3.0 * t * t * (1.0 - t * t) / rc
-        if kind == 3:
-            return f / TANH1_CUBED, df / TANH1_CUBED
-        return f, df
-    rci = alpha * rc
-    if r <= rci:
-        return 1.0, 0.0
-    width = rc - rci
-    x = (r - rci) / width
-    if kind == 1:
-        return 0.5 * (math.cos(math.pi * x) + 1.0), -0.5 * math.pi * math.sin(math.pi * x) / width
-    if kind == 4:
-        s = 1.0 - x * x
-        f = math.exp(1.0 - 1.0 / s)
-        return f, -2.0 * x * f / (s * s) / width
-    if kind == 5:
-        return (2.0 * x - 3.0) * x * x + 1.0, (6.0 * x - 6.0) * x / width
-    if kind == 6:
-        return ((15.0 - 6.0 * x) * x - 10.0) * x**3 + 1.0, ((-30.0 * x + 60.0) * x - 30.0) * x * x / width
-    if kind == 7:
-        return (x * (x * (20.0 * x - 70.0) + 84.0) - 35.0) * x**4 + 1.0, (x * (x * (140.0 * x - 420.0) + 420.0) - 140.0) * x**3 / width
-    return (
-        (x * (x * ((315.0 - 70.0 * x) * x - 540.0) + 420.0) - 126.0) * x**5 + 1.0,
-        (x * (x * ((2520.0 - 630.0 * x) * x - 3780.0) + 2520.0) - 630.0) * x**4 / width,
-    )
+def _add_leg_gradients(out_p, out_q, lu, d, b1, b2, k, inverse_r1, inverse_r2, cos, d_ij, d_ik, d_jk, d_cos):
+    """Add ∂/∂v_p and ∂/∂v_q of a triplet's term(s) from the partials ∂/∂r_ij, ∂/∂r_ik,
+    (∂/∂r_jk)/r_jk and ∂/∂cos θ (the module docstring's chain rule)."""
+    cp, cq = d_cos * inverse_r1, d_cos * inverse_r2
+    own_p, own_q = d_ij - cp * cos, d_ik - cq * cos
+    for x in range(3):
+        out_p[x] += own_p * lu[x, b1] + cp * lu[x, b2] - d_jk * d[x, k]
+        out_q[x] += own_q * lu[x, b2] + cq * lu[x, b1] + d_jk * d[x, k]
 
 
 @numba.njit(cache=True, parallel=True)
 def _evaluate(
-    with_jacobian, first, species, vectors, pair_j, offsets,
+    mode, first, species, vectors, pair_j, offsets, weights,
     rc_values, radial_group, radial_start, radial_eta, radial_rs, radial_rc, radial_column,
     angular_group, group_start, group_factor_start, factor_slot, factor_narrow, group_lz_start, group_lz, group_narrow,
     group_only_narrow, angular_factor, angular_lz, angular_norm, angular_column,
     slot_eta, slot_rs, slot_rc, lz_lambda, lz_zeta,
     cutoff_kind, cutoff_alpha, angular_cutoff,
-    features, jacobian,
+    features, gradients, jacobian,
 ):  # fmt: skip
     """One pass per centre atom i = first + c, c < len(offsets) − 1, over its pairs
-    offsets[c] ≤ p < offsets[c + 1]: features[c] and, `with_jacobian`, jacobian[p]."""
+    offsets[c] ≤ p < offsets[c + 1], by `mode` (module docstring).
+
+    A centre's legs (pairs within the angular cutoff) are ordered by neighbour element, so
+    that each element pair's triplets are enumerated together; narrow-only groups keep the
+    triplets with r_jk < r_c. They are processed TRIPLET_BLOCK at a time (`_triplet_block`)."""
     n_rc, n_slots, n_lz = rc_values.shape[0], slot_eta.shape[0], lz_lambda.shape[0]
-    n_elements = radial_group.shape[0]
+    n_elements, n_factors = radial_group.shape[0], factor_slot.shape[0]
+    n_scratch = 11 + 2 * n_rc + 4 * n_factors + 2 * n_lz
     for c in numba.prange(offsets.shape[0] - 1):
         p0, p1 = offsets[c], offsets[c + 1]
         n = p1 - p0
         si = species[first + c]
-        r = np.empty(n)
-        u = np.empty((n, 3))
-        fc = np.zeros((n, n_rc))  # f_c and f_c' per pair and distinct cutoff radius
-        dfc = np.zeros((n, n_rc))
-        n_legs = 0
+        # the centre's pairs ordered by neighbour element: pair_start[e] ≤ b < pair_start[e + 1]
+        # go to element e (pair p0 + order[b]); legs (within the angular cutoff) keep that order
+        pair_start = np.zeros(n_elements + 1, dtype=np.int64)
         for a in range(n):
-            v = vectors[p0 + a]
-            r[a] = math.sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2])
-            for x in range(3):
-                u[a, x] = v[x] / r[a]
-            for k in range(n_rc):
-                if r[a] < rc_values[k]:
-                    fc[a, k], dfc[a, k] = _cutoff(r[a], rc_values[k], cutoff_kind, cutoff_alpha)
-            if r[a] < angular_cutoff:
-                n_legs += 1
-        # legs (pairs within the angular cutoff) ordered by neighbour element: leg_start[e] ≤ b <
-        # leg_start[e + 1] are the legs to element e, so each element pair's triplets are one block
-        leg_start = np.zeros(n_elements + 1, dtype=np.int64)
-        for a in range(n):
-            if r[a] < angular_cutoff:
-                leg_start[species[pair_j[p0 + a]] + 1] += 1
+            pair_start[species[pair_j[p0 + a]] + 1] += 1
         for e in range(n_elements):
-            leg_start[e + 1] += leg_start[e]
-        fill = leg_start[:n_elements].copy()
-        legs = np.empty(n_legs, dtype=np.int64)
+            pair_start[e + 1] += pair_start[e]
+        fill = pair_start[:n_elements].copy()
+        order = np.empty(n, dtype=np.int64)
         for a in range(n):
-            if r[a] < angular_cutoff:
-                e = species[pair_j[p0 + a]]
-                legs[fill[e]] = a
-                fill[e] += 1
-        for a in range(n):  # radial terms
-            g = radial_group[si, species[pair_j[p0 + a]]]
+            e = species[pair_j[p0 + a]]
+            order[fill[e]] = a
+            fill[e] += 1
+        r = np.empty(n)
+        u = np.empty((3, n))
+        work = np.empty(max(n, TRIPLET_BLOCK))
+        argument = np.empty(n)
+        slope = np.empty(n)
+        bits = np.empty(max(n, TRIPLET_BLOCK), dtype=np.int64)
+        fc = np.empty((n_rc, n))  # f_c and f_c' per distinct cutoff radius and pair
+        dfc = np.empty((n_rc, n))
+        for b in range(n):
+            v = vectors[p0 + order[b]]
+            r[b] = math.sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2])
+            for x in range(3):
+                u[x, b] = v[x] / r[b]
+        for k in range(n_rc):
+            _cutoff_block(cutoff_kind, cutoff_alpha, rc_values[k], r, fc[k], dfc[k], work, bits, 0, n)
+        pair_slopes = np.zeros(n if mode == GRADIENT else 0)
+        for e in range(n_elements):  # radial terms, one vector loop per function and element
+            g = radial_group[si, e]
             if g < 0:
                 continue
+            lo, hi = pair_start[e], pair_start[e + 1]
             for f in range(radial_start[g], radial_start[g + 1]):
-                k = radial_rc[f]
-                if r[a] >= rc_values[k]:
+                k, col, eta, rs = radial_rc[f], radial_column[f], radial_eta[f], radial_rs[f]
+                for b in range(lo, hi):
+                    argument[b] = -eta * (r[b] - rs) ** 2
+                _exp_block(argument, work, bits, lo, hi)
+                if mode != GRADIENT:
+                    features[c, col] += _sum_of_products(work[lo:hi], fc[k, lo:hi], hi - lo)
+                if mode == FEATURES:
                     continue
-                offset = r[a] - radial_rs[f]
-                e = math.exp(-radial_eta[f] * offset * offset)
-                col = radial_column[f]
-                features[c, col] += e * fc[a, k]
-                if with_jacobian:
-                    d = e * (dfc[a, k] - 2.0 * radial_eta[f] * offset * fc[a, k])
-                    for x in range(3):
-                        jacobian[p0 + a, col, x] += d * u[a, x]
+                for b in range(lo, hi):
+                    slope[b] = work[b] * (dfc[k, b] - 2.0 * eta * (r[b] - rs) * fc[k, b])
+                if mode == GRADIENT:
+                    w = weights[c, col]
+                    for b in range(lo, hi):
+                        pair_slopes[b] += w * slope[b]
+                else:
+                    for b in range(lo, hi):
+                        for x in range(3):
+                            jacobian[p0 + order[b], col, x] += slope[b] * u[x, b]
+        if mode == GRADIENT:
+            for b in range(n):
+                for x in range(3):
+                    gradients[p0 + order[b], x] += pair_slopes[b] * u[x, b]
+        leg_start = np.zeros(n_elements + 1, dtype=np.int64)
+        legs = np.empty(n, dtype=np.int64)  # position b of each leg in the ordered pairs
+        n_legs = 0
+        for e in range(n_elements):
+            leg_start[e] = n_legs
+            for b in range(pair_start[e], pair_start[e + 1]):
+                if r[b] < angular_cutoff:
+                    legs[n_legs] = b
+                    n_legs += 1
+        leg_start[n_elements] = n_legs
         if n_legs < 2:
             continue
-        P = np.zeros((n_legs, n_slots))  # per leg and slot: P and P'
-        dP = np.zeros((n_legs, n_slots))
-        for b in range(n_legs):
-            a = legs[b]
-            for s in range(n_slots):
-                k = slot_rc[s]
-                if r[a] < rc_values[k]:
-                    offset = r[a] - slot_rs[s]
-                    e = math.exp(-slot_eta[s] * offset * offset)
-                    P[b, s] = e * fc[a, k]
-                    dP[b, s] = e * (dfc[a, k] - 2.0 * slot_eta[s] * offset * fc[a, k])
-        fc_jk = np.zeros(n_rc)
-        dfc_jk = np.zeros(n_rc)
-        n_factors = factor_slot.shape[0]
-        Q = np.empty(n_factors)  # per triplet and factor t (slot, narrow or not): the product of its
-        Qij = np.empty(n_factors)  # legs' P, and that product with one leg's P → P' (Qjk: / r_jk)
-        Qik = np.empty(n_factors)
-        Qjk = np.empty(n_factors)
-        A = np.empty(n_lz)
-        dA = np.empty(n_lz)
+        lr = np.empty(n_legs)  # the legs' r, f_c, f_c', unit vectors, vectors, and P, P' per slot
+        lfc = np.empty((n_rc, n_legs))
+        ldfc = np.empty((n_rc, n_legs))
+        lu = np.empty((3, n_legs))
+        lv = np.empty((3, n_legs))
+        P = np.empty((n_slots, n_legs))
+        dP = np.empty((n_slots, n_legs))
+        for leg in range(n_legs):
+            b = legs[leg]
+            lr[leg] = r[b]
+            for k in range(n_rc):
+                lfc[k, leg], ldfc[k, leg] = fc[k, b], dfc[k, b]
+            for x in range(3):
+                lu[x, leg] = u[x, b]
+                lv[x, leg] = vectors[p0 + order[b], x]
+            legs[leg] = order[b]  # from here on the leg's pair, p0 + legs[leg]
+        for s in range(n_slots):
+            k, eta, rs = slot_rc[s], slot_eta[s], slot_rs[s]
+            for leg in range(n_legs):
+                argument[leg] = -eta * (lr[leg] - rs) ** 2
+            _exp_block(argument, work, bits, 0, n_legs)
+            for leg in range(n_legs):
+                P[s, leg] = work[leg] * lfc[k, leg]
+                dP[s, leg] = work[leg] * (ldfc[k, leg] - 2.0 * eta * (lr[leg] - rs) * lfc[k, leg])
+        inverse_r = 1.0 / lr
+        scratch = np.empty((n_scratch, TRIPLET_BLOCK))
+        cos, d, rjk = scratch[0], scratch[1:4], scratch[4]
+        leg_gradients = np.zeros((3, n_legs if mode == GRADIENT else 0))
+        t1 = np.empty(TRIPLET_BLOCK, dtype=np.int64)
+        t2 = np.empty(TRIPLET_BLOCK, dtype=np.int64)
         for e1 in range(n_elements):
             for e2 in range(e1, n_elements):
                 g = angular_group[si, e1, e2]
                 if g < 0:
                     continue
-                narrow_rc2 = group_narrow[g] * group_narrow[g]
+                keep2 = group_narrow[g] * group_narrow[g] if group_only_narrow[g] else np.inf
+                m = 0
                 for b1 in range(leg_start[e1], leg_start[e1 + 1]):
-                    a1 = legs[b1]
-                    p = p0 + a1
                     for b2 in range(b1 + 1 if e1 == e2 else leg_start[e2], leg_start[e2 + 1]):
-                        a2 = legs[b2]
-                        q = p0 + a2
-                        rjk = 1.0
-                        d0 = d1 = d2 = 0.0
-                        if narrow_rc2 > 0.0:
-                            d0 = vectors[q, 0] - vectors[p, 0]
-                            d1 = vectors[q, 1] - vectors[p, 1]
-                            d2 = vectors[q, 2] - vectors[p, 2]
-                            rjk2 = d0 * d0 + d1 * d1 + d2 * d2
-                            if group_only_narrow[g] and rjk2 >= narrow_rc2:
-                                continue  # every term has f_c(r_jk) = 0
-                            rjk = math.sqrt(rjk2)
-                            for k in range(n_rc):
-                                fc_jk[k] = dfc_jk[k] = 0.0
-                                if rjk < rc_values[k]:
-                                    fc_jk[k], dfc_jk[k] = _cutoff(rjk, rc_values[k], cutoff_kind, cutoff_alpha)
-                        for t in range(group_factor_start[g], group_factor_start[g + 1]):
-                            s = factor_slot[t]
-                            pij, pik = P[b1, s], P[b2, s]
-                            if factor_narrow[t]:
-                                k = slot_rc[s]
-                                offset = rjk - slot_rs[s]
-                                e = math.exp(-slot_eta[s] * offset * offset)
-                                pjk = e * fc_jk[k]
-                                Q[t] = pij * pik * pjk
-                                Qij[t] = dP[b1, s] * pik * pjk
-                                Qik[t] = pij * dP[b2, s] * pjk
-                                Qjk[t] = pij * pik * e * (dfc_jk[k] - 2.0 * slot_eta[s] * offset * fc_jk[k]) / rjk
-                            else:
-                                Q[t] = pij * pik
-                                Qij[t] = dP[b1, s] * pik
-                                Qik[t] = pij * dP[b2, s]
-                                Qjk[t] = 0.0
-                        ux1, uy1, uz1, ux2, uy2, uz2 = u[a1, 0], u[a1, 1], u[a1, 2], u[a2, 0], u[a2, 1], u[a2, 2]
-                        cos = ux1 * ux2 + uy1 * uy2 + uz1 * uz2
-                        for t in range(group_lz_start[g], group_lz_start[g + 1]):
-                            z = group_lz[t]
-                            base = max(0.0, 1.0 + lz_lambda[z] * cos)
-                            zeta = lz_zeta[z]
-                            power = 1.0  # base^(ζ − 1), by multiplication for integer ζ
-                            if zeta == int(zeta):
-                                for _ in range(int(zeta) - 1):
-                                    power *= base
-                            else:
-                                power = base ** (zeta - 1.0)
-                            A[z], dA[z] = power * base, lz_lambda[z] * zeta * power
-                        inv_rij, ratio = 1.0 / r[a1], r[a1] / r[a2]
-                        for f in range(group_start[g], group_start[g + 1]):
-                            t = angular_factor[f]
-                            col = angular_column[f]
-                            norm_a = angular_norm[f] * A[angular_lz[f]]
-                            features[c, col] += norm_a * Q[t]
-                            if with_jacobian:
-                                cp = angular_norm[f] * dA[angular_lz[f]] * Q[t] * inv_rij  # ∂/∂cos, over r_ij
-                                cq = cp * ratio
-                                own_p, own_q = norm_a * Qij[t] - cp * cos, norm_a * Qik[t] - cq * cos
-                                jk = norm_a * Qjk[t]
-                                Jp, Jq = jacobian[p, col], jacobian[q, col]
-                                Jp[0] += own_p * ux1 + cp * ux2 - jk * d0
-                                Jp[1] += own_p * uy1 + cp * uy2 - jk * d1
-                                Jp[2] += own_p * uz1 + cp * uz2 - jk * d2
-                                Jq[0] += own_q * ux2 + cq * ux1 + jk * d0
-                                Jq[1] += own_q * uy2 + cq * uy1 + jk * d1
-                                Jq[2] += own_q * uz2 + cq * uz1 + jk * d2
+                        d0, d1, d2 = lv[0, b2] - lv[0, b1], lv[1, b2] - lv[1, b1], lv[2, b2] - lv[2, b1]
+                        rjk2 = d0 * d0 + d1 * d1 + d2 * d2
+                        t1[m], t2[m] = b1, b2
+                        cos[m] = lu[0, b1] * lu[0, b2] + lu[1, b1] * lu[1, b2] + lu[2, b1] * lu[2, b2]
+                        d[0, m], d[1, m], d[2, m], rjk[m] = d0, d1, d2, rjk2
+                        m += rjk2 < keep2  # kept unless every term has f_c(r_jk) = 0 (no branch)
+                        if m == TRIPLET_BLOCK:
+                            _triplet_block(
+                                mode, g, m, t1, t2, p0, c, legs, inverse_r, lu, P, dP, weights, leg_gradients,
+                                group_start, group_factor_start, factor_slot, factor_narrow, group_lz_start, group_lz,
+                                group_narrow, angular_factor, angular_lz, angular_norm, angular_column, slot_eta, slot_rs,
+                                slot_rc, lz_lambda, lz_zeta, rc_values, cutoff_kind, cutoff_alpha, features, gradients,
+                                jacobian, scratch, bits,
+                            )  # fmt: skip
+                            m = 0
+                if m:
+                    _triplet_block(
+                        mode, g, m, t1, t2, p0, c, legs, inverse_r, lu, P, dP, weights, leg_gradients,
+                        group_start, group_factor_start, factor_slot, factor_narrow, group_lz_start, group_lz,
+                        group_narrow, angular_factor, angular_lz, angular_norm, angular_column, slot_eta, slot_rs,
+                        slot_rc, lz_lambda, lz_zeta, rc_values, cutoff_kind, cutoff_alpha, features, gradients,
+                        jacobian, scratch, bits,
+                    )  # fmt: skip
+        if mode == GRADIENT:
+            for b in range(n_legs):
+                for x in range(3):
+                    gradients[p0 + legs[b], x] += leg_gradients[x, b]
 
 
 class Engine:
@@ -298,26 +467,30 @@ class Engine:
             _f([z[0] for z in lzs]), _f([z[1] for z in lzs]),
         )  # fmt: skip
 
-    def run(self, species: Tensor, vectors: Tensor, pair_i: Tensor, pair_j: Tensor, centres: tuple[int, int], with_jacobian: bool):
-        """Features (n_block, n_features) and, `with_jacobian`, ∂G_{i_p}/∂v_p (n_pairs, n_features, 3)
-        as float64 NumPy arrays, for the atoms a ≤ i < b of `centres` = (a, b); the pairs
-        (CPU tensors) are exactly those centred on them, sorted by centre. Runs on as many
-        threads as torch is set to use."""
+    def run(self, mode: int, species: Tensor, vectors: Tensor, pair_i: Tensor, pair_j: Tensor, centres: tuple[int, int], weights=None):
+        """`_evaluate` for the atoms a ≤ i < b of `centres` = (a, b) from exactly the pairs
+        centred on them (CPU tensors, sorted by centre), on as many threads as torch uses.
+        Returns float64 NumPy arrays: FEATURES (n_block, n_features); GRADIENT, for weights
+        w = ∂E/∂G (n_block, n_features), g_p = w_{i_p} · ∂G_{i_p}/∂v_p (n_pairs, 3); JACOBIAN
+        the features and ∂G_{i_p}/∂v_p (n_pairs, n_features, 3)."""
         first, last = centres
         n_pairs = vectors.shape[0]
         local = pair_i.numpy() - first
         if n_pairs and (local[0] < 0 or local[-1] >= last - first or (np.diff(local) < 0).any()):
             raise ValueError("symmetry-function engine: pairs must be sorted by centre and centred on the atoms evaluated")
         offsets = np.searchsorted(local, np.arange(last - first + 1))
-        features = np.zeros((last - first, self.n_features))
-        jacobian = np.zeros((n_pairs, self.n_features, 3) if with_jacobian else (0, self.n_features, 3))
+        F = self.n_features
+        features = np.zeros((last - first, F) if mode != GRADIENT else (0, F))
+        gradients = np.zeros((n_pairs, 3) if mode == GRADIENT else (0, 3))
+        jacobian = np.zeros((n_pairs, F, 3) if mode == JACOBIAN else (0, F, 3))
+        w = np.zeros((0, F)) if weights is None else np.ascontiguousarray(weights.detach().numpy(), dtype=np.float64)
         numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
         _evaluate(
-            with_jacobian, first, species.numpy(), np.ascontiguousarray(vectors.detach().numpy(), dtype=np.float64),
-            pair_j.numpy(), offsets, *self.radial, *self.angular,
-            self.cutoff_kind, self.cutoff_alpha, self.angular_cutoff, features, jacobian,
+            mode, first, species.numpy(), np.ascontiguousarray(vectors.detach().numpy(), dtype=np.float64),
+            pair_j.numpy(), offsets, w, *self.radial, *self.angular,
+            self.cutoff_kind, self.cutoff_alpha, self.angular_cutoff, features, gradients, jacobian,
         )  # fmt: skip
-        return features, jacobian
+        return {FEATURES: features, GRADIENT: gradients, JACOBIAN: (features, jacobian)}[mode]
 
 
 def _f(values) -> np.ndarray:

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from forcefit.descriptors.cutoff import CUTOFF_TYPES, cutoff_function
-from forcefit.descriptors.engine import Engine
+from forcefit.descriptors.engine import FEATURES, GRADIENT, JACOBIAN, Engine
 
 KINDS = ("radial", "narrow", "wide")
 
@@ -223,11 +223,25 @@ class SymmetryFunctions(torch.nn.Module):
         enumerated inside), and with `jacobian` J (n_pairs, n_features, 3) = ∂G_{i_p}/∂r_p.
         Same numbers as `forward` (which is the autograd reference and the path on other
         devices), in the dtype of `vectors`."""
+        dtype = vectors.dtype
+        if not jacobian:
+            return torch.from_numpy(self.engine.run(FEATURES, species, vectors, pair_i, pair_j, centres)).to(dtype), None
+        features, jac = self.engine.run(JACOBIAN, species, vectors, pair_i, pair_j, centres)
+        return torch.from_numpy(features).to(dtype), torch.from_numpy(jac).to(dtype)
+
+    @torch.no_grad()
+    def pair_gradients(
+        self, species: Tensor, vectors: Tensor, pair_i: Tensor, pair_j: Tensor, centres: tuple[int, int], weights: Tensor
+    ) -> Tensor:
+        """g_p = Σ_f w_{i_p f} ∂G_{i_p f}/∂r_p (n_pairs, 3) for weights w (n_block, n_features),
+        say ∂E/∂G: the engine's second pass, which never stores a derivative per function."""
+        return torch.from_numpy(self.engine.run(GRADIENT, species, vectors, pair_i, pair_j, centres, weights)).to(vectors.dtype)
+
+    @property
+    def engine(self) -> Engine:
         if self._engine is None:
             self._engine = Engine(self)
-        features, jac = self._engine.run(species, vectors, pair_i, pair_j, centres, jacobian)
-        dtype = vectors.dtype
-        return torch.from_numpy(features).to(dtype), torch.from_numpy(jac).to(dtype) if jacobian else None
+        return self._engine
 
     def get_config(self) -> dict:
         return {
