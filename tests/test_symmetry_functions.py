@@ -7,11 +7,9 @@ import pytest
 import torch
 from ase.neighborlist import neighbor_list
 
-from conftest import small_skewed_cell, tiny_functions, water_cell, water_cluster
+from conftest import tiny_functions, water_cell, water_cluster
 from forcefit.data import make_graph
 from forcefit.descriptors import (
-    CUTOFF_TYPES,
-    SymmetryFunction,
     SymmetryFunctions,
     cutoff_function,
     generate_symmetry_functions,
@@ -80,52 +78,6 @@ def test_features_match_reference_loops(kind, structure):
     for n, row in enumerate(expected):
         assert np.allclose(features[n, : len(row)], row, rtol=1e-12, atol=1e-14)
         assert np.all(features[n, len(row) :] == 0)
-
-
-ENGINE_EXTRA = [
-    SymmetryFunction("narrow", "O", ("H", "H"), eta=0.3, rc=3.0, lam=1.0, zeta=1.5, rs=0.4),
-    SymmetryFunction("wide", "H", ("H", "O"), eta=0.1, rc=3.5, lam=1.0, zeta=1.0),
-    SymmetryFunction("narrow", "H", ("O", "O"), eta=0.02, rc=3.5, lam=-1.0, zeta=1.0),
-    SymmetryFunction("narrow", "H", ("H", "O"), eta=0.05, rc=3.2, lam=1.0, zeta=4.0),
-    SymmetryFunction("radial", "O", ("O",), eta=0.5, rc=2.9, rs=1.1),
-]
-
-
-@pytest.mark.parametrize("kind, alpha", [(k, 0.0) for k in CUTOFF_TYPES] + [("poly2", 0.3), ("poly4", 0.3), ("cos", 0.2), ("exp", 0.1)])
-@pytest.mark.parametrize("structure", [water_cell(4), water_cluster(5), small_skewed_cell()], ids=["periodic", "cluster", "skewed"])
-def test_engine_equals_autograd_of_the_torch_formulas(kind, alpha, structure):
-    """The compiled engine's features and Jacobian against the torch formulas and their
-    autograd: every cutoff type, an inner cutoff, narrow and wide functions, non-integer ζ,
-    r_s ≠ 0, several cutoff radii and elements; a cell with many periodic images, a free cluster."""
-    sf = SymmetryFunctions(["H", "O"], tiny_functions() + ENGINE_EXTRA, kind, alpha)
-    g = make_graph(structure, sf.cutoff, sf.angular_cutoff)
-    species = torch.tensor([0 if z == 1 else 1 for z in structure.numbers])
-    features, jacobian = sf.evaluate(species, g.vectors(), g.pair_i, g.pair_j, (0, structure.n_atoms), jacobian=True)
-    vectors = g.vectors().requires_grad_()
-    direct = sf(species, vectors, g.pair_i, g.pair_j, g.triplet_p, g.triplet_q)
-    assert float(direct.detach().abs().max()) > 0.1 and g.triplet_p.numel() > 0
-    assert torch.allclose(features, direct.detach(), rtol=1e-13, atol=1e-15)
-    scale = float(jacobian.abs().max())
-    assert scale > 1e-3
-    for f in range(direct.shape[1]):
-        (grad,) = torch.autograd.grad(direct[:, f].sum(), vectors, retain_graph=True)
-        assert torch.allclose(jacobian[:, f], grad, rtol=0, atol=1e-12 * scale), f"function {f}"
-
-
-def test_engine_features_of_a_block_of_centres_equal_the_whole():
-    """Evaluating atoms a ≤ i < b from their own pairs gives those rows of the whole system,
-    bit for bit (the engine's loop over centres is the same either way)."""
-    structure = water_cell(2)
-    sf = SymmetryFunctions(["H", "O"], tiny_functions() + ENGINE_EXTRA, "tanh")
-    g = make_graph(structure, sf.cutoff, sf.angular_cutoff, triplets=False)
-    species = torch.tensor([0 if z == 1 else 1 for z in structure.numbers])
-    whole, whole_jacobian = sf.evaluate(species, g.vectors(), g.pair_i, g.pair_j, (0, structure.n_atoms), jacobian=True)
-    a, b = 2, 5
-    p0, p1 = (int(x) for x in torch.searchsorted(g.pair_i, torch.tensor([a, b])))
-    block, block_jacobian = sf.evaluate(species, g.vectors()[p0:p1], g.pair_i[p0:p1], g.pair_j[p0:p1], (a, b), jacobian=True)
-    assert torch.equal(block, whole[a:b]) and torch.equal(block_jacobian, whole_jacobian[p0:p1])
-    with pytest.raises(ValueError, match="sorted by centre"):
-        sf.evaluate(species, g.vectors(), g.pair_i, g.pair_j, (a, b), jacobian=False)
 
 
 @pytest.mark.parametrize("kind", ["cos", "tanhu", "tanh", "exp", "poly1", "poly2", "poly3", "poly4"])

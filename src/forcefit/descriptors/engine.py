@@ -1,5 +1,5 @@
-"""Compiled symmetry-function engine: features, their contraction with ∂E/∂G, and the
-Jacobian, from one set of analytic formulas, per centre atom, in O(N) time and memory.
+"""Compiled symmetry-function engine (numba): features, their contraction with ∂E/∂G, and
+the Jacobian, from one set of analytic formulas, per centre atom, in O(N) time and memory.
 
 The definitions are those of `symmetry_functions` (n2p2's). Every term factorises over its
 legs d (r_ij, r_ik, and r_jk for narrow functions) into one "slot" per distinct
@@ -10,22 +10,28 @@ legs d (r_ij, r_ik, and r_jk for narrow functions) into one "slot" per distinct
     A = max(0, 1 + λ cos θ)^ζ,             A' = λ ζ max(0, 1 + λ cos θ)^(ζ−1),
 
 so P and P' are computed once per pair and slot, and per triplet only cos θ, the r_jk
-slots of narrow functions and A, A' per distinct (λ, ζ) remain. With the chain rule
+slots of narrow functions and A, A' per distinct (λ, ζ) remain; transcendental functions
+are evaluated once, never again for the derivatives. With the chain rule
 
     ∂r_ij/∂v_p = u_p,  ∂cos/∂v_p = (u_q − cos u_p)/r_ij,  ∂r_jk/∂v_p = −(v_q − v_p)/r_jk
     (and p ↔ q, with +(v_q − v_p)/r_jk),
 
-one pass over a centre's pairs and triplets gives the features G_i and, if asked, the
-Jacobian J_p = ∂G_{i_p}/∂v_p (n_pairs, n_features, 3): the training cache, and at
-prediction, with w = ∂E/∂G from the networks, the pair gradients g_p = w_{i_p} · J_p
-(forces and stress, `models/forces.py`). Transcendental functions are evaluated once per
-pair or triplet and slot, never again for the derivatives.
+one pass over a centre's pairs and triplets gives, by mode,
+
+    FEATURES   G_i (n_atoms, n_features);
+    GRADIENT   g_p = Σ_f w_{i_p f} ∂G_{i_p f}/∂v_p (n_pairs, 3) for weights w, at prediction
+               w = ∂E/∂G from the networks: forces and stress (`models/forces.py`) without
+               storing any derivative per function;
+    JACOBIAN   G and J_p = ∂G_{i_p}/∂v_p (n_pairs, n_features, 3): the training cache, and
+               committees (one J for every member).
 
 Triplets are never stored: they are enumerated per centre from the pairs (sorted by
-centre), two legs both within the angular cutoff. Centres are independent, so the loop
-over them runs on numba's threads (`numba.set_num_threads`), and a caller may pass any
-contiguous block of centres with exactly their pairs (`centres`): memory is linear in the
-block. Arithmetic is float64 whatever the model's dtype.
+centre), two legs both within the angular cutoff, by element pair, and handled
+TRIPLET_BLOCK at a time as arrays, so that the compiler vectorises the arithmetic (with a
+branch-free exp). Centres are independent, so the loop over them runs on numba's threads
+(as many as torch uses), and a caller may pass any contiguous block of centres with
+exactly their pairs (`centres`): memory is linear in the block. Arithmetic is float64
+whatever the model's dtype.
 """
 
 from __future__ import annotations
