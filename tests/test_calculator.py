@@ -162,3 +162,19 @@ def test_engine_memory_per_atom_does_not_grow_with_the_system():
     assert large < 1.5 * small, peaks
     whole_jacobian = pairs * model.descriptor.n_features * 3 * 8
     assert large * 6**3 * cell.n_atoms < 0.5 * whole_jacobian, peaks
+
+
+def test_device_option_evaluates_a_copy_and_gives_the_same_numbers():
+    """`Calculator(model, device=…)` moves a copy of the model, never the caller's; on the
+    CPU (the tested default: no GPU here) the numbers are those of the plain calculator."""
+    model = tiny_bpnn()
+    atoms = water_cell(2).to_atoms()
+    atoms.calc = Calculator(model)
+    forces, stress = atoms.get_forces(), atoms.get_stress()
+    moved = Calculator(model, device=torch.device("cpu"))
+    assert moved.model is model  # already there: nothing copied
+    other = water_cell(2).to_atoms()
+    other.calc = moved
+    assert np.array_equal(other.get_forces(), forces) and np.array_equal(other.get_stress(), stress)
+    float32 = Calculator(tiny_bpnn(dtype=torch.float32), device="cpu")
+    assert float32.model.energy_offset.device.type == "cpu"

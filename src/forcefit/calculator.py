@@ -17,7 +17,10 @@ counts atoms per symmetry-function column. A committee adds `energy_std` (eV),
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
+import torch
 from ase.calculators.calculator import Calculator as AseCalculator
 from ase.calculators.calculator import all_changes
 
@@ -43,11 +46,15 @@ class Calculator(AseCalculator):
         "extrapolation_per_function",
     ]
 
-    def __init__(self, model: Potential, min_distance: float = MIN_DISTANCE, **kwargs):
+    def __init__(self, model: Potential, min_distance: float = MIN_DISTANCE, device: str | torch.device | None = None, **kwargs):
         """`model` is used as it is, never changed (forces come from gradients with respect
-        to positions only); atoms closer than `min_distance` Å are refused."""
+        to positions only); atoms closer than `min_distance` Å are refused. With `device`
+        (say "cuda") the calculator evaluates a copy of the model there; on the CPU it uses
+        the compiled engine, elsewhere autograd through the torch formulas."""
         super().__init__(**kwargs)
         self.min_distance = min_distance
+        if device is not None and torch.device(device) != model.energy_offset.device:
+            model = copy.deepcopy(model).to(device)
         self.model = model
 
     @classmethod
@@ -71,7 +78,7 @@ class Calculator(AseCalculator):
             atom_energies = members["atom_energies"].mean(dim=0)
             stress = members["stress"].mean(dim=0) if wants_stress else None
             self.results["energy_std"] = float(stats["energy_std"][0])
-            self.results["forces_std"] = stats["forces_std"].double().numpy()
+            self.results["forces_std"] = stats["forces_std"].double().cpu().numpy()
             self.results["max_force_std"] = float(stats["forces_std"].max())
         else:
             prediction = predict(self.model, graph, forces=True, stress=wants_stress)
@@ -81,8 +88,8 @@ class Calculator(AseCalculator):
             {
                 "energy": energy,
                 "free_energy": energy,
-                "energies": atom_energies.double().numpy(),
-                "forces": forces.double().numpy(),
+                "energies": atom_energies.double().cpu().numpy(),
+                "forces": forces.double().cpu().numpy(),
             }
         )
         bad = [name for name, value in (("energy", energy), ("forces", self.results["forces"])) if not np.all(np.isfinite(value))]
@@ -92,10 +99,10 @@ class Calculator(AseCalculator):
                 "it is far outside what the model was trained on, or the model file is broken"
             )
         if stress is not None:
-            full = stress[0].double().numpy()
+            full = stress[0].double().cpu().numpy()
             self.results["stress"] = full[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
         if features is not None:
-            outside = self.model.outside_range(features, self.model.species(graph.numbers))
+            outside = self.model.outside_range(features, self.model.species(graph.numbers.to(features.device)))
             self.results["extrapolation"] = int(outside.sum())
-            self.results["extrapolating_atoms"] = outside.any(dim=1).numpy()
-            self.results["extrapolation_per_function"] = outside.sum(dim=0).numpy()
+            self.results["extrapolating_atoms"] = outside.any(dim=1).cpu().numpy()
+            self.results["extrapolation_per_function"] = outside.sum(dim=0).cpu().numpy()

@@ -61,7 +61,7 @@ class Committee(Potential):
         the same minus each member's b, atom_energies (M, n_atoms),
         forces (M, n_atoms, 3), with `stress` stress (M, n_structures, 3, 3), and the shared
         features (n_atoms, n_features) or None."""
-        batch = batch.to(self.energy_offset.dtype)
+        batch = batch.to(self.energy_offset.dtype, self.energy_offset.device)
         vectors = batch.vectors()
         if self.uses_descriptors and vectors.device.type == "cpu":
             atom_energies, gradients, features = self._engine_members(batch, vectors)

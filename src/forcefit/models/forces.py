@@ -88,8 +88,8 @@ def centre_chunks(batch: Batch, bytes_per_atom: float, memory_gb: float) -> list
     triplet_centres = centres[batch.triplet_p]
     ordered = bool((centres[1:] >= centres[:-1]).all() and (triplet_centres[1:] >= triplet_centres[:-1]).all())
     size = max(1, int(memory_gb * 1e9 / max(bytes_per_atom, 1.0))) if ordered else n_atoms
-    starts = torch.arange(0, n_atoms, size)
-    bounds = torch.cat([starts, torch.tensor([n_atoms])])
+    starts = torch.arange(0, n_atoms, size, device=centres.device)
+    bounds = torch.cat([starts, torch.tensor([n_atoms], device=centres.device)])
     pairs = torch.searchsorted(centres, bounds).tolist()
     triplets = torch.searchsorted(triplet_centres, bounds).tolist()
     edges = bounds.tolist()
@@ -142,8 +142,8 @@ def _descriptor_energies_autograd(model: Potential, batch: Batch, vectors: Tenso
     n_atoms = max(species.shape[0], 1)
     deferred = batch.deferred_angular_cutoff
     if deferred is not None:  # triplets are built per chunk: count them (k(k−1)/2 per centre) to size the chunks
-        angular = (torch.linalg.vector_norm(vectors.detach(), dim=1) < deferred).numpy()
-        legs = np.bincount(batch.pair_i.numpy()[angular], minlength=n_atoms)
+        angular = (torch.linalg.vector_norm(vectors.detach(), dim=1) < deferred).cpu().numpy()
+        legs = np.bincount(batch.pair_i.cpu().numpy()[angular], minlength=n_atoms)
         n_triplets = float((legs * (legs - 1) // 2).sum())
     else:
         n_triplets = float(batch.triplet_p.shape[0])
@@ -151,7 +151,7 @@ def _descriptor_energies_autograd(model: Potential, batch: Batch, vectors: Tenso
     energies, features, gradients = [], [], []
     for a, b, p0, p1, t0, t1 in centre_chunks(batch, per_atom, memory_gb):
         if deferred is not None:
-            tp, tq = (torch.from_numpy(x) for x in triplets(batch.pair_i[p0:p1].numpy(), angular[p0:p1]))
+            tp, tq = (torch.from_numpy(x).to(vectors.device) for x in triplets(batch.pair_i[p0:p1].cpu().numpy(), angular[p0:p1]))
         else:
             tp, tq = batch.triplet_p[t0:t1] - p0, batch.triplet_q[t0:t1] - p0
         part = vectors[p0:p1].detach().requires_grad_(need_gradients)
@@ -176,7 +176,7 @@ def predict(
     fit in `memory_gb` (default FORCEFIT_MEMORY_GB, 1 GB): any system size in bounded memory.
     """
     dtype = model.energy_offset.dtype
-    batch = batch.to(dtype)
+    batch = batch.to(dtype, model.energy_offset.device)  # the model's dtype and device
     need_gradients = forces or stress
     descriptor_model = model.uses_descriptors
     cached = descriptor_model and batch.features is not None
