@@ -178,3 +178,20 @@ def test_device_option_evaluates_a_copy_and_gives_the_same_numbers():
     assert np.array_equal(other.get_forces(), forces) and np.array_equal(other.get_stress(), stress)
     float32 = Calculator(tiny_bpnn(dtype=torch.float32), device="cpu")
     assert float32.model.energy_offset.device.type == "cpu"
+
+
+def test_calculator_finds_close_atoms_in_its_own_pairs_as_the_readers_do():
+    """The calculator checks the minimum distance on the pairs of its neighbour graph (no
+    second neighbour search per step); the message is the readers' one, pair count included."""
+    from forcefit.structures import check_min_distance
+
+    cell = water_cell(2)
+    cell.positions[4] = cell.positions[1] + [0.03, 0.0, 0.04]  # an H 0.05 Å from another H
+    with pytest.raises(ValueError) as readers:
+        check_min_distance(cell)
+    atoms = cell.to_atoms()
+    atoms.calc = Calculator(tiny_bpnn())
+    with pytest.raises(ValueError) as calculator:
+        atoms.get_forces()
+    assert "are 0.05 Å apart" in str(readers.value) and "(1 such pairs)" in str(readers.value)
+    assert str(calculator.value) == str(readers.value)

@@ -65,11 +65,15 @@ class Calculator(AseCalculator):
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
         structure = Structure.from_atoms(self.atoms)
-        check_min_distance(structure, self.min_distance)
         # pairs only: the engine enumerates triplets per centre atom; the autograd path (a
         # committee on another device) needs them stored
         on_cpu = self.model.energy_offset.device.type == "cpu"
         graph = self.model.graph(structure, triplets=self.model.has_members and not on_cpu)
+        if self.model.cutoff >= self.min_distance:  # the graph's own pairs hold every close pair
+            distances = torch.linalg.vector_norm(graph.vectors(), dim=1).numpy()
+            check_min_distance(structure, self.min_distance, (graph.pair_i.numpy(), graph.pair_j.numpy(), distances))
+        else:
+            check_min_distance(structure, self.min_distance)
         wants_stress = bool(structure.pbc.all())  # always, from the same gradients: a later get_stress needs no second evaluation
         if self.model.has_members:
             members = self.model.member_predictions(graph, stress=wants_stress)  # descriptors once, for everything

@@ -108,17 +108,26 @@ class Structure:
         return Atoms(numbers=self.numbers, positions=self.positions, cell=self.cell, pbc=self.pbc)
 
 
-def check_min_distance(structure: Structure, min_distance: float = MIN_DISTANCE) -> None:
-    """Refuse atoms closer than `min_distance` Å (periodic images included), naming them."""
+def check_min_distance(structure: Structure, min_distance: float = MIN_DISTANCE, pairs=None) -> None:
+    """Refuse atoms closer than `min_distance` Å (periodic images included), naming them.
+    `pairs` = (i, j, d): a full neighbour list already at hand whose cutoff is at least
+    `min_distance` (the calculator's graph), searched instead of building one."""
     if min_distance <= 0 or structure.n_atoms < 1:
         return
-    i, j, d = vesin.NeighborList(cutoff=min_distance, full_list=False).compute(
-        points=structure.positions, box=structure.cell, periodic=[bool(p) for p in structure.pbc], quantities="ijd"
-    )
+    if pairs is None:
+        i, j, d = vesin.NeighborList(cutoff=min_distance, full_list=False).compute(
+            points=structure.positions, box=structure.cell, periodic=[bool(p) for p in structure.pbc], quantities="ijd"
+        )
+        count = len(d)
+    else:
+        i, j, d = pairs
+        close = np.flatnonzero(d < min_distance)
+        i, j, d = i[close], j[close], d[close]
+        count = len(d) // 2  # a full list holds each pair twice
     if len(d):
         k = int(np.argmin(d))
         where = f" ({structure.source})" if structure.source else ""
         raise ValueError(
             f"structure{where}: atoms {int(i[k]) + 1} and {int(j[k]) + 1} (counted from 1) are {d[k]:.4g} Å apart, "
-            f"closer than the minimum distance {min_distance} Å ({len(d)} such pairs): coincident or overlapping atoms"
+            f"closer than the minimum distance {min_distance} Å ({count} such pairs): coincident or overlapping atoms"
         )

@@ -37,6 +37,7 @@ whatever the model's dtype.
 from __future__ import annotations
 
 import math
+import types
 
 import numba
 import numpy as np
@@ -254,7 +255,6 @@ def _add_leg_gradients(out_p, out_q, lu, d, b1, b2, k, inverse_r1, inverse_r2, c
         out_q[x] += own_q * lu[x, b2] + cq * lu[x, b1] + d_jk * d[x, k]
 
 
-@numba.njit(cache=True, parallel=True)
 def _evaluate(
     mode, first, species, vectors, pair_j, offsets, weights,
     rc_values, radial_group, radial_start, radial_eta, radial_rs, radial_rc, radial_column,
@@ -414,6 +414,20 @@ def _evaluate(
                     gradients[p0 + legs[b], x] += leg_gradients[x, b]
 
 
+def _compiled(function, name: str, parallel: bool):
+    """`function` compiled under its own name: numba's on-disk cache tells compiled variants
+    apart by name, not by the parallel flag."""
+    variant = types.FunctionType(function.__code__, function.__globals__, name, function.__defaults__, function.__closure__)
+    variant.__qualname__ = name
+    return numba.njit(cache=True, parallel=parallel)(variant)
+
+
+# the loop over centres on numba's threads, and the same code compiled serial: one thread
+# then starts no thread pool (whose idle workers would spin beside torch's own)
+_evaluate_parallel = _compiled(_evaluate, "_evaluate_parallel", parallel=True)
+_evaluate_serial = _compiled(_evaluate, "_evaluate_serial", parallel=False)
+
+
 class Engine:
     """The tables `_evaluate` reads, built once from a `SymmetryFunctions`' list."""
 
@@ -490,8 +504,10 @@ class Engine:
         gradients = np.zeros((n_pairs, 3) if mode == GRADIENT else (0, 3))
         jacobian = np.zeros((n_pairs, F, 3) if mode == JACOBIAN else (0, F, 3))
         w = np.zeros((0, F)) if weights is None else np.ascontiguousarray(weights.detach().numpy(), dtype=np.float64)
-        numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
-        _evaluate(
+        threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+        if threads > 1:
+            numba.set_num_threads(threads)
+        (_evaluate_parallel if threads > 1 else _evaluate_serial)(
             mode, first, species.numpy(), np.ascontiguousarray(vectors.detach().numpy(), dtype=np.float64),
             pair_j.numpy(), offsets, w, *self.radial, *self.angular,
             self.cutoff_kind, self.cutoff_alpha, self.angular_cutoff, features, gradients, jacobian,
