@@ -71,3 +71,23 @@ def test_engine_features_of_a_block_of_centres_equal_the_whole():
     assert torch.equal(block, whole[a:b]) and torch.equal(block_jacobian, whole_jacobian[p0:p1])
     with pytest.raises(ValueError, match="sorted by centre"):
         sf.evaluate(species, g.vectors(), g.pair_i, g.pair_j, (a, b), jacobian=False)
+
+
+def test_serial_and_threaded_engine_agree_bit_for_bit():
+    """One thread runs the serial compilation, more threads the parallel one; centres are
+    independent, so both give the same numbers exactly."""
+    structure = water_cell(3)
+    sf = SymmetryFunctions(["H", "O"], tiny_functions() + ENGINE_EXTRA, "tanh")
+    g = make_graph(structure, sf.cutoff, sf.angular_cutoff, triplets=False)
+    species = torch.tensor([0 if z == 1 else 1 for z in structure.numbers])
+    weights = torch.randn((structure.n_atoms, sf.n_features), dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    threads = torch.get_num_threads()
+    results = []
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            args = (species, g.vectors(), g.pair_i, g.pair_j, (0, structure.n_atoms))
+            results.append((*sf.evaluate(*args, jacobian=True), sf.pair_gradients(*args, weights)))
+    finally:
+        torch.set_num_threads(threads)
+    assert all(torch.equal(a, b) for a, b in zip(*results))

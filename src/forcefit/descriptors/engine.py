@@ -53,7 +53,7 @@ LOG2E, LN2_HI, LN2_LO = 1.4426950408889634, 0.6931471803691238, 1.90821492927058
 INVERSE_FACTORIALS = tuple(1.0 / math.factorial(n) for n in range(14))
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _exp_block(x, out, bits, lo, hi):
     """out[b] = exp(min(x[b], 0)) for lo ≤ b < hi, branch-free so that the compiler vectorises
     it (math.exp is a library call it will not; `out` must not be `x`, or the compiler's
@@ -74,7 +74,7 @@ def _exp_block(x, out, bits, lo, hi):
         out[b] *= scale[b]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _cutoff_block(kind, alpha, rc, r, f, df, work, bits, lo, hi):
     """f[b], df[b] = f_c(r[b]), f_c'(r[b]) for lo ≤ b < hi (n2p2's type numbers, cutoff.py;
     zero from r_c on), in loops without branches per element."""
@@ -128,7 +128,7 @@ def _cutoff_block(kind, alpha, rc, r, f, df, work, bits, lo, hi):
         df[b] = slope / width if inside else 0.0
 
 
-@numba.njit(cache=True, fastmath={"reassoc", "contract"})
+@numba.njit(cache=True, fastmath={"reassoc", "contract"}, error_model="numpy")
 def _sum_of_products(x, y, m):
     """Σ_k x[k] y[k], k < m: the one kind of loop whose sum may be reordered (so that it vectorises)."""
     total = 0.0
@@ -137,7 +137,7 @@ def _sum_of_products(x, y, m):
     return total
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _triplet_block(
     mode, g, m, t1, t2, p0, c, legs, inverse_r, lu, P, dP, weights, leg_gradients,
     group_start, group_factor_start, factor_slot, factor_narrow, group_lz_start, group_lz, group_narrow,
@@ -244,7 +244,7 @@ def _triplet_block(
             )  # fmt: skip
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, inline="always", error_model="numpy")
 def _add_leg_gradients(out_p, out_q, lu, d, b1, b2, k, inverse_r1, inverse_r2, cos, d_ij, d_ik, d_jk, d_cos):
     """Add ∂/∂v_p and ∂/∂v_q of a triplet's term(s) from the partials ∂/∂r_ij, ∂/∂r_ik,
     (∂/∂r_jk)/r_jk and ∂/∂cos θ (the module docstring's chain rule)."""
@@ -416,10 +416,11 @@ def _evaluate(
 
 def _compiled(function, name: str, parallel: bool):
     """`function` compiled under its own name: numba's on-disk cache tells compiled variants
-    apart by name, not by the parallel flag."""
+    apart by name, not by the parallel flag. NumPy's error model everywhere: a division by
+    zero (coincident atoms) gives inf/NaN, which the callers' finiteness checks report."""
     variant = types.FunctionType(function.__code__, function.__globals__, name, function.__defaults__, function.__closure__)
     variant.__qualname__ = name
-    return numba.njit(cache=True, parallel=parallel)(variant)
+    return numba.njit(cache=True, parallel=parallel, error_model="numpy")(variant)
 
 
 # the loop over centres on numba's threads, and the same code compiled serial: one thread
