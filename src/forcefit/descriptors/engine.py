@@ -138,16 +138,15 @@ def _sum_of_products(x, y, m):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _triplet_block(
-    mode, g, m, t1, t2, p0, c, legs, inverse_r, lu, P, dP, weights, leg_gradients,
-    group_start, group_factor_start, factor_slot, factor_narrow, group_lz_start, group_lz, group_narrow,
-    angular_factor, angular_lz, angular_norm, angular_column, slot_eta, slot_rs, slot_rc, lz_lambda, lz_zeta,
-    rc_values, cutoff_kind, cutoff_alpha, features, gradients, jacobian, scratch, bits,
-):  # fmt: skip
+def _triplet_block(mode, g, m, t1, t2, p0, c, legs, inverse_r, lu, P, dP, weights, leg_gradients, tables, outputs, scratch, bits):
     """The angular terms of group g for m triplets (legs t1[k], t2[k]) of centre c: every
     per-triplet quantity is an array over k, in loops the compiler vectorises. `scratch`
     rows (the first five filled by the enumeration): 0 cos, 1–3 v_k − v_j, 4 r_jk², 5 work, 6–9 the gradient sums, 10 exp arguments, then per distinct r_c
     f_c(r_jk) and f_c'(r_jk), per factor Q, Q_ij, Q_ik, Q_jk, and per (λ, ζ) A and A'."""
+    (group_start, group_factor_start, factor_slot, factor_narrow, group_lz_start, group_lz, group_narrow, angular_factor,
+     angular_lz, angular_norm, angular_column, slot_eta, slot_rs, slot_rc, lz_lambda, lz_zeta, rc_values, cutoff_kind,
+     cutoff_alpha) = tables  # fmt: skip
+    features, gradients, jacobian = outputs
     n_rc, n_factors = rc_values.shape[0], factor_slot.shape[0]
     cos, d, rjk, work = scratch[0], scratch[1:4], scratch[4], scratch[5]
     s_ij, s_ik, s_jk, s_cos, argument = scratch[6], scratch[7], scratch[8], scratch[9], scratch[10]
@@ -273,6 +272,12 @@ def _evaluate(
     n_rc, n_slots, n_lz = rc_values.shape[0], slot_eta.shape[0], lz_lambda.shape[0]
     n_elements, n_factors = radial_group.shape[0], factor_slot.shape[0]
     n_scratch = 11 + 2 * n_rc + 4 * n_factors + 2 * n_lz
+    tables = (
+        group_start, group_factor_start, factor_slot, factor_narrow, group_lz_start, group_lz, group_narrow, angular_factor,
+        angular_lz, angular_norm, angular_column, slot_eta, slot_rs, slot_rc, lz_lambda, lz_zeta, rc_values, cutoff_kind,
+        cutoff_alpha,
+    )  # fmt: skip
+    outputs = (features, gradients, jacobian)
     for c in numba.prange(offsets.shape[0] - 1):
         p0, p1 = offsets[c], offsets[c + 1]
         n = p1 - p0
@@ -393,21 +398,30 @@ def _evaluate(
                         m += rjk2 < keep2  # kept unless every term has f_c(r_jk) = 0 (no branch)
                         if m == TRIPLET_BLOCK:
                             _triplet_block(
-                                mode, g, m, t1, t2, p0, c, legs, inverse_r, lu, P, dP, weights, leg_gradients,
-                                group_start, group_factor_start, factor_slot, factor_narrow, group_lz_start, group_lz,
-                                group_narrow, angular_factor, angular_lz, angular_norm, angular_column, slot_eta, slot_rs,
-                                slot_rc, lz_lambda, lz_zeta, rc_values, cutoff_kind, cutoff_alpha, features, gradients,
-                                jacobian, scratch, bits,
-                            )  # fmt: skip
+                                mode,
+                                g,
+                                m,
+                                t1,
+                                t2,
+                                p0,
+                                c,
+                                legs,
+                                inverse_r,
+                                lu,
+                                P,
+                                dP,
+                                weights,
+                                leg_gradients,
+                                tables,
+                                outputs,
+                                scratch,
+                                bits,
+                            )
                             m = 0
                 if m:
                     _triplet_block(
-                        mode, g, m, t1, t2, p0, c, legs, inverse_r, lu, P, dP, weights, leg_gradients,
-                        group_start, group_factor_start, factor_slot, factor_narrow, group_lz_start, group_lz,
-                        group_narrow, angular_factor, angular_lz, angular_norm, angular_column, slot_eta, slot_rs,
-                        slot_rc, lz_lambda, lz_zeta, rc_values, cutoff_kind, cutoff_alpha, features, gradients,
-                        jacobian, scratch, bits,
-                    )  # fmt: skip
+                        mode, g, m, t1, t2, p0, c, legs, inverse_r, lu, P, dP, weights, leg_gradients, tables, outputs, scratch, bits
+                    )
         if mode == GRADIENT:
             for b in range(n_legs):
                 for x in range(3):
