@@ -61,8 +61,11 @@ def assemble(batch: Batch, vectors: Tensor, pair_gradients: Tensor, stress: bool
     forces = forces.index_add(0, batch.pair_i, pair_gradients).index_add(0, batch.pair_j, -pair_gradients)
     if not stress:
         return forces, None
-    outer = vectors[:, :, None] * pair_gradients[:, None, :]
-    virial = pair_gradients.new_zeros((batch.n_structures, 3, 3)).index_add(0, batch.pair_structure, outer)
+    if batch.n_structures == 1:  # one matrix product (the calculator's case), not a (n_pairs, 3, 3) outer product
+        virial = (vectors.transpose(0, 1) @ pair_gradients)[None]
+    else:
+        outer = vectors[:, :, None] * pair_gradients[:, None, :]
+        virial = pair_gradients.new_zeros((batch.n_structures, 3, 3)).index_add(0, batch.pair_structure, outer)
     periodic = batch.pbc.all(dim=1)
     # a free cluster has no volume: divide by 1 there (then NaN), so no 0/0 reaches a gradient
     volume = torch.where(periodic, torch.linalg.det(batch.cell.to(virial.dtype)).abs(), torch.ones_like(virial[:, 0, 0]))
