@@ -138,16 +138,17 @@ class SymmetryFunctions(torch.nn.Module):
         eta = self._p(n, "er_eta")
         rs = self._p(n, "rs_unique")
         legs = [vp] if kind == "radial" else [vp, vq] + ([vq - vp] if kind == "narrow" else [])
-        distance2, cutoffs = 0.0, []  # offsets r_d − r_s per distinct r_s
+        distance2, cutoffs, distances = 0.0, [], []
         for v in legs:
             r = torch.linalg.vector_norm(v, dim=1)
-            distance2 = distance2 + (r[:, None] - rs) ** 2  # (n_sel, n_distinct r_s)
+            distance2 = distance2 + (r[:, None] - rs) ** 2  # Σ_d (r_d − r_s)², (n_sel, n_distinct r_s)
             cutoffs.append(self._fc_unique(r, n))
+            distances.append(r)
         gaussians = self._columns(torch.exp(-eta * self._columns(distance2, n, "er_rs")), n, "er_col")
         values = gaussians * self._columns(torch.stack(cutoffs).prod(dim=0), n, "rc_col")
         if kind == "radial":
             return values
-        cos = (vp * vq).sum(dim=1) / (torch.linalg.vector_norm(vp, dim=1) * torch.linalg.vector_norm(vq, dim=1))
+        cos = (vp * vq).sum(dim=1) / (distances[0] * distances[1])
         angular = []
         for lam, zeta in lam_zeta:
             base = (1.0 + lam * cos).clamp(min=0.0)
