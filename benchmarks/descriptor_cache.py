@@ -26,7 +26,13 @@ import torch
 torch.set_num_threads(1)
 sys.path.insert(0, sys.argv[1])
 import mlearn
-from forcefit.run import build_model, prepare, read_split
+from forcefit.run import build_model, read_split
+try:
+    from rich.console import Console
+    from forcefit.training.cache import cached_graphs
+    prepare = lambda model, structures: list(cached_graphs(model, structures, "train", Console(quiet=True)))
+except ImportError:  # an older tree (--baseline)
+    from forcefit.run import prepare
 import forcefit
 assert Path(forcefit.__file__).is_relative_to(Path(sys.argv[3]).resolve()), forcefit.__file__
 config = mlearn.config_for(sys.argv[2], None, Path(tempfile.mkdtemp()))

@@ -14,7 +14,7 @@ LAYERS = [  # each stage may import its own and earlier stages only
     {"training"},
     {"reports", "run", "calculator", "interop"},  # evaluation and figures, a training run, ASE, other codes' files
     {"workflows", "testing"},  # MD, properties, active learning; the model contract
-    {"cli"},
+    {"cli", "__main__"},
 ]
 STAGE = {name: n for n, names in enumerate(LAYERS) for name in names}
 

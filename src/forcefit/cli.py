@@ -29,11 +29,16 @@ from forcefit.reports import figures
 def _train(args, console):
     from forcefit.config import load_config
     from forcefit.run import train_from_config
+    from forcefit.training import distributed
 
     config = load_config(args.config)
     if args.output:
         config.output = args.output
-    train_from_config(config, resume=args.resume, console=console)
+    group = distributed.start(config.training.device)  # one process, or this rank of torchrun's group
+    try:
+        train_from_config(config, resume=args.resume, console=console, group=group)
+    finally:
+        distributed.stop(group)
 
 
 def _evaluate(args, console):

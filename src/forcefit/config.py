@@ -19,6 +19,7 @@ import yaml
 from forcefit.units import unit_value
 
 OUTLIER_POLICIES = ("error", "exclude", "keep")  # what training does with suspicious labels (training/screen.py)
+CACHE_MODES = ("auto", "memory", "disk", "recompute")  # where training keeps cached descriptors (training/cache.py)
 
 
 @dataclass
@@ -134,6 +135,10 @@ class TrainingConfig:
     stage_two_energy_weight: float | None = None  # default: energy_weight
     stage_two_force_weight: float | None = None  # default: force_weight
     stage_two_learning_rate: float | None = None  # default: the rate the main stage ended with
+    device: str = "cpu"  # cpu | cuda (under torchrun: each process's own GPU) | cuda:N | auto (a GPU if there is one)
+    memory_gb: float | None = None  # budget for cached descriptors (training/cache.py); default: a quarter of RAM per node
+    cache: str = "auto"  # auto | memory | disk | recompute: where cached descriptors live (auto: memory if they fit)
+    cache_dir: str | None = None  # disk cache directory; default $FORCEFIT_CACHE or ~/.cache/forcefit
 
     def __post_init__(self) -> None:
         if self.optimizer not in ("adam", "lbfgs", "ridge"):
@@ -144,6 +149,12 @@ class TrainingConfig:
             raise ValueError("training.committee must be ≥ 1 and training.committee_fraction in (0, 1]")
         if self.stage_two_epochs < 0:
             raise ValueError("training.stage_two_epochs must be ≥ 0")
+        if self.cache not in CACHE_MODES:
+            raise ValueError(f"training.cache: {self.cache!r}; expected one of {list(CACHE_MODES)}")
+        if self.memory_gb is not None and self.memory_gb <= 0:
+            raise ValueError(f"training.memory_gb: {self.memory_gb}; expected a positive number of GB")
+        if not (self.device in ("cpu", "cuda", "auto") or self.device.startswith("cuda:")):
+            raise ValueError(f"training.device: {self.device!r}; expected cpu, cuda, cuda:N or auto")
 
 
 @dataclass
@@ -180,7 +191,18 @@ class Config:
         return dataclasses.asdict(self)
 
 
-RESUMABLE_CHANGES = {"training.epochs", "training.max_seconds", "training.early_stopping", "training.stage_two_epochs", "output"}
+# what a resume may change: how long to train, and where data and computation live (not what is computed)
+RESUMABLE_CHANGES = {
+    "training.epochs",
+    "training.max_seconds",
+    "training.early_stopping",
+    "training.stage_two_epochs",
+    "training.device",
+    "training.memory_gb",
+    "training.cache",
+    "training.cache_dir",
+    "output",
+}
 
 
 def fingerprint(config: Config) -> dict:

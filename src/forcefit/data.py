@@ -59,13 +59,14 @@ class Batch:
         """Pair displacements r_p = x_j − x_i + shift, (n_pairs, 3) Å."""
         return self.positions[self.pair_j] - self.positions[self.pair_i] + self.pair_shift
 
-    def to(self, dtype: torch.dtype, device: torch.device | str | None = None) -> Batch:
-        """Floating-point fields in `dtype`, every tensor on `device` (default: where it is)."""
+    def to(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> Batch:
+        """Floating-point fields in `dtype` (default: as they are), every tensor on `device`
+        (default: where it is)."""
         changes = {}
         for f in fields(self):
             value = getattr(self, f.name)
             if isinstance(value, Tensor):
-                changes[f.name] = value.to(device=device, dtype=dtype if value.is_floating_point() else value.dtype)
+                changes[f.name] = value.to(device=device, dtype=dtype if dtype is not None and value.is_floating_point() else value.dtype)
         return replace(self, **changes)
 
 

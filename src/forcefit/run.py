@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +17,9 @@ import torch
 import yaml
 from ase.data import atomic_numbers
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from forcefit.config import Config, config_from_dict, fingerprint
-from forcefit.data import Batch, split_indices
+from forcefit.data import split_indices
 from forcefit.io import read_structures
 from forcefit.models import MODELS, Committee
 from forcefit.models.base import Potential
@@ -29,11 +27,11 @@ from forcefit.models.saving import atomic_write_text, save_model
 from forcefit.reports import figures
 from forcefit.reports.evaluation import evaluate_splits
 from forcefit.structures import Structure
+from forcefit.training.cache import select, training_data
+from forcefit.training.distributed import Group, resolve_device
 from forcefit.training.loss import loss_weights
 from forcefit.training.screen import screen
 from forcefit.training.trainer import Trainer, refuse_changed_settings
-
-CACHE_CHUNK = 16  # structures per descriptor-cache call: bounds the memory of the Jacobian work
 
 
 def read_split(config: Config, console: Console | None = None):
@@ -74,38 +72,15 @@ def build_model(config: Config, structures: list[Structure]) -> Potential:
     return MODELS[m.kind].from_model_config(m, elements).to(getattr(torch, m.dtype))
 
 
-def prepare(model: Potential, structures: list[Structure], console: Console | None = None, label: str = "") -> list[Batch]:
-    """Neighbour graphs and, for descriptor models, cached descriptors and their
-    Jacobian (the slow part on large sets: a progress bar and the time taken)."""
-    graphs = [model.graph(s) for s in structures]
-    if model.uses_descriptors and graphs:
-        console = console or Console()
-        started = time.perf_counter()
-        columns = (TextColumn(f"descriptors {label}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-        with Progress(*columns, console=console, transient=True) as progress:
-            task = progress.add_task("", total=len(graphs))
-            for start in range(0, len(graphs), CACHE_CHUNK):
-                model.cache_descriptors(graphs[start : start + CACHE_CHUNK])
-                progress.advance(task, len(graphs[start : start + CACHE_CHUNK]))
-        console.print(f"descriptors and Jacobians {label}: {len(graphs)} structures in {time.perf_counter() - started:.0f} s")
-        broken = [
-            s.source or f"structure {k + 1}"
-            for k, (s, g) in enumerate(zip(structures, graphs))
-            if not (torch.isfinite(g.features).all() and torch.isfinite(g.jacobian).all())
-        ]
-        if broken:
-            raise FloatingPointError(
-                f"the descriptors of {len(broken)} {label} structure(s) are not finite: {', '.join(broken[:10])}"
-                " (overlapping atoms, with data.min_distance switched off?)"
-            )
-    return graphs
-
-
-def train_from_config(config: Config, resume: bool = False, console: Console | None = None):
-    """Run (or resume) training; returns (model, stats by split). With
-    `training.committee: N` the N members train one after another, each in
-    member_k/ with its own checkpoint, and are saved together as one model."""
+def train_from_config(config: Config, resume: bool = False, console: Console | None = None, group: Group | None = None):
+    """Run (or resume) training; returns (model, stats by split; None on ranks other than 0).
+    With `training.committee: N` the N members train one after another, each in
+    member_k/ with its own checkpoint, and are saved together as one model. Under
+    torchrun every rank runs this; only rank 0 writes the run directory."""
+    group = group or Group()
     console = console or Console()
+    if not group.main:
+        console = Console(quiet=True)
     run_dir = Path(config.output)
     if not resume and (run_dir / "config.yaml").exists():
         raise FileExistsError(f"{run_dir} already holds a run; use --resume to continue it or choose another output")
@@ -115,19 +90,23 @@ def train_from_config(config: Config, resume: bool = False, console: Console | N
     # everything that can fail on the config or the data fails before the run directory exists
     train, validation, test = read_split(config, console)
     build_model(config, train + validation + test)
-    console.print(f"data: {len(train)} train, {len(validation)} validation, {len(test)} test structures")
+    device = resolve_device(config.training.device, group.local_rank)
+    console.print(f"data: {len(train)} train, {len(validation)} validation, {len(test)} test structures; device {device}")
+    group.barrier()  # every rank has checked the run directory before rank 0 writes into it
     created = not run_dir.exists()
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if group.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
     try:
-        return _train_and_report(config, train, validation, test, run_dir, resume, console)
+        return _train_and_report(config, train, validation, test, run_dir, resume, console, group, device)
     except BaseException:
-        if created and not any(run_dir.rglob("checkpoint.pt")):  # nothing to resume: leave no half run behind
+        if group.main and created and not any(run_dir.rglob("checkpoint.pt")):  # nothing to resume: leave no half run behind
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
 
 
-def _train_and_report(config: Config, train, validation, test, run_dir: Path, resume: bool, console: Console):
-    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
+def _train_and_report(config: Config, train, validation, test, run_dir: Path, resume: bool, console: Console, group: Group, device: str):
+    if group.main:
+        atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
     t = config.training
     members, histories, graphs = [], [], None
     for k in range(t.committee):
@@ -135,20 +114,35 @@ def _train_and_report(config: Config, train, validation, test, run_dir: Path, re
         model = build_model(config, train + validation + test)
         if graphs is None:  # neighbours and descriptors once, shared by all members
             console.print(model.summary(), soft_wrap=True)
-            graphs = {name: prepare(model, s, console, name) for name, s in (("train", train), ("validation", validation), ("test", test))}
+            graphs = training_data(model, {"train": train, "validation": validation, "test": test}, t, console, group)
+            if device != "cpu":  # graphs held in memory move to the device once
+                graphs = {name: [g.to(device=device) for g in gs] if isinstance(gs, list) else gs for name, gs in graphs.items()}
         chosen = np.arange(len(train))
         if t.committee > 1 and t.committee_fraction < 1:
             chosen = np.sort(
                 np.random.default_rng([t.seed, k]).choice(len(train), int(round(t.committee_fraction * len(train))), replace=False)
             )
-        member_graphs = [graphs["train"][i] for i in chosen]
+        member_graphs = select(graphs["train"], chosen)
         member_dir = run_dir if t.committee == 1 else run_dir / f"member_{k}"
         if t.committee > 1:
             console.print(f"committee member {k + 1}/{t.committee}: seed {t.seed + k}, {len(member_graphs)} training structures")
         histories.append(
-            _fit_one(model, member_graphs, graphs["validation"], config, member_dir, [train[i].source for i in chosen], resume, console)
+            _fit_one(
+                model,
+                member_graphs,
+                graphs["validation"],
+                config,
+                member_dir,
+                [train[i].source for i in chosen],
+                resume,
+                console,
+                group,
+                device,
+            )
         )
-        members.append(model)
+        members.append(model.cpu())
+    if not group.main:
+        return model, None
     model = members[0] if t.committee == 1 else Committee(members)
     save_model(model, run_dir / "model.ffm", metadata={"config": config.to_dict()})
     history = histories[0]
@@ -164,8 +158,10 @@ def _train_and_report(config: Config, train, validation, test, run_dir: Path, re
     return model, stats
 
 
-def _fit_one(model, train_graphs, validation_graphs, config: Config, run_dir: Path, names, resume: bool, console) -> list[dict]:
-    """Initialise and fit one model (closed form or trainer); returns its history."""
+def _fit_one(
+    model, train_graphs, validation_graphs, config: Config, run_dir: Path, names, resume: bool, console, group, device
+) -> list[dict]:
+    """Initialise (on the CPU) and fit one model (closed form or trainer on `device`); returns its history."""
     model.initialise(train_graphs)
     t = config.training
     if t.optimizer == "ridge":
@@ -174,7 +170,11 @@ def _fit_one(model, train_graphs, validation_graphs, config: Config, run_dir: Pa
         model.fit_ridge(train_graphs, loss_weights(t, 1), t.ridge)
         console.print(f"closed-form ridge solution (λ = {t.ridge:g})")
         return []
-    run_dir.mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(model, train_graphs, validation_graphs, t, run_dir, names=names, console=console, fingerprint=fingerprint(config))
+    if group.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    model.to(device)
+    trainer = Trainer(
+        model, train_graphs, validation_graphs, t, run_dir, names=names, console=console, fingerprint=fingerprint(config), group=group
+    )
     resume_this = resume and trainer.checkpoint_path.exists()
     return trainer.fit(resume=resume_this)

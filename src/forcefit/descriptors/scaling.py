@@ -49,17 +49,35 @@ class FeatureScaling(torch.nn.Module):
         self.reference.copy_(minimum if self.mode == "scale" else (torch.zeros_like(mean) if self.mode == "none" else mean))
         self.offset.fill_(self.s_min if self.mode in ("scale", "scalecenter", "scalesigma") else 0.0)
 
-    def fit(self, features: Tensor, species: Tensor, n_features_per_element: list[int]) -> None:
-        """Statistics over training atoms: features (n_atoms, n_features), species (n_atoms,)."""
-        stats = torch.zeros((4,) + tuple(self.factor.shape), dtype=torch.float64)
-        for e, n in enumerate(n_features_per_element):
-            rows = features[species == e, :n].double()
-            if rows.shape[0] == 0:
-                continue
-            stats[0, e, :n] = rows.min(dim=0).values
-            stats[1, e, :n] = rows.max(dim=0).values
-            stats[2, e, :n] = rows.mean(dim=0)
-            stats[3, e, :n] = rows.std(dim=0, unbiased=False)
+    def fit(self, chunks, n_features_per_element: list[int]) -> None:
+        """Statistics over training atoms, from an iterable of (features (n_atoms, n_features),
+        species (n_atoms,)) chunks: min, max, mean and σ per element and feature, the mean
+        and σ combined chunk by chunk (Chan, Golub & LeVeque's pairwise update)."""
+        shape = tuple(self.factor.shape)
+        count = [0] * shape[0]
+        low, high = torch.full(shape, torch.inf, dtype=torch.float64), torch.full(shape, -torch.inf, dtype=torch.float64)
+        mean, m2 = torch.zeros(shape, dtype=torch.float64), torch.zeros(shape, dtype=torch.float64)
+        for features, species in chunks:
+            for e, n in enumerate(n_features_per_element):
+                rows = features[species == e, :n].double().cpu()
+                k = rows.shape[0]
+                if k == 0:
+                    continue
+                chunk_mean = rows.mean(dim=0)
+                chunk_m2 = ((rows - chunk_mean) ** 2).sum(dim=0)
+                if count[e] == 0:
+                    mean[e, :n], m2[e, :n] = chunk_mean, chunk_m2
+                else:
+                    total = count[e] + k
+                    delta = chunk_mean - mean[e, :n]
+                    mean[e, :n] += delta * (k / total)
+                    m2[e, :n] += chunk_m2 + delta**2 * (count[e] * k / total)
+                count[e] += k
+                low[e, :n] = torch.minimum(low[e, :n], rows.min(dim=0).values)
+                high[e, :n] = torch.maximum(high[e, :n], rows.max(dim=0).values)
+        seen = torch.tensor([c > 0 for c in count])[:, None].expand(shape)
+        n_atoms = torch.tensor(count, dtype=torch.float64).clamp(min=1)[:, None]
+        stats = [torch.where(seen, x, torch.zeros_like(x)) for x in (low, high, mean, (m2 / n_atoms).sqrt())]
         self.set_statistics(*stats)
 
     def forward(self, features: Tensor, species: Tensor) -> Tensor:

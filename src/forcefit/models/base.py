@@ -17,6 +17,8 @@ from forcefit.data import Batch, collate, make_graph
 from forcefit.descriptors.scaling import FeatureScaling
 from forcefit.descriptors.symmetry_functions import SymmetryFunction, SymmetryFunctions, generate_symmetry_functions
 
+STATISTICS_CHUNK = 256  # structures per pass of the scaling statistics
+
 
 class Potential(torch.nn.Module):
     """Base class: elements, cutoffs, species lookup and the energy offset b."""
@@ -167,16 +169,32 @@ class DescriptorPotential(Potential):
             g.features = features[atoms[n] : atoms[n + 1]]
             g.jacobian = jacobian[pairs[n] : pairs[n + 1]]
 
-    def fit_scaling(self, graphs: list):
-        """Fit the feature scaling on training graphs; returns their batch and species."""
-        batch = collate(graphs)
-        species = self.species(batch.numbers)
-        features = batch.features
-        if features is None:
-            with torch.no_grad():
-                features = self.features(batch, batch.vectors().to(self.energy_offset.dtype))
-        self.scaling.fit(features, species, self.descriptor.n_features_per_element)
-        return batch, species
+    def fit_scaling(self, graphs) -> tuple[Tensor, Tensor, float]:
+        """Fit the feature scaling on training graphs (a list, or a streamed sequence: read
+        once, STATISTICS_CHUNK structures at a time). Returns what the initial energy
+        model needs from the same pass: element counts (n_structures, n_elements),
+        reference energies (n_structures,) and the RMS of the reference force components."""
+        counts, energies, force_sums = [], [], torch.zeros(2, dtype=torch.float64)
+
+        def chunks():
+            for start in range(0, len(graphs), STATISTICS_CHUNK):
+                batch = collate(list(graphs[start : start + STATISTICS_CHUNK]))
+                species = self.species(batch.numbers)
+                features = batch.features
+                if features is None:
+                    with torch.no_grad():
+                        features = self.features(batch, batch.vectors().to(self.energy_offset.dtype))
+                chunk_counts = torch.zeros((batch.n_structures, len(self.elements)), dtype=torch.float64)
+                chunk_counts.index_put_((batch.structure_index, species), torch.ones_like(species, dtype=torch.float64), accumulate=True)
+                counts.append(chunk_counts)
+                energies.append(batch.ref_energy.double())
+                forces = batch.ref_forces[torch.isfinite(batch.ref_forces)].double()
+                force_sums.add_(torch.tensor([float(forces.pow(2).sum()), forces.numel()], dtype=torch.float64))
+                yield features, species
+
+        self.scaling.fit(chunks(), self.descriptor.n_features_per_element)
+        rms = float((force_sums[0] / force_sums[1]).sqrt()) if force_sums[1] > 0 else 0.0
+        return torch.cat(counts), torch.cat(energies), rms
 
     def outside_range(self, features: Tensor, species: Tensor) -> Tensor:
         """(n_atoms, n_features) bool: symmetry functions outside the training range."""

@@ -114,17 +114,12 @@ class BPNN(DescriptorPotential):
 
     def initialise(self, graphs: list) -> None:
         """Fit the feature scaling, e_ref, b and the output scale to training graphs."""
-        batch, species = self.fit_scaling(graphs)
-        counts = torch.zeros((batch.n_structures, len(self.elements)), dtype=torch.float64)
-        counts.index_put_((batch.structure_index, species), torch.ones_like(species, dtype=torch.float64), accumulate=True)
-        energies = batch.ref_energy.double()
+        counts, energies, rms = self.fit_scaling(graphs)
         labelled = torch.isfinite(energies)
         e_ref, intercept = composition_fit(counts[labelled], energies[labelled])
         with torch.no_grad():
             self.atom_reference.copy_(e_ref)
             self.energy_offset.fill_(-intercept)
-            forces = batch.ref_forces[torch.isfinite(batch.ref_forces)]
-            rms = float(forces.pow(2).mean().sqrt()) if forces.numel() else 0.0
             self.energy_scale.fill_(rms if rms > 0 else 1.0)
 
     def get_config(self) -> dict:

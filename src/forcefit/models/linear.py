@@ -24,6 +24,8 @@ from torch import Tensor
 from forcefit.descriptors.symmetry_functions import SymmetryFunctions
 from forcefit.models.base import DescriptorPotential
 
+DESIGN_CHUNK = 64  # structures per block of design-matrix rows
+
 
 class LinearModel(DescriptorPotential):
     kind = "linear"
@@ -66,8 +68,9 @@ class LinearModel(DescriptorPotential):
             self.element_energies.copy_(theta[n_c : n_c + len(self.elements)])
             self.energy_offset.fill_(float(theta[-1]))
 
-    def design(self, graphs: list, weights) -> tuple[Tensor, Tensor, Tensor]:
-        """Rows X, targets y and row weights w such that the loss is (1/S) Σ w (Xθ − y)²."""
+    def design(self, graphs: list, weights, n_structures: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """Rows X, targets y and row weights w such that the loss over `graphs` is Σ w (Xθ − y)²,
+        the weights divided by `n_structures` (default: those in `graphs`)."""
         from forcefit.data import collate
         from forcefit.models.forces import assemble
 
@@ -107,8 +110,14 @@ class LinearModel(DescriptorPotential):
         w_stress = weights.stress * batch.weight.repeat_interleave(9) * torch.isfinite(y_stress)
         X = torch.cat([energy_rows, force_rows, stress_rows])
         y = torch.nan_to_num(torch.cat([y_energy, y_forces, y_stress]))
-        w = torch.cat([w_energy, w_forces, w_stress]) / S
+        w = torch.cat([w_energy, w_forces, w_stress]) / (n_structures or S)
         return X, y, w
+
+    def _chunks(self, graphs, weights):
+        """(X, y, w) of DESIGN_CHUNK structures at a time, weighted for the whole set: the
+        normal equations are sums over structures, so they never need all rows at once."""
+        for start in range(0, len(graphs), DESIGN_CHUNK):
+            yield self.design(list(graphs[start : start + DESIGN_CHUNK]), weights, len(graphs))
 
     def ridge_penalty_mask(self) -> Tensor:
         n_c = int(self.feature_mask.sum())
@@ -118,18 +127,22 @@ class LinearModel(DescriptorPotential):
 
     def fit_ridge(self, graphs: list, weights, ridge: float = 1e-8) -> LinearModel:
         """Minimise the loss + ridge |c|² exactly (normal equations, least-squares solve)."""
-        X, y, w = self.design(graphs, weights)
-        A = X.T @ (w[:, None] * X) + torch.diag(ridge * self.ridge_penalty_mask())
-        rhs = X.T @ (w * y)
+        A = torch.diag(ridge * self.ridge_penalty_mask())
+        rhs = torch.zeros(A.shape[0], dtype=torch.float64)
+        for X, y, w in self._chunks(graphs, weights):
+            A += X.T @ (w[:, None] * X)
+            rhs += X.T @ (w * y)
         theta = torch.linalg.lstsq(A, rhs[:, None], driver="gelsd").solution[:, 0]
         self._set_theta(theta)
         return self
 
     def loss_gradient(self, graphs: list, weights, ridge: float = 0.0) -> Tensor:
         """∂(loss + ridge|c|²)/∂θ, analytic; θ = (c over valid features, e per element, b)."""
-        X, y, w = self.design(graphs, weights)
         theta = self._theta().detach()
-        return 2.0 * X.T @ (w * (X @ theta - y)) + 2.0 * ridge * self.ridge_penalty_mask() * theta
+        gradient = 2.0 * ridge * self.ridge_penalty_mask() * theta
+        for X, y, w in self._chunks(graphs, weights):
+            gradient = gradient + 2.0 * X.T @ (w * (X @ theta - y))
+        return gradient
 
     def get_config(self) -> dict:
         return {"descriptor": self.descriptor.get_config(), "scaling": self.scaling.get_config()}

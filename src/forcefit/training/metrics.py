@@ -48,11 +48,12 @@ def collect(model: Potential, graphs: list[Batch], batch_size: int = 64) -> dict
     for start in range(0, len(graphs), batch_size):
         batch = collate(graphs[start : start + batch_size])
         prediction = predict(model, batch, forces=True, stress=bool(batch.pbc.all(dim=1).any()))
+        batch = batch.to(device="cpu")
         n_structures = batch.n_structures
-        stress = prediction.stress if prediction.stress is not None else np.full((n_structures, 3, 3), np.nan)
-        out["energy"].append(prediction.energy.double().numpy())
-        out["reference_energy"].append(prediction.reference_energy.double().numpy())
-        out["forces"].append(prediction.forces.double().numpy())
+        stress = prediction.stress.cpu() if prediction.stress is not None else np.full((n_structures, 3, 3), np.nan)
+        out["energy"].append(prediction.energy.double().cpu().numpy())
+        out["reference_energy"].append(prediction.reference_energy.double().cpu().numpy())
+        out["forces"].append(prediction.forces.double().cpu().numpy())
         out["stress"].append(np.asarray(stress, dtype=np.float64))
         out["ref_energy"].append(batch.ref_energy.numpy())
         out["ref_forces"].append(batch.ref_forces.numpy())
@@ -61,7 +62,8 @@ def collect(model: Potential, graphs: list[Batch], batch_size: int = 64) -> dict
         out["numbers"].append(batch.numbers.numpy())
         counts = np.zeros(n_structures, dtype=np.int64)
         if prediction.features is not None:
-            outside = model.outside_range(prediction.features, model.species(batch.numbers)).any(dim=1).numpy()
+            features = prediction.features
+            outside = model.outside_range(features, model.species(batch.numbers.to(features.device))).any(dim=1).cpu().numpy()
             np.add.at(counts, batch.structure_index.numpy(), outside)
         out["extrapolating_atoms"].append(counts)
     return {k: np.concatenate(v) for k, v in out.items()}
@@ -87,6 +89,11 @@ class ErrorSums:
                 error = (prediction.forces - batch.ref_forces).double()[labelled]
                 self.forces += float((error**2).sum())
                 self.n_forces += error.numel()
+
+    def combine(self, group) -> None:
+        """Add up the sums of every rank of a process group (training/distributed.py)."""
+        self.energy, self.forces, n_energy, n_forces = group.sum([self.energy, self.forces, self.n_energy, self.n_forces])
+        self.n_energy, self.n_forces = int(n_energy), int(n_forces)
 
     def rmse(self) -> tuple[float, float]:
         """(energy RMSE meV/atom, force RMSE meV/Å); NaN where nothing was counted."""

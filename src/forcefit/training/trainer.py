@@ -11,6 +11,11 @@ forces are learnt. Validation tracking restarts there, since the loss has change
 Reproducibility: the order of the training set in epoch k is drawn from
 (seed, k) alone, so an interrupted run resumed from its checkpoint follows the
 same path as an uninterrupted one.
+
+Many processes (training/distributed.py): each rank evaluates its share of every global
+batch and of the validation set, gradients and error sums are added over ranks, and only
+rank 0 writes the checkpoint; the wall-time budget uses the slowest rank's clock, so that
+every rank stops after the same epoch.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from forcefit.data import Batch, collate
 from forcefit.models.base import Potential
 from forcefit.models.forces import predict
 from forcefit.models.saving import atomic_save
+from forcefit.training.distributed import Group
 from forcefit.training.loss import force_matching_loss, loss_weights
 from forcefit.training.metrics import ErrorSums
 
@@ -44,17 +50,20 @@ class Trainer:
         names: list[str] | None = None,
         console: Console | None = None,
         fingerprint: dict | None = None,
+        group: Group | None = None,
     ):
         if not train:
             raise ValueError("no training structures")
         self.model, self.train, self.validation, self.config = model, train, validation, config
+        self.device = model.energy_offset.device  # batches are moved here (a no-op for graphs already there)
         self.names = names or [f"training structure {n + 1}" for n in range(len(train))]
         self.fingerprint = fingerprint  # the settings a resume must not change (checked against the checkpoint)
         self.run_dir = Path(run_dir) if run_dir else None
-        self.console = console or Console()
+        self.group = group or Group()
+        self.console = console or Console(quiet=not self.group.main)
         self.stage, self.stage_two_start = 1, None
         self.weights = loss_weights(config, 1)
-        parameters = [p for p in model.parameters() if p.requires_grad]
+        self.parameters = parameters = [p for p in model.parameters() if p.requires_grad]
         if config.optimizer == "ridge":
             raise ValueError("training.optimizer 'ridge' is a closed-form solve, not an iterative trainer (see LinearModel.fit_ridge)")
         if config.optimizer == "adam":
@@ -132,10 +141,21 @@ class Trainer:
 
     # --------------------------------------------------------------- training
 
+    def _share_loss(self, indices, total: int):
+        """(This rank's share of `indices`) the loss weighted by the share's fraction of
+        `total` structures, backpropagated; returns (loss, prediction, batch, share size),
+        or Nones when the share is empty."""
+        share = self.group.share(indices)
+        if len(share) == 0:
+            return None, None, None, 0
+        loss, prediction, batch = self._loss(share)
+        (loss * (len(share) / total) if len(share) != total else loss).backward()
+        return loss, prediction, batch, len(share)
+
     def _loss(self, indices):
         """Loss on the training structures `indices`; a non-finite loss names its culprits."""
         names = self.names
-        batch = collate([self.train[i] for i in indices])
+        batch = collate([self.train[i] for i in indices]).to(device=self.device)
         prediction = predict(self.model, batch, forces=self.weights.forces > 0, stress=self.weights.stress > 0, training=True)
         loss = force_matching_loss(prediction, batch, self.weights)
         if not torch.isfinite(loss):
@@ -150,11 +170,13 @@ class Trainer:
     def evaluate(self, graphs: list) -> tuple[float, float, float]:
         """(loss, energy RMSE meV/atom, force RMSE meV/Å) in one pass over `graphs`."""
         total, errors = 0.0, ErrorSums()
-        for start in range(0, len(graphs), 64):
-            batch = collate(graphs[start : start + 64])
+        for start in self.group.share(range(0, len(graphs), 64)):
+            batch = collate(graphs[start : start + 64]).to(device=self.device)
             prediction = predict(self.model, batch, forces=True, stress=self.weights.stress > 0)
             total += float(force_matching_loss(prediction, batch, self.weights)) * batch.n_structures
             errors.add(prediction, batch)
+        (total,) = self.group.sum([total])
+        errors.combine(self.group)
         return (total / len(graphs), *errors.rmse())
 
     def _epoch_adam(self, order, progress, task) -> tuple[float, float, float]:
@@ -163,12 +185,15 @@ class Trainer:
         for start in range(0, len(order), size):
             indices = order[start : start + size]
             self.optimizer.zero_grad(set_to_none=True)
-            loss, prediction, batch = self._loss(indices)
-            loss.backward()
+            loss, prediction, batch, n = self._share_loss(indices, len(indices))
+            self.group.sum_gradients(self.parameters)
             self.optimizer.step()
-            loss_sum += loss.item() * len(indices)
-            errors.add(prediction, batch)
+            if n:
+                loss_sum += loss.item() * n
+                errors.add(prediction, batch)
             progress.advance(task)
+        (loss_sum,) = self.group.sum([loss_sum])
+        errors.combine(self.group)
         return (loss_sum / len(order), *errors.rmse())
 
     def _epoch_lbfgs(self, progress, task) -> tuple[float, float, float]:
@@ -179,11 +204,10 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             total = 0.0
             for start in range(0, len(everything), size):
-                indices = everything[start : start + size]
-                loss, _, _ = self._loss(indices)
-                (loss * len(indices) / len(everything)).backward()
-                total += loss.item() * len(indices) / len(everything)
-            return torch.tensor(total)
+                loss, _, _, n = self._share_loss(everything[start : start + size], len(everything))
+                total += loss.item() * n / len(everything) if n else 0.0
+            self.group.sum_gradients(self.parameters)
+            return torch.tensor(self.group.sum([total])[0])
 
         self.optimizer.step(closure)
         progress.advance(task, len(range(0, len(everything), size)))
@@ -214,7 +238,7 @@ class Trainer:
                 self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
             else:
                 self.stale_epochs += 1
-            self.elapsed += time.perf_counter() - started
+            self.elapsed = self.group.max(self.elapsed + time.perf_counter() - started)
             record = {
                 "epoch": self.epoch,
                 "stage": self.stage,
@@ -234,7 +258,7 @@ class Trainer:
                 soft_wrap=True,
                 highlight=False,
             )
-            if self.checkpoint_path:
+            if self.checkpoint_path and self.group.main:
                 atomic_save(self.state(), self.checkpoint_path)
         if self.stale_epochs >= config.early_stopping:
             self.console.print(f"early stopping: no validation improvement for {self.stale_epochs} epochs")
@@ -300,8 +324,10 @@ def _non_finite_structures(prediction, batch) -> list[bool]:
     """Per structure: does its prediction or reference hold inf/NaN (NaN reference = unlabelled is fine)?"""
     with torch.no_grad():
         energy_bad = ~torch.isfinite(prediction.reference_energy) | torch.isinf(batch.ref_energy)
-        atom_bad = torch.zeros(batch.numbers.shape[0], dtype=torch.bool)
+        atom_bad = torch.zeros(batch.numbers.shape[0], dtype=torch.bool, device=batch.numbers.device)
         if prediction.forces is not None:
             atom_bad = (~torch.isfinite(prediction.forces) | torch.isinf(batch.ref_forces)).any(dim=1)
-        structure_bad = torch.zeros(batch.n_structures, dtype=torch.bool).index_put((batch.structure_index,), atom_bad, accumulate=True)
+        structure_bad = torch.zeros(batch.n_structures, dtype=torch.bool, device=atom_bad.device).index_put(
+            (batch.structure_index,), atom_bad, accumulate=True
+        )
         return (energy_bad | structure_bad).tolist()
