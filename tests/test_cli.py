@@ -79,8 +79,11 @@ def test_train_evaluate_resume_and_md(tmp_path, capsys):
     assert main(["train", str(config), "--resume"]) == 0
     assert "resumed from" in capsys.readouterr().out
     assert len((run / "history.csv").read_text().strip().splitlines()) == 1 + 3
-    assert main(["evaluate", str(run / "model.ffm"), DATA, "--output", str(tmp_path / "eval")]) == 0
+    assert main(["evaluate", str(run / "model.ffm"), DATA, "--output", str(tmp_path / "eval"), "--device", "cpu"]) == 0
     assert (tmp_path / "eval" / "parity_forces.png").is_file()
+    if not torch.cuda.is_available():  # asking for a GPU that is not there: said, not a traceback
+        assert main(["evaluate", str(run / "model.ffm"), DATA, "--device", "cuda"]) == 1
+        assert "torch sees no GPU here" in capsys.readouterr().err
     threads = torch.get_num_threads()
     try:
         assert main(["md", str(run / "model.ffm"), DATA, "--steps", "20", "--timestep", "0.25", "--threads", "1"]) == 0

@@ -127,3 +127,13 @@ def test_views_select_without_loading(tmp_path):
     graphs, _ = data(m, {"train": structures(16)}, tmp_path, cache="disk")
     view = graphs["train"].view(np.array([5, 2]))
     assert len(view) == 2 and torch.equal(view[1].features, graphs["train"][2].features)
+
+
+def test_training_settings_are_checked():
+    for bad, message in (
+        ({"cache": "ram"}, "training.cache: 'ram'"),
+        ({"device": "gpu"}, "training.device: 'gpu'"),
+        ({"memory_gb": 0}, "training.memory_gb: 0"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            TrainingConfig(**bad)

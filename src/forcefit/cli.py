@@ -34,6 +34,8 @@ def _train(args, console):
     config = load_config(args.config)
     if args.output:
         config.output = args.output
+    if args.device:
+        config.training.device = args.device
     group = distributed.start(config.training.device)  # one process, or this rank of torchrun's group
     try:
         train_from_config(config, resume=args.resume, console=console, group=group)
@@ -45,9 +47,10 @@ def _evaluate(args, console):
     from forcefit.io import read_structures
     from forcefit.models.saving import load_model
     from forcefit.reports.evaluation import evaluate_splits
+    from forcefit.training.cache import RecomputedGraphs
     from forcefit.units import unit_value
 
-    model = load_model(args.model, trust_code=args.trust_code)
+    model = load_model(args.model, trust_code=args.trust_code).to(_device(args))
     structures = read_structures(
         args.data,
         energy_key=args.energy_key,
@@ -61,8 +64,15 @@ def _evaluate(args, console):
     if run_dir:
         run_dir.mkdir(parents=True, exist_ok=True)
     name = Path(args.data).name
-    graphs = [model.graph(s) for s in structures]
+    graphs = RecomputedGraphs(model, structures, descriptors=False)  # built a batch at a time: any number of structures
     evaluate_splits(model, {name: graphs}, run_dir, console, {name: structures}, worst=args.worst)
+
+
+def _device(args) -> str:
+    """--device (cpu, cuda, cuda:N, auto; default cpu) as a torch device name."""
+    from forcefit.training.distributed import resolve_device
+
+    return resolve_device(args.device or "cpu")
 
 
 def _read_structure(args):
@@ -83,7 +93,7 @@ def _md(args, console):
     check_md_arguments(atoms, args.steps, args.timestep, args.temperature, args.ensemble, args.pressure, 1, args.trajectory_interval)
     if args.rdf and not (args.trajectory and atoms.pbc.all()):
         raise ValueError("--rdf needs --trajectory and a periodic structure")
-    calculator = Calculator.load(args.model, trust_code=args.trust_code)
+    calculator = Calculator.load(args.model, trust_code=args.trust_code, device=_device(args))
     started = time.perf_counter()
     result = run_md(
         atoms,
@@ -162,7 +172,8 @@ def _calculators(args):
     from forcefit.calculator import Calculator
     from forcefit.workflows.reference import reference_calculator
 
-    return Calculator.load(args.model, trust_code=args.trust_code), (reference_calculator(args.reference) if args.reference else None)
+    calculator = Calculator.load(args.model, trust_code=args.trust_code, device=_device(args))
+    return calculator, (reference_calculator(args.reference) if args.reference else None)
 
 
 def _report(args, console, name: str, values: dict) -> None:
@@ -302,6 +313,8 @@ def _learn(args, console):
         raise ValueError(f"{args.config}: 'forcefit learn' needs a 'learn' section (dataset, reference, rounds, …)")
     if args.output:
         config.output = args.output
+    if args.device:
+        config.training.device = args.device
     learn(config, console=console)
 
 
@@ -333,6 +346,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     compute = argparse.ArgumentParser(add_help=False)  # options of every command that evaluates a model
     compute.add_argument("--threads", type=int, help="CPU threads for torch and the descriptor engine (default: torch's, all cores)")
+    compute.add_argument(
+        "--device",
+        help="where the model runs: cpu (default), cuda, cuda:N or auto (a GPU if torch sees one); train: overrides training.device",
+    )
 
     train = commands.add_parser("train", help="train a model from a YAML config", parents=[compute])
     train.add_argument("config")

@@ -17,7 +17,7 @@ from forcefit.data import Batch, collate, make_graph
 from forcefit.descriptors.scaling import FeatureScaling
 from forcefit.descriptors.symmetry_functions import SymmetryFunction, SymmetryFunctions, generate_symmetry_functions
 
-STATISTICS_CHUNK = 256  # structures per pass of the scaling statistics
+STATISTICS_CHUNK = 32  # structures per step of the scaling statistics (a batch-sized piece of a streamed set)
 
 
 class Potential(torch.nn.Module):

@@ -274,17 +274,18 @@ class DiskGraphs(Sequence):
 
 
 class RecomputedGraphs(Sequence):
-    """The graphs of one split rebuilt on demand (neighbours, descriptors, Jacobian) by a
-    CPU copy of the model's descriptor: nothing but the structures stays in memory."""
+    """The graphs of one split rebuilt on demand (neighbours and, with `descriptors`, the
+    descriptors and their Jacobian, by the model's descriptor on the CPU): nothing but the
+    structures stays in memory."""
 
-    def __init__(self, model, structures: list[Structure]):
-        self.model, self.structures = model, structures
+    def __init__(self, model, structures: list[Structure], descriptors: bool = True):
+        self.model, self.structures, self.descriptors = model, structures, descriptors
 
     def __len__(self) -> int:
         return len(self.structures)
 
     def view(self, rows) -> RecomputedGraphs:
-        return RecomputedGraphs(self.model, [self.structures[r] for r in np.asarray(rows)])
+        return RecomputedGraphs(self.model, [self.structures[r] for r in np.asarray(rows)], self.descriptors)
 
     def __getitem__(self, k):
         if isinstance(k, slice):
@@ -293,7 +294,8 @@ class RecomputedGraphs(Sequence):
 
     def _build(self, structure: Structure) -> Batch:
         graph = self.model.graph(structure, triplets=False)
-        self.model.cache_descriptors([graph])
+        if self.descriptors:
+            self.model.cache_descriptors([graph])
         return graph
 
 
