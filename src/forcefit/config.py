@@ -96,12 +96,20 @@ class ModelConfig:
     angular_grid: str = "centred"  # centred (r_s = 0, nested widths) | shifted (r_s on a grid, by neighbour shell)
     r_min: float = 0.8
     symmetry_functions: list[dict] | None = None  # explicit list instead of the generator
+    descriptor: str = "symmetry_functions"  # symmetry_functions | ace (body-ordered invariants, descriptors/ace.py)
+    # descriptor: ace — n_radial, l_max, body_order, n_radial_4, l_max_4, cutoff_type (default poly2);
+    # model.r_min and model.cutoff apply to it too
+    ace: dict | None = None
     hidden: list[int] = field(default_factory=lambda: [25, 25])
     activation: str = "tanh"
     scaling: str = "scalecenter"
     dtype: str = "float64"
 
     def __post_init__(self) -> None:
+        if self.descriptor not in ("symmetry_functions", "ace"):
+            raise ValueError(f"model.descriptor: {self.descriptor!r}; expected symmetry_functions or ace")
+        if self.ace is not None and self.descriptor != "ace":
+            raise ValueError("model.ace is read only with model.descriptor: ace")
         if self.dtype not in ("float64", "float32"):
             raise ValueError(f"model.dtype: {self.dtype!r}; expected float64 or float32")
         if not 0 < self.cutoff <= 30:

@@ -238,6 +238,12 @@ class SymmetryFunctions(torch.nn.Module):
         say ∂E/∂G: the engine's second pass, which never stores a derivative per function."""
         return torch.from_numpy(self.engine.run(GRADIENT, species, vectors, pair_i, pair_j, centres, weights)).to(vectors.dtype)
 
+    def bytes_per_pair(self, jacobian: bool) -> float:
+        """Working memory of `evaluate` per pair, to size blocks of centre atoms: an estimate (not
+        measured) of the engine's per-pair outputs and tables and the tensors around them, plus
+        the Jacobian's n_features × 3 doubles."""
+        return 200 + (24 * self.n_features if jacobian else 0)
+
     @property
     def engine(self) -> Engine:
         if self._engine is None:

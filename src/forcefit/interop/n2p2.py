@@ -347,7 +347,8 @@ def save_potential(model: BPNN, directory, *, length_unit: float = 1.0, energy_u
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     descriptor, elements = model.descriptor, model.elements
-    problems = [f"activation {a!r} ({e})" for e in elements for a in model.activations[e] if a not in LETTER_OF]
+    problems = [] if isinstance(descriptor, SymmetryFunctions) else [f"descriptor {descriptor.kind!r} (n2p2 has symmetry functions only)"]
+    problems += [f"activation {a!r} ({e})" for e in elements for a in model.activations[e] if a not in LETTER_OF]
     if len({tuple(a) for a in model.activations.values()}) > 1:
         problems.append("different activations per element")
     if len({len(h) for h in model.hidden.values()}) > 1:

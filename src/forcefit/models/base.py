@@ -14,9 +14,22 @@ from ase.data import atomic_numbers, chemical_symbols
 from torch import Tensor
 
 from forcefit.data import Batch, collate, make_graph
+from forcefit.descriptors.ace import AtomicClusterExpansion
 from forcefit.descriptors.scaling import FeatureScaling
 from forcefit.descriptors.symmetry_functions import SymmetryFunction, SymmetryFunctions, generate_symmetry_functions
 
+# the model keys of symmetry functions only, and the keys of model.ace (descriptors/ace.py)
+SYMMETRY_FUNCTION_KEYS = (
+    "cutoff_type",
+    "cutoff_alpha",
+    "n_radial",
+    "n_angular",
+    "angular_kind",
+    "zetas",
+    "angular_grid",
+    "symmetry_functions",
+)
+ACE_KEYS = ("n_radial", "l_max", "body_order", "n_radial_4", "l_max_4", "cutoff_type")
 STATISTICS_CHUNK = 32  # structures per step of the scaling statistics (a batch-sized piece of a streamed set)
 
 
@@ -122,11 +135,26 @@ class DescriptorPotential(Potential):
         "r_min",
         "symmetry_functions",
         "scaling",
+        "descriptor",
+        "ace",
     )
 
     @staticmethod
-    def descriptor_from_model_config(m, elements: list[str]) -> SymmetryFunctions:
-        """The symmetry functions a config asks for: an explicit list, or the generator's."""
+    def descriptor_from_model_config(m, elements: list[str]):
+        """The descriptor a config asks for: body-ordered invariants (`descriptor: ace`), or
+        symmetry functions from an explicit list or the generator."""
+        if m.descriptor == "ace":
+            defaults = type(m)(kind=m.kind)
+            ignored = [k for k in SYMMETRY_FUNCTION_KEYS if getattr(m, k) != getattr(defaults, k)]
+            if ignored:
+                raise ValueError(
+                    f"model: {', '.join(f'model.{k}' for k in ignored)} not used by descriptor: ace (its settings go under model.ace)"
+                )
+            options = dict(m.ace or {})
+            unknown = sorted(set(options) - set(ACE_KEYS))
+            if unknown:
+                raise ValueError(f"model.ace: unknown key(s) {unknown}; valid keys are {sorted(ACE_KEYS)}")
+            return AtomicClusterExpansion(elements, m.cutoff, r_min=m.r_min, **options)
         if m.symmetry_functions:
             functions = [SymmetryFunction(**f) for f in m.symmetry_functions]
         else:
@@ -137,7 +165,8 @@ class DescriptorPotential(Potential):
 
     def __init__(self, descriptor, scaling: dict | None = None):
         if isinstance(descriptor, dict):
-            descriptor = SymmetryFunctions.from_config(descriptor)
+            kind = AtomicClusterExpansion if descriptor.get("kind") == "ace" else SymmetryFunctions
+            descriptor = kind.from_config(descriptor)
         super().__init__(descriptor.elements, descriptor.cutoff, descriptor.angular_cutoff)
         self.descriptor = descriptor
         self.scaling = FeatureScaling(len(self.elements), descriptor.n_features, **(scaling or {}))
@@ -154,6 +183,8 @@ class DescriptorPotential(Potential):
         raise NotImplementedError
 
     def summary(self) -> str:
+        if isinstance(self.descriptor, AtomicClusterExpansion):
+            return super().summary() + ", " + self.descriptor.describe()
         return super().summary() + f", {self.descriptor.n_features_per_element} symmetry functions per element"
 
     def cache_descriptors(self, graphs: list) -> None:

@@ -29,9 +29,6 @@ from torch import Tensor
 from forcefit.neighbors import triplets
 
 MEMORY_GB = float(os.environ.get("FORCEFIT_MEMORY_GB", 1.0))  # budget of one descriptor-model evaluation chunk
-# an estimate (not measured) of what the compiled engine holds per pair of a block besides the
-# Jacobian: its outputs (pair gradients), its per-pair tables and the torch tensors around it
-ENGINE_BYTES_PER_PAIR = 200
 # what autograd keeps alive per pair and per triplet of a symmetry-function evaluation (measured
 # on the n2p2 water box: ≈ 240 B per triplet), to size the chunks
 GRAPH_BYTES_PER_PAIR, GRAPH_BYTES_PER_TRIPLET = 500, 240
@@ -100,10 +97,10 @@ def descriptor_blocks(model: Potential, batch: Batch, vectors: Tensor, jacobian:
     the descriptors G (b − a, n_features) and, with `jacobian`, J (p1 − p0, n_features, 3)
     = ∂G_{i_p}/∂r_p. An atom's descriptors depend only on the pairs centred on it, so the
     blocks are independent and peak memory is bounded by `memory_gb`, not by the system.
-    The compiled engine evaluates them (CPU tensors; triplets enumerated inside)."""
+    The descriptor's own fast path evaluates them (`evaluate`; for symmetry functions the
+    compiled engine, CPU tensors, triplets enumerated inside)."""
     species = model.species(batch.numbers)
-    features_per_pair = model.descriptor.n_features * (24 if jacobian else 0)
-    per_atom = (ENGINE_BYTES_PER_PAIR + features_per_pair) * batch.pair_i.shape[0] / max(species.shape[0], 1)
+    per_atom = model.descriptor.bytes_per_pair(jacobian) * batch.pair_i.shape[0] / max(species.shape[0], 1)
     for a, b, p0, p1, _, _ in centre_chunks(batch, per_atom, memory_gb):
         pair_i, pair_j = batch.pair_i[p0:p1], batch.pair_j[p0:p1]
         yield (a, b, p0, p1, *model.descriptor.evaluate(species, vectors[p0:p1], pair_i, pair_j, (a, b), jacobian))

@@ -1,0 +1,262 @@
+"""The body-ordered descriptor (descriptors/ace.py): exact derivatives, O(3) and
+permutation invariance, smoothness at the cutoff, a slow reference written from the
+formulas, and both model families on it through config, trainer, model file and calculator."""
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from scipy.special import eval_legendre, sph_harm_y
+from sympy.physics.wigner import wigner_3j
+
+from conftest import ROOT, water_cell, water_cluster
+from forcefit.calculator import Calculator
+from forcefit.config import load_config
+from forcefit.data import collate
+from forcefit.descriptors.ace import AtomicClusterExpansion
+from forcefit.models import BPNN, LinearModel, predict
+from forcefit.models.saving import load_model
+from forcefit.run import train_from_config
+from forcefit.testing import ModelContract
+from forcefit.training.loss import LossWeights
+
+ELEMENTS = ["H", "O"]
+
+
+def ace(**options):
+    settings = dict(n_radial=4, l_max=3, body_order=4, n_radial_4=2, l_max_4=2, r_min=0.5)
+    return AtomicClusterExpansion(ELEMENTS, 3.5, **{**settings, **options})
+
+
+def cluster_pairs(n=7, seed=0, spread=1.3):
+    """All pairs of a random free cluster of H and O atoms (within the cutoff or not)."""
+    rng = np.random.default_rng(seed)
+    positions = torch.from_numpy(rng.normal(0.0, spread, (n, 3)))
+    species = torch.from_numpy(rng.integers(0, 2, n))
+    i, j = (x.reshape(-1) for x in torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij"))
+    keep = i != j
+    return species, positions, i[keep], j[keep]
+
+
+def vectors_of(positions, i, j):
+    return positions[j] - positions[i]
+
+
+def test_analytic_jacobian_and_pair_gradients_equal_autograd_and_central_differences():
+    d = ace()
+    species, positions, i, j = cluster_pairs()
+    v = vectors_of(positions, i, j)
+    n = species.shape[0]
+    features, jacobian = d.evaluate(species, v, i, j, (0, n), jacobian=True)
+    leaf = v.clone().requires_grad_()
+    reference = d(species, leaf, i, j)
+    assert torch.allclose(features, reference.detach(), rtol=1e-13, atol=1e-13)
+    weights = torch.randn(reference.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    (autograd,) = torch.autograd.grad((reference * weights).sum(), leaf)
+    scale = autograd.abs().max()
+    assert torch.allclose(torch.einsum("pf,pfc->pc", weights[i], jacobian), autograd, atol=1e-12 * scale)
+    assert torch.allclose(d.pair_gradients(species, v, i, j, (0, n), weights), autograd, atol=1e-12 * scale)
+    # each column of the Jacobian against central differences of the features
+    h = 1e-5
+    for p, c in ((0, 0), (5, 1), (17, 2)):
+        step = torch.zeros_like(v)
+        step[p, c] = h
+        plus, minus = d(species, v + step, i, j), d(species, v - step, i, j)
+        numeric = (plus - minus)[i[p]] / (2 * h)
+        assert torch.allclose(jacobian[p, :, c], numeric, rtol=1e-6, atol=1e-7 * features.abs().max())
+
+
+def test_invariant_under_rotations_reflections_and_permutations():
+    d = ace()
+    species, positions, i, j = cluster_pairs(seed=2)
+    features = d(species, vectors_of(positions, i, j), i, j)
+    rng = np.random.default_rng(3)
+    for _ in range(3):
+        q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+        for transform in (q * np.sign(np.linalg.det(q)), -q * np.sign(np.linalg.det(q))):  # rotation, then rotation × inversion
+            moved = positions @ torch.from_numpy(transform).T
+            other = d(species, vectors_of(moved, i, j), i, j)
+            assert ((other - features).abs() / features.abs().max()).max() <= 1e-12
+    order = torch.from_numpy(rng.permutation(species.shape[0]))
+    inverse = torch.argsort(order)
+    permuted = d(species[order], vectors_of(positions[order], inverse[i], inverse[j]), inverse[i], inverse[j])  # same pairs, new labels
+    assert torch.allclose(permuted[inverse], features, rtol=1e-13, atol=1e-13 * features.abs().max())
+
+
+def test_smooth_at_the_cutoff():
+    d = ace()
+    species = torch.tensor([0, 1])
+    i, j = torch.tensor([0, 1]), torch.tensor([1, 0])
+    values = []
+    for r in (3.5 - 1e-3, 3.5 - 1e-6, 3.5 + 1e-6):
+        v = torch.tensor([[0.0, 0.0, r], [0.0, 0.0, -r]], dtype=torch.float64)
+        features, jacobian = d.evaluate(species, v, i, j, (0, 2), jacobian=True)
+        values.append((features.abs().max(), jacobian.abs().max()))
+    assert values[0][0] < 1e-7 and values[0][1] < 1e-4  # poly2: f_c ~ x³ near the cutoff
+    assert values[1][0] < 1e-15 and values[1][1] < 1e-10
+    assert values[2][0] == 0 and values[2][1] == 0
+
+
+def slow_reference(d, species, positions, centre):
+    """B of one atom from the formulas with loops over neighbours: body order 2 and 3 through
+    the addition theorem (Σ_m Y_lm(a) Y_lm(b) = (2l+1)/4π P_l(a·b)), body order 4 with complex
+    spherical harmonics (scipy) and Wigner 3j symbols (sympy)."""
+    rc, r_min = d.cutoff, d.r_min
+    neighbours = [j for j in range(len(species)) if j != centre and 0 < np.linalg.norm(positions[j] - positions[centre]) < rc]
+
+    def radial(n, r):  # T_n(ξ) times the poly2 cutoff, x = r / r_c
+        x = r / rc
+        return np.polynomial.chebyshev.chebval(2 * (r - r_min) / (rc - r_min) - 1, [0] * n + [1]) * (
+            ((15.0 - 6.0 * x) * x - 10.0) * x**3 + 1.0
+        )
+
+    vec = {j: positions[j] - positions[centre] for j in neighbours}
+    dist = {j: np.linalg.norm(vec[j]) for j in neighbours}
+    n_radial = d.n_radial
+
+    def channel(k):
+        return k // n_radial, k % n_radial  # (element, n)
+
+    def members(k):
+        z, n = channel(k)
+        return [(j, radial(n, dist[j])) for j in neighbours if species[j] == z]
+
+    n_channels = len(d.elements) * n_radial
+    out = [sum(w for _, w in members(k)) / math.sqrt(4 * math.pi) for k in range(n_channels)]
+    for l in range(d.l_max + 1):
+        for k1, k2 in zip(*torch.triu_indices(n_channels, n_channels).tolist()):
+            total = 0.0
+            for (a, wa), (b, wb) in itertools.product(members(k1), members(k2)):
+                total += wa * wb * (2 * l + 1) / (4 * math.pi) * eval_legendre(l, vec[a] @ vec[b] / (dist[a] * dist[b]))
+            out.append(total)
+
+    def density(k, l, m):
+        total = 0j
+        for j, w in members(k):
+            theta = math.acos(vec[j][2] / dist[j])
+            phi = math.atan2(vec[j][1], vec[j][0])
+            total += w * sph_harm_y(l, m, theta, phi)
+        return total
+
+    groups = []
+    for (l1, l2, l3), k1, k2, k3, _ in d.order4:
+        values = []
+        for a, b, c in zip(k1.tolist(), k2.tolist(), k3.tolist()):
+            total = 0j
+            for m1 in range(-l1, l1 + 1):
+                for m2 in range(-l2, l2 + 1):
+                    m3 = -m1 - m2
+                    if abs(m3) <= l3:
+                        total += float(wigner_3j(l1, l2, l3, m1, m2, m3)) * density(a, l1, m1) * density(b, l2, m2) * density(c, l3, m3)
+            assert abs(total.imag) < 1e-10
+            values.append(total.real)
+        groups.append(values)
+    return np.array(out), groups
+
+
+def test_agrees_with_a_slow_reference_written_from_the_formulas():
+    d = ace(n_radial=3, l_max=2, n_radial_4=2, l_max_4=2)
+    signs = None
+    for seed in (4, 5):
+        species, positions, i, j = cluster_pairs(n=5, seed=seed, spread=1.0)
+        features = d(species, vectors_of(positions, i, j), i, j).numpy()
+        for centre in range(2):
+            low_orders, groups = slow_reference(d, species.numpy(), positions.numpy(), centre)
+            np.testing.assert_allclose(features[centre, : len(low_orders)], low_orders, rtol=1e-10, atol=1e-12)
+            at = len(low_orders)
+            # order 4: the real-basis contraction is the complex one up to a sign per (l1, l2, l3)
+            # (both are the normalised invariant of l1 ⊗ l2 ⊗ l3); the sign is fixed by the first cluster
+            found = []
+            for values in groups:
+                ours = features[centre, at : at + len(values)]
+                at += len(values)
+                largest = int(np.argmax(np.abs(values)))
+                found.append(np.sign(ours[largest] * values[largest]))
+                np.testing.assert_allclose(ours, found[-1] * np.array(values), rtol=1e-9, atol=1e-11 * np.abs(values).max())
+            signs = signs or found
+            assert found == signs
+        assert at == d.n_features
+
+
+def test_linear_fit_equals_the_gradient_fit_at_the_optimum():
+    structures = [water_cluster(s) for s in range(6)] + [water_cell(s) for s in range(1, 5)]
+    rng = np.random.default_rng(0)
+    for s in structures:
+        s.energy, s.forces = float(rng.normal()), rng.normal(size=s.positions.shape)
+    model = LinearModel(ace(body_order=3))
+    graphs = [model.graph(s, triplets=False) for s in structures]
+    model.cache_descriptors(graphs)
+    model.initialise(graphs)
+    weights = LossWeights(energy=1.0, forces=0.5)
+    model.fit_ridge(graphs, weights, 1e-6)
+    assert model.loss_gradient(graphs, weights, 1e-6).abs().max() < 1e-9
+    assert model.coefficients.abs().max() > 0
+
+
+class WaterStructures:
+    def structures(self):
+        return water_cluster(5), water_cell()
+
+
+class TestBPNNOnACE(WaterStructures, ModelContract):
+    kind = "bpnn"
+
+    def make_model(self):
+        torch.manual_seed(0)
+        model = BPNN(ace(), hidden=[8])
+        structures = [water_cluster(s) for s in range(3)] + [water_cell()]
+        for s, e in zip(structures, (-1.0, -1.2, -0.9, -2.0)):
+            s.energy, s.forces = e, np.zeros_like(s.positions)
+        model.initialise([model.graph(s) for s in structures])
+        return model
+
+
+class TestLinearOnACE(WaterStructures, ModelContract):
+    kind = "linear"
+
+    def make_model(self):
+        torch.manual_seed(0)
+        model = LinearModel(ace())
+        model.initialise([model.graph(s) for s in (water_cluster(1), water_cell())])
+        with torch.no_grad():
+            model.coefficients.normal_(std=0.01)
+        return model
+
+
+@pytest.mark.parametrize("kind, training", [("bpnn", {"epochs": 2, "batch_size": 8}), ("linear", {"optimizer": "ridge", "ridge": 1e-6})])
+def test_both_families_train_on_it_from_yaml_and_run_in_ase(tmp_path, kind, training):
+    config = {
+        "data": {"train": str(ROOT / "data" / "ethanol_gfn2xtb_500K.extxyz"), "max_structures": 40},
+        "model": {"kind": kind, "cutoff": 4.0, "descriptor": "ace", "ace": {"n_radial": 3, "l_max": 2, "n_radial_4": 2, "l_max_4": 1}},
+        "training": training,
+        "output": str(tmp_path / kind),
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    model, stats = train_from_config(load_config(path))
+    assert stats["test"]["forces_mae"] < 2000  # meV/Å: a fit, not noise
+    loaded = load_model(tmp_path / kind / "model.ffm")
+    assert isinstance(loaded.descriptor, AtomicClusterExpansion)
+    from forcefit.io import read_extxyz
+
+    structure = read_extxyz(ROOT / "data" / "ethanol_gfn2xtb_500K.extxyz")[0]
+    atoms = structure.to_atoms()
+    atoms.calc = Calculator(loaded)
+    expected = predict(model, collate([model.graph(structure)]))
+    assert math.isclose(atoms.get_potential_energy(), float(expected.energy[0]), rel_tol=1e-12)
+    np.testing.assert_allclose(atoms.get_forces(), expected.forces.numpy(), atol=1e-10)
+
+
+def test_settings_of_the_other_descriptor_are_refused(tmp_path):
+    from forcefit.config import config_from_dict
+    from forcefit.run import build_model
+
+    config = config_from_dict({"data": {"train": "x.extxyz"}, "model": {"descriptor": "ace", "n_angular": 6}})
+    with pytest.raises(ValueError, match="model.n_angular not used by descriptor: ace"):
+        build_model(config, [water_cell()])
+    config = config_from_dict({"data": {"train": "x.extxyz"}, "model": {"descriptor": "ace", "ace": {"lmax": 3}}})
+    with pytest.raises(ValueError, match=r"model.ace: unknown key\(s\) \['lmax'\]"):
+        build_model(config, [water_cell()])
