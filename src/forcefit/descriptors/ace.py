@@ -29,8 +29,9 @@ consistent basis, in torch (any device, float64), pure Python with no build step
 library NequIP and MACE are built on.
 
 Derivatives are exact, not autograd through the whole descriptor: ∂φ/∂r_ij per pair by
-forward-mode differentiation along x, y and z; ∂B_i/∂A_i per atom by forward-mode
-differentiation of the (polynomial) contractions; then ∂B_i/∂r_p = (∂B_i/∂A_i) · ∂A_i/∂r_p,
+forward-mode differentiation along x, y and z; ∂B_i/∂A_i per atom from the contractions
+themselves (each is linear in each factor: its derivative by one is the contraction of the
+others); then ∂B_i/∂r_p = (∂B_i/∂A_i) · ∂A_i/∂r_p,
 where ∂A_i/∂r_p is ∂φ/∂r_p in the channels of element z_j. `forward` is the plain torch
 evaluation, which autograd differentiates: the reference the tests compare with.
 """
@@ -150,6 +151,39 @@ class AtomicClusterExpansion(torch.nn.Module):
             parts.append(torch.einsum("nfa,nfb,nfc,abc->nf", a, b, c, coupling.to(densities)))
         return torch.cat(parts, dim=1)
 
+    def invariant_derivatives(self, densities: Tensor) -> Tensor:
+        """∂B/∂A (n_atoms, n_features, n_channels, n_lm): each contraction is linear in each of
+        its factors, so its derivative by one factor is the contraction of the others."""
+        n, n_channels, n_lm = densities.shape
+        out = densities.new_zeros((n, self.n_features * n_channels * n_lm))
+
+        def add(features: Tensor, channels: Tensor, l: int, values: Tensor) -> None:
+            """values (n, len(features), 2l + 1) into out[:, features, channels, l block]."""
+            m = torch.arange(l * l, (l + 1) ** 2, device=features.device)
+            index = ((features * n_channels + channels)[:, None] * n_lm + m[None, :]).reshape(-1)
+            out.index_add_(1, index, values.reshape(n, -1))
+
+        ones = densities.new_ones((n, n_channels, 1))
+        add(torch.arange(n_channels), self.order2, 0, ones)
+        at = n_channels
+        for l, k1, k2 in self.order3:
+            features = torch.arange(at, at + len(k1))
+            block = densities[:, :, l * l : (l + 1) ** 2]
+            add(features, k1, l, block[:, k2])
+            add(features, k2, l, block[:, k1])
+            at += len(k1)
+        for (l1, l2, l3), k1, k2, k3, coupling in self.order4:
+            features = torch.arange(at, at + len(k1))
+            a = densities[:, k1, l1 * l1 : (l1 + 1) ** 2]
+            b = densities[:, k2, l2 * l2 : (l2 + 1) ** 2]
+            c = densities[:, k3, l3 * l3 : (l3 + 1) ** 2]
+            coupling = coupling.to(densities)
+            add(features, k1, l1, torch.einsum("nfb,nfc,abc->nfa", b, c, coupling))
+            add(features, k2, l2, torch.einsum("nfa,nfc,abc->nfb", a, c, coupling))
+            add(features, k3, l3, torch.einsum("nfa,nfb,abc->nfc", a, b, coupling))
+            at += len(k1)
+        return out.view(n, self.n_features, n_channels, n_lm)
+
     # --------------------------------------------------------------- the API
 
     def forward(self, species, vectors, pair_i, pair_j, triplet_p=None, triplet_q=None, centres=None) -> Tensor:
@@ -167,10 +201,12 @@ class AtomicClusterExpansion(torch.nn.Module):
         first, last = centres
         if not jacobian:
             return self.forward(species, vectors, pair_i, pair_j, centres=centres), None
-        # per atom: its ∂B/∂A (one row block per element) and the rows gathered for each of its pairs
-        rows_per_atom = len(self.elements) + pair_i.shape[0] / max(last - first, 1)
-        row_bytes = self.n_features * self.n_radial * self.n_lm * vectors.element_size()
-        atoms_per_block = max(1, int(JACOBIAN_BLOCK_BYTES / (row_bytes * rows_per_atom)))
+        # per atom: its ∂B/∂A, and per pair its padded ∂φ/∂r_p and Jacobian
+        pairs_per_atom = int(torch.bincount(pair_i - first).max()) if pair_i.numel() else 0
+        per_channel = self.n_features * len(self.elements) * self.n_radial * self.n_lm
+        per_pair = len(self.elements) * self.n_radial * self.n_lm * 3 + self.n_features * 3
+        row_bytes = (per_channel + pairs_per_atom * per_pair) * vectors.element_size()
+        atoms_per_block = max(1, int(JACOBIAN_BLOCK_BYTES / row_bytes))
         features, jacobians = [], []
         for a in range(first, last, atoms_per_block):
             b = min(a + atoms_per_block, last)
@@ -181,14 +217,22 @@ class AtomicClusterExpansion(torch.nn.Module):
         return torch.cat(features), torch.cat(jacobians)
 
     def _jacobian_block(self, species, vectors, pair_i, pair_j, first: int, last: int) -> tuple[Tensor, Tensor]:
+        """B and J of atoms first ≤ i < last: J_p = (∂B_i/∂A_i) · ∂A_i/∂r_p as one batched matrix
+        product per atom over its pairs (padded to the largest neighbour count), so that no
+        copy of ∂B/∂A is made per pair."""
+        n_block, n_pairs = last - first, pair_i.shape[0]
         basis, basis_gradient = self._pair_basis_and_gradient(vectors)
-        densities = self._densities(species, basis, pair_i, pair_j, first, last - first)
+        densities = self._densities(species, basis, pair_i, pair_j, first, n_block)
         features = self.invariants(densities)
-        d_features = torch.func.vmap(torch.func.jacfwd(lambda a: self.invariants(a[None])[0]))(densities)  # (n, F, K, n_lm)
+        d_features = self.invariant_derivatives(densities).reshape(n_block, 1, self.n_features, -1)  # (n, 1, F, K · n_lm)
+        centre = pair_i - first
+        counts = torch.bincount(centre, minlength=n_block)
+        slot = torch.arange(n_pairs, device=centre.device) - (torch.cumsum(counts, 0) - counts)[centre]
         per_element = self.n_radial * self.n_lm
-        d_features = d_features.reshape(last - first, self.n_features, len(self.elements), per_element)
-        selected = d_features[pair_i - first, :, species[pair_j]]  # (pairs, F, n_radial · n_lm)
-        return features, torch.bmm(selected, basis_gradient.reshape(-1, per_element, 3))
+        padded = vectors.new_zeros((n_block, int(counts.max()) if n_pairs else 0, len(self.elements), per_element, 3))
+        padded[centre, slot, species[pair_j]] = basis_gradient.reshape(n_pairs, per_element, 3)  # ∂A/∂r_p: the neighbour's channels
+        jac = torch.matmul(d_features, padded.reshape(n_block, padded.shape[1], -1, 3))  # (n, max pairs, F, 3)
+        return features, jac[centre, slot]
 
     def bytes_per_pair(self, jacobian: bool) -> float:
         """Working memory of `evaluate` and `pair_gradients` per pair, to size blocks of centre

@@ -125,16 +125,26 @@ class LinearModel(DescriptorPotential):
         mask[:n_c] = 1.0
         return mask
 
-    def fit_ridge(self, graphs: list, weights, ridge: float = 1e-8) -> LinearModel:
-        """Minimise the loss + ridge |c|² exactly (normal equations, least-squares solve)."""
-        A = torch.diag(ridge * self.ridge_penalty_mask())
-        rhs = torch.zeros(A.shape[0], dtype=torch.float64)
+    def normal_equations(self, graphs, weights) -> tuple[Tensor, Tensor]:
+        """(XᵀWX, XᵀWy) of the loss over `graphs`, accumulated DESIGN_CHUNK structures at a time."""
+        n_theta = int(self.feature_mask.sum()) + len(self.elements) + 1
+        A, rhs = torch.zeros((n_theta, n_theta), dtype=torch.float64), torch.zeros(n_theta, dtype=torch.float64)
         for X, y, w in self._chunks(graphs, weights):
             A += X.T @ (w[:, None] * X)
             rhs += X.T @ (w * y)
-        theta = torch.linalg.lstsq(A, rhs[:, None], driver="gelsd").solution[:, 0]
-        self._set_theta(theta)
+        return A, rhs
+
+    def solve_ridge(self, normal_equations: tuple[Tensor, Tensor], ridge: float) -> LinearModel:
+        """Set θ to the exact minimum of the loss + ridge |c|² from its normal equations (a
+        least-squares solve, so that rank-deficient bases still get the minimum-norm answer)."""
+        A, rhs = normal_equations
+        A = A + torch.diag(ridge * self.ridge_penalty_mask())
+        self._set_theta(torch.linalg.lstsq(A, rhs[:, None], driver="gelsd").solution[:, 0])
         return self
+
+    def fit_ridge(self, graphs: list, weights, ridge: float = 1e-8) -> LinearModel:
+        """Minimise the loss + ridge |c|² exactly."""
+        return self.solve_ridge(self.normal_equations(graphs, weights), ridge)
 
     def loss_gradient(self, graphs: list, weights, ridge: float = 0.0) -> Tensor:
         """∂(loss + ridge|c|²)/∂θ, analytic; θ = (c over valid features, e per element, b)."""

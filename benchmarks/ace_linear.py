@@ -1,0 +1,128 @@
+"""The linear model on the body-ordered descriptor (descriptor: ace), fitted in closed form
+to the mlearn DFT data: the ridge λ and the energy weight are chosen on validation (a
+random 10 % of the training file, as benchmarks/mlearn.py), the test set is evaluated once,
+with the chosen setting.
+
+    python benchmarks/ace_linear.py --element Si [--ace n_radial=8 l_max=4 n_radial_4=4 l_max_4=3]
+                                    [--cutoff 5.2] [--r-min 1.5] [--threads 1] [--tag NAME]
+
+Without `--test` only validation errors are computed (for choosing the basis); `--test`
+evaluates the test set once with the setting chosen on validation. Prints the validation
+grid and writes results/ace_linear_<element>[_tag].{md,json}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+from pathlib import Path
+
+import torch
+import yaml
+from rich.console import Console
+
+from forcefit.config import Config, DataConfig, ModelConfig, TrainingConfig
+from forcefit.run import build_model, read_split
+from forcefit.training.cache import training_data
+from forcefit.training.distributed import Group
+from forcefit.training.loss import LossWeights
+from forcefit.training.metrics import collect, error_statistics
+
+HERE = Path(__file__).resolve().parent
+SHARED = HERE.parents[1] / "shared" / "data" / "mlearn"
+RIDGES = (1e-10, 1e-8, 1e-6, 1e-4, 1e-2)
+ENERGY_WEIGHTS = (1e3, 1e4, 1e5, 1e6)
+TARGETS = {"Si": (2.2, 0.06), "Mo": (2.2, 0.09)}  # test E MAE meV/atom, F MAE eV/Å (issue 14)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--element", default="Si")
+    parser.add_argument("--ace", nargs="*", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--cutoff", type=float, default=5.2)
+    parser.add_argument("--r-min", type=float, default=1.5)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--tag", default="")
+    parser.add_argument("--test", action="store_true", help="evaluate the test set with the chosen setting (once, at the end of a study)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    console = Console()
+    options = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.ace)}
+    config = Config(
+        data=DataConfig(
+            train=str(SHARED / f"{args.element}_train.extxyz"), test=str(SHARED / f"{args.element}_test.extxyz"), split=[0.9, 0.1, 0.0]
+        ),
+        model=ModelConfig(kind="linear", cutoff=args.cutoff, r_min=args.r_min, descriptor="ace", ace=options or None),
+        training=TrainingConfig(optimizer="ridge", cache="memory"),
+    )
+    started = time.perf_counter()
+    train, validation, test = read_split(config, console)
+    model = build_model(config, train)
+    console.print(model.summary())
+    graphs = training_data(model, {"train": train, "validation": validation}, config.training, console, Group())
+    model.initialise(graphs["train"])
+    prepared = time.perf_counter() - started
+    grid, fit_seconds = [], []
+    scale_e, scale_f = TARGETS.get(args.element, (1.0, 0.1))
+    for energy_weight in ENERGY_WEIGHTS:
+        began = time.perf_counter()
+        equations = model.normal_equations(graphs["train"], LossWeights(energy=energy_weight, forces=1.0))
+        fit_seconds.append(time.perf_counter() - began)
+        for ridge in RIDGES:
+            model.solve_ridge(equations, ridge)
+            s = error_statistics(collect(model, graphs["validation"]), model.elements)
+            score = s["energy_mae"] / scale_e + s["forces_mae"] / 1000.0 / scale_f
+            grid.append(
+                {
+                    "energy_weight": energy_weight,
+                    "ridge": ridge,
+                    "energy_mae": s["energy_mae"],
+                    "forces_mae": s["forces_mae"] / 1000,
+                    "score": score,
+                }
+            )
+            console.print(
+                f"w_E {energy_weight:g}  λ {ridge:g}: validation E MAE {s['energy_mae']:.2f} meV/atom, F MAE {s['forces_mae'] / 1000:.4f} eV/Å"
+            )
+    best = min(grid, key=lambda g: g["score"])
+    model.solve_ridge(model.normal_equations(graphs["train"], LossWeights(energy=best["energy_weight"], forces=1.0)), best["ridge"])
+    s = {"energy_mae": float("nan"), "forces_mae": float("nan")}
+    if args.test:  # touched once, with the chosen setting
+        test_graphs = training_data(model, {"test": test}, config.training, console, Group())["test"]
+        s = error_statistics(collect(model, test_graphs), model.elements)
+    wall = time.perf_counter() - started
+    result = {
+        "element": args.element,
+        "descriptor": model.descriptor.get_config(),
+        "n_features": model.descriptor.n_features,
+        "chosen": best,
+        "test_energy_mae": s["energy_mae"],
+        "test_forces_mae": s["forces_mae"] / 1000,
+        "setup_seconds": prepared,
+        "normal_equations_seconds": sum(fit_seconds) / len(fit_seconds),
+        "wall_seconds": wall,
+        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
+        "validation_grid": grid,
+    }
+    name = f"ace_linear_{args.element}" + (f"_{args.tag}" if args.tag else "")
+    (HERE / "results" / f"{name}.json").write_text(json.dumps(result, indent=1))
+    lines = [
+        f"Linear model on the body-ordered descriptor, mlearn {args.element}, closed form, {args.threads} thread(s): "
+        f"`python benchmarks/ace_linear.py --element {args.element} --ace {' '.join(args.ace)} --cutoff {args.cutoff} --r-min {args.r_min}`",
+        "",
+        f"{model.descriptor.describe()}; chosen on validation: energy weight {best['energy_weight']:g}, λ {best['ridge']:g} "
+        f"(validation {best['energy_mae']:.2f} meV/atom, {best['forces_mae']:.4f} eV/Å)",
+        "",
+        "| test E MAE (meV/atom) | test F MAE (eV/Å) | descriptors + Jacobians (s) | normal equations per weight (s) | wall (s) | peak RSS (GB) |",
+        "|---|---|---|---|---|---|",
+        f"| {s['energy_mae']:.2f} | {s['forces_mae'] / 1000:.4f} | {prepared:.0f} | {result['normal_equations_seconds']:.0f} | {wall:.0f} "
+        f"| {result['peak_rss_gb']:.1f} |",
+    ]
+    (HERE / "results" / f"{name}.md").write_text("\n".join(lines) + "\n")
+    console.print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
