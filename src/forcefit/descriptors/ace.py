@@ -217,22 +217,29 @@ class AtomicClusterExpansion(torch.nn.Module):
         return torch.cat(features), torch.cat(jacobians)
 
     def _jacobian_block(self, species, vectors, pair_i, pair_j, first: int, last: int) -> tuple[Tensor, Tensor]:
-        """B and J of atoms first ≤ i < last: J_p = (∂B_i/∂A_i) · ∂A_i/∂r_p as one batched matrix
-        product per atom over its pairs (padded to the largest neighbour count), so that no
-        copy of ∂B/∂A is made per pair."""
+        """B and J of atoms first ≤ i < last: per neighbour element e, J_p = (∂B_i/∂A_ie) · ∂A_ie/∂r_p
+        as one batched matrix product per atom over its pairs with that element (padded to the
+        largest count), so that no copy of ∂B/∂A is made per pair."""
         n_block, n_pairs = last - first, pair_i.shape[0]
         basis, basis_gradient = self._pair_basis_and_gradient(vectors)
         densities = self._densities(species, basis, pair_i, pair_j, first, n_block)
         features = self.invariants(densities)
-        d_features = self.invariant_derivatives(densities).reshape(n_block, 1, self.n_features, -1)  # (n, 1, F, K · n_lm)
-        centre = pair_i - first
-        counts = torch.bincount(centre, minlength=n_block)
-        slot = torch.arange(n_pairs, device=centre.device) - (torch.cumsum(counts, 0) - counts)[centre]
         per_element = self.n_radial * self.n_lm
-        padded = vectors.new_zeros((n_block, int(counts.max()) if n_pairs else 0, len(self.elements), per_element, 3))
-        padded[centre, slot, species[pair_j]] = basis_gradient.reshape(n_pairs, per_element, 3)  # ∂A/∂r_p: the neighbour's channels
-        jac = torch.matmul(d_features, padded.reshape(n_block, padded.shape[1], -1, 3))  # (n, max pairs, F, 3)
-        return features, jac[centre, slot]
+        d_features = self.invariant_derivatives(densities).reshape(n_block, self.n_features, len(self.elements), per_element)
+        basis_gradient = basis_gradient.reshape(n_pairs, per_element, 3)
+        jacobian = vectors.new_empty((n_pairs, self.n_features, 3))
+        centre, neighbour = pair_i - first, species[pair_j]
+        for e in range(len(self.elements)):
+            pairs = torch.nonzero(neighbour == e).squeeze(1)
+            if pairs.numel() == 0:
+                continue
+            counts = torch.bincount(centre[pairs], minlength=n_block)
+            slot = torch.arange(pairs.numel(), device=pairs.device) - (torch.cumsum(counts, 0) - counts)[centre[pairs]]
+            padded = vectors.new_zeros((n_block, per_element, int(counts.max()), 3))  # ∂A_ie/∂r_p, pairs in slots
+            padded[centre[pairs], :, slot] = basis_gradient[pairs]
+            product = torch.bmm(d_features[:, :, e], padded.reshape(n_block, per_element, -1))  # (n, F, slots · 3)
+            jacobian[pairs] = product.view(n_block, self.n_features, -1, 3)[centre[pairs], :, slot]
+        return features, jacobian
 
     def bytes_per_pair(self, jacobian: bool) -> float:
         """Working memory of `evaluate` and `pair_gradients` per pair, to size blocks of centre
