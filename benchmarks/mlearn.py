@@ -40,32 +40,59 @@ REFERENCE = {  # test E MAE meV/atom, F MAE eV/Å
 }
 
 
-# Per-element settings (each system gets its own symmetry functions and weights, as n2p2
-# potentials do); every run behind these choices is logged in results/mlearn_runs.md.
+# Settings per model family and element (each system gets its own descriptors and weights,
+# as n2p2 potentials do); every run behind these choices is logged in results/mlearn_runs.md
+# (symmetry functions) and results/ace_runs.md (the body-ordered descriptor).
+SYMMETRY_FUNCTION_BPNN = dict(cutoff_type="tanh", angular_kind="wide", activation="tanh")
 SETTINGS = {
-    "Si": dict(
-        model=dict(r_min=1.5, n_radial=12, n_angular=5, zetas=[1.0, 4.0], hidden=[48, 48]),
-        training=dict(epochs=1000, energy_weight=20000.0, early_stopping=400),
-    ),
-    "Mo": dict(
-        model=dict(r_min=2.0, n_radial=16, n_angular=6, angular_grid="shifted", zetas=[1.0, 2.0, 4.0, 16.0], hidden=[64, 64]),
-        training=dict(
-            epochs=1600,
-            energy_weight=5000.0,
-            early_stopping=600,
-            stage_two_epochs=300,
-            stage_two_energy_weight=100000.0,
-            stage_two_learning_rate=2e-4,
+    "bpnn": {
+        "Si": dict(
+            model=dict(**SYMMETRY_FUNCTION_BPNN, r_min=1.5, n_radial=12, n_angular=5, zetas=[1.0, 4.0], hidden=[48, 48]),
+            training=dict(epochs=1000, energy_weight=20000.0, early_stopping=400),
         ),
-    ),
+        "Mo": dict(
+            model=dict(
+                **SYMMETRY_FUNCTION_BPNN,
+                r_min=2.0,
+                n_radial=16,
+                n_angular=6,
+                angular_grid="shifted",
+                zetas=[1.0, 2.0, 4.0, 16.0],
+                hidden=[64, 64],
+            ),
+            training=dict(
+                epochs=1600,
+                energy_weight=5000.0,
+                early_stopping=600,
+                stage_two_epochs=300,
+                stage_two_energy_weight=100000.0,
+                stage_two_learning_rate=2e-4,
+            ),
+        ),
+    },
+    "ace-linear": {
+        "Si": dict(
+            model=dict(kind="linear", descriptor="ace", r_min=1.5, ace=dict(n_radial=8, l_max=5, n_radial_4=4, l_max_4=3)),
+            training=dict(optimizer="ridge", energy_weight=1e6, ridge=1e-8),
+        ),
+    },
+    "ace-bpnn": {
+        "Si": dict(
+            model=dict(
+                descriptor="ace", r_min=1.5, activation="tanh", hidden=[48, 48], ace=dict(n_radial=6, l_max=4, n_radial_4=3, l_max_4=2)
+            ),
+            training=dict(epochs=1000, energy_weight=20000.0, early_stopping=400),
+        ),
+    },
 }
+LABELS = {"bpnn": "BPNN on symmetry functions", "ace-linear": "linear on ACE (closed form)", "ace-bpnn": "BPNN on ACE"}
 
 
-def config_for(element: str, max_seconds: float | None, out: Path) -> Config:
-    settings = SETTINGS[element]
+def config_for(family: str, element: str, max_seconds: float | None, out: Path) -> Config:
+    settings = SETTINGS[family][element]
     return Config(
         data=DataConfig(train=str(SHARED / f"{element}_train.extxyz"), test=str(SHARED / f"{element}_test.extxyz"), split=[0.9, 0.1, 0.0]),
-        model=ModelConfig(cutoff=5.2, cutoff_type="tanh", angular_kind="wide", activation="tanh", **settings["model"]),
+        model=ModelConfig(cutoff=5.2, **settings["model"]),
         training=TrainingConfig(
             batch_size=4,
             learning_rate=2e-3,
@@ -76,7 +103,7 @@ def config_for(element: str, max_seconds: float | None, out: Path) -> Config:
             max_seconds=max_seconds,
             **settings["training"],
         ),
-        output=str(out / f"mlearn_{element}"),
+        output=str(out / (f"mlearn_{element}" + ("" if family == "bpnn" else f"_{family}"))),
     )
 
 
@@ -138,6 +165,7 @@ def model_elastic_constants(model) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--elements", nargs="+", default=["Si", "Mo"])
+    parser.add_argument("--families", nargs="+", default=["bpnn"], choices=sorted(SETTINGS), help="model families, side by side")
     parser.add_argument(
         "--max-seconds",
         type=float,
@@ -154,6 +182,11 @@ def main() -> None:
         help="override settings, e.g. training.energy_weight=2e4 model.hidden=[64,64]",
     )
     parser.add_argument("--stress-weight", type=float, default=0.0, help="train on the DFT stresses with this loss weight (eV/Å³ units)")
+    parser.add_argument(
+        "--validation-only",
+        action="store_true",
+        help="studies: report validation errors and leave the test set untouched (it is evaluated once, with the chosen settings)",
+    )
     parser.add_argument("--tag", default="", help="suffix of the result files (runs with other settings side by side)")
     parser.add_argument(
         "--resume", action="store_true", help="continue interrupted runs from their checkpoints (wall time then counts this process only)"
@@ -162,11 +195,14 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     console = Console()
     results = {}
-    for element in args.elements:
-        values = config_for(element, args.max_seconds, Path(args.out)).to_dict()
+    runs = [(element, family) for element in args.elements for family in args.families if element in SETTINGS[family]]
+    for element, family in runs:
+        values = config_for(family, element, args.max_seconds, Path(args.out)).to_dict()
         values["data"].update(stress_key="virial_stress_kbar_mlearn", stress_format="vasp-kbar")  # reported; trained on only with a weight
         values["training"]["stress_weight"] = args.stress_weight
         values["output"] += f"_{args.tag}" if args.tag else ""
+        if args.validation_only:
+            values["data"]["test"] = None
         for item in args.set:
             key, value = item.split("=", 1)
             section, name = key.split(".")
@@ -177,40 +213,60 @@ def main() -> None:
         started = time.perf_counter()
         model, stats = train_from_config(config, resume=args.resume, console=console)
         wall = time.perf_counter() - started
-        results[element] = {
-            "energy_mae": stats["test"]["energy_mae"],
-            "forces_mae": stats["test"]["forces_mae"] / 1000.0,
-            "stress_mae_GPa": stats["test"]["stress_mae"],
+        split = "validation" if args.validation_only else "test"
+        result = {
+            "element": element,
+            "family": family,
+            "model": model.summary(),
+            "model_file": str(Path(config.output) / "model.ffm"),
+            "energy_mae": stats[split]["energy_mae"],
+            "forces_mae": stats[split]["forces_mae"] / 1000.0,
+            "stress_mae_GPa": stats[split]["stress_mae"],
             "wall_seconds": wall,
         }
         if element == "Si":
-            results[element]["elastic_GPa"] = model_elastic_constants(model)
-            results[element]["dft_elastic_GPa"] = dft_elastic_constants(SHARED / "Si_train.extxyz")
-    label = f"forcefit BPNN ({args.threads} thread{f', stress weight {args.stress_weight:g}' if args.stress_weight else ''})"
-    lines = ["| element | model | test E MAE (meV/atom) | test F MAE (eV/Å) | test σ MAE (GPa) | wall time |", "|---|---|---|---|---|---|"]
-    for element, r in results.items():
-        lines.append(
-            f"| {element} | {label} | {r['energy_mae']:.2f} | {r['forces_mae']:.3f} | {r['stress_mae_GPa']:.3f} | {r['wall_seconds']:.0f} s |"
-        )
-        for name, (e, f) in REFERENCE[element].items():
+            result["elastic_GPa"] = model_elastic_constants(model)
+            result["dft_elastic_GPa"] = dft_elastic_constants(SHARED / "Si_train.extxyz")
+        results[f"{element} {family}"] = result
+    extra = f", stress weight {args.stress_weight:g}" if args.stress_weight else ""
+    label = lambda r: f"forcefit {LABELS[r['family']]} ({args.threads} thread{extra})"  # noqa: E731
+    split = "validation" if args.validation_only else "test"
+    lines = [
+        f"| element | model | {split} E MAE (meV/atom) | {split} F MAE (eV/Å) | {split} σ MAE (GPa) | wall time |",
+        "|---|---|---|---|---|---|",
+    ]
+    for element in args.elements:
+        for r in (r for r in results.values() if r["element"] == element):
+            lines.append(
+                f"| {element} | {label(r)} | {r['energy_mae']:.2f} | {r['forces_mae']:.3f} | {r['stress_mae_GPa']:.3f} | {r['wall_seconds']:.0f} s |"
+            )
+        for name, (e, f) in REFERENCE[element].items() if not args.validation_only else ():
             lines.append(f"| {element} | {name} | {e} | {f} | | |")
-    if "Si" in results:
-        m, d = results["Si"]["elastic_GPa"], results["Si"]["dft_elastic_GPa"]
+    silicon = [r for r in results.values() if r["element"] == "Si"]
+    if silicon:
+        d = silicon[0]["dft_elastic_GPa"]
         lines += [
             "",
-            f"Diamond Si, GPa (model: relaxed cell, a0 = {m['a0']:.4f} Å)",
+            "Diamond Si, GPa (model: relaxed cell, its a0 given)",
             "",
-            "| | C11 | C12 | C44 (relaxed ions) | C44 (clamped ions) | B |",
-            "|---|---|---|---|---|---|",
-            f"| {label} | {m['C11']:.1f} | {m['C12']:.1f} | {m['C44']:.1f} | {m['C44_clamped']:.1f} | {m['B']:.1f} |",
-            f"| DFT, slopes of the training data's Elastic frames | {d['C11']:.1f} | {d['C12']:.1f} | – | {d['C44_clamped']:.1f} | {d['B']:.1f} |",
-            "| DFT as published by mlearn (quoted in issue 9) | | 57 | 74 | | |",
+            "| | a0 (Å) | C11 | C12 | C44 (relaxed ions) | C44 (clamped ions) | B |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in silicon:
+            m = r["elastic_GPa"]
+            lines.append(
+                f"| {label(r)} | {m['a0']:.4f} | {m['C11']:.1f} | {m['C12']:.1f} | {m['C44']:.1f} | {m['C44_clamped']:.1f} | {m['B']:.1f} |"
+            )
+        lines += [
+            f"| DFT, slopes of the training data's Elastic frames | | {d['C11']:.1f} | {d['C12']:.1f} | – | {d['C44_clamped']:.1f} | {d['B']:.1f} |",
+            "| DFT as published by mlearn (quoted in issue 9) | | | 57 | 74 | | |",
         ]
     table = "\n".join(lines)
     console.print(table)
     out = Path(__file__).with_name("results")
     out.mkdir(exist_ok=True)
-    name = "_".join(args.elements) + (f"_{args.tag}" if args.tag else "")
+    families = "" if args.families == ["bpnn"] else "_" + "_".join(args.families)
+    name = "_".join(args.elements) + families + (f"_{args.tag}" if args.tag else "") + ("_validation" if args.validation_only else "")
     (out / f"mlearn_{name}.md").write_text(table + "\n" + ("\noverrides: " + " ".join(args.set) + "\n" if args.set else ""))
     (out / f"mlearn_{name}.json").write_text(json.dumps({"results": results, "overrides": args.set}, indent=2))
 
