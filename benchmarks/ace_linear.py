@@ -46,6 +46,7 @@ def main() -> None:
     parser.add_argument("--r-min", type=float, default=1.5)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--tag", default="")
+    parser.add_argument("--energy-weights", type=float, nargs="+", default=ENERGY_WEIGHTS, help="the grid of w_E (w_F = 1)")
     parser.add_argument("--cache", default="auto", help="training.cache: memory, disk, recompute or auto (memory if it fits)")
     parser.add_argument("--test", action="store_true", help="evaluate the test set with the chosen setting (once, at the end of a study)")
     args = parser.parse_args()
@@ -80,7 +81,7 @@ def main() -> None:
     def equations(energy_weight: float):
         return tuple(energy_weight * e + f for e, f in zip(energy_part, force_part))
 
-    for energy_weight in ENERGY_WEIGHTS:
+    for energy_weight in args.energy_weights:
         for ridge in RIDGES:
             model.solve_ridge(equations(energy_weight), ridge)
             s = error_statistics(collect(model, graphs["validation"]), model.elements)

@@ -90,19 +90,12 @@ LABELS = {"bpnn": "BPNN on symmetry functions", "ace-linear": "linear on ACE (cl
 
 def config_for(family: str, element: str, max_seconds: float | None, out: Path) -> Config:
     settings = SETTINGS[family][element]
+    closed_form = settings["training"].get("optimizer") == "ridge"
+    trainer = {} if closed_form else dict(batch_size=4, learning_rate=2e-3, lr_patience=60, lr_factor=0.5, max_seconds=max_seconds)
     return Config(
         data=DataConfig(train=str(SHARED / f"{element}_train.extxyz"), test=str(SHARED / f"{element}_test.extxyz"), split=[0.9, 0.1, 0.0]),
         model=ModelConfig(cutoff=5.2, **settings["model"]),
-        training=TrainingConfig(
-            batch_size=4,
-            learning_rate=2e-3,
-            lr_patience=60,
-            lr_factor=0.5,
-            force_weight=1.0,
-            seed=0,
-            max_seconds=max_seconds,
-            **settings["training"],
-        ),
+        training=TrainingConfig(**trainer, **settings["training"]),
         output=str(out / (f"mlearn_{element}" + ("" if family == "bpnn" else f"_{family}"))),
     )
 

@@ -139,24 +139,47 @@ def test_every_model_kind_trains_from_yaml_and_runs_in_ase(tmp_path):
     assert "pair_style" in (tmp_path / "pair.lammps").read_text()
 
 
-def test_mo_example_config_is_the_benchmark_setting():
-    """examples/mlearn_mo.yaml must train what benchmarks/mlearn.py measured."""
+@pytest.mark.parametrize(("example", "family", "element"), [("mlearn_mo.yaml", "bpnn", "Mo"), ("crystal.yaml", "ace-linear", "Si")])
+def test_example_config_is_the_benchmark_setting(example, family, element):
+    """The crystal recipes must train what benchmarks/mlearn.py measured."""
     import importlib.util
 
     from conftest import shared_path
     from forcefit.config import load_config
 
     root = Path(__file__).resolve().parents[1]
-    shared_path("data/mlearn/Mo_train.extxyz")
-    example = load_config(root / "examples" / "mlearn_mo.yaml")
-    assert Path(example.data.train).is_file() and Path(example.data.test).is_file()
+    shared_path(f"data/mlearn/{element}_train.extxyz")
+    config = load_config(root / "examples" / example)
+    assert Path(config.data.train).is_file() and Path(config.data.test).is_file()
     spec = importlib.util.spec_from_file_location("mlearn_benchmark", root / "benchmarks" / "mlearn.py")
     benchmark = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(benchmark)
-    measured = benchmark.config_for("Mo", None, Path("runs"))
-    assert example.model == measured.model
-    assert example.training == measured.training
-    assert example.data.split == measured.data.split
+    measured = benchmark.config_for(family, element, None, Path("runs"))
+    assert config.model == measured.model
+    assert config.training == measured.training
+    assert config.data.split == measured.data.split
+
+
+def test_molecule_example_trains_and_predicts(tmp_path):
+    """examples/molecule.yaml (the setting benchmarks/ethanol_peer.py races) as a user runs it,
+    on a few frames of its own data: a closed-form fit, a model file, a calculator."""
+    from ase.io import read
+
+    from forcefit.calculator import Calculator
+    from forcefit.config import load_config
+
+    root = Path(__file__).resolve().parents[1]
+    values = yaml.safe_load((root / "examples" / "molecule.yaml").read_text())
+    values["data"]["train"] = str((root / "examples" / values["data"]["train"]).resolve())
+    values["data"]["max_structures"] = 40
+    values["model"]["ace"].update(n_radial=3, l_max=2, n_radial_4=2, l_max_4=1)  # the recipe's kind and solver, a smaller basis
+    values["output"] = str(tmp_path / "molecule")
+    (tmp_path / "molecule.yaml").write_text(yaml.safe_dump(values))
+    assert load_config(tmp_path / "molecule.yaml").model.descriptor == "ace"
+    assert main(["train", str(tmp_path / "molecule.yaml")]) == 0
+    atoms = read(values["data"]["train"], index=0)
+    atoms.calc = Calculator.load(tmp_path / "molecule" / "model.ffm")
+    assert np.isfinite(atoms.get_potential_energy()) and abs(atoms.get_forces().sum(axis=0)).max() < 1e-9
 
 
 def test_evaluate_reports_per_structure_and_per_group(tmp_path, capsys):
