@@ -80,8 +80,8 @@ SETTINGS = {
     },
     "ace-linear": {
         "Si": dict(
-            model=dict(kind="linear", descriptor="ace", r_min=1.5, ace=dict(n_radial=8, l_max=5, n_radial_4=4, l_max_4=3)),
-            training=dict(optimizer="ridge", energy_weight=1e6, ridge=1e-8),
+            model=dict(kind="linear", descriptor="ace", r_min=1.5, ace=dict(n_radial=8, l_max=5, n_radial_4=4, l_max_4=4)),
+            training=dict(optimizer="ridge", energy_weight=1e7, ridge=1e-6),
         ),
         "Mo": dict(
             model=dict(kind="linear", descriptor="ace", r_min=2.0, ace=dict(n_radial=8, l_max=5, n_radial_4=4, l_max_4=3)),

@@ -4,7 +4,7 @@ forces through the ASE calculator, one thread, median of repeats) and placed by 
 force MAE; the peers' evaluation times on the same cell (issue 14: an ANI-style model 20 ms,
 MACE 85 ms, one thread) are marked beside them.
 
-    python benchmarks/pareto.py [--results results/mlearn_Si_ace-linear_ace-bpnn_bpnn.json] [--repeats 30]
+    python benchmarks/pareto.py [--results results/mlearn_Si.json results/mlearn_Si_ace-linear.json] [--repeats 30]
 
 Writes results/pareto.{png,md}.
 """
@@ -45,13 +45,18 @@ def time_model(path: Path, repeats: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--results", default=str(HERE / "results" / "mlearn_Si_ace-linear_ace-bpnn_bpnn.json"))
+    parser.add_argument(
+        "--results",
+        nargs="+",
+        default=[str(HERE / "results" / name) for name in ("mlearn_Si.json", "mlearn_Si_ace-linear.json")],
+        help="result files of benchmarks/mlearn.py runs on Si (their model files must still be there)",
+    )
     parser.add_argument("--repeats", type=int, default=30)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    results = json.loads(Path(args.results).read_text())["results"]
+    results = [r for path in args.results for r in json.loads(Path(path).read_text())["results"].values()]
     rows = []
-    for r in (r for r in results.values() if r["element"] == "Si"):
+    for r in (r for r in results if r["element"] == "Si"):
         ms = time_model(Path(r["model_file"]), args.repeats)
         rows.append({"family": r["family"], "model": r["model"], "ms": ms, "forces_mae": r["forces_mae"], "energy_mae": r["energy_mae"]})
         print(f"{r['family']}: {ms:.1f} ms per evaluation, test F MAE {r['forces_mae']:.3f} eV/Å")
