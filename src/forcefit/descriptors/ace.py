@@ -47,6 +47,13 @@ from forcefit.descriptors.cutoff import CUTOFF_TYPES, cutoff_function
 JACOBIAN_BLOCK_BYTES = 2e8  # ∂B/∂A of one block of atoms while assembling the Jacobian
 
 
+def _couple(b: Tensor, c: Tensor, coupling: Tensor) -> Tensor:
+    """Σ_{m2 m3} W_{m1 m2 m3} b_{m2} c_{m3} (n, f, 2l1 + 1) for b (n, f, 2l2 + 1), c (n, f, 2l3 + 1):
+    an outer product and one matrix product (no contraction-path search per call)."""
+    outer = (b[..., :, None] * c[..., None, :]).flatten(-2)
+    return outer @ coupling.flatten(1).T
+
+
 class AtomicClusterExpansion(torch.nn.Module):
     kind = "ace"
     angular_cutoff = 0.0  # no triplets: angles enter through the spherical harmonics
@@ -148,7 +155,7 @@ class AtomicClusterExpansion(torch.nn.Module):
             a = densities[:, k1, l1 * l1 : (l1 + 1) ** 2]
             b = densities[:, k2, l2 * l2 : (l2 + 1) ** 2]
             c = densities[:, k3, l3 * l3 : (l3 + 1) ** 2]
-            parts.append(torch.einsum("nfa,nfb,nfc,abc->nf", a, b, c, coupling.to(densities)))
+            parts.append((a * _couple(b, c, coupling.to(densities))).sum(dim=-1))
         return torch.cat(parts, dim=1)
 
     def invariant_derivatives(self, densities: Tensor) -> Tensor:
@@ -178,9 +185,9 @@ class AtomicClusterExpansion(torch.nn.Module):
             b = densities[:, k2, l2 * l2 : (l2 + 1) ** 2]
             c = densities[:, k3, l3 * l3 : (l3 + 1) ** 2]
             coupling = coupling.to(densities)
-            add(features, k1, l1, torch.einsum("nfb,nfc,abc->nfa", b, c, coupling))
-            add(features, k2, l2, torch.einsum("nfa,nfc,abc->nfb", a, c, coupling))
-            add(features, k3, l3, torch.einsum("nfa,nfb,abc->nfc", a, b, coupling))
+            add(features, k1, l1, _couple(b, c, coupling))
+            add(features, k2, l2, _couple(a, c, coupling.permute(1, 0, 2)))
+            add(features, k3, l3, _couple(a, b, coupling.permute(2, 0, 1)))
             at += len(k1)
         return out.view(n, self.n_features, n_channels, n_lm)
 
@@ -250,16 +257,13 @@ class AtomicClusterExpansion(torch.nn.Module):
     @torch.no_grad()
     def pair_gradients(self, species, vectors, pair_i, pair_j, centres: tuple[int, int], weights: Tensor) -> Tensor:
         """g_p = Σ_f w_{i_p f} ∂B_{i_p f}/∂r_p (n_pairs, 3) for weights w (n_block, n_features):
-        one vector–Jacobian product of the contractions, then the chain rule per pair."""
-        first, last = centres
-        basis, basis_gradient = self._pair_basis_and_gradient(vectors)
-        densities = self._densities(species, basis, pair_i, pair_j, first, last - first)
+        one reverse-mode pass through the pair basis and the contractions (a vector–Jacobian
+        product: nothing of size n_features × pairs is formed)."""
         with torch.enable_grad():
-            densities.requires_grad_(True)
-            (d_densities,) = torch.autograd.grad((self.invariants(densities) * weights).sum(), densities)
-        per_atom = d_densities.reshape(last - first, len(self.elements), self.n_radial * self.n_lm)
-        selected = per_atom[pair_i - first, species[pair_j]]  # (n_pairs, n_radial · n_lm)
-        return torch.einsum("px,pxc->pc", selected, basis_gradient.reshape(-1, self.n_radial * self.n_lm, 3))
+            vectors = vectors.detach().requires_grad_(True)
+            features = self.forward(species, vectors, pair_i, pair_j, centres=centres)
+            (gradient,) = torch.autograd.grad((features * weights).sum(), vectors)
+        return gradient
 
     def get_config(self) -> dict:
         return {
