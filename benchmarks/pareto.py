@@ -66,17 +66,20 @@ def main() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4.2))
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    ax.set_xscale("log")
+    ax.set_xlim(1.0, 1000.0)
+    values = [r["forces_mae"] for r in rows] + list(PUBLISHED.values())
+    ax.set_ylim(0.9 * min(values), 1.1 * max(values))
     for row in rows:
         ax.scatter(row["ms"], row["forces_mae"], s=40, zorder=3)
-        ax.annotate(f"forcefit {row['family']}", (row["ms"], row["forces_mae"]), textcoords="offset points", xytext=(5, 5), fontsize=8)
+        ax.annotate(f"forcefit {row['family']}", (row["ms"], row["forces_mae"]), textcoords="offset points", xytext=(6, 4), fontsize=8)
     for name, ms in PEER_MS.items():
         ax.axvline(ms, color="grey", ls="--", lw=0.8)
-        ax.text(ms, ax.get_ylim()[1], name, rotation=90, va="top", ha="right", fontsize=7, color="grey")
+        ax.text(ms * 1.05, ax.get_ylim()[1], name, rotation=90, va="top", ha="left", fontsize=7, color="grey")
     for name, f in PUBLISHED.items():
         ax.axhline(f, color="tab:red", ls=":", lw=0.8)
-        ax.text(ax.get_xlim()[0], f, name, va="bottom", fontsize=7, color="tab:red")
-    ax.set_xscale("log")
+        ax.text(1.1, f, name, va="bottom", fontsize=7, color="tab:red")
     ax.set_xlabel("energy + forces, 64-atom Si cell, one thread (ms)")
     ax.set_ylabel("test force MAE, mlearn Si (eV/Å)")
     ax.set_title("accuracy and cost")
