@@ -1,7 +1,7 @@
 """forcefit against MACE, trained side by side on the bundled ethanol data (GFN2-xTB, 500 K):
 the demo's 800/100/100 split (seed 0), one thread each, the same wall time.
 
-    python benchmarks/ethanol_peer.py [--config examples/molecule.yaml] [--mace-epochs 60] [--threads 1]
+    python benchmarks/ethanol_peer.py [--config examples/molecule.yaml] [--mace-epochs 36] [--threads 1]
 
 The peer runs first: a small MACE (`mace-torch` from PyPI, in its own virtual environment
 under benchmarks/.peers/mace, made on first use: mace-torch pins an older e3nn than
@@ -145,7 +145,7 @@ def main() -> None:
     parser.add_argument(
         "--config", default=str(ROOT / "examples" / "molecule.yaml"), help="forcefit's setting (its data paths are replaced)"
     )
-    parser.add_argument("--mace-epochs", type=int, default=60)
+    parser.add_argument("--mace-epochs", type=int, default=36)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

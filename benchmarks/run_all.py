@@ -1,4 +1,4 @@
-"""Run every benchmark in turn (slow: about an hour; calibration uses the demo model if present). Results land in benchmarks/results/."""
+"""Run every benchmark in turn (slow: about two hours; calibration uses the demo model if present). Results land in benchmarks/results/."""
 
 import subprocess
 import sys
@@ -10,7 +10,12 @@ SCRIPTS = (
     ("pair_fits.py", []),
     ("calibration.py", []),
     ("active_learning_evidence.py", []),
-    ("mlearn.py", ["--elements", "Si", "Mo"]),
+    ("mlearn.py", ["--elements", "Si"]),
+    ("mlearn.py", ["--elements", "Mo"]),
+    ("mlearn.py", ["--elements", "Si", "--families", "ace-linear"]),
+    ("mlearn.py", ["--elements", "Mo", "--families", "ace-linear"]),
+    ("pareto.py", []),  # times the Si models the two runs above wrote
+    ("ethanol_peer.py", []),
 )
 for script, arguments in SCRIPTS:
     print(f"== {script}", flush=True)
