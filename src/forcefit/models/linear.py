@@ -136,14 +136,18 @@ class LinearModel(DescriptorPotential):
 
     def solve_ridge(self, normal_equations: tuple[Tensor, Tensor], ridge: float) -> LinearModel:
         """Set θ to the exact minimum of the loss + ridge |c|² from its normal equations: a
-        Cholesky solve when the penalised matrix is positive definite and the solve leaves a small
-        residual, else a least-squares solve (rank-deficient bases then get the minimum-norm
-        answer)."""
+        Cholesky solve (iteratively refined) when the penalised matrix is positive definite and
+        leaves a small residual, else a least-squares solve (rank-deficient bases then get the
+        minimum-norm answer)."""
         A, rhs = normal_equations
         A = A + torch.diag(ridge * self.ridge_penalty_mask())
         factor, info = torch.linalg.cholesky_ex(A)
-        theta = torch.cholesky_solve(rhs[:, None], factor)[:, 0] if info == 0 else None
-        if theta is None or torch.linalg.vector_norm(A @ theta - rhs) > 1e-8 * torch.linalg.vector_norm(rhs):
+        theta = None
+        if info == 0:
+            theta = torch.zeros_like(rhs)
+            for _ in range(3):  # the solve, then two steps of iterative refinement
+                theta = theta + torch.cholesky_solve((rhs - A @ theta)[:, None], factor)[:, 0]
+        if theta is None or torch.linalg.vector_norm(A @ theta - rhs) > 1e-10 * torch.linalg.vector_norm(rhs):
             theta = torch.linalg.lstsq(A, rhs[:, None], driver="gelsd").solution[:, 0]
         self._set_theta(theta)
         return self
