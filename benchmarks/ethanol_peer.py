@@ -30,10 +30,7 @@ from ase.io import read, write
 from rich.console import Console
 
 from forcefit.config import load_config
-from forcefit.data import make_graph
-from forcefit.models.saving import load_model
 from forcefit.run import read_split, train_from_config
-from forcefit.training.metrics import collect, error_statistics
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -121,20 +118,15 @@ def run_mace(python: Path, paths: dict[str, Path], work: Path, epochs: int, thre
     }
 
 
-def run_forcefit(config, budget: float, threads: int) -> dict:
+def run_forcefit(config, budget: float | None, n_atoms: int) -> dict:
     config.training.max_seconds = budget
     started = time.perf_counter()
-    train_from_config(config, console=Console(quiet=True))
-    wall = time.perf_counter() - started
-    model = load_model(Path(config.output) / "model.ffm")
-    _, _, test = read_split(config)
-    graphs = [make_graph(s, model.cutoff, model.angular_cutoff) for s in test]
-    stats = error_statistics(collect(model, graphs), model.elements)
+    model, stats = train_from_config(config, console=Console(quiet=True))
     return {
-        "wall_s": wall,
-        "energy_mae": stats["energy_mae"],
-        "forces_mae": stats["forces_mae"],
-        "n_atoms": test[0].n_atoms,
+        "wall_s": time.perf_counter() - started,
+        "energy_mae": stats["test"]["energy_mae"],
+        "forces_mae": stats["test"]["forces_mae"],
+        "n_atoms": n_atoms,
         "parameters": sum(p.numel() for p in model.parameters()),
         "model": model.summary(),
     }
@@ -166,7 +158,7 @@ def main() -> None:
         budget = results["MACE"]["wall_s"]
         console.print(f"MACE: {results['MACE']}")
     shutil.rmtree(config.output, ignore_errors=True)
-    results["forcefit"] = run_forcefit(config, budget, args.threads)
+    results["forcefit"] = run_forcefit(config, budget, len(read(paths["test"], index=0)))
     console.print(f"forcefit: {results['forcefit']}")
     rows = [
         "| model | parameters | training wall (s) | test E MAE (meV/atom) | test E MAE (meV/molecule) | test F MAE (meV/Å) |",

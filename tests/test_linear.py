@@ -59,6 +59,35 @@ def test_ridge_solution_equals_the_gradient_trainer():
     assert torch.allclose(a.reference_energy, b.reference_energy, atol=2e-3)  # e and b trade off at fixed composition
 
 
+def test_normal_equation_terms_reweight_to_the_loss_of_any_weights():
+    """One pass gives each term's normal equations; w_E·energy + w_F·forces equals the
+    normal equations built with those weights."""
+    model, graphs = linear_setup(10)
+    terms = model.normal_equation_terms(graphs, LossWeights(energy=1.0, forces=1.0))
+    A, rhs = model.normal_equations(graphs, LossWeights(energy=7.0, forces=0.3))
+    assert torch.allclose(7.0 * terms["energy"][0] + 0.3 * terms["forces"][0], A, rtol=1e-12, atol=1e-12 * A.abs().max())
+    assert torch.allclose(7.0 * terms["energy"][1] + 0.3 * terms["forces"][1], rhs, rtol=1e-12, atol=1e-12 * rhs.abs().max())
+    assert terms["stress"][0].abs().max() == 0  # free molecules: no stress rows carry weight
+
+
+def test_ridge_solve_is_the_minimum_and_splits_undetermined_energies_by_minimum_norm():
+    """Every frame is C2H6O, so the energies per element and the offset b are undetermined
+    along directions the data cannot see. The solve must sit at the minimum, and give those
+    unknowns the minimum-norm answer of a least-squares solve of the whole system, not an
+    arbitrary split (which a plain Cholesky solve gives: it rounds the singular matrix to a
+    definite one)."""
+    model, graphs = linear_setup(20)
+    weights = LossWeights(energy=10.0, forces=1.0)
+    A, rhs = model.normal_equations(graphs, weights)
+    penalised = A + torch.diag(1e-6 * model.ridge_penalty_mask())
+    assert torch.linalg.matrix_rank(penalised) < A.shape[0]  # singular as described
+    model.solve_ridge((A, rhs), 1e-6)
+    assert model.loss_gradient(graphs, weights, 1e-6).abs().max() < 1e-8 * rhs.abs().max()
+    n_c = int(model.feature_mask.sum())
+    least_squares = torch.linalg.lstsq(penalised, rhs[:, None], driver="gelsd").solution[:, 0]
+    assert torch.allclose(model._theta()[n_c:], least_squares[n_c:], rtol=1e-6, atol=1e-6)
+
+
 def test_learning_curve_improves_with_data(tmp_path):
     model, graphs = linear_setup(60)
 

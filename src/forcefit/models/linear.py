@@ -25,6 +25,7 @@ from forcefit.descriptors.symmetry_functions import SymmetryFunctions
 from forcefit.models.base import DescriptorPotential
 
 DESIGN_CHUNK = 64  # structures per block of design-matrix rows
+TERMS = ("energy", "forces", "stress")  # the loss terms, in the order of the design's rows
 
 
 class LinearModel(DescriptorPotential):
@@ -114,10 +115,14 @@ class LinearModel(DescriptorPotential):
         return X, y, w
 
     def _chunks(self, graphs, weights):
-        """(X, y, w) of DESIGN_CHUNK structures at a time, weighted for the whole set: the
-        normal equations are sums over structures, so they never need all rows at once."""
+        """(X, y, w, ends) of DESIGN_CHUNK structures at a time, weighted for the whole set (the
+        normal equations are sums over structures, so they never need all rows at once); ends:
+        where the energy, force and stress rows of X end."""
         for start in range(0, len(graphs), DESIGN_CHUNK):
-            yield self.design(list(graphs[start : start + DESIGN_CHUNK]), weights, len(graphs))
+            chunk = list(graphs[start : start + DESIGN_CHUNK])
+            X, y, w = self.design(chunk, weights, len(graphs))
+            n_atoms = sum(g.numbers.shape[0] for g in chunk)
+            yield X, y, w, (len(chunk), len(chunk) + 3 * n_atoms, X.shape[0])
 
     def ridge_penalty_mask(self) -> Tensor:
         n_c = int(self.feature_mask.sum())
@@ -125,30 +130,59 @@ class LinearModel(DescriptorPotential):
         mask[:n_c] = 1.0
         return mask
 
-    def normal_equations(self, graphs, weights) -> tuple[Tensor, Tensor]:
-        """(XᵀWX, XᵀWy) of the loss over `graphs`, accumulated DESIGN_CHUNK structures at a time."""
+    def normal_equation_terms(self, graphs, weights) -> dict[str, tuple[Tensor, Tensor]]:
+        """(XᵀWX, XᵀWy) of each loss term (energy, forces, stress) over `graphs`, in one pass of
+        DESIGN_CHUNK structures at a time. The terms add up to the loss's normal equations,
+        so other weights of a term need no second pass: scale its pair."""
         n_theta = int(self.feature_mask.sum()) + len(self.elements) + 1
-        A, rhs = torch.zeros((n_theta, n_theta), dtype=torch.float64), torch.zeros(n_theta, dtype=torch.float64)
-        for X, y, w in self._chunks(graphs, weights):
-            A += X.T @ (w[:, None] * X)
-            rhs += X.T @ (w * y)
-        return A, rhs
+        terms = {t: (torch.zeros((n_theta, n_theta), dtype=torch.float64), torch.zeros(n_theta, dtype=torch.float64)) for t in TERMS}
+        for X, y, w, ends in self._chunks(graphs, weights):
+            for term, begin, end in zip(TERMS, (0, *ends[:2]), ends):
+                A, rhs = terms[term]
+                A += X[begin:end].T @ (w[begin:end, None] * X[begin:end])
+                rhs += X[begin:end].T @ (w[begin:end] * y[begin:end])
+        return terms
+
+    def normal_equations(self, graphs, weights) -> tuple[Tensor, Tensor]:
+        """(XᵀWX, XᵀWy) of the loss over `graphs`: the sum of its terms."""
+        terms = list(self.normal_equation_terms(graphs, weights).values())
+        return sum(A for A, _ in terms), sum(rhs for _, rhs in terms)
 
     def solve_ridge(self, normal_equations: tuple[Tensor, Tensor], ridge: float) -> LinearModel:
-        """Set θ to the exact minimum of the loss + ridge |c|² from its normal equations: a
-        Cholesky solve (iteratively refined) when the penalised matrix is positive definite and
-        leaves a small residual, else a least-squares solve (rank-deficient bases then get the
-        minimum-norm answer)."""
+        """Set θ = (c, u) to the exact minimum of the loss + ridge |c|² from its normal equations.
+
+        The penalised block of the coefficients c is positive definite for ridge > 0 and is
+        solved by Cholesky (iteratively refined); the few unpenalised unknowns u (energy per
+        element and the offset b) come from their Schur complement by least squares, so that
+        where the data cannot tell them apart (every structure of one composition) they get the
+        minimum-norm answer instead of an arbitrary split. Without a positive definite block,
+        or where the solve leaves a residual, the whole system goes to least squares."""
         A, rhs = normal_equations
-        A = A + torch.diag(ridge * self.ridge_penalty_mask())
-        factor, info = torch.linalg.cholesky_ex(A)
+        n_c = int(self.feature_mask.sum())
+        penalised = A[:n_c, :n_c] + ridge * torch.eye(n_c, dtype=A.dtype)
+        factor, info = torch.linalg.cholesky_ex(penalised)
         theta = None
         if info == 0:
-            theta = torch.zeros_like(rhs)
-            for _ in range(3):  # the solve, then two steps of iterative refinement
-                theta = theta + torch.cholesky_solve((rhs - A @ theta)[:, None], factor)[:, 0]
-        if theta is None or torch.linalg.vector_norm(A @ theta - rhs) > 1e-10 * torch.linalg.vector_norm(rhs):
-            theta = torch.linalg.lstsq(A, rhs[:, None], driver="gelsd").solution[:, 0]
+
+            def solve(right: Tensor) -> Tensor:  # penalised⁻¹ right, with two steps of refinement
+                x = torch.zeros_like(right)
+                for _ in range(3):
+                    x = x + torch.cholesky_solve(right - penalised @ x, factor)
+                return x
+
+            coupling, own = A[:n_c, n_c:], rhs[:n_c, None]
+            solved_coupling, solved_own = solve(coupling), solve(own)
+            schur = A[n_c:, n_c:] - coupling.T @ solved_coupling
+            # the subtraction leaves rounding of order eps·|A_uu|: singular values of the Schur
+            # complement below n·eps·|A_uu| are directions the data do not determine
+            noise = A.shape[0] * torch.finfo(A.dtype).eps * torch.linalg.matrix_norm(A[n_c:, n_c:], 2)
+            largest = torch.linalg.matrix_norm(schur, 2)
+            rcond = float(noise / largest) if largest > noise else 1.0
+            u = torch.linalg.lstsq(schur, rhs[n_c:, None] - coupling.T @ solved_own, rcond=rcond, driver="gelsd").solution
+            theta = torch.cat([solved_own - solved_coupling @ u, u])[:, 0]
+        penalty = torch.diag(ridge * self.ridge_penalty_mask())
+        if theta is None or torch.linalg.vector_norm((A + penalty) @ theta - rhs) > 1e-10 * torch.linalg.vector_norm(rhs):
+            theta = torch.linalg.lstsq(A + penalty, rhs[:, None], driver="gelsd").solution[:, 0]
         self._set_theta(theta)
         return self
 
@@ -160,7 +194,7 @@ class LinearModel(DescriptorPotential):
         """∂(loss + ridge|c|²)/∂θ, analytic; θ = (c over valid features, e per element, b)."""
         theta = self._theta().detach()
         gradient = 2.0 * ridge * self.ridge_penalty_mask() * theta
-        for X, y, w in self._chunks(graphs, weights):
+        for X, y, w, _ in self._chunks(graphs, weights):
             gradient = gradient + 2.0 * X.T @ (w * (X @ theta - y))
         return gradient
 
