@@ -200,7 +200,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     console = Console()
     results = {}
-    runs = [(element, family) for element in args.elements for family in args.families if element in SETTINGS[family]]
+    split = "validation" if args.validation_only else "test"
+    missing = [f"{family} on {element}" for element in args.elements for family in args.families if element not in SETTINGS[family]]
+    if missing:
+        parser.error(f"no settings for {', '.join(missing)} (SETTINGS in {Path(__file__).name})")
+    runs = [(element, family) for element in args.elements for family in args.families]
     for element, family in runs:
         values = config_for(family, element, args.max_seconds, Path(args.out)).to_dict()
         values["data"].update(stress_key="virial_stress_kbar_mlearn", stress_format="vasp-kbar")  # reported; trained on only with a weight
@@ -218,7 +222,6 @@ def main() -> None:
         started = time.perf_counter()
         model, stats = train_from_config(config, resume=args.resume, console=console)
         wall = time.perf_counter() - started
-        split = "validation" if args.validation_only else "test"
         result = {
             "element": element,
             "family": family,
@@ -235,7 +238,6 @@ def main() -> None:
         results[f"{element} {family}"] = result
     extra = f", stress weight {args.stress_weight:g}" if args.stress_weight else ""
     label = lambda r: f"forcefit {LABELS[r['family']]} ({args.threads} thread{extra})"  # noqa: E731
-    split = "validation" if args.validation_only else "test"
     lines = [
         f"| element | model | {split} E MAE (meV/atom) | {split} F MAE (eV/Å) | {split} σ MAE (GPa) | wall time |",
         "|---|---|---|---|---|---|",
