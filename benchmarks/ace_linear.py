@@ -1,14 +1,14 @@
 """The linear model on the body-ordered descriptor (descriptor: ace), fitted in closed form
-to the mlearn DFT data (or another extxyz, `--train`): the ridge λ and the energy weight are chosen on validation (a
-random 10 % of the training file, as benchmarks/mlearn.py), the test set is evaluated once,
-with the chosen setting.
+to the mlearn DFT data (or another extxyz, `--train`): the ridge λ and the energy weight are chosen by
+k-fold cross-validation over the whole training file (folds dealt per configuration group,
+training/cross_validation.py), then fitted on all of it; the test set is evaluated once, with
+the chosen setting.
 
     python benchmarks/ace_linear.py --element Si [--ace n_radial=8 l_max=4 n_radial_4=4 l_max_4=3]
                                     [--cutoff 5.2] [--r-min 1.5] [--threads 1] [--tag NAME]
 
-Without `--test` only validation errors are computed (for choosing the basis); `--test`
-evaluates the test set once with the setting chosen on validation. Prints the validation
-grid and writes results/ace_linear_<element>[_tag].{md,json}.
+Without `--test` only cross-validation errors are computed (for choosing the basis); `--test`
+evaluates the test set once with the setting chosen by cross-validation. Prints the grid and writes results/ace_linear_<element>[_tag].{md,json}.
 """
 
 from __future__ import annotations
@@ -26,13 +26,14 @@ from rich.console import Console
 from forcefit.config import Config, DataConfig, ModelConfig, TrainingConfig
 from forcefit.run import build_model, read_split
 from forcefit.training.cache import training_data
+from forcefit.training.cross_validation import CrossValidation, Setting, fold_labels
 from forcefit.training.distributed import Group
 from forcefit.training.loss import LossWeights
 from forcefit.training.metrics import collect, error_statistics
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parents[1] / "shared" / "data" / "mlearn"
-RIDGES = (1e-10, 1e-8, 1e-6, 1e-4, 1e-2)
+RIDGES = (1e-12, 1e-10, 1e-8, 1e-6, 1e-4, 1e-2)
 ENERGY_WEIGHTS = (1e3, 1e4, 1e5, 1e6)
 TARGETS = {"Si": (2.2, 0.06), "Mo": (2.2, 0.09)}  # test E MAE meV/atom, F MAE eV/Å (issue 14)
 
@@ -47,7 +48,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--tag", default="")
     parser.add_argument("--energy-weights", type=float, nargs="+", default=ENERGY_WEIGHTS, help="the grid of w_E (w_F = 1)")
-    parser.add_argument("--cache", default="auto", help="training.cache: memory, disk, recompute or auto (memory if it fits)")
+    parser.add_argument(
+        "--cache", default="recompute", help="training.cache (default recompute: the design rows are kept, never the Jacobians)"
+    )
+    parser.add_argument(
+        "--smoothness", type=float, nargs="+", default=[0.0], help="the grid of smoothness-prior exponents p (training.ridge_smoothness)"
+    )
+    parser.add_argument("--folds", type=int, default=5, help="cross-validation folds over the training file (dealt per group)")
     parser.add_argument("--test", action="store_true", help="evaluate the test set with the chosen setting (once, at the end of a study)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -64,41 +71,34 @@ def main() -> None:
     )
     started = time.perf_counter()
     train, validation, test = read_split(config, console)
+    train = train + validation  # cross-validation holds out every structure once
     model = build_model(config, train)
     console.print(model.summary())
-    graphs = training_data(model, {"train": train, "validation": validation}, config.training, console, Group())
-    model.initialise(graphs["train"])
+    graphs = training_data(model, {"train": train}, config.training, console, Group())["train"]
+    model.initialise(graphs)
     prepared = time.perf_counter() - started
-    grid = []
     scale_e, scale_f = TARGETS.get(args.element, (1.0, 0.1))
-    # one pass gives the energy and force terms' normal equations; every energy weight of the
-    # grid is then a sum of them
+    groups = [s.group or "none" for s in train]
+    folds = fold_labels(groups, args.folds, seed=0)
+    settings = [Setting(w, r, p) for w in args.energy_weights for r in RIDGES for p in args.smoothness]
     began = time.perf_counter()
-    terms = model.normal_equation_terms(graphs["train"], LossWeights(energy=1.0, forces=1.0))
-    fit_seconds = time.perf_counter() - began
-
-    def equations(energy_weight: float):
-        return tuple(energy_weight * e + f for e, f in zip(terms["energy"], terms["forces"]))
-
-    for energy_weight in args.energy_weights:
-        for ridge in RIDGES:
-            model.solve_ridge(equations(energy_weight), ridge)
-            s = error_statistics(collect(model, graphs["validation"]), model.elements)
-            score = s["energy_mae"] / scale_e + s["forces_mae"] / 1000.0 / scale_f
-            grid.append(
-                {
-                    "energy_weight": energy_weight,
-                    "ridge": ridge,
-                    "energy_mae": s["energy_mae"],
-                    "forces_mae": s["forces_mae"] / 1000,
-                    "score": score,
-                }
-            )
-            console.print(
-                f"w_E {energy_weight:g}  λ {ridge:g}: validation E MAE {s['energy_mae']:.2f} meV/atom, F MAE {s['forces_mae'] / 1000:.4f} eV/Å"
-            )
+    cv = CrossValidation(model, graphs, groups, folds, LossWeights())
+    design_seconds = time.perf_counter() - began
+    grid = cv.errors(settings)
+    cv_seconds = time.perf_counter() - began - design_seconds
+    for g in grid:
+        g["forces_mae"] /= 1000.0  # eV/Å
+        for v in g["groups"].values():
+            v["forces_mae"] /= 1000.0
+        g["score"] = g["energy_mae"] / scale_e + g["forces_mae"] / scale_f
+        console.print(
+            f"w_E {g['energy_weight']:g}  λ {g['ridge']:g}  p {g['smoothness']:g}: {args.folds}-fold CV E MAE {g['energy_mae']:.2f} meV/atom, "
+            f"F MAE {g['forces_mae']:.4f} eV/Å"
+        )
     best = min(grid, key=lambda g: g["score"])
-    model.solve_ridge(equations(best["energy_weight"]), best["ridge"])
+    for name, v in best["groups"].items():
+        console.print(f"  chosen setting, {name}: E {v['energy_mae']:.2f} meV/atom, F {v['forces_mae']:.4f} eV/Å")
+    cv.fit(Setting(best["energy_weight"], best["ridge"], best["smoothness"]))
     s = {"energy_mae": float("nan"), "forces_mae": float("nan")}
     if args.test:  # touched once, with the chosen setting
         test_graphs = training_data(model, {"test": test}, config.training, console, Group())["test"]
@@ -112,10 +112,12 @@ def main() -> None:
         "test_energy_mae": s["energy_mae"],
         "test_forces_mae": s["forces_mae"] / 1000,
         "setup_seconds": prepared,
-        "normal_equations_seconds": fit_seconds,
+        "design_seconds": design_seconds,
+        "cross_validation_seconds": cv_seconds,
+        "folds": args.folds,
         "wall_seconds": wall,
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
-        "validation_grid": grid,
+        "cross_validation_grid": grid,
     }
     name = f"ace_linear_{args.element}" + (f"_{args.tag}" if args.tag else "")
     (HERE / "results" / f"{name}.json").write_text(json.dumps(result, indent=1))
@@ -125,12 +127,12 @@ def main() -> None:
         + (f" --train {args.train}" if args.train else "")
         + "`",
         "",
-        f"{model.descriptor.describe()}; chosen on validation: energy weight {best['energy_weight']:g}, λ {best['ridge']:g} "
-        f"(validation {best['energy_mae']:.2f} meV/atom, {best['forces_mae']:.4f} eV/Å)",
+        f"{model.descriptor.describe()}; chosen by {args.folds}-fold cross-validation: energy weight {best['energy_weight']:g}, "
+        f"λ {best['ridge']:g}, smoothness p {best['smoothness']:g} (CV {best['energy_mae']:.2f} meV/atom, {best['forces_mae']:.4f} eV/Å)",
         "",
-        "| test E MAE (meV/atom) | test F MAE (eV/Å) | descriptors + Jacobians (s) | normal equations, one pass (s) | wall (s) | peak RSS (GB) |",
-        "|---|---|---|---|---|---|",
-        f"| {s['energy_mae']:.2f} | {s['forces_mae'] / 1000:.4f} | {prepared:.0f} | {result['normal_equations_seconds']:.0f} | {wall:.0f} "
+        "| test E MAE (meV/atom) | test F MAE (eV/Å) | setup (s) | design rows (s) | cross-validation (s) | wall (s) | peak RSS (GB) |",
+        "|---|---|---|---|---|---|---|",
+        f"| {s['energy_mae']:.2f} | {s['forces_mae'] / 1000:.4f} | {prepared:.0f} | {design_seconds:.0f} | {cv_seconds:.0f} | {wall:.0f} "
         f"| {result['peak_rss_gb']:.1f} |",
     ]
     (HERE / "results" / f"{name}.md").write_text("\n".join(lines) + "\n")

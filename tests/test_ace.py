@@ -45,8 +45,12 @@ def vectors_of(positions, i, j):
     return positions[j] - positions[i]
 
 
-def test_analytic_jacobian_and_pair_gradients_equal_autograd_and_central_differences():
-    d = ace()
+ORDER_5 = dict(body_order=5, n_radial_5=2, l_max_5=2)
+
+
+@pytest.mark.parametrize("options", [{}, ORDER_5], ids=["order4", "order5"])
+def test_analytic_jacobian_and_pair_gradients_equal_autograd_and_central_differences(options):
+    d = ace(**options)
     species, positions, i, j = cluster_pairs()
     v = vectors_of(positions, i, j)
     n = species.shape[0]
@@ -71,8 +75,9 @@ def test_analytic_jacobian_and_pair_gradients_equal_autograd_and_central_differe
         assert torch.allclose(jacobian[p, :, c], numeric, rtol=1e-6, atol=1e-7 * features.abs().max())
 
 
-def test_invariant_under_rotations_reflections_and_permutations():
-    d = ace()
+@pytest.mark.parametrize("options", [{}, ORDER_5], ids=["order4", "order5"])
+def test_invariant_under_rotations_reflections_and_permutations(options):
+    d = ace(**options)
     species, positions, i, j = cluster_pairs(seed=2)
     features = d(species, vectors_of(positions, i, j), i, j)
     rng = np.random.default_rng(3)
@@ -86,6 +91,27 @@ def test_invariant_under_rotations_reflections_and_permutations():
     inverse = torch.argsort(order)
     permuted = d(species[order], vectors_of(positions[order], inverse[i], inverse[j]), inverse[i], inverse[j])  # same pairs, new labels
     assert torch.allclose(permuted[inverse], features, rtol=1e-13, atol=1e-13 * features.abs().max())
+
+
+def test_order_5_with_L_0_is_a_product_of_two_power_spectrum_terms():
+    # W[0, m, m'] = δ_mm' / √(2l + 1) up to sign, so (ab)_0 (cd)_0 = p_ab p_cd / √((2l_a + 1)(2l_c + 1))
+    d = ace(**ORDER_5)
+    species, positions, i, j = cluster_pairs(seed=4)
+    v = vectors_of(positions, i, j)
+    features = d(species, v, i, j)
+    A = d._densities(species, d._pair_basis(v), i, j, 0, species.shape[0])
+    at, checked = d.n_features - sum(len(k) for _, k, *_ in d.order5), 0
+    for (l1, l2, l3, l4, L), k1, k2, k3, k4, _, _ in d.order5:
+        if L == 0:
+            p12 = (A[:, k1, l1 * l1 : (l1 + 1) ** 2] * A[:, k2, l2 * l2 : (l2 + 1) ** 2]).sum(-1)
+            p34 = (A[:, k3, l3 * l3 : (l3 + 1) ** 2] * A[:, k4, l4 * l4 : (l4 + 1) ** 2]).sum(-1)
+            expected = p12 * p34 / math.sqrt((2 * l1 + 1) * (2 * l3 + 1))
+            ours = features[:, at : at + len(k1)]
+            assert torch.allclose(ours.abs(), expected.abs(), rtol=1e-10, atol=1e-12 * expected.abs().max())
+            checked += len(k1)
+        at += len(k1)
+    assert at == d.n_features and checked > 10
+    assert len(d.feature_degrees()) == d.n_features
 
 
 def test_smooth_at_the_cutoff():
@@ -196,6 +222,33 @@ def test_linear_fit_equals_the_gradient_fit_at_the_optimum():
     model.fit_ridge(graphs, weights, 1e-6)
     assert model.loss_gradient(graphs, weights, 1e-6).abs().max() < 1e-9
     assert model.coefficients.abs().max() > 0
+
+
+def test_smoothness_prior_is_the_optimum_of_its_penalty_and_grows_with_degree():
+    tiny = AtomicClusterExpansion(["O"], 4.0, n_radial=2, l_max=1, body_order=3, n_radial_4=1, l_max_4=0)
+    # order 2: n = 0, 1; order 3, l = 0 then 1, channel pairs (0,0) (0,1) (1,1): n1 + n2 + 2l
+    assert tiny.feature_degrees().tolist() == [0, 1, 0, 1, 2, 2, 3, 4]
+    structures = [water_cluster(s) for s in range(6)] + [water_cell(s) for s in range(1, 5)]
+    rng = np.random.default_rng(1)
+    for s in structures:
+        s.energy, s.forces = float(rng.normal()), rng.normal(size=s.positions.shape)
+    model = LinearModel(ace(body_order=4))
+    graphs = [model.graph(s, triplets=False) for s in structures]
+    model.cache_descriptors(graphs)
+    model.initialise(graphs)
+    weights = LossWeights(energy=1.0, forces=0.5)
+    degrees = model.descriptor.feature_degrees()
+    assert len(degrees) == model.descriptor.n_features and int(degrees.max()) > 4
+    penalty = model.ridge_penalty(1e-3, 2.0)
+    n_c = int(model.feature_mask.sum())
+    assert torch.allclose(penalty[:n_c], 1e-3 * (1 + degrees.double().repeat(len(model.elements))) ** 2)
+    assert (penalty[n_c:] == 0).all()
+    model.fit_ridge(graphs, weights, 1e-3, smoothness=2.0)
+    assert model.loss_gradient(graphs, weights, 1e-3, smoothness=2.0).abs().max() < 1e-9
+    rough = degrees.repeat(len(model.elements)) >= 6
+    smooth_prior = model.coefficients[model.feature_mask][rough].abs().sum()
+    model.fit_ridge(graphs, weights, 1e-3)
+    assert smooth_prior < model.coefficients[model.feature_mask][rough].abs().sum()  # the prior damps rough terms
 
 
 class WaterStructures:

@@ -97,7 +97,7 @@ class ModelConfig:
     r_min: float = 0.8
     symmetry_functions: list[dict] | None = None  # explicit list instead of the generator
     descriptor: str = "symmetry_functions"  # symmetry_functions | ace (body-ordered invariants, descriptors/ace.py)
-    # descriptor: ace — n_radial, l_max, body_order, n_radial_4, l_max_4, cutoff_type (default poly2);
+    # descriptor: ace — n_radial, l_max, body_order (2–5), n_radial_4, l_max_4, n_radial_5, l_max_5, cutoff_type (default poly2);
     # model.r_min and model.cutoff apply to it too
     ace: dict | None = None
     hidden: list[int] = field(default_factory=lambda: [25, 25])
@@ -137,6 +137,7 @@ class TrainingConfig:
     seed: int = 0
     max_seconds: float | None = None  # wall-time budget for the whole run
     ridge: float = 1e-8  # λ of the ridge term λ|c|² (optimizer: ridge)
+    ridge_smoothness: float = 0.0  # p: coefficient f pays λ (1 + d_f)^p, d_f its degree Σ(n + l) (descriptor: ace); 0: plain ridge
     committee: int = 1  # train this many models (seeds seed, seed+1, …) and save them as one committee
     committee_fraction: float = 1.0  # fraction of the training set each member sees (drawn per member)
     stage_two_epochs: int = 0  # extra epochs after the main stage (0: no stage two); max_seconds bounds the main stage only
@@ -155,6 +156,8 @@ class TrainingConfig:
             raise ValueError("training.epochs and training.batch_size must be at least 1")
         if self.committee < 1 or not 0 < self.committee_fraction <= 1:
             raise ValueError("training.committee must be ≥ 1 and training.committee_fraction in (0, 1]")
+        if self.ridge < 0 or self.ridge_smoothness < 0:
+            raise ValueError("training.ridge and training.ridge_smoothness must be ≥ 0")
         if self.stage_two_epochs < 0:
             raise ValueError("training.stage_two_epochs must be ≥ 0")
         if self.cache not in CACHE_MODES:

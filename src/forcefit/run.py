@@ -167,8 +167,9 @@ def _fit_one(
     if t.optimizer == "ridge":
         if not model.closed_form:
             raise ValueError(f"training.optimizer 'ridge' solves linear models only, not {model.kind!r}")
-        model.fit_ridge(train_graphs, loss_weights(t, 1), t.ridge)
-        console.print(f"closed-form ridge solution (λ = {t.ridge:g})")
+        model.fit_ridge(train_graphs, loss_weights(t, 1), t.ridge, t.ridge_smoothness)
+        prior = f", smoothness prior p = {t.ridge_smoothness:g}" if t.ridge_smoothness else ""
+        console.print(f"closed-form ridge solution (λ = {t.ridge:g}{prior})")
         return []
     if group.main:
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -38,6 +38,8 @@ evaluation, which autograd differentiates: the reference the tests compare with.
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 import torch.autograd.forward_ad as forward_ad
 from torch import Tensor
@@ -67,14 +69,18 @@ class AtomicClusterExpansion(torch.nn.Module):
         body_order: int = 4,
         n_radial_4: int = 3,
         l_max_4: int = 2,
+        n_radial_5: int = 2,
+        l_max_5: int = 1,
         r_min: float = 0.0,
         cutoff_type: str = "poly2",
     ):
         super().__init__()
-        if body_order not in (2, 3, 4):
-            raise ValueError(f"ace body_order: {body_order}; expected 2, 3 or 4")
+        if body_order not in (2, 3, 4, 5):
+            raise ValueError(f"ace body_order: {body_order}; expected 2, 3, 4 or 5")
         if n_radial < 1 or l_max < 0 or n_radial_4 < 1 or l_max_4 < 0 or n_radial_4 > n_radial or l_max_4 > l_max:
             raise ValueError("ace: need n_radial ≥ 1, l_max ≥ 0, 1 ≤ n_radial_4 ≤ n_radial and 0 ≤ l_max_4 ≤ l_max")
+        if body_order == 5 and not (1 <= n_radial_5 <= n_radial_4 and 0 <= l_max_5 <= l_max_4):
+            raise ValueError("ace body_order 5: need 1 ≤ n_radial_5 ≤ n_radial_4 and 0 ≤ l_max_5 ≤ l_max_4")
         if cutoff_type not in CUTOFF_TYPES:
             raise ValueError(f"ace cutoff_type {cutoff_type!r}; choose one of {sorted(CUTOFF_TYPES)}")
         if not 0 <= r_min < cutoff:
@@ -82,6 +88,7 @@ class AtomicClusterExpansion(torch.nn.Module):
         self.elements, self.cutoff = list(elements), float(cutoff)
         self.n_radial, self.l_max, self.body_order = n_radial, l_max, body_order
         self.n_radial_4, self.l_max_4, self.r_min, self.cutoff_type = n_radial_4, l_max_4, float(r_min), cutoff_type
+        self.n_radial_5, self.l_max_5 = n_radial_5, l_max_5
         n_channels = len(self.elements) * n_radial
         self.order2 = torch.arange(n_channels)
         # body order 3, per l: the channel pairs k1 ≤ k2
@@ -94,18 +101,53 @@ class AtomicClusterExpansion(torch.nn.Module):
 
             items = [(k, l) for k in range(n_channels) if k % n_radial < n_radial_4 for l in range(l_max_4 + 1)]
             groups: dict[tuple[int, int, int], list[tuple[int, int, int]]] = {}
-            for a in range(len(items)):
-                for b in range(a, len(items)):
-                    for c in range(b, len(items)):
-                        (k1, l1), (k2, l2), (k3, l3) = items[a], items[b], items[c]
-                        if abs(l1 - l2) <= l3 <= l1 + l2 and (l1 + l2 + l3) % 2 == 0:
-                            groups.setdefault((l1, l2, l3), []).append((k1, k2, k3))
+            for a, b, c in itertools.combinations_with_replacement(range(len(items)), 3):
+                (k1, l1), (k2, l2), (k3, l3) = items[a], items[b], items[c]
+                if abs(l1 - l2) <= l3 <= l1 + l2 and (l1 + l2 + l3) % 2 == 0:
+                    groups.setdefault((l1, l2, l3), []).append((k1, k2, k3))
             for ls, triples in sorted(groups.items()):
                 ks = torch.tensor(triples).T
                 self.order4.append((ls, ks[0], ks[1], ks[2], o3.wigner_3j(*ls, dtype=torch.float64)))
-        n = n_channels + sum(len(f) for _, f, _ in self.order3) + sum(len(k) for _, k, _, _, _ in self.order4)
+        # body order 5, grouped by (l1, l2, l3, l4, L): sorted quadruples of (channel, l) coupled
+        # as (12)_L (34)_L over every intermediate L (one coupling scheme spans the invariants of
+        # its four factors); a pair of identical factors has no part odd under their exchange
+        self.order5 = []
+        if body_order >= 5:
+            from e3nn import o3
+
+            items = [(k, l) for k in range(n_channels) if k % n_radial < n_radial_5 for l in range(l_max_5 + 1)]
+            groups5: dict[tuple[int, ...], list[tuple[int, int, int, int]]] = {}
+            for a, b, c, d in itertools.combinations_with_replacement(range(len(items)), 4):
+                (k1, l1), (k2, l2), (k3, l3), (k4, l4) = items[a], items[b], items[c], items[d]
+                if (l1 + l2 + l3 + l4) % 2:
+                    continue
+                for L in range(max(abs(l1 - l2), abs(l3 - l4)), min(l1 + l2, l3 + l4) + 1):
+                    if (a == b and (l1 + l2 + L) % 2) or (c == d and (l3 + l4 + L) % 2):
+                        continue
+                    groups5.setdefault((l1, l2, l3, l4, L), []).append((k1, k2, k3, k4))
+            for ls, quadruples in sorted(groups5.items()):
+                ks = torch.tensor(quadruples).T
+                l1, l2, l3, l4, L = ls
+                left, right = (o3.wigner_3j(L, x, y, dtype=torch.float64) for x, y in ((l1, l2), (l3, l4)))
+                self.order5.append((ls, ks[0], ks[1], ks[2], ks[3], left, right))
+        n = (
+            n_channels
+            + sum(len(f) for _, f, _ in self.order3)
+            + sum(len(k) for _, k, _, _, _ in self.order4)
+            + sum(len(k) for _, k, *_ in self.order5)
+        )
         self.n_features = n
         self.n_features_per_element = [n] * len(self.elements)
+
+    def feature_degrees(self) -> Tensor:
+        """d (n_features,): the polynomial degree Σ (n + l) of each invariant over its factors
+        (radial index n, angular degree l), in the order of `invariants`; for smoothness priors."""
+        n = torch.arange(len(self.elements) * self.n_radial) % self.n_radial
+        parts = [n]
+        parts += [n[k1] + n[k2] + 2 * l for l, k1, k2 in self.order3]
+        parts += [n[k1] + n[k2] + n[k3] + sum(ls) for ls, k1, k2, k3, _ in self.order4]
+        parts += [n[k1] + n[k2] + n[k3] + n[k4] + sum(ls[:4]) for ls, k1, k2, k3, k4, _, _ in self.order5]
+        return torch.cat(parts)
 
     # ------------------------------------------------------------------ pieces
 
@@ -156,7 +198,16 @@ class AtomicClusterExpansion(torch.nn.Module):
             b = densities[:, k2, l2 * l2 : (l2 + 1) ** 2]
             c = densities[:, k3, l3 * l3 : (l3 + 1) ** 2]
             parts.append((a * _couple(b, c, coupling.to(densities))).sum(dim=-1))
+        for factors, left, right in self._order5_factors(densities):
+            a, b, c, d = factors
+            parts.append((_couple(a, b, left) * _couple(c, d, right)).sum(dim=-1))
         return torch.cat(parts, dim=1)
+
+    def _order5_factors(self, densities: Tensor):
+        """Per order-5 group: its four factors A (n, f, 2l + 1) and the two couplings W[L, l, l']."""
+        for (l1, l2, l3, l4, _), k1, k2, k3, k4, left, right in self.order5:
+            factors = [densities[:, k, l * l : (l + 1) ** 2] for k, l in ((k1, l1), (k2, l2), (k3, l3), (k4, l4))]
+            yield factors, left.to(densities), right.to(densities)
 
     def invariant_derivatives(self, densities: Tensor) -> Tensor:
         """∂B/∂A (n_atoms, n_features, n_channels, n_lm): each contraction is linear in each of
@@ -188,6 +239,16 @@ class AtomicClusterExpansion(torch.nn.Module):
             add(features, k1, l1, _couple(b, c, coupling))
             add(features, k2, l2, _couple(a, c, coupling.permute(1, 0, 2)))
             add(features, k3, l3, _couple(a, b, coupling.permute(2, 0, 1)))
+            at += len(k1)
+        for ((l1, l2, l3, l4, _), k1, k2, k3, k4, _, _), (factors, left, right) in zip(self.order5, self._order5_factors(densities)):
+            # B = Σ_M (ab)_M (cd)_M: the derivative by a is Σ W[M, m_a, m_b] b (cd)_M, and so on
+            features = torch.arange(at, at + len(k1))
+            a, b, c, d = factors
+            ab, cd = _couple(a, b, left), _couple(c, d, right)
+            add(features, k1, l1, _couple(b, cd, left.permute(1, 2, 0)))
+            add(features, k2, l2, _couple(a, cd, left.permute(2, 1, 0)))
+            add(features, k3, l3, _couple(d, ab, right.permute(1, 2, 0)))
+            add(features, k4, l4, _couple(c, ab, right.permute(2, 1, 0)))
             at += len(k1)
         return out.view(n, self.n_features, n_channels, n_lm)
 
@@ -275,6 +336,8 @@ class AtomicClusterExpansion(torch.nn.Module):
             "body_order": self.body_order,
             "n_radial_4": self.n_radial_4,
             "l_max_4": self.l_max_4,
+            "n_radial_5": self.n_radial_5,
+            "l_max_5": self.l_max_5,
             "r_min": self.r_min,
             "cutoff_type": self.cutoff_type,
         }
@@ -286,5 +349,6 @@ class AtomicClusterExpansion(torch.nn.Module):
     def describe(self) -> str:
         return (
             f"{self.n_features} body-ordered invariants per atom (order ≤ {self.body_order}, n_radial {self.n_radial}, "
-            f"l_max {self.l_max}; order 4: n < {self.n_radial_4}, l ≤ {self.l_max_4})"
+            f"l_max {self.l_max}; order 4: n < {self.n_radial_4}, l ≤ {self.l_max_4}"
+            + (f"; order 5: n < {self.n_radial_5}, l ≤ {self.l_max_5})" if self.body_order >= 5 else ")")
         )

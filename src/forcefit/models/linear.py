@@ -8,12 +8,13 @@ Energies, forces and stresses are linear in θ = (c, e, b): a structure's energy
 Σ_Z (Σ_{i∈Z} G_i) · c_Z + Σ_Z N_Z e_Z − b, and its forces are
 F_k = −Σ_p (δ_{k i_p} − δ_{k j_p}) Σ_f c_{Z_{i_p} f} ∂G_{i_p f}/∂r_p, i.e. the force
 rows of the design matrix come from the cached descriptor Jacobian. The loss
-(`forcefit.training.loss`) plus a ridge term λ|c|² is then a quadratic form
+(`forcefit.training.loss`) plus a ridge term Σ_f λ_f c_f² is then a quadratic form
 
-    L(θ) = (1/S) |W^{1/2} (X θ − y)|² + λ |c|²,
+    L(θ) = (1/S) |W^{1/2} (X θ − y)|² + Σ_f λ_f c_f²,    λ_f = λ (1 + d_f)^p,
 
 solved in closed form (`fit_ridge`), and its gradient is analytic:
-∂L/∂θ = (2/S) Xᵀ W (X θ − y) + 2 λ c (`loss_gradient`).
+∂L/∂θ = (2/S) Xᵀ W (X θ − y) + 2 λ_f c_f (`loss_gradient`). With p = 0 (the default) it is
+plain ridge; p > 0 is a smoothness prior that penalises invariants of high degree d_f more.
 """
 
 from __future__ import annotations
@@ -115,20 +116,31 @@ class LinearModel(DescriptorPotential):
         return X, y, w
 
     def _chunks(self, graphs, weights):
-        """(X, y, w, ends) of DESIGN_CHUNK structures at a time, weighted for the whole set (the
-        normal equations are sums over structures, so they never need all rows at once); ends:
-        where the energy, force and stress rows of X end."""
+        """(X, y, w, ends, atoms) of DESIGN_CHUNK structures at a time, weighted for the whole set
+        (the normal equations are sums over structures, so they never need all rows at once);
+        ends: where the energy, force and stress rows of X end; atoms: each structure's atom count."""
         for start in range(0, len(graphs), DESIGN_CHUNK):
             chunk = list(graphs[start : start + DESIGN_CHUNK])
             X, y, w = self.design(chunk, weights, len(graphs))
-            n_atoms = sum(g.numbers.shape[0] for g in chunk)
-            yield X, y, w, (len(chunk), len(chunk) + 3 * n_atoms, X.shape[0])
+            atoms = torch.tensor([g.numbers.shape[0] for g in chunk])
+            yield X, y, w, (len(chunk), len(chunk) + 3 * int(atoms.sum()), X.shape[0]), atoms
 
-    def ridge_penalty_mask(self) -> Tensor:
+    def ridge_penalty(self, ridge: float, smoothness: float = 0.0) -> Tensor:
+        """The diagonal of the penalty over θ: λ (1 + d_f)^p for the coefficient of feature f,
+        d_f its polynomial degree (`descriptor.feature_degrees`: Σ (n + l) over its factors) and
+        p = `smoothness` (0: plain ridge, every coefficient alike), so that rougher invariants
+        pay more (a smoothness prior, as in linear ACE fits); 0 for the energies per element and b."""
         n_c = int(self.feature_mask.sum())
-        mask = torch.zeros(n_c + len(self.elements) + 1, dtype=torch.float64)
-        mask[:n_c] = 1.0
-        return mask
+        penalty = torch.zeros(n_c + len(self.elements) + 1, dtype=torch.float64)
+        if smoothness == 0.0:
+            penalty[:n_c] = ridge
+            return penalty
+        degrees = getattr(self.descriptor, "feature_degrees", None)
+        if degrees is None:
+            raise ValueError(f"training.ridge_smoothness needs a descriptor with polynomial degrees (ace), not {self.descriptor.kind}")
+        per_feature = (1.0 + degrees().double()) ** smoothness
+        penalty[:n_c] = ridge * per_feature.expand(len(self.elements), -1)[self.feature_mask]
+        return penalty
 
     def normal_equation_terms(self, graphs, weights) -> dict[str, tuple[Tensor, Tensor]]:
         """(XᵀWX, XᵀWy) of each loss term (energy, forces, stress) over `graphs`, in one pass of
@@ -136,7 +148,7 @@ class LinearModel(DescriptorPotential):
         so other weights of a term need no second pass: scale its pair."""
         n_theta = int(self.feature_mask.sum()) + len(self.elements) + 1
         terms = {t: (torch.zeros((n_theta, n_theta), dtype=torch.float64), torch.zeros(n_theta, dtype=torch.float64)) for t in TERMS}
-        for X, y, w, ends in self._chunks(graphs, weights):
+        for X, y, w, ends, _ in self._chunks(graphs, weights):
             for term, begin, end in zip(TERMS, (0, *ends[:2]), ends):
                 A, rhs = terms[term]
                 A += X[begin:end].T @ (w[begin:end, None] * X[begin:end])
@@ -148,8 +160,9 @@ class LinearModel(DescriptorPotential):
         terms = list(self.normal_equation_terms(graphs, weights).values())
         return sum(A for A, _ in terms), sum(rhs for _, rhs in terms)
 
-    def solve_ridge(self, normal_equations: tuple[Tensor, Tensor], ridge: float) -> LinearModel:
-        """Set θ = (c, u) to the exact minimum of the loss + ridge |c|² from its normal equations.
+    def solve_ridge(self, normal_equations: tuple[Tensor, Tensor], ridge: float, smoothness: float = 0.0) -> LinearModel:
+        """Set θ = (c, u) to the exact minimum of the loss + Σ_f penalty_f c_f² (`ridge_penalty`)
+        from its normal equations.
 
         The penalised block of the coefficients c is positive definite for ridge > 0 and is
         solved by Cholesky (iteratively refined); the few unpenalised unknowns u (energy per
@@ -159,7 +172,8 @@ class LinearModel(DescriptorPotential):
         or where the solve leaves a residual, the whole system goes to least squares."""
         A, rhs = normal_equations
         n_c = int(self.feature_mask.sum())
-        penalised = A[:n_c, :n_c] + ridge * torch.eye(n_c, dtype=A.dtype)
+        penalty = self.ridge_penalty(ridge, smoothness).to(A)
+        penalised = A[:n_c, :n_c] + torch.diag(penalty[:n_c])
         factor, info = torch.linalg.cholesky_ex(penalised)
         theta = None
         if info == 0:
@@ -180,21 +194,21 @@ class LinearModel(DescriptorPotential):
             rcond = float(noise / largest) if largest > noise else 1.0
             u = torch.linalg.lstsq(schur, rhs[n_c:, None] - coupling.T @ solved_own, rcond=rcond, driver="gelsd").solution
             theta = torch.cat([solved_own - solved_coupling @ u, u])[:, 0]
-        penalty = torch.diag(ridge * self.ridge_penalty_mask())
-        if theta is None or torch.linalg.vector_norm((A + penalty) @ theta - rhs) > 1e-10 * torch.linalg.vector_norm(rhs):
-            theta = torch.linalg.lstsq(A + penalty, rhs[:, None], driver="gelsd").solution[:, 0]
+        penalised = A + torch.diag(penalty)
+        if theta is None or torch.linalg.vector_norm(penalised @ theta - rhs) > 1e-10 * torch.linalg.vector_norm(rhs):
+            theta = torch.linalg.lstsq(penalised, rhs[:, None], driver="gelsd").solution[:, 0]
         self._set_theta(theta)
         return self
 
-    def fit_ridge(self, graphs: list, weights, ridge: float = 1e-8) -> LinearModel:
-        """Minimise the loss + ridge |c|² exactly."""
-        return self.solve_ridge(self.normal_equations(graphs, weights), ridge)
+    def fit_ridge(self, graphs: list, weights, ridge: float = 1e-8, smoothness: float = 0.0) -> LinearModel:
+        """Minimise the loss + its ridge penalty exactly."""
+        return self.solve_ridge(self.normal_equations(graphs, weights), ridge, smoothness)
 
-    def loss_gradient(self, graphs: list, weights, ridge: float = 0.0) -> Tensor:
-        """∂(loss + ridge|c|²)/∂θ, analytic; θ = (c over valid features, e per element, b)."""
+    def loss_gradient(self, graphs: list, weights, ridge: float = 0.0, smoothness: float = 0.0) -> Tensor:
+        """∂(loss + Σ penalty c²)/∂θ, analytic; θ = (c over valid features, e per element, b)."""
         theta = self._theta().detach()
-        gradient = 2.0 * ridge * self.ridge_penalty_mask() * theta
-        for X, y, w, _ in self._chunks(graphs, weights):
+        gradient = 2.0 * self.ridge_penalty(ridge, smoothness) * theta
+        for X, y, w, _, _ in self._chunks(graphs, weights):
             gradient = gradient + 2.0 * X.T @ (w * (X @ theta - y))
         return gradient
 

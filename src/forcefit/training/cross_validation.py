@@ -1,0 +1,143 @@
+"""K-fold cross-validation of the closed-form ridge fit (`LinearModel.solve_ridge`): for
+choosing λ and the loss weights on the training file itself, with every training structure
+held out once, instead of on one small random validation split.
+
+The folds are dealt per configuration group (each group shuffled, then dealt round robin),
+so that every fold holds its share of each kind of structure. One pass over the data builds
+the design rows (energy, force and stress rows per structure, `LinearModel.design`) and
+keeps them: with the data in `recompute` mode the descriptor Jacobians (per pair, about 30×
+larger for a crystal) are never held, only the rows, n_rows × n_θ float64 numbers. The
+loss's normal equations are sums over structures, so each fold's terms come from its rows;
+the fit without fold k is the sum of the other folds' terms (rescaled so that λ weighs the
+same against the data as in a fit on the whole set), solved for every setting of the grid,
+and predicts fold k's rows. The fit on the whole set is the sum of every fold's terms.
+
+Out-of-fold errors are those of `metrics.error_statistics`: energy MAE over structures of
+|ΔE|/n_atoms (meV/atom) on the reference's scale (Σ E_i − b), force MAE over Cartesian
+components (meV/Å), overall and per group.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from forcefit.models.linear import TERMS
+from forcefit.training.loss import LossWeights
+
+
+def fold_labels(groups: list[str], n_folds: int, seed: int = 0) -> np.ndarray:
+    """The fold (0 … n_folds − 1) of each structure: each group shuffled with `seed` and dealt round robin."""
+    if n_folds < 2:
+        raise ValueError(f"cross-validation needs at least 2 folds, not {n_folds}")
+    if len(groups) < n_folds:
+        raise ValueError(f"{len(groups)} structures cannot fill {n_folds} folds")
+    rng = np.random.default_rng(seed)
+    labels = np.empty(len(groups), dtype=np.int64)
+    start = 0
+    for group in sorted(set(groups)):
+        members = rng.permutation([i for i, g in enumerate(groups) if g == group])
+        labels[members] = (start + np.arange(len(members))) % n_folds
+        start += len(members)  # the next group starts where this one left off: folds stay level
+    return labels
+
+
+@dataclass(frozen=True)
+class Setting:
+    energy_weight: float
+    ridge: float
+    smoothness: float = 0.0  # the prior's exponent p (LinearModel.ridge_penalty)
+
+
+class CrossValidation:
+    """The design rows of `graphs` and their normal-equation terms per fold (`folds`: the fold of
+    each structure); force and stress weights and energy_per_atom from `weights` (the energy
+    weight is a setting)."""
+
+    def __init__(self, model, graphs, groups: list[str], folds: np.ndarray, weights: LossWeights):
+        if len(groups) != len(graphs) or len(folds) != len(graphs):
+            raise ValueError(f"{len(graphs)} structures, {len(groups)} group labels and {len(folds)} folds")
+        self.model, self.folds, self.n_folds = model, torch.as_tensor(folds), int(folds.max()) + 1
+        self.names = sorted(set(groups))
+        self.group_of = torch.tensor([self.names.index(g) for g in groups])
+        self.per_atom = weights.energy_per_atom
+        unit = LossWeights(energy=1.0, forces=weights.forces, energy_per_atom=weights.energy_per_atom, stress=weights.stress)
+        self.rows, self.terms = [], [{t: [0.0, 0.0] for t in TERMS} for _ in range(self.n_folds)]
+        first = 0
+        for X, y, w, ends, atoms in model._chunks(graphs, unit):
+            structures = torch.arange(first, first + ends[0])
+            row_structure = torch.cat([structures, structures.repeat_interleave(3 * atoms), structures.repeat_interleave(9)])
+            self.rows.append((X, y, w, row_structure, ends, atoms))
+            for term, begin, end in zip(TERMS, (0, *ends[:2]), ends):
+                for k, rows in self._fold_rows(row_structure, begin, end):
+                    weighted = w[rows, None] * X[rows]
+                    self.terms[k][term][0] = self.terms[k][term][0] + X[rows].T @ weighted
+                    self.terms[k][term][1] = self.terms[k][term][1] + weighted.T @ y[rows]
+            first += ends[0]
+        self.sizes = np.bincount(folds, minlength=self.n_folds)
+
+    def _fold_rows(self, row_structure, begin: int, end: int, keep=None):
+        """(k, rows of fold k in begin:end) for each fold with any."""
+        fold = self.folds[row_structure[begin:end]]
+        for k in range(self.n_folds):
+            mine = fold == k if keep is None else (fold == k) & keep[begin:end]
+            rows = torch.nonzero(mine).squeeze(1) + begin
+            if rows.numel():
+                yield k, rows
+
+    def _solve(self, setting: Setting, folds: list[int]) -> None:
+        """Set the model to the fit on the structures of `folds` (λ weighed as on the whole set)."""
+        rescale = float(self.sizes.sum() / self.sizes[folds].sum())
+        total = {t: [rescale * sum(self.terms[k][t][i] for k in folds) for i in (0, 1)] for t in TERMS}
+        A = setting.energy_weight * total["energy"][0] + total["forces"][0] + total["stress"][0]
+        rhs = setting.energy_weight * total["energy"][1] + total["forces"][1] + total["stress"][1]
+        self.model.solve_ridge((A, rhs), setting.ridge, setting.smoothness)
+
+    def fit(self, setting: Setting):
+        """The model fitted on every structure with `setting` (equal to `fit_ridge` on all graphs)."""
+        self._solve(setting, list(range(self.n_folds)))
+        return self.model
+
+    def errors(self, settings: list[Setting]) -> list[dict]:
+        """Out-of-fold errors of each setting: one dict per setting, in order, with energy_mae
+        (meV/atom) and forces_mae (meV/Å) over all structures and under "groups" per group."""
+        thetas = []  # per fold: (n_θ, n_settings) of the fits without it
+        for k in range(self.n_folds):
+            columns = []
+            for setting in settings:
+                self._solve(setting, [j for j in range(self.n_folds) if j != k])
+                columns.append(self.model._theta().detach())
+            thetas.append(torch.stack(columns, dim=1))
+        shape = (len(self.names), len(settings))
+        sums = {t: torch.zeros(shape, dtype=torch.float64) for t in ("energy", "forces")}
+        counts = {t: torch.zeros(len(self.names), dtype=torch.float64) for t in ("energy", "forces")}
+        for X, y, w, row_structure, ends, atoms in self.rows:
+            for term, begin, end in (("energy", 0, ends[0]), ("forces", ends[0], ends[1])):
+                for k, rows in self._fold_rows(row_structure, begin, end, keep=w > 0):
+                    error = (X[rows] @ thetas[k] - y[rows, None]).abs()
+                    if term == "energy" and not self.per_atom:
+                        error = error / atoms[rows, None].double()  # energy rows are the chunk's first
+                    group = self.group_of[row_structure[rows]]
+                    sums[term].index_add_(0, group, error)
+                    counts[term].index_add_(0, group, torch.ones(rows.numel(), dtype=torch.float64))
+
+        def mae(term: str, s: int, group: int | None = None) -> float:
+            total = sums[term][:, s].sum() if group is None else sums[term][group, s]
+            count = counts[term].sum() if group is None else counts[term][group]
+            return 1000.0 * float(total / count) if count else float("nan")
+
+        return [
+            {
+                "energy_weight": setting.energy_weight,
+                "ridge": setting.ridge,
+                "smoothness": setting.smoothness,
+                "energy_mae": mae("energy", s),
+                "forces_mae": mae("forces", s),
+                "groups": {
+                    name: {"energy_mae": mae("energy", s, g), "forces_mae": mae("forces", s, g)} for g, name in enumerate(self.names)
+                },
+            }
+            for s, setting in enumerate(settings)
+        ]

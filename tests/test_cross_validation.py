@@ -1,0 +1,58 @@
+"""K-fold cross-validation of the closed-form ridge fit: folds per group, and out-of-fold errors
+equal to refitting without each fold and evaluating it with the metrics everyone else uses."""
+
+import numpy as np
+import pytest
+
+from forcefit.training.cross_validation import CrossValidation, Setting, fold_labels
+from forcefit.training.loss import LossWeights
+from forcefit.training.metrics import collect, error_statistics
+from test_linear import linear_setup
+
+
+def test_folds_deal_every_group_evenly():
+    groups = ["bulk"] * 10 + ["surface"] * 7 + ["vacancy"] * 3
+    folds = fold_labels(groups, 3, seed=1)
+    assert sorted(np.bincount(folds)) == [6, 7, 7]
+    for g in set(groups):
+        share = np.bincount(folds[np.array(groups) == g], minlength=3)
+        assert share.max() - share.min() <= 1
+    assert (fold_labels(groups, 3, seed=1) == folds).all() and not (fold_labels(groups, 3, seed=2) == folds).all()
+    with pytest.raises(ValueError, match="at least 2 folds"):
+        fold_labels(groups, 1)
+
+
+@pytest.mark.parametrize("per_atom", [True, False])
+def test_out_of_fold_errors_equal_refits_without_each_fold(per_atom):
+    model, graphs = linear_setup(30)
+    groups = ["a"] * 12 + ["b"] * 18
+    folds = fold_labels(groups, 3)
+    settings = [Setting(100.0, 1e-8), Setting(1.0, 1e-4)]
+    weights = LossWeights(energy=1.0, forces=1.0, energy_per_atom=per_atom)
+    cv = CrossValidation(model, graphs, groups, folds, weights)
+    results = cv.errors(settings)
+    for setting, result in zip(settings, results):
+        energy, forces = {"a": [], "b": []}, {"a": [], "b": []}
+        for k in range(3):
+            inside = [g for g, f in zip(graphs, folds) if f != k]
+            model.fit_ridge(inside, LossWeights(setting.energy_weight, 1.0, per_atom), setting.ridge)
+            for group in ("a", "b"):
+                held = [g for g, f, name in zip(graphs, folds, groups) if f == k and name == group]
+                r = collect(model, held)
+                energy[group].append(np.abs(r["reference_energy"] - r["ref_energy"]) / r["n_atoms"] * 1000.0)
+                forces[group].append(np.abs(r["forces"] - r["ref_forces"]).ravel() * 1000.0)
+        for group in ("a", "b"):
+            assert result["groups"][group]["energy_mae"] == pytest.approx(np.concatenate(energy[group]).mean(), rel=1e-7)
+            assert result["groups"][group]["forces_mae"] == pytest.approx(np.concatenate(forces[group]).mean(), rel=1e-7)
+        every = np.concatenate(forces["a"] + forces["b"]).mean()
+        assert result["forces_mae"] == pytest.approx(every, rel=1e-7)
+        assert result["energy_mae"] == pytest.approx(np.concatenate(energy["a"] + energy["b"]).mean(), rel=1e-7)
+    # the fit on every structure is fit_ridge's, and the metrics module's MAE has the definition used above
+    cv.fit(settings[1])
+    direct = collect(model, graphs)
+    model.fit_ridge(graphs, LossWeights(settings[1].energy_weight, 1.0, per_atom), settings[1].ridge)
+    again = collect(model, graphs)
+    for key in ("reference_energy", "forces"):
+        np.testing.assert_allclose(direct[key], again[key], rtol=1e-9, atol=1e-9)
+    r = collect(model, graphs[:5])
+    assert error_statistics(r, model.elements)["forces_mae"] == pytest.approx(np.abs(r["forces"] - r["ref_forces"]).mean() * 1000)
