@@ -56,3 +56,60 @@ def test_out_of_fold_errors_equal_refits_without_each_fold(per_atom):
         np.testing.assert_allclose(direct[key], again[key], rtol=1e-9, atol=1e-9)
     r = collect(model, graphs[:5])
     assert error_statistics(r, model.elements)["forces_mae"] == pytest.approx(np.abs(r["forces"] - r["ref_forces"]).mean() * 1000)
+
+
+def test_train_chooses_by_cross_validation_from_yaml(tmp_path):
+    import json
+
+    import yaml
+
+    from conftest import ROOT
+    from forcefit.config import load_config
+    from forcefit.data import collate
+    from forcefit.models import predict
+    from forcefit.run import train_from_config
+
+    grid = {"folds": 3, "energy_weights": [1.0, 100.0], "ridges": [1e-8, 1e-2], "smoothness": [0.0, 2.0]}
+    config = {
+        "data": {"train": str(ROOT / "data" / "ethanol_gfn2xtb_500K.extxyz"), "max_structures": 40},
+        "model": {"kind": "linear", "cutoff": 4.0, "descriptor": "ace", "ace": {"n_radial": 3, "l_max": 2, "n_radial_4": 2, "l_max_4": 1}},
+        "training": {"optimizer": "ridge", "cross_validation": grid},
+        "output": str(tmp_path / "run"),
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    model, _ = train_from_config(load_config(path))
+    report = json.loads((tmp_path / "run" / "cross_validation.json").read_text())
+    assert len(report["grid"]) == 8
+    best = min(report["grid"], key=lambda r: r["score"])
+    assert report["chosen"] == best
+    best_e, best_f = min(r["energy_mae"] for r in report["grid"]), min(r["forces_mae"] for r in report["grid"])
+    for r in report["grid"]:
+        assert r["score"] == pytest.approx(r["energy_mae"] / best_e + r["forces_mae"] / best_f)
+    # the saved model is the fit on the whole training split with the chosen setting
+    from forcefit.run import build_model, read_split
+    from forcefit.training.loss import LossWeights
+
+    loaded = load_config(path)
+    train, _, _ = read_split(loaded)
+    refit = build_model(loaded, train)
+    graphs = [refit.graph(s, triplets=False) for s in train]
+    refit.cache_descriptors(graphs)
+    refit.initialise(graphs)
+    refit.fit_ridge(graphs, LossWeights(energy=best["energy_weight"]), best["ridge"], best["smoothness"])
+    batch = collate(graphs[:5])
+    np.testing.assert_allclose(predict(model, batch).forces.numpy(), predict(refit, batch).forces.numpy(), rtol=1e-7, atol=1e-9)
+
+
+def test_cross_validation_settings_are_checked():
+    from forcefit.config import config_from_dict
+
+    base = {"data": {"train": "x.extxyz"}, "model": {"kind": "linear"}}
+    with pytest.raises(ValueError, match="unknown"):
+        config_from_dict({**base, "training": {"optimizer": "ridge", "cross_validation": {"fold": 5}}})
+    with pytest.raises(ValueError, match="needs training.optimizer: ridge"):
+        config_from_dict({**base, "training": {"cross_validation": {"folds": 5}}})
+    with pytest.raises(ValueError, match="ridges"):
+        config_from_dict({**base, "training": {"optimizer": "ridge", "cross_validation": {"ridges": [-1.0]}}})
+    grid = config_from_dict({**base, "training": {"optimizer": "ridge", "ridge": 1e-4, "cross_validation": {"energy_weights": [1, 10]}}})
+    assert grid.training.cross_validation == {"folds": 5, "seed": 0, "energy_weights": [1.0, 10.0], "ridges": [1e-4], "smoothness": [0.0]}

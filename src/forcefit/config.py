@@ -120,6 +120,42 @@ class ModelConfig:
             raise ValueError("model.n_radial and model.n_angular must be ≥ 0 and every model.hidden width ≥ 1")
 
 
+CROSS_VALIDATION_KEYS = {
+    "folds": "int ≥ 2",
+    "energy_weights": "list of numbers > 0",
+    "ridges": "list of numbers ≥ 0",
+    "smoothness": "list of numbers ≥ 0",
+    "seed": "int",
+}
+
+
+def cross_validation_grid(values, training) -> dict:
+    """training.cross_validation completed: every key present, lists of floats (checked)."""
+    if not isinstance(values, dict) or set(values) - set(CROSS_VALIDATION_KEYS):
+        unknown = sorted(set(values) - set(CROSS_VALIDATION_KEYS)) if isinstance(values, dict) else values
+        raise ValueError(f"training.cross_validation: unknown {unknown!r}; expected keys {', '.join(CROSS_VALIDATION_KEYS)}")
+    if training.optimizer != "ridge":
+        raise ValueError("training.cross_validation chooses the closed-form fit's settings: it needs training.optimizer: ridge")
+    grid = {
+        "folds": values.get("folds", 5),
+        "seed": values.get("seed", training.seed),
+        "energy_weights": values.get("energy_weights", [training.energy_weight]),
+        "ridges": values.get("ridges", [training.ridge]),
+        "smoothness": values.get("smoothness", [training.ridge_smoothness]),
+    }
+    for key in ("energy_weights", "ridges", "smoothness"):
+        entries = grid[key] if isinstance(grid[key], list) else [grid[key]]
+        try:
+            grid[key] = [float(x) for x in entries]
+        except (TypeError, ValueError):
+            raise ValueError(f"training.cross_validation.{key}: {grid[key]!r}; expected {CROSS_VALIDATION_KEYS[key]}") from None
+        if not grid[key] or (key != "energy_weights" and min(grid[key]) < 0) or (key == "energy_weights" and min(grid[key]) <= 0):
+            raise ValueError(f"training.cross_validation.{key}: {grid[key]!r}; expected {CROSS_VALIDATION_KEYS[key]}")
+    if not isinstance(grid["folds"], int) or grid["folds"] < 2 or not isinstance(grid["seed"], int):
+        raise ValueError(f"training.cross_validation: folds {grid['folds']!r}, seed {grid['seed']!r}; expected an int ≥ 2 and an int")
+    return grid
+
+
 @dataclass
 class TrainingConfig:
     epochs: int = 200
@@ -138,6 +174,10 @@ class TrainingConfig:
     max_seconds: float | None = None  # wall-time budget for the whole run
     ridge: float = 1e-8  # λ of the ridge term λ|c|² (optimizer: ridge)
     ridge_smoothness: float = 0.0  # p: coefficient f pays λ (1 + d_f)^p, d_f its degree Σ(n + l) (descriptor: ace); 0: plain ridge
+    # optimizer ridge: choose energy_weight, ridge and ridge_smoothness by k-fold cross-validation over the
+    # training set, e.g. {folds: 5, energy_weights: [1e3, 1e4], ridges: [1e-8, 1e-6], smoothness: [0, 2]}
+    # (a list left out is the single value above); training/cross_validation.py
+    cross_validation: dict | None = None
     committee: int = 1  # train this many models (seeds seed, seed+1, …) and save them as one committee
     committee_fraction: float = 1.0  # fraction of the training set each member sees (drawn per member)
     stage_two_epochs: int = 0  # extra epochs after the main stage (0: no stage two); max_seconds bounds the main stage only
@@ -158,6 +198,8 @@ class TrainingConfig:
             raise ValueError("training.committee must be ≥ 1 and training.committee_fraction in (0, 1]")
         if self.ridge < 0 or self.ridge_smoothness < 0:
             raise ValueError("training.ridge and training.ridge_smoothness must be ≥ 0")
+        if self.cross_validation is not None:
+            self.cross_validation = cross_validation_grid(self.cross_validation, self)
         if self.stage_two_epochs < 0:
             raise ValueError("training.stage_two_epochs must be ≥ 0")
         if self.cache not in CACHE_MODES:

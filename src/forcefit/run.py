@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import shutil
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from forcefit.reports import figures
 from forcefit.reports.evaluation import evaluate_splits
 from forcefit.structures import Structure
 from forcefit.training.cache import select, training_data
+from forcefit.training.cross_validation import choose_and_fit
 from forcefit.training.distributed import Group, resolve_device
 from forcefit.training.loss import loss_weights
 from forcefit.training.screen import screen
@@ -134,6 +136,7 @@ def _train_and_report(config: Config, train, validation, test, run_dir: Path, re
                 config,
                 member_dir,
                 [train[i].source for i in chosen],
+                [train[i].group or "none" for i in chosen],
                 resume,
                 console,
                 group,
@@ -159,7 +162,7 @@ def _train_and_report(config: Config, train, validation, test, run_dir: Path, re
 
 
 def _fit_one(
-    model, train_graphs, validation_graphs, config: Config, run_dir: Path, names, resume: bool, console, group, device
+    model, train_graphs, validation_graphs, config: Config, run_dir: Path, names, groups, resume: bool, console, group, device
 ) -> list[dict]:
     """Initialise (on the CPU) and fit one model (closed form or trainer on `device`); returns its history."""
     model.initialise(train_graphs)
@@ -167,6 +170,12 @@ def _fit_one(
     if t.optimizer == "ridge":
         if not model.closed_form:
             raise ValueError(f"training.optimizer 'ridge' solves linear models only, not {model.kind!r}")
+        if t.cross_validation:
+            report = choose_and_fit(model, train_graphs, groups, loss_weights(t, 1), t.cross_validation, console)
+            if group.main:
+                run_dir.mkdir(parents=True, exist_ok=True)
+                atomic_write_text(run_dir / "cross_validation.json", json.dumps(report, indent=1))
+            return []
         model.fit_ridge(train_graphs, loss_weights(t, 1), t.ridge, t.ridge_smoothness)
         prior = f", smoothness prior p = {t.ridge_smoothness:g}" if t.ridge_smoothness else ""
         console.print(f"closed-form ridge solution (λ = {t.ridge:g}{prior})")

@@ -29,7 +29,7 @@ SYMMETRY_FUNCTION_KEYS = (
     "angular_grid",
     "symmetry_functions",
 )
-ACE_KEYS = ("n_radial", "l_max", "body_order", "n_radial_4", "l_max_4", "cutoff_type")
+ACE_KEYS = ("n_radial", "l_max", "body_order", "n_radial_4", "l_max_4", "n_radial_5", "l_max_5", "cutoff_type")
 STATISTICS_CHUNK = 32  # structures per step of the scaling statistics (a batch-sized piece of a streamed set)
 
 
