@@ -4,7 +4,7 @@ equal to refitting without each fold and evaluating it with the metrics everyone
 import numpy as np
 import pytest
 
-from forcefit.training.cross_validation import CrossValidation, Setting, fold_labels
+from forcefit.training.cross_validation import CrossValidation, Setting, fold_labels, score
 from forcefit.training.loss import LossWeights
 from forcefit.training.metrics import collect, error_statistics
 from test_linear import linear_setup
@@ -113,3 +113,11 @@ def test_cross_validation_settings_are_checked():
         config_from_dict({**base, "training": {"optimizer": "ridge", "cross_validation": {"ridges": [-1.0]}}})
     grid = config_from_dict({**base, "training": {"optimizer": "ridge", "ridge": 1e-4, "cross_validation": {"energy_weights": [1, 10]}}})
     assert grid.training.cross_validation == {"folds": 5, "seed": 0, "energy_weights": [1.0, 10.0], "ridges": [1e-4], "smoothness": [0.0]}
+    with pytest.raises(ValueError, match="targets"):
+        config_from_dict({**base, "training": {"optimizer": "ridge", "cross_validation": {"targets": [2.2]}}})
+
+
+def test_targets_choose_the_setting_closest_to_meeting_both():
+    results = [{"energy_mae": 2.4, "forces_mae": 40.0}, {"energy_mae": 2.2, "forces_mae": 50.0}, {"energy_mae": 2.0, "forces_mae": 70.0}]
+    assert np.argmin(score(results, [2.2, 60.0])) == 1  # only the second meets both
+    assert np.argmin(score(results)) == 0  # relative sum: 1.2 + 1.0 against 1.1 + 1.25 and 1.0 + 1.75

@@ -126,6 +126,7 @@ CROSS_VALIDATION_KEYS = {
     "ridges": "list of numbers ≥ 0",
     "smoothness": "list of numbers ≥ 0",
     "seed": "int",
+    "targets": "[energy meV/atom, forces meV/Å], both > 0",
 }
 
 
@@ -151,6 +152,14 @@ def cross_validation_grid(values, training) -> dict:
             raise ValueError(f"training.cross_validation.{key}: {grid[key]!r}; expected {CROSS_VALIDATION_KEYS[key]}") from None
         if not grid[key] or (key != "energy_weights" and min(grid[key]) < 0) or (key == "energy_weights" and min(grid[key]) <= 0):
             raise ValueError(f"training.cross_validation.{key}: {grid[key]!r}; expected {CROSS_VALIDATION_KEYS[key]}")
+    if "targets" in values:
+        targets = values["targets"]
+        try:
+            grid["targets"] = [float(x) for x in targets]
+        except (TypeError, ValueError):
+            grid["targets"] = []
+        if len(grid["targets"]) != 2 or min(grid["targets"]) <= 0:
+            raise ValueError(f"training.cross_validation.targets: {targets!r}; expected {CROSS_VALIDATION_KEYS['targets']}")
     if not isinstance(grid["folds"], int) or grid["folds"] < 2 or not isinstance(grid["seed"], int):
         raise ValueError(f"training.cross_validation: folds {grid['folds']!r}, seed {grid['seed']!r}; expected an int ≥ 2 and an int")
     return grid
@@ -176,7 +185,8 @@ class TrainingConfig:
     ridge_smoothness: float = 0.0  # p: coefficient f pays λ (1 + d_f)^p, d_f its degree Σ(n + l) (descriptor: ace); 0: plain ridge
     # optimizer ridge: choose energy_weight, ridge and ridge_smoothness by k-fold cross-validation over the
     # training set, e.g. {folds: 5, energy_weights: [1e3, 1e4], ridges: [1e-8, 1e-6], smoothness: [0, 2]}
-    # (a list left out is the single value above); training/cross_validation.py
+    # (a list left out is the single value above); with targets: [E meV/atom, F meV/Å] the setting
+    # closest to meeting both is chosen, otherwise the best sum of relative errors; training/cross_validation.py
     cross_validation: dict | None = None
     committee: int = 1  # train this many models (seeds seed, seed+1, …) and save them as one committee
     committee_fraction: float = 1.0  # fraction of the training set each member sees (drawn per member)

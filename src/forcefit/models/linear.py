@@ -25,7 +25,7 @@ from torch import Tensor
 from forcefit.descriptors.symmetry_functions import SymmetryFunctions
 from forcefit.models.base import DescriptorPotential
 
-DESIGN_CHUNK = 64  # structures per block of design-matrix rows
+DESIGN_CHUNK = 16  # structures per block of design-matrix rows (their Jacobians are in memory at once)
 TERMS = ("energy", "forces", "stress")  # the loss terms, in the order of the design's rows
 
 

@@ -143,9 +143,13 @@ class CrossValidation:
         ]
 
 
-def score(results: list[dict]) -> list[float]:
-    """Energy and force MAE, each relative to the best of the grid, added: a scale-free choice
-    that weighs a 10 % worse energy like a 10 % worse force."""
+def score(results: list[dict], targets: list[float] | None = None) -> list[float]:
+    """Lower is better. Without targets: energy and force MAE, each relative to the best of the
+    grid, added (scale-free: a 10 % worse energy weighs like a 10 % worse force). With targets
+    (energy meV/atom, forces meV/Å): the larger of the two MAE/target ratios, so that the
+    choice is the setting closest to meeting both."""
+    if targets is not None:
+        return [max(r["energy_mae"] / targets[0], r["forces_mae"] / targets[1]) for r in results]
     best_e = min(r["energy_mae"] for r in results)
     best_f = min(r["forces_mae"] for r in results)
     return [r["energy_mae"] / best_e + r["forces_mae"] / best_f for r in results]
@@ -159,7 +163,7 @@ def choose_and_fit(model, graphs, groups: list[str], weights: LossWeights, grid:
     settings = [Setting(w, r, p) for w in grid["energy_weights"] for r in grid["ridges"] for p in grid["smoothness"]]
     cv = CrossValidation(model, graphs, groups, folds, weights)
     results = cv.errors(settings)
-    for result, value in zip(results, score(results)):
+    for result, value in zip(results, score(results, grid.get("targets"))):
         result["score"] = value
     best = min(range(len(settings)), key=lambda s: results[s]["score"])
     cv.fit(settings[best])
