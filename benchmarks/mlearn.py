@@ -55,6 +55,7 @@ REFERENCE = {  # test E MAE meV/atom, F MAE eV/Å
 # as n2p2 potentials do); every run behind these choices is logged in results/mlearn_runs.md
 # (symmetry functions) and results/ace_runs.md (the body-ordered descriptor).
 SYMMETRY_FUNCTION_BPNN = dict(cutoff_type="tanh", angular_kind="wide", activation="tanh")
+CROSS_VALIDATION = dict(folds=5, energy_weights=[1e3, 3e3, 1e4, 3e4, 1e5], ridges=[1e-8, 1e-6, 1e-4], smoothness=[0, 2])
 SETTINGS = {
     "bpnn": {
         "Si": dict(
@@ -87,12 +88,9 @@ SETTINGS = {
                 kind="linear",
                 descriptor="ace",
                 r_min=1.5,
-                ace=dict(n_radial=8, l_max=5, n_radial_4=4, l_max_4=4, body_order=5, n_radial_5=3, l_max_5=2),
+                ace=dict(n_radial=10, l_max=6, n_radial_4=5, l_max_4=4, body_order=5, n_radial_5=3, l_max_5=2),
             ),
-            training=dict(
-                optimizer="ridge",
-                cross_validation=dict(folds=5, energy_weights=[1e3, 3e3, 1e4, 3e4, 1e5], ridges=[1e-8, 1e-6, 1e-4], smoothness=[0, 2]),
-            ),
+            training=dict(optimizer="ridge", cross_validation=CROSS_VALIDATION),
         ),
         "Mo": dict(
             model=dict(kind="linear", descriptor="ace", r_min=2.0, ace=dict(n_radial=8, l_max=5, n_radial_4=4, l_max_4=3)),

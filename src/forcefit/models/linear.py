@@ -74,34 +74,48 @@ class LinearModel(DescriptorPotential):
         """Rows X, targets y and row weights w such that the loss over `graphs` is Σ w (Xθ − y)²,
         the weights divided by `n_structures` (default: those in `graphs`)."""
         from forcefit.data import collate
-        from forcefit.models.forces import assemble
 
         batch = collate(graphs)
         if batch.features is None:
             raise ValueError("the linear model's design matrix needs cached descriptors (cache_descriptors)")
         species = self.species(batch.numbers)
         S, N = batch.n_structures, batch.numbers.shape[0]
-        columns = [(e, f) for e in range(len(self.elements)) for f in range(self.descriptor.n_features) if self.feature_mask[e, f]]
-        n_theta = len(columns) + len(self.elements) + 1
+        n_columns = int(self.feature_mask.sum())
+        n_theta = n_columns + len(self.elements) + 1
         scale = (1.0 / batch.n_atoms.double()) if weights.energy_per_atom else torch.ones(S, dtype=torch.float64)
         energy_rows = torch.zeros((S, n_theta), dtype=torch.float64)
         force_rows = torch.zeros((N * 3, n_theta), dtype=torch.float64)
         stress_rows = torch.zeros((S * 9, n_theta), dtype=torch.float64)
-        periodic = bool(batch.pbc.all(dim=1).any())
+        periodic = batch.pbc.all(dim=1)
         centre = species[batch.pair_i]
         scaled = self.scaling(batch.features, species)
-        for col, (e, f) in enumerate(columns):
-            own = (species == e).double()
-            energy_rows[:, col] = torch.zeros(S, dtype=torch.float64).index_add(0, batch.structure_index, scaled[:, f] * own)
-            gradients = batch.jacobian[:, f, :] * (self.scaling.factor[e, f] * (centre == e).double())[:, None]
-            forces, stress = assemble(batch, batch.vectors(), gradients, stress=periodic)
-            force_rows[:, col] = forces.reshape(-1)
-            if periodic:
-                stress_rows[:, col] = torch.nan_to_num(stress.reshape(-1))  # free clusters: no stress label, weight 0
-        for e in range(len(self.elements)):
-            energy_rows[:, len(columns) + e] = torch.zeros(S, dtype=torch.float64).index_add(
-                0, batch.structure_index, (species == e).double()
+        vectors = batch.vectors().double()
+        volume = torch.linalg.det(batch.cell.double()).abs()
+        start = 0
+        for e in range(len(self.elements)):  # the columns of element e's features, all at once
+            features = torch.nonzero(self.feature_mask[e]).squeeze(1)
+            columns = slice(start, start + len(features))
+            start += len(features)
+            own = species == e
+            energy_rows[:, columns] = scaled.new_zeros((S, len(features))).index_add(
+                0, batch.structure_index[own], scaled[own][:, features]
             )
+            pairs = torch.nonzero(centre == e).squeeze(1)
+            # g_p = c_f ∂G_f/∂r_p per column: F_i = −∂E/∂r_i gathers +g_p at i_p and −g_p at j_p (models/forces.py)
+            gradients = batch.jacobian[pairs][:, features, :] * self.scaling.factor[e, features][None, :, None]
+            forces = gradients.new_zeros((N, len(features), 3))
+            forces.index_add_(0, batch.pair_i[pairs], gradients).index_add_(0, batch.pair_j[pairs], -gradients)
+            force_rows[:, columns] = forces.transpose(1, 2).reshape(N * 3, len(features))
+            for structure in torch.nonzero(periodic).squeeze(1).tolist():  # σ = sym(Σ_p r_p ⊗ g_p) / V; free clusters: 0 (no label)
+                mine = pairs[batch.pair_structure[pairs] == structure]
+                virial = (
+                    torch.einsum("pa,pfb->fab", vectors[mine], batch.jacobian[mine][:, features, :])
+                    * self.scaling.factor[e, features][:, None, None]
+                )
+                sigma = 0.5 * (virial + virial.transpose(1, 2)) / volume[structure]
+                stress_rows[structure * 9 : (structure + 1) * 9, columns] = sigma.reshape(len(features), 9).T
+        for e in range(len(self.elements)):
+            energy_rows[:, n_columns + e] = torch.zeros(S, dtype=torch.float64).index_add(0, batch.structure_index, (species == e).double())
         energy_rows[:, -1] = -1.0
         energy_rows *= scale[:, None]
         y_energy = batch.ref_energy * scale
