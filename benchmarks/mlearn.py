@@ -93,8 +93,13 @@ SETTINGS = {
             training=dict(optimizer="ridge", cross_validation=CROSS_VALIDATION),
         ),
         "Mo": dict(
-            model=dict(kind="linear", descriptor="ace", r_min=2.0, ace=dict(n_radial=8, l_max=5, n_radial_4=4, l_max_4=3)),
-            training=dict(optimizer="ridge", energy_weight=1e5, ridge=1e-6),
+            model=dict(
+                kind="linear",
+                descriptor="ace",
+                r_min=1.5,
+                ace=dict(n_radial=10, l_max=6, n_radial_4=5, l_max_4=4, body_order=5, n_radial_5=3, l_max_5=2),
+            ),
+            training=dict(optimizer="ridge", cross_validation=CROSS_VALIDATION),
         ),
     },
     "ace-bpnn": {

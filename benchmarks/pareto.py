@@ -4,7 +4,7 @@ forces through the ASE calculator, one thread, median of repeats) and placed by 
 force MAE; the peers' evaluation times on the same cell (issue 14: an ANI-style model 20 ms,
 MACE 85 ms, one thread) are marked beside them.
 
-    python benchmarks/pareto.py [--results results/mlearn_Si.json results/mlearn_Si_ace-linear.json] [--repeats 30]
+    python benchmarks/pareto.py [--results results/mlearn_Si.json results/mlearn_Si_ace-linear.json ...] [--repeats 30]
 
 Writes results/pareto.{png,md}.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import time
 from pathlib import Path
@@ -48,7 +49,9 @@ def main() -> None:
     parser.add_argument(
         "--results",
         nargs="+",
-        default=[str(HERE / "results" / name) for name in ("mlearn_Si.json", "mlearn_Si_ace-linear.json")],
+        default=[
+            str(HERE / "results" / name) for name in ("mlearn_Si.json", "mlearn_Si_ace-linear.json", "mlearn_Si_ace-linear_order4.json")
+        ],
         help="result files of benchmarks/mlearn.py runs on Si (their model files must still be there)",
     )
     parser.add_argument("--repeats", type=int, default=30)
@@ -73,7 +76,9 @@ def main() -> None:
     ax.set_ylim(0.9 * min(values), 1.1 * max(values))
     for row in rows:
         ax.scatter(row["ms"], row["forces_mae"], s=40, zorder=3)
-        ax.annotate(f"forcefit {row['family']}", (row["ms"], row["forces_mae"]), textcoords="offset points", xytext=(6, 4), fontsize=8)
+        size = re.search(r"\[?(\d+)\]? (?:body-ordered invariants|symmetry functions)", row["model"])
+        label = f"forcefit {row['family']}" + (f", {size.group(1)} features" if size else "")
+        ax.annotate(label, (row["ms"], row["forces_mae"]), textcoords="offset points", xytext=(6, 4), fontsize=8)
     for name, ms in PEER_MS.items():
         ax.axvline(ms, color="grey", ls="--", lw=0.8)
         ax.text(ms * 1.05, ax.get_ylim()[1], name, rotation=90, va="top", ha="left", fontsize=7, color="grey")
