@@ -209,15 +209,22 @@ def test_agrees_with_a_slow_reference_written_from_the_formulas():
         assert at == d.n_features
 
 
-def test_linear_fit_equals_the_gradient_fit_at_the_optimum():
+def random_labelled_linear_model(seed: int, body_order: int):
+    """A linear model on ACE with its scaling fitted on water clusters and cells whose energies
+    and forces are random numbers (a quadratic with a unique, nontrivial minimum)."""
     structures = [water_cluster(s) for s in range(6)] + [water_cell(s) for s in range(1, 5)]
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     for s in structures:
         s.energy, s.forces = float(rng.normal()), rng.normal(size=s.positions.shape)
-    model = LinearModel(ace(body_order=3))
+    model = LinearModel(ace(body_order=body_order))
     graphs = [model.graph(s, triplets=False) for s in structures]
     model.cache_descriptors(graphs)
     model.initialise(graphs)
+    return model, graphs
+
+
+def test_linear_fit_equals_the_gradient_fit_at_the_optimum():
+    model, graphs = random_labelled_linear_model(seed=0, body_order=3)
     weights = LossWeights(energy=1.0, forces=0.5)
     model.fit_ridge(graphs, weights, 1e-6)
     assert model.loss_gradient(graphs, weights, 1e-6).abs().max() < 1e-9
@@ -228,14 +235,7 @@ def test_smoothness_prior_is_the_optimum_of_its_penalty_and_grows_with_degree():
     tiny = AtomicClusterExpansion(["O"], 4.0, n_radial=2, l_max=1, body_order=3, n_radial_4=1, l_max_4=0)
     # order 2: n = 0, 1; order 3, l = 0 then 1, channel pairs (0,0) (0,1) (1,1): n1 + n2 + 2l
     assert tiny.feature_degrees().tolist() == [0, 1, 0, 1, 2, 2, 3, 4]
-    structures = [water_cluster(s) for s in range(6)] + [water_cell(s) for s in range(1, 5)]
-    rng = np.random.default_rng(1)
-    for s in structures:
-        s.energy, s.forces = float(rng.normal()), rng.normal(size=s.positions.shape)
-    model = LinearModel(ace(body_order=4))
-    graphs = [model.graph(s, triplets=False) for s in structures]
-    model.cache_descriptors(graphs)
-    model.initialise(graphs)
+    model, graphs = random_labelled_linear_model(seed=1, body_order=4)
     weights = LossWeights(energy=1.0, forces=0.5)
     degrees = model.descriptor.feature_degrees()
     assert len(degrees) == model.descriptor.n_features and int(degrees.max()) > 4
