@@ -198,16 +198,17 @@ class AtomicClusterExpansion(torch.nn.Module):
             b = densities[:, k2, l2 * l2 : (l2 + 1) ** 2]
             c = densities[:, k3, l3 * l3 : (l3 + 1) ** 2]
             parts.append((a * _couple(b, c, coupling.to(densities))).sum(dim=-1))
-        for factors, left, right in self._order5_factors(densities):
-            a, b, c, d = factors
+        for _, (a, b, c, d), left, right in self._order5_factors(densities):
             parts.append((_couple(a, b, left) * _couple(c, d, right)).sum(dim=-1))
         return torch.cat(parts, dim=1)
 
     def _order5_factors(self, densities: Tensor):
-        """Per order-5 group: its four factors A (n, f, 2l + 1) and the two couplings W[L, l, l']."""
+        """Per order-5 group: its (channel, l) of each factor, the four factors A (n, f, 2l + 1)
+        and the two couplings W[L, l, l']."""
         for (l1, l2, l3, l4, _), k1, k2, k3, k4, left, right in self.order5:
-            factors = [densities[:, k, l * l : (l + 1) ** 2] for k, l in ((k1, l1), (k2, l2), (k3, l3), (k4, l4))]
-            yield factors, left.to(densities), right.to(densities)
+            slots = ((k1, l1), (k2, l2), (k3, l3), (k4, l4))
+            factors = [densities[:, k, l * l : (l + 1) ** 2] for k, l in slots]
+            yield slots, factors, left.to(densities), right.to(densities)
 
     def invariant_derivatives(self, densities: Tensor) -> Tensor:
         """∂B/∂A (n_atoms, n_features, n_channels, n_lm): each contraction is linear in each of
@@ -240,10 +241,9 @@ class AtomicClusterExpansion(torch.nn.Module):
             add(features, k2, l2, _couple(a, c, coupling.permute(1, 0, 2)))
             add(features, k3, l3, _couple(a, b, coupling.permute(2, 0, 1)))
             at += len(k1)
-        for ((l1, l2, l3, l4, _), k1, k2, k3, k4, _, _), (factors, left, right) in zip(self.order5, self._order5_factors(densities)):
+        for ((k1, l1), (k2, l2), (k3, l3), (k4, l4)), (a, b, c, d), left, right in self._order5_factors(densities):
             # B = Σ_M (ab)_M (cd)_M: the derivative by a is Σ W[M, m_a, m_b] b (cd)_M, and so on
             features = torch.arange(at, at + len(k1))
-            a, b, c, d = factors
             ab, cd = _couple(a, b, left), _couple(c, d, right)
             add(features, k1, l1, _couple(b, cd, left.permute(1, 2, 0)))
             add(features, k2, l2, _couple(a, cd, left.permute(2, 1, 0)))

@@ -8,6 +8,8 @@ zero of the reference method and predictions are reported on its scale.
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import torch
 from ase.data import atomic_numbers, chemical_symbols
@@ -29,7 +31,8 @@ SYMMETRY_FUNCTION_KEYS = (
     "angular_grid",
     "symmetry_functions",
 )
-ACE_KEYS = ("n_radial", "l_max", "body_order", "n_radial_4", "l_max_4", "n_radial_5", "l_max_5", "cutoff_type")
+# model.ace holds the descriptor's own settings; elements, cutoff and r_min come from model.*
+ACE_KEYS = tuple(k for k in inspect.signature(AtomicClusterExpansion).parameters if k not in ("elements", "cutoff", "r_min"))
 STATISTICS_CHUNK = 32  # structures per step of the scaling statistics (a batch-sized piece of a streamed set)
 
 

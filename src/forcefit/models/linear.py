@@ -29,6 +29,12 @@ DESIGN_CHUNK = 16  # structures per block of design-matrix rows (their Jacobians
 TERMS = ("energy", "forces", "stress")  # the loss terms, in the order of the design's rows
 
 
+def weighted_gram(X: Tensor, y: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
+    """(XᵀWX, XᵀWy) of rows X with targets y and weights w."""
+    weighted = w[:, None] * X
+    return X.T @ weighted, weighted.T @ y
+
+
 class LinearModel(DescriptorPotential):
     kind = "linear"
     closed_form = True
@@ -107,11 +113,8 @@ class LinearModel(DescriptorPotential):
             forces.index_add_(0, batch.pair_i[pairs], gradients).index_add_(0, batch.pair_j[pairs], -gradients)
             force_rows[:, columns] = forces.transpose(1, 2).reshape(N * 3, len(features))
             for structure in torch.nonzero(periodic).squeeze(1).tolist():  # σ = sym(Σ_p r_p ⊗ g_p) / V; free clusters: 0 (no label)
-                mine = pairs[batch.pair_structure[pairs] == structure]
-                virial = (
-                    torch.einsum("pa,pfb->fab", vectors[mine], batch.jacobian[mine][:, features, :])
-                    * self.scaling.factor[e, features][:, None, None]
-                )
+                mine = batch.pair_structure[pairs] == structure
+                virial = torch.einsum("pa,pfb->fab", vectors[pairs[mine]], gradients[mine])
                 sigma = 0.5 * (virial + virial.transpose(1, 2)) / volume[structure]
                 stress_rows[structure * 9 : (structure + 1) * 9, columns] = sigma.reshape(len(features), 9).T
         for e in range(len(self.elements)):
@@ -164,9 +167,9 @@ class LinearModel(DescriptorPotential):
         terms = {t: (torch.zeros((n_theta, n_theta), dtype=torch.float64), torch.zeros(n_theta, dtype=torch.float64)) for t in TERMS}
         for X, y, w, ends, _ in self._chunks(graphs, weights):
             for term, begin, end in zip(TERMS, (0, *ends[:2]), ends):
-                A, rhs = terms[term]
-                A += X[begin:end].T @ (w[begin:end, None] * X[begin:end])
-                rhs += X[begin:end].T @ (w[begin:end] * y[begin:end])
+                A, rhs = weighted_gram(X[begin:end], y[begin:end], w[begin:end])
+                terms[term][0].add_(A)
+                terms[term][1].add_(rhs)
         return terms
 
     def normal_equations(self, graphs, weights) -> tuple[Tensor, Tensor]:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from forcefit.models.linear import TERMS
+from forcefit.models.linear import TERMS, weighted_gram
 from forcefit.training.loss import LossWeights
 
 
@@ -72,9 +72,8 @@ class CrossValidation:
             self.rows.append((X, y, w, row_structure, ends, atoms))
             for term, begin, end in zip(TERMS, (0, *ends[:2]), ends):
                 for k, rows in self._fold_rows(row_structure, begin, end):
-                    weighted = w[rows, None] * X[rows]
-                    self.terms[k][term][0] = self.terms[k][term][0] + X[rows].T @ weighted
-                    self.terms[k][term][1] = self.terms[k][term][1] + weighted.T @ y[rows]
+                    A, rhs = weighted_gram(X[rows], y[rows], w[rows])
+                    self.terms[k][term] = [self.terms[k][term][0] + A, self.terms[k][term][1] + rhs]
             first += ends[0]
         self.sizes = np.bincount(folds, minlength=self.n_folds)
 
