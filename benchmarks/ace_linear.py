@@ -26,7 +26,7 @@ from rich.console import Console
 
 from forcefit.config import Config, DataConfig, ModelConfig, TrainingConfig
 from forcefit.run import build_model, read_split
-from forcefit.training.cache import training_data
+from forcefit.training.cache import training_data, without_jacobians
 from forcefit.training.cross_validation import CrossValidation, Setting, fold_labels, score
 from forcefit.training.distributed import Group
 from forcefit.training.loss import LossWeights
@@ -76,7 +76,7 @@ def main() -> None:
     model = build_model(config, train)
     console.print(model.summary())
     graphs = training_data(model, {"train": train}, config.training, console, Group())["train"]
-    model.initialise(graphs)
+    model.initialise(without_jacobians(graphs))
     prepared = time.perf_counter() - started
     scale_e, scale_f = TARGETS.get(args.element, (1.0, 0.1))
     groups = [s.group or "none" for s in train]
@@ -103,7 +103,7 @@ def main() -> None:
     s = {"energy_mae": float("nan"), "forces_mae": float("nan")}
     if args.test:  # touched once, with the chosen setting
         test_graphs = training_data(model, {"test": test}, config.training, console, Group())["test"]
-        s = error_statistics(collect(model, test_graphs), model.elements)
+        s = error_statistics(collect(model, without_jacobians(test_graphs)), model.elements)
     wall = time.perf_counter() - started
     result = {
         "element": args.element,

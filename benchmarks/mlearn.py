@@ -67,6 +67,10 @@ LINEAR_ACE = dict(
     ),
     training=dict(optimizer="ridge", cross_validation=CROSS_VALIDATION),
 )
+ACE_BPNN = dict(
+    model=dict(descriptor="ace", r_min=1.5, activation="tanh", hidden=[48, 48], ace=dict(n_radial=6, l_max=4, n_radial_4=3, l_max_4=2)),
+    training=dict(epochs=1000, energy_weight=20000.0, early_stopping=400),
+)
 SETTINGS = {
     "bpnn": {
         "Si": dict(
@@ -97,13 +101,9 @@ SETTINGS = {
         "Si": LINEAR_ACE,
         "Mo": LINEAR_ACE,
     },
-    "ace-bpnn": {
-        "Si": dict(
-            model=dict(
-                descriptor="ace", r_min=1.5, activation="tanh", hidden=[48, 48], ace=dict(n_radial=6, l_max=4, n_radial_4=3, l_max_4=2)
-            ),
-            training=dict(epochs=1000, energy_weight=20000.0, early_stopping=400),
-        ),
+    "ace-bpnn": {  # set before any test run, not tuned: the Si symmetry-function network's size and weights
+        "Si": ACE_BPNN,
+        "Mo": ACE_BPNN,
     },
 }
 LABELS = {"bpnn": "BPNN on symmetry functions", "ace-linear": "linear on ACE (closed form)", "ace-bpnn": "BPNN on ACE"}

@@ -15,7 +15,7 @@ from forcefit.data import collate
 from forcefit.descriptors import SymmetryFunctions, generate_symmetry_functions
 from forcefit.io import read_extxyz
 from forcefit.models import BPNN, LinearModel, predict
-from forcefit.training.cache import DiskGraphs, RecomputedGraphs, data_key, dense_bytes, training_data
+from forcefit.training.cache import DiskGraphs, RecomputedGraphs, data_key, dense_bytes, training_data, without_jacobians
 from forcefit.training.distributed import Group
 from forcefit.training.loss import LossWeights
 from forcefit.training.trainer import Trainer
@@ -44,7 +44,7 @@ def data(m, splits, tmp_path, **options):
 def trained_state(mode, tmp_path, memory_gb=None):
     m = model()
     (graphs, log) = data(m, {"train": structures()[:32], "validation": structures()[32:]}, tmp_path, cache=mode, memory_gb=memory_gb)
-    m.initialise(graphs["train"])
+    m.initialise(without_jacobians(graphs["train"]))  # as run.py does: recomputed graphs skip the Jacobian here
     Trainer(
         m, graphs["train"], graphs["validation"], TrainingConfig(epochs=2, batch_size=8, learning_rate=3e-3), console=Console(quiet=True)
     ).fit()
@@ -60,6 +60,7 @@ def test_a_small_budget_streams_and_every_mode_trains_the_same_model_bit_for_bit
     assert isinstance(disk_graphs["train"], DiskGraphs)
     recomputed, recomputed_graphs, log = trained_state("recompute", tmp_path)
     assert isinstance(recomputed_graphs["train"], RecomputedGraphs)
+    assert without_jacobians(recomputed_graphs["train"])[0].jacobian is None  # the statistics pass skipped it
     for name, value in in_memory.items():
         assert torch.equal(value, on_disk[name]), name
         assert torch.equal(value, recomputed[name]), name
@@ -81,13 +82,23 @@ def test_a_small_budget_streams_and_every_mode_trains_the_same_model_bit_for_bit
 
 def test_linear_closed_form_is_the_same_from_a_stream(tmp_path):
     fits = []
-    for mode in ("memory", "disk"):
+    for mode in ("memory", "disk", "recompute"):
         m = model(LinearModel)
         graphs, _ = data(m, {"train": structures()}, tmp_path, cache=mode)
-        m.initialise(graphs["train"])
+        m.initialise(without_jacobians(graphs["train"]))
         m.fit_ridge(graphs["train"], LossWeights(energy=1.0, forces=1.0), 1e-6)
         fits.append(m.coefficients.detach().clone())
-    assert torch.equal(fits[0], fits[1])
+    assert torch.equal(fits[0], fits[1]) and torch.equal(fits[0], fits[2])
+
+
+def test_a_closed_form_fit_over_budget_recomputes_instead_of_writing_a_disk_cache(tmp_path):
+    m = model(LinearModel)
+    budget = 0.5 * dense_bytes(m, structures()) / 1e9
+    graphs, log = data(m, {"train": structures()}, tmp_path, memory_gb=budget, optimizer="ridge")
+    assert isinstance(graphs["train"], RecomputedGraphs) and "not written to disk" in log
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
+    graphs, log = data(m, {"train": structures()}, tmp_path, memory_gb=budget)  # an iterative fit reads them every epoch
+    assert isinstance(graphs["train"], DiskGraphs)
 
 
 def test_disk_cache_is_reused_rebuilt_when_data_change_and_refused_when_corrupt_or_foreign(tmp_path):

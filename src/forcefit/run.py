@@ -28,7 +28,7 @@ from forcefit.models.saving import atomic_write_text, save_model
 from forcefit.reports import figures
 from forcefit.reports.evaluation import evaluate_splits
 from forcefit.structures import Structure
-from forcefit.training.cache import select, training_data
+from forcefit.training.cache import select, training_data, without_jacobians
 from forcefit.training.cross_validation import choose_and_fit
 from forcefit.training.distributed import Group, resolve_device
 from forcefit.training.loss import loss_weights
@@ -156,7 +156,9 @@ def _train_and_report(config: Config, train, validation, test, run_dir: Path, re
         writer.writerows(history)
     atomic_write_text(run_dir / "history.csv", buffer.getvalue())
     figures.learning_curve_plot(history, run_dir / "learning_curve.png")
-    stats = evaluate_splits(model, graphs, run_dir, console, {"train": train, "validation": validation, "test": test})
+    # predictions need no cached Jacobians: recomputed graphs are evaluated from the structures
+    evaluated = {name: without_jacobians(split) for name, split in graphs.items()}
+    stats = evaluate_splits(model, evaluated, run_dir, console, {"train": train, "validation": validation, "test": test})
     console.print(f"model written to {run_dir / 'model.ffm'}")
     return model, stats
 
@@ -165,7 +167,7 @@ def _fit_one(
     model, train_graphs, validation_graphs, config: Config, run_dir: Path, names, groups, resume: bool, console, group, device
 ) -> list[dict]:
     """Initialise (on the CPU) and fit one model (closed form or trainer on `device`); returns its history."""
-    model.initialise(train_graphs)
+    model.initialise(without_jacobians(train_graphs))
     t = config.training
     if t.optimizer == "ridge":
         if not model.closed_form:

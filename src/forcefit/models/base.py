@@ -19,6 +19,7 @@ from forcefit.data import Batch, collate, make_graph
 from forcefit.descriptors.ace import AtomicClusterExpansion
 from forcefit.descriptors.scaling import FeatureScaling
 from forcefit.descriptors.symmetry_functions import SymmetryFunction, SymmetryFunctions, generate_symmetry_functions
+from forcefit.models.forces import MEMORY_GB, descriptor_blocks
 
 # the model keys of symmetry functions only, and the keys of model.ace (descriptors/ace.py)
 SYMMETRY_FUNCTION_KEYS = (
@@ -215,9 +216,10 @@ class DescriptorPotential(Potential):
                 batch = collate(list(graphs[start : start + STATISTICS_CHUNK]))
                 species = self.species(batch.numbers)
                 features = batch.features
-                if features is None:
+                if features is None:  # descriptors alone, by the descriptor's fast path: no Jacobian
+                    vectors = batch.vectors().to(self.energy_offset.dtype)
                     with torch.no_grad():
-                        features = self.features(batch, batch.vectors().to(self.energy_offset.dtype))
+                        features = torch.cat([G for *_, G, _ in descriptor_blocks(self, batch, vectors, False, MEMORY_GB)])
                 chunk_counts = torch.zeros((batch.n_structures, len(self.elements)), dtype=torch.float64)
                 chunk_counts.index_put_((batch.structure_index, species), torch.ones_like(species, dtype=torch.float64), accumulate=True)
                 counts.append(chunk_counts)

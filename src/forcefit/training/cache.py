@@ -299,6 +299,13 @@ class RecomputedGraphs(Sequence):
         return graph
 
 
+def without_jacobians(graphs) -> Sequence:
+    """`graphs` for a pass that reads the descriptors but not their Jacobian (the feature
+    statistics): recomputed graphs then skip the Jacobian, the costly part; cached graphs
+    are read as they are."""
+    return RecomputedGraphs(graphs.model, graphs.structures, descriptors=False) if isinstance(graphs, RecomputedGraphs) else graphs
+
+
 def select(graphs, rows) -> Sequence:
     """The graphs at `rows`: a list for graphs in memory, a view otherwise."""
     return [graphs[r] for r in rows] if isinstance(graphs, list) else graphs.view(rows)
@@ -320,7 +327,7 @@ def training_data(model, splits: dict[str, list[Structure]], config, console: Co
     everything = [s for structures in splits.values() for s in structures]
     mode, why = config.cache, "as training.cache asks"
     if mode == "auto":
-        mode, why = group.from_main(lambda: _choose(model, everything, budget, cache_dir))
+        mode, why = group.from_main(lambda: _choose(model, everything, budget, cache_dir, config.optimizer == "ridge"))
     console.print(f"training data: {mode} ({why})", soft_wrap=True)
     if mode == "memory":
         return {name: list(cached_graphs(model, structures, name, console)) for name, structures in splits.items()}
@@ -339,10 +346,17 @@ def training_data(model, splits: dict[str, list[Structure]], config, console: Co
     return out
 
 
-def _choose(model, structures: list[Structure], budget_gb: float, cache_dir: Path) -> tuple[str, str]:
+def _choose(model, structures: list[Structure], budget_gb: float, cache_dir: Path, one_pass: bool) -> tuple[str, str]:
+    """`one_pass`: the fit reads the Jacobians once (the closed form), so a disk cache would be
+    written to be read once: recomputing costs the same pass without the disk."""
     needed = dense_bytes(model, structures) / 1e9
     if needed <= budget_gb:
         return "memory", f"{needed:.2f} GB of descriptors fit in training.memory_gb = {budget_gb:.2f} GB"
+    if one_pass:
+        return "recompute", (
+            f"{needed:.2f} GB of descriptors exceed training.memory_gb = {budget_gb:.2f} GB; "
+            "the closed-form fit reads their Jacobians once, so they are not written to disk"
+        )
     cache_dir.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(cache_dir).free / 1e9
     if free > 1.2 * needed:
