@@ -27,7 +27,7 @@ from rich.console import Console
 from forcefit.config import Config, DataConfig, ModelConfig, TrainingConfig
 from forcefit.run import build_model, read_split
 from forcefit.training.cache import training_data, without_jacobians
-from forcefit.training.cross_validation import CrossValidation, Setting, fold_labels, score
+from forcefit.training.cross_validation import CrossValidation, fold_labels, grid_settings, score
 from forcefit.training.distributed import Group
 from forcefit.training.loss import LossWeights
 from forcefit.training.metrics import collect, error_statistics
@@ -56,6 +56,13 @@ def main() -> None:
         "--smoothness", type=float, nargs="+", default=[0.0], help="the grid of smoothness-prior exponents p (training.ridge_smoothness)"
     )
     parser.add_argument("--folds", type=int, default=5, help="cross-validation folds over the training file (dealt per group)")
+    parser.add_argument(
+        "--group-weights",
+        nargs="+",
+        default=["none"],
+        metavar="GROUP=FACTOR[,…]|none",
+        help="the grid of configuration-group factors (training.cross_validation.group_weights); none: every group alike",
+    )
     parser.add_argument("--test", action="store_true", help="evaluate the test set with the chosen setting (once, at the end of a study)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -81,25 +88,24 @@ def main() -> None:
     scale_e, scale_f = TARGETS.get(args.element, (1.0, 0.1))
     groups = [s.group or "none" for s in train]
     folds = fold_labels(groups, args.folds, seed=0)
-    settings = [Setting(w, r, p) for w in args.energy_weights for r in RIDGES for p in args.smoothness]
+    group_weights = [{} if g == "none" else {k: float(v) for k, v in (e.split("=") for e in g.split(","))} for g in args.group_weights]
+    space = dict(energy_weights=args.energy_weights, ridges=RIDGES, smoothness=args.smoothness, group_weights=group_weights)
+    settings = grid_settings(space)
     began = time.perf_counter()
-    cv = CrossValidation(model, graphs, groups, folds, LossWeights())
+    cv = CrossValidation(model, graphs, groups, folds, LossWeights(), {name for g in group_weights for name in g})
     design_seconds = time.perf_counter() - began
     grid = cv.errors(settings)
     cv_seconds = time.perf_counter() - began - design_seconds
-    for g, value in zip(grid, score(grid, [scale_e, 1000.0 * scale_f])):  # closest to meeting both targets
+    for setting, g, value in zip(settings, grid, score(grid, [scale_e, 1000.0 * scale_f])):  # closest to meeting both targets
         g["score"] = value
         g["forces_mae"] /= 1000.0  # eV/Å
         for v in g["groups"].values():
             v["forces_mae"] /= 1000.0
-        console.print(
-            f"w_E {g['energy_weight']:g}  λ {g['ridge']:g}  p {g['smoothness']:g}: {args.folds}-fold CV E MAE {g['energy_mae']:.2f} meV/atom, "
-            f"F MAE {g['forces_mae']:.4f} eV/Å"
-        )
+        console.print(f"{setting.describe()}: {args.folds}-fold CV E MAE {g['energy_mae']:.2f} meV/atom, F MAE {g['forces_mae']:.4f} eV/Å")
     best = min(grid, key=lambda g: g["score"])
     for name, v in best["groups"].items():
         console.print(f"  chosen setting, {name}: E {v['energy_mae']:.2f} meV/atom, F {v['forces_mae']:.4f} eV/Å")
-    cv.fit(Setting(best["energy_weight"], best["ridge"], best["smoothness"]))
+    cv.fit(settings[grid.index(best)])
     s = {"energy_mae": float("nan"), "forces_mae": float("nan")}
     if args.test:  # touched once, with the chosen setting
         test_graphs = training_data(model, {"test": test}, config.training, console, Group())["test"]
@@ -125,11 +131,12 @@ def main() -> None:
     lines = [
         f"Linear model on the body-ordered descriptor, {args.element}, closed form, {args.threads} thread(s): "
         f"`python benchmarks/ace_linear.py --element {args.element} --ace {' '.join(args.ace)} --cutoff {args.cutoff} --r-min {args.r_min}"
+        + f" --group-weights {' '.join(args.group_weights)}"
         + (f" --train {args.train}" if args.train else "")
         + "`",
         "",
-        f"{model.descriptor.describe()}; chosen by {args.folds}-fold cross-validation: energy weight {best['energy_weight']:g}, "
-        f"λ {best['ridge']:g}, smoothness p {best['smoothness']:g} (CV {best['energy_mae']:.2f} meV/atom, {best['forces_mae']:.4f} eV/Å)",
+        f"{model.descriptor.describe()}; chosen by {args.folds}-fold cross-validation: {settings[grid.index(best)].describe()} "
+        f"(CV {best['energy_mae']:.2f} meV/atom, {best['forces_mae']:.4f} eV/Å)",
         "",
         "| test E MAE (meV/atom) | test F MAE (eV/Å) | setup (s) | design rows (s) | cross-validation (s) | wall (s) | peak RSS (GB) |",
         "|---|---|---|---|---|---|---|",

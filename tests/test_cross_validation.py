@@ -1,6 +1,8 @@
 """K-fold cross-validation of the closed-form ridge fit: folds per group, and out-of-fold errors
 equal to refitting without each fold and evaluating it with the metrics everyone else uses."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -27,14 +29,17 @@ def test_out_of_fold_errors_equal_refits_without_each_fold(per_atom):
     model, graphs = linear_setup(30)
     groups = ["a"] * 12 + ["b"] * 18
     folds = fold_labels(groups, 3)
-    settings = [Setting(100.0, 1e-8), Setting(1.0, 1e-4)]
+    settings = [Setting(100.0, 1e-8), Setting(1.0, 1e-4), Setting(100.0, 1e-8, 0.0, (("b", 5.0),))]
     weights = LossWeights(energy=1.0, forces=1.0, energy_per_atom=per_atom)
-    cv = CrossValidation(model, graphs, groups, folds, weights)
+    cv = CrossValidation(model, graphs, groups, folds, weights, weighted_groups={"b"})
     results = cv.errors(settings)
+    assert results[2]["group_weights"] == {"b": 5.0} and results[2]["energy_mae"] != results[0]["energy_mae"]
     for setting, result in zip(settings, results):
         energy, forces = {"a": [], "b": []}, {"a": [], "b": []}
+        # the refit weighs group b's structures by the setting's factor through their own w_s
+        weighed = [replace(g, weight=g.weight * setting.weight_of(name)) for g, name in zip(graphs, groups)]
         for k in range(3):
-            inside = [g for g, f in zip(graphs, folds) if f != k]
+            inside = [g for g, f in zip(weighed, folds) if f != k]
             model.fit_ridge(inside, LossWeights(setting.energy_weight, 1.0, per_atom), setting.ridge)
             for group in ("a", "b"):
                 held = [g for g, f, name in zip(graphs, folds, groups) if f == k and name == group]
@@ -115,9 +120,51 @@ def test_cross_validation_settings_are_checked():
     assert grid.training.cross_validation == {"folds": 5, "seed": 0, "energy_weights": [1.0, 10.0], "ridges": [1e-4], "smoothness": [0.0]}
     with pytest.raises(ValueError, match="targets"):
         config_from_dict({**base, "training": {"optimizer": "ridge", "cross_validation": {"targets": [2.2]}}})
+    grid = config_from_dict({**base, "training": {"optimizer": "ridge", "cross_validation": {"group_weights": [{}, {"Surface": 3}]}}})
+    assert grid.training.cross_validation["group_weights"] == [{}, {"Surface": 3.0}]
+    for bad in ([{"Surface": 0}], {"Surface": 3}, [["Surface"]]):
+        with pytest.raises(ValueError, match="group_weights"):
+            config_from_dict({**base, "training": {"optimizer": "ridge", "cross_validation": {"group_weights": bad}}})
+    with pytest.raises(ValueError, match="training.group_weights"):
+        config_from_dict({**base, "training": {"group_weights": {"Surface": -1}}})
 
 
 def test_targets_choose_the_setting_closest_to_meeting_both():
     results = [{"energy_mae": 2.4, "forces_mae": 40.0}, {"energy_mae": 2.2, "forces_mae": 50.0}, {"energy_mae": 2.0, "forces_mae": 70.0}]
     assert np.argmin(score(results, [2.2, 60.0])) == 1  # only the second meets both
     assert np.argmin(score(results)) == 0  # relative sum: 1.2 + 1.0 against 1.1 + 1.25 and 1.0 + 1.75
+
+
+def test_group_weights_of_a_run_weigh_that_groups_structures_in_the_loss(tmp_path):
+    from conftest import ROOT
+    from forcefit.config import config_from_dict
+    from forcefit.io import read_extxyz, write_extxyz
+    from forcefit.run import build_model, read_split, train_from_config
+    from forcefit.training.loss import weigh_groups
+
+    structures = read_extxyz(ROOT / "data" / "ethanol_gfn2xtb_500K.extxyz")[:24]
+    for k, s in enumerate(structures):
+        s.group = "hot" if k % 3 == 0 else "cold"
+    path = tmp_path / "grouped.extxyz"
+    write_extxyz(path, structures)
+    settings = {
+        "data": {"train": str(path), "split": [1.0, 0.0, 0.0]},
+        "model": {"kind": "linear", "cutoff": 4.0, "descriptor": "ace", "ace": {"n_radial": 3, "l_max": 2, "n_radial_4": 2, "l_max_4": 1}},
+        "training": {"optimizer": "ridge", "ridge": 1e-6, "energy_weight": 10.0, "group_weights": {"hot": 20.0}},
+    }
+    model, _ = train_from_config(config_from_dict({**settings, "output": str(tmp_path / "run")}))
+    # the same fit by hand, with the factor put into each structure's own weight
+    config = config_from_dict({**settings, "output": str(tmp_path / "unused")})
+    train, _, _ = read_split(config)
+    weighed = [replace(s, weight=20.0 if s.group == "hot" else 1.0) for s in train]
+    assert [s.weight for s in weigh_groups(train, {"hot": 20.0}, train)] == [s.weight for s in weighed]
+    by_hand, plain = build_model(config, train), build_model(config, train)
+    for m, data in ((by_hand, weighed), (plain, train)):
+        graphs = [m.graph(s, triplets=False) for s in data]
+        m.cache_descriptors(graphs)
+        m.initialise(graphs)
+        m.fit_ridge(graphs, LossWeights(energy=10.0), 1e-6)
+    np.testing.assert_allclose(model.coefficients.detach().numpy(), by_hand.coefficients.detach().numpy(), rtol=1e-8, atol=1e-10)
+    assert not np.allclose(model.coefficients.detach().numpy(), plain.coefficients.detach().numpy(), rtol=1e-3)
+    with pytest.raises(ValueError, match=r"names \['Hot'\]; the training structures' groups are \['cold', 'hot'\]"):
+        train_from_config(config_from_dict({**settings, "training": {"group_weights": {"Hot": 2.0}}, "output": str(tmp_path / "r2")}))

@@ -127,7 +127,19 @@ CROSS_VALIDATION_KEYS = {
     "smoothness": "list of numbers ≥ 0",
     "seed": "int",
     "targets": "[energy meV/atom, forces meV/Å], both > 0",
+    "group_weights": "list of {group: factor > 0} maps (each a setting; {} weighs every group alike)",
 }
+
+
+def group_weight_map(values, where: str) -> dict[str, float]:
+    """{group: factor} checked: group names, factors > 0."""
+    try:
+        weights = {str(name): float(factor) for name, factor in values.items()}
+    except (AttributeError, TypeError, ValueError):
+        weights = {"": -1.0}
+    if any(not name or not factor > 0 for name, factor in weights.items()):
+        raise ValueError(f"{where}: {values!r}; expected a map of configuration group names to factors > 0, e.g. {{Surface: 3}}")
+    return weights
 
 
 def cross_validation_grid(values, training) -> dict:
@@ -152,6 +164,11 @@ def cross_validation_grid(values, training) -> dict:
             raise ValueError(f"training.cross_validation.{key}: {grid[key]!r}; expected {CROSS_VALIDATION_KEYS[key]}") from None
         if not grid[key] or (key != "energy_weights" and min(grid[key]) < 0) or (key == "energy_weights" and min(grid[key]) <= 0):
             raise ValueError(f"training.cross_validation.{key}: {grid[key]!r}; expected {CROSS_VALIDATION_KEYS[key]}")
+    if "group_weights" in values:
+        entries = values["group_weights"]
+        if not isinstance(entries, list) or not entries:
+            raise ValueError(f"training.cross_validation.group_weights: {entries!r}; expected {CROSS_VALIDATION_KEYS['group_weights']}")
+        grid["group_weights"] = [group_weight_map(e, "training.cross_validation.group_weights") for e in entries]
     if "targets" in values:
         targets = values["targets"]
         try:
@@ -185,9 +202,13 @@ class TrainingConfig:
     ridge_smoothness: float = 0.0  # p: coefficient f pays λ (1 + d_f)^p, d_f its degree Σ(n + l) (descriptor: ace); 0: plain ridge
     # optimizer ridge: choose energy_weight, ridge and ridge_smoothness by k-fold cross-validation over the
     # training set, e.g. {folds: 5, energy_weights: [1e3, 1e4], ridges: [1e-8, 1e-6], smoothness: [0, 2]}
-    # (a list left out is the single value above); with targets: [E meV/atom, F meV/Å] the setting
+    # (a list left out is the single value above), group_weights: [{}, {Surface: 3}] settings of
+    # the group factors below (on top of them); with targets: [E meV/atom, F meV/Å] the setting
     # closest to meeting both is chosen, otherwise the best sum of relative errors; training/cross_validation.py
     cross_validation: dict | None = None
+    # {group: factor}: the structures of a configuration group weigh factor × their own weight in
+    # the loss (every family), e.g. {Surface: 3} for a kind of structure the data hold few of
+    group_weights: dict | None = None
     committee: int = 1  # train this many models (seeds seed, seed+1, …) and save them as one committee
     committee_fraction: float = 1.0  # fraction of the training set each member sees (drawn per member)
     stage_two_epochs: int = 0  # extra epochs after the main stage (0: no stage two); max_seconds bounds the main stage only
@@ -210,6 +231,8 @@ class TrainingConfig:
             raise ValueError("training.ridge and training.ridge_smoothness must be ≥ 0")
         if self.cross_validation is not None:
             self.cross_validation = cross_validation_grid(self.cross_validation, self)
+        if self.group_weights is not None:
+            self.group_weights = group_weight_map(self.group_weights, "training.group_weights")
         if self.stage_two_epochs < 0:
             raise ValueError("training.stage_two_epochs must be ≥ 0")
         if self.cache not in CACHE_MODES:

@@ -31,7 +31,7 @@ from forcefit.structures import Structure
 from forcefit.training.cache import select, training_data, without_jacobians
 from forcefit.training.cross_validation import choose_and_fit
 from forcefit.training.distributed import Group, resolve_device
-from forcefit.training.loss import loss_weights
+from forcefit.training.loss import loss_weights, weigh_groups
 from forcefit.training.screen import screen
 from forcefit.training.trainer import Trainer, refuse_changed_settings
 
@@ -91,6 +91,8 @@ def train_from_config(config: Config, resume: bool = False, console: Console | N
         refuse_changed_settings(fingerprint(stored), fingerprint(config), str(run_dir))
     # everything that can fail on the config or the data fails before the run directory exists
     train, validation, test = read_split(config, console)
+    if config.training.group_weights:
+        train, validation = (weigh_groups(s, config.training.group_weights, train) for s in (train, validation))
     build_model(config, train + validation + test)
     device = resolve_device(config.training.device, group.local_rank)
     console.print(f"data: {len(train)} train, {len(validation)} validation, {len(test)} test structures; device {device}")

@@ -49,6 +49,14 @@ class Setting:
     energy_weight: float
     ridge: float
     smoothness: float = 0.0  # the prior's exponent p (LinearModel.ridge_penalty)
+    group_weights: tuple[tuple[str, float], ...] = ()  # (group, factor) pairs: that group's structures weigh factor × more
+
+    def weight_of(self, group: str) -> float:
+        return dict(self.group_weights).get(group, 1.0)
+
+    def describe(self) -> str:
+        groups = "".join(f", {name} × {w:g}" for name, w in self.group_weights)
+        return f"w_E {self.energy_weight:g}, λ {self.ridge:g}, p {self.smoothness:g}{groups}"
 
 
 class CrossValidation:
@@ -56,24 +64,38 @@ class CrossValidation:
     each structure); force and stress weights and energy_per_atom from `weights` (the energy
     weight is a setting)."""
 
-    def __init__(self, model, graphs, groups: list[str], folds: np.ndarray, weights: LossWeights):
+    def __init__(self, model, graphs, groups: list[str], folds: np.ndarray, weights: LossWeights, weighted_groups=()):
         if len(groups) != len(graphs) or len(folds) != len(graphs):
             raise ValueError(f"{len(graphs)} structures, {len(groups)} group labels and {len(folds)} folds")
         self.model, self.folds, self.n_folds = model, torch.as_tensor(folds), int(folds.max()) + 1
         self.names = sorted(set(groups))
+        unknown = sorted(set(weighted_groups) - set(self.names))
+        if unknown:
+            raise ValueError(f"cross-validation group weights name {unknown}; the training groups are {self.names}")
         self.group_of = torch.tensor([self.names.index(g) for g in groups])
+        # the normal-equation terms are kept per fold and bucket: one bucket per group a setting
+        # may weigh (`weighted_groups`), one for the rest
+        self.buckets = sorted(weighted_groups)
+        bucket_of = torch.tensor([self.buckets.index(g) if g in self.buckets else len(self.buckets) for g in groups])
         self.per_atom = weights.energy_per_atom
         unit = LossWeights(energy=1.0, forces=weights.forces, energy_per_atom=weights.energy_per_atom, stress=weights.stress)
-        self.rows, self.terms = [], [{t: [0.0, 0.0] for t in TERMS} for _ in range(self.n_folds)]
+        # terms[k][b][term]: the (XᵀWX, XᵀWy) of bucket b's structures in fold k, so that a
+        # setting's group weights scale them without another pass
+        n_buckets = len(self.buckets) + 1
+        self.rows, self.terms = [], [[{t: [0.0, 0.0] for t in TERMS} for _ in range(n_buckets)] for _ in range(self.n_folds)]
         first = 0
         for X, y, w, ends, atoms in model._chunks(graphs, unit):
             structures = torch.arange(first, first + ends[0])
             row_structure = torch.cat([structures, structures.repeat_interleave(3 * atoms), structures.repeat_interleave(9)])
             self.rows.append((X, y, w, row_structure, ends, atoms))
             for term, begin, end in zip(TERMS, (0, *ends[:2]), ends):
-                for k, rows in self._fold_rows(row_structure, begin, end):
-                    A, rhs = weighted_gram(X[rows], y[rows], w[rows])
-                    self.terms[k][term] = [self.terms[k][term][0] + A, self.terms[k][term][1] + rhs]
+                for k, rows in self._fold_rows(row_structure, begin, end, keep=w > 0):
+                    bucket = bucket_of[row_structure[rows]]
+                    for b in torch.unique(bucket).tolist():
+                        mine = rows[bucket == b]
+                        A, rhs = weighted_gram(X[mine], y[mine], w[mine])
+                        total = self.terms[k][b][term]
+                        self.terms[k][b][term] = [total[0] + A, total[1] + rhs]
             first += ends[0]
         self.sizes = np.bincount(folds, minlength=self.n_folds)
 
@@ -88,8 +110,11 @@ class CrossValidation:
 
     def _solve(self, setting: Setting, folds: list[int]) -> None:
         """Set the model to the fit on the structures of `folds` (λ weighed as on the whole set)."""
+        if set(dict(setting.group_weights)) - set(self.buckets):
+            raise ValueError(f"{setting.describe()} weighs groups other than those this cross-validation keeps apart, {self.buckets}")
         rescale = float(self.sizes.sum() / self.sizes[folds].sum())
-        total = {t: [rescale * sum(self.terms[k][t][i] for k in folds) for i in (0, 1)] for t in TERMS}
+        factors = [rescale * setting.weight_of(name) for name in self.buckets] + [rescale]
+        total = {t: [sum(f * self.terms[k][b][t][i] for k in folds for b, f in enumerate(factors)) for i in (0, 1)] for t in TERMS}
         A = setting.energy_weight * total["energy"][0] + total["forces"][0] + total["stress"][0]
         rhs = setting.energy_weight * total["energy"][1] + total["forces"][1] + total["stress"][1]
         self.model.solve_ridge((A, rhs), setting.ridge, setting.smoothness)
@@ -132,6 +157,7 @@ class CrossValidation:
                 "energy_weight": setting.energy_weight,
                 "ridge": setting.ridge,
                 "smoothness": setting.smoothness,
+                "group_weights": dict(setting.group_weights),
                 "energy_mae": mae("energy", s),
                 "forces_mae": mae("forces", s),
                 "groups": {
@@ -154,13 +180,25 @@ def score(results: list[dict], targets: list[float] | None = None) -> list[float
     return [r["energy_mae"] / best_e + r["forces_mae"] / best_f for r in results]
 
 
+def grid_settings(grid: dict) -> list[Setting]:
+    """Every combination of the grid's energy weights, ridges, smoothness exponents and group weights."""
+    return [
+        Setting(w, r, p, tuple(sorted(g.items())))
+        for w in grid["energy_weights"]
+        for r in grid["ridges"]
+        for p in grid["smoothness"]
+        for g in grid.get("group_weights", [{}])
+    ]
+
+
 def choose_and_fit(model, graphs, groups: list[str], weights: LossWeights, grid: dict, console=None) -> dict:
     """Cross-validate every setting of `grid` (training.cross_validation, completed by the
     config), fit the model on all of `graphs` with the best by `score`, and return
     {"chosen": its results, "grid": all results}."""
     folds = fold_labels(groups, grid["folds"], grid["seed"])
-    settings = [Setting(w, r, p) for w in grid["energy_weights"] for r in grid["ridges"] for p in grid["smoothness"]]
-    cv = CrossValidation(model, graphs, groups, folds, weights)
+    settings = grid_settings(grid)
+    weighted = {name for setting in settings for name, _ in setting.group_weights}
+    cv = CrossValidation(model, graphs, groups, folds, weights, weighted)
     results = cv.errors(settings)
     for result, value in zip(results, score(results, grid.get("targets"))):
         result["score"] = value
@@ -168,13 +206,10 @@ def choose_and_fit(model, graphs, groups: list[str], weights: LossWeights, grid:
     cv.fit(settings[best])
     if console is not None:
         console.print(f"{grid['folds']}-fold cross-validation of {len(settings)} settings (out-of-fold MAE):")
-        for r in sorted(results, key=lambda r: r["score"])[:5]:
-            console.print(
-                f"  w_E {r['energy_weight']:g}, λ {r['ridge']:g}, p {r['smoothness']:g}: "
-                f"{r['energy_mae']:.2f} meV/atom, {r['forces_mae']:.1f} meV/Å"
-            )
+        for s in sorted(range(len(settings)), key=lambda s: results[s]["score"])[:5]:
+            console.print(f"  {settings[s].describe()}: {results[s]['energy_mae']:.2f} meV/atom, {results[s]['forces_mae']:.1f} meV/Å")
         chosen = results[best]
-        console.print(f"chosen: w_E {chosen['energy_weight']:g}, λ {chosen['ridge']:g}, p {chosen['smoothness']:g}; per group:")
+        console.print(f"chosen: {settings[best].describe()}; per group:")
         for name, r in chosen["groups"].items():
             console.print(f"  {name}: {r['energy_mae']:.2f} meV/atom, {r['forces_mae']:.1f} meV/Å")
     return {"chosen": results[best], "grid": results}

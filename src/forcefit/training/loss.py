@@ -13,7 +13,7 @@ stress label contribute only the terms they have.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
@@ -21,6 +21,7 @@ from torch import Tensor
 from forcefit.config import TrainingConfig
 from forcefit.data import Batch
 from forcefit.models.forces import Prediction
+from forcefit.structures import Structure
 
 
 @dataclass
@@ -29,6 +30,16 @@ class LossWeights:
     forces: float = 1.0
     energy_per_atom: bool = True
     stress: float = 0.0
+
+
+def weigh_groups(structures: list[Structure], factors: dict[str, float], training: list[Structure]) -> list[Structure]:
+    """`structures` with w_s multiplied by their group's factor (training.group_weights); a
+    group the training set does not hold is an error (a misspelt name would weigh nothing)."""
+    present = {s.group for s in training}
+    missing = sorted(set(factors) - present)
+    if missing:
+        raise ValueError(f"training.group_weights names {missing}; the training structures' groups are {sorted(present)}")
+    return [replace(s, weight=s.weight * factors[s.group]) if s.group in factors else s for s in structures]
 
 
 def loss_weights(config: TrainingConfig, stage: int) -> LossWeights:
