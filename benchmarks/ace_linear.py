@@ -86,7 +86,7 @@ def main() -> None:
     model.initialise(without_jacobians(graphs))
     prepared = time.perf_counter() - started
     scale_e, scale_f = TARGETS.get(args.element, (1.0, 0.1))
-    groups = [s.group or "none" for s in train]
+    groups = [s.group_label for s in train]
     folds = fold_labels(groups, args.folds, seed=0)
     group_weights = [{} if g == "none" else {k: float(v) for k, v in (e.split("=") for e in g.split(","))} for g in args.group_weights]
     space = dict(energy_weights=args.energy_weights, ridges=RIDGES, smoothness=args.smoothness, group_weights=group_weights)

@@ -138,7 +138,7 @@ def _train_and_report(config: Config, train, validation, test, run_dir: Path, re
                 config,
                 member_dir,
                 [train[i].source for i in chosen],
-                [train[i].group or "none" for i in chosen],
+                [train[i].group_label for i in chosen],
                 resume,
                 console,
                 group,

@@ -45,6 +45,11 @@ class Structure:
     source: str = ""
     group: str = ""
 
+    @property
+    def group_label(self) -> str:
+        """The group, or "(none)" without one: the name in error tables and cross-validation."""
+        return self.group or "(none)"
+
     def __post_init__(self) -> None:
         self.numbers = np.asarray(self.numbers, dtype=np.int64).reshape(-1)
         self.positions = np.asarray(self.positions, dtype=np.float64).reshape(-1, 3)

@@ -122,7 +122,7 @@ def evaluate_splits(
     for name, res in results.items():
         labels = [s.group for s in structures_by_split.get(name, [])]
         if labels and any(labels):
-            groups[name] = group_statistics(res, [g or "(none)" for g in labels], model.elements)
+            groups[name] = group_statistics(res, [s.group_label for s in structures_by_split[name]], model.elements)
     tables = error_tables(stats, model.elements, groups)
     if worst:
         tables += [worst_structures(res, structures_by_split[name], worst) for name, res in results.items() if name in structures_by_split]

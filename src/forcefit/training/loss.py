@@ -35,11 +35,11 @@ class LossWeights:
 def weigh_groups(structures: list[Structure], factors: dict[str, float], training: list[Structure]) -> list[Structure]:
     """`structures` with w_s multiplied by their group's factor (training.group_weights); a
     group the training set does not hold is an error (a misspelt name would weigh nothing)."""
-    present = {s.group for s in training}
+    present = {s.group_label for s in training}
     missing = sorted(set(factors) - present)
     if missing:
         raise ValueError(f"training.group_weights names {missing}; the training structures' groups are {sorted(present)}")
-    return [replace(s, weight=s.weight * factors[s.group]) if s.group in factors else s for s in structures]
+    return [replace(s, weight=s.weight * factors[s.group_label]) if s.group_label in factors else s for s in structures]
 
 
 def loss_weights(config: TrainingConfig, stage: int) -> LossWeights:
