@@ -20,6 +20,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from n2p2_peer import build_n2p2
+
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "n2p2" / "H2O_RPBE-D3"
 
 ONE_SIZE = r"""
@@ -62,10 +64,10 @@ def n2p2_compute(repeat: int) -> dict:
     from forcefit.io import read_input_data, write_input_data
     from forcefit.structures import Structure
 
-    build = subprocess.run(["bash", str(SHARED.parents[2] / "peers" / "n2p2" / "build.sh")], capture_output=True, text=True)
-    if build.returncode != 0:
-        return {"note": "n2p2 could not be built here"}
-    bench = Path(build.stdout.strip().splitlines()[-1]) / "nnp-bench"
+    bin_folder, why = build_n2p2()
+    if bin_folder is None:
+        return {"note": f"n2p2 could not be built here: {why[-300:]}"}
+    bench = bin_folder / "nnp-bench"
     (box,) = read_input_data(SHARED / "input.data", length_unit=units.Bohr, energy_unit=units.Hartree)
     big = Structure.from_atoms(box.to_atoms().repeat((repeat,) * 3))
     with tempfile.TemporaryDirectory() as work:

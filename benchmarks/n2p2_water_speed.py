@@ -27,6 +27,7 @@ from forcefit.calculator import Calculator
 from forcefit.interop.n2p2 import load_potential
 from forcefit.io import read_input_data
 from forcefit.models.forces import predict
+from n2p2_peer import build_n2p2
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 DIRECTORY = SHARED / "data" / "n2p2" / "H2O_RPBE-D3"
@@ -34,11 +35,11 @@ DIRECTORY = SHARED / "data" / "n2p2" / "H2O_RPBE-D3"
 
 def n2p2_bench() -> Path | None:
     """nnp-bench, built if needed; None (with the reason printed) where it cannot be built."""
-    done = subprocess.run(["bash", str(SHARED / "peers" / "n2p2" / "build.sh")], capture_output=True, text=True)
-    if done.returncode != 0:
-        print(f"n2p2 could not be built here: {done.stderr[-500:]}")
+    bin_folder, why = build_n2p2()
+    if bin_folder is None:
+        print(f"n2p2 could not be built here: {why[-500:]}")
         return None
-    return Path(done.stdout.strip().splitlines()[-1]) / "nnp-bench"
+    return bin_folder / "nnp-bench"
 
 
 def n2p2_cpu_seconds(bench: Path, workdir: Path) -> float:
