@@ -49,9 +49,7 @@ def main() -> None:
     parser.add_argument(
         "--results",
         nargs="+",
-        default=[
-            str(HERE / "results" / name) for name in ("mlearn_Si.json", "mlearn_Si_ace-linear.json", "mlearn_Si_ace-linear_order4.json")
-        ],
+        default=[str(HERE / "results" / name) for name in ("mlearn_Si.json", "mlearn_Si_ace-linear.json", "mlearn_Si_ace-bpnn.json")],
         help="result files of benchmarks/mlearn.py runs on Si (their model files must still be there)",
     )
     parser.add_argument("--repeats", type=int, default=30)
