@@ -210,26 +210,19 @@ class AtomicClusterExpansion(torch.nn.Module):
             factors = [densities[:, k, l * l : (l + 1) ** 2] for k, l in slots]
             yield slots, factors, left.to(densities), right.to(densities)
 
-    def invariant_derivatives(self, densities: Tensor) -> Tensor:
-        """∂B/∂A (n_atoms, n_features, n_channels, n_lm): each contraction is linear in each of
-        its factors, so its derivative by one factor is the contraction of the others."""
-        n, n_channels, n_lm = densities.shape
-        out = densities.new_zeros((n, self.n_features * n_channels * n_lm))
-
-        def add(features: Tensor, channels: Tensor, l: int, values: Tensor) -> None:
-            """values (n, len(features), 2l + 1) into out[:, features, channels, l block]."""
-            m = torch.arange(l * l, (l + 1) ** 2, device=features.device)
-            index = ((features * n_channels + channels)[:, None] * n_lm + m[None, :]).reshape(-1)
-            out.index_add_(1, index, values.reshape(n, -1))
-
-        ones = densities.new_ones((n, n_channels, 1))
-        add(torch.arange(n_channels), self.order2, 0, ones)
+    def _factor_derivatives(self, densities: Tensor):
+        """Per group of invariants: (features, channels, l, values), values (n, len(features), 2l + 1)
+        the derivative of those invariants by their factor A[:, channels, l block]. Each
+        contraction is linear in each of its factors, so its derivative by one factor is the
+        contraction of the others."""
+        n, n_channels, _ = densities.shape
+        yield torch.arange(n_channels), self.order2, 0, densities.new_ones((n, n_channels, 1))
         at = n_channels
         for l, k1, k2 in self.order3:
             features = torch.arange(at, at + len(k1))
             block = densities[:, :, l * l : (l + 1) ** 2]
-            add(features, k1, l, block[:, k2])
-            add(features, k2, l, block[:, k1])
+            yield features, k1, l, block[:, k2]
+            yield features, k2, l, block[:, k1]
             at += len(k1)
         for (l1, l2, l3), k1, k2, k3, coupling in self.order4:
             features = torch.arange(at, at + len(k1))
@@ -237,20 +230,41 @@ class AtomicClusterExpansion(torch.nn.Module):
             b = densities[:, k2, l2 * l2 : (l2 + 1) ** 2]
             c = densities[:, k3, l3 * l3 : (l3 + 1) ** 2]
             coupling = coupling.to(densities)
-            add(features, k1, l1, _couple(b, c, coupling))
-            add(features, k2, l2, _couple(a, c, coupling.permute(1, 0, 2)))
-            add(features, k3, l3, _couple(a, b, coupling.permute(2, 0, 1)))
+            yield features, k1, l1, _couple(b, c, coupling)
+            yield features, k2, l2, _couple(a, c, coupling.permute(1, 0, 2))
+            yield features, k3, l3, _couple(a, b, coupling.permute(2, 0, 1))
             at += len(k1)
         for ((k1, l1), (k2, l2), (k3, l3), (k4, l4)), (a, b, c, d), left, right in self._order5_factors(densities):
             # B = Σ_M (ab)_M (cd)_M: the derivative by a is Σ W[M, m_a, m_b] b (cd)_M, and so on
             features = torch.arange(at, at + len(k1))
             ab, cd = _couple(a, b, left), _couple(c, d, right)
-            add(features, k1, l1, _couple(b, cd, left.permute(1, 2, 0)))
-            add(features, k2, l2, _couple(a, cd, left.permute(2, 1, 0)))
-            add(features, k3, l3, _couple(d, ab, right.permute(1, 2, 0)))
-            add(features, k4, l4, _couple(c, ab, right.permute(2, 1, 0)))
+            yield features, k1, l1, _couple(b, cd, left.permute(1, 2, 0))
+            yield features, k2, l2, _couple(a, cd, left.permute(2, 1, 0))
+            yield features, k3, l3, _couple(d, ab, right.permute(1, 2, 0))
+            yield features, k4, l4, _couple(c, ab, right.permute(2, 1, 0))
             at += len(k1)
+
+    def _slots(self, channels: Tensor, l: int) -> Tensor:
+        """Flat indices channel · n_lm + m of the l block of each channel, (len(channels) · (2l + 1),)."""
+        m = torch.arange(l * l, (l + 1) ** 2, device=channels.device)
+        return (channels[:, None] * self.n_lm + m[None, :]).reshape(-1)
+
+    def invariant_derivatives(self, densities: Tensor) -> Tensor:
+        """∂B/∂A (n_atoms, n_features, n_channels, n_lm)."""
+        n, n_channels, n_lm = densities.shape
+        out = densities.new_zeros((n, self.n_features * n_channels * n_lm))
+        for features, channels, l, values in self._factor_derivatives(densities):
+            out.index_add_(1, self._slots(features * n_channels + channels, l), values.reshape(n, -1))
         return out.view(n, self.n_features, n_channels, n_lm)
+
+    def density_gradients(self, densities: Tensor, weights: Tensor) -> Tensor:
+        """Σ_f w_f ∂B_f/∂A (n_atoms, n_channels, n_lm) for weights w (n_atoms, n_features): the
+        vector–Jacobian product of the contractions, without forming ∂B/∂A."""
+        n, n_channels, n_lm = densities.shape
+        out = densities.new_zeros((n, n_channels * n_lm))
+        for features, channels, l, values in self._factor_derivatives(densities):
+            out.index_add_(1, self._slots(channels, l), (weights[:, features, None] * values).reshape(n, -1))
+        return out.view(n, n_channels, n_lm)
 
     # --------------------------------------------------------------- the API
 
@@ -318,12 +332,16 @@ class AtomicClusterExpansion(torch.nn.Module):
     @torch.no_grad()
     def pair_gradients(self, species, vectors, pair_i, pair_j, centres: tuple[int, int], weights: Tensor) -> Tensor:
         """g_p = Σ_f w_{i_p f} ∂B_{i_p f}/∂r_p (n_pairs, 3) for weights w (n_block, n_features):
-        one reverse-mode pass through the pair basis and the contractions (a vector–Jacobian
-        product: nothing of size n_features × pairs is formed)."""
+        Σ_f w_f ∂B_f/∂A per atom from the contractions, then one reverse-mode pass through the
+        pair basis alone (nothing of size n_features × pairs is formed)."""
+        first, last = centres
         with torch.enable_grad():
             vectors = vectors.detach().requires_grad_(True)
-            features = self.forward(species, vectors, pair_i, pair_j, centres=centres)
-            (gradient,) = torch.autograd.grad((features * weights).sum(), vectors)
+            basis = self._pair_basis(vectors)
+        densities = self._densities(species, basis.detach(), pair_i, pair_j, first, last - first)
+        adjoint = self.density_gradients(densities, weights)  # (n_block, n_elements · n_radial, n_lm)
+        per_pair = adjoint.view(last - first, len(self.elements), self.n_radial, self.n_lm)[pair_i - first, species[pair_j]]
+        (gradient,) = torch.autograd.grad(basis, vectors, grad_outputs=per_pair)
         return gradient
 
     def get_config(self) -> dict:

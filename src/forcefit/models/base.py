@@ -128,20 +128,7 @@ class DescriptorPotential(Potential):
     with training-set statistics: the shared plumbing of the BPNN and the linear model."""
 
     uses_descriptors = True
-    config_keys = (
-        "cutoff_type",
-        "cutoff_alpha",
-        "n_radial",
-        "n_angular",
-        "angular_kind",
-        "zetas",
-        "angular_grid",
-        "r_min",
-        "symmetry_functions",
-        "scaling",
-        "descriptor",
-        "ace",
-    )
+    config_keys = SYMMETRY_FUNCTION_KEYS + ("r_min", "scaling", "descriptor", "ace")
 
     @staticmethod
     def descriptor_from_model_config(m, elements: list[str]):
