@@ -32,7 +32,9 @@ Derivatives are exact, not autograd through the whole descriptor: ∂φ/∂r_ij 
 forward-mode differentiation along x, y and z; ∂B_i/∂A_i per atom from the contractions
 themselves (each is linear in each factor: its derivative by one is the contraction of the
 others); then ∂B_i/∂r_p = (∂B_i/∂A_i) · ∂A_i/∂r_p,
-where ∂A_i/∂r_p is ∂φ/∂r_p in the channels of element z_j. `forward` is the plain torch
+where ∂A_i/∂r_p is ∂φ/∂r_p in the channels of element z_j. Forces need only the product
+Σ_f w_f ∂B_f/∂r_p (w = ∂E/∂B): that is Σ_f w_f ∂B_f/∂A per atom, from the same factor
+derivatives, then reverse mode through R and Y alone. `forward` is the plain torch
 evaluation, which autograd differentiates: the reference the tests compare with.
 """
 
@@ -157,6 +159,11 @@ class AtomicClusterExpansion(torch.nn.Module):
 
     def _pair_basis(self, vectors: Tensor) -> Tensor:
         """φ (n_pairs, n_radial, n_lm) of the pair vectors."""
+        radial, angular = self._radial_and_angular(vectors)
+        return radial[:, :, None] * angular[:, None, :]
+
+    def _radial_and_angular(self, vectors: Tensor) -> tuple[Tensor, Tensor]:
+        """R_n(r) (n_pairs, n_radial) and Y_lm(r̂) (n_pairs, n_lm), whose outer product is φ."""
         from e3nn import o3
 
         r = torch.linalg.vector_norm(vectors, dim=1)
@@ -166,7 +173,7 @@ class AtomicClusterExpansion(torch.nn.Module):
             chebyshev.append(2.0 * xi * chebyshev[-1] - chebyshev[-2])
         radial = torch.stack(chebyshev[: self.n_radial], dim=1) * cutoff_function(r, self.cutoff, self.cutoff_type)[:, None]
         angular = o3.spherical_harmonics(list(range(self.l_max + 1)), vectors, normalize=True, normalization="integral")
-        return radial[:, :, None] * angular[:, None, :]
+        return radial, angular
 
     def _pair_basis_and_gradient(self, vectors: Tensor) -> tuple[Tensor, Tensor]:
         """φ and ∂φ/∂r_p (n_pairs, n_radial, n_lm, 3), by forward-mode differentiation."""
@@ -332,16 +339,21 @@ class AtomicClusterExpansion(torch.nn.Module):
     @torch.no_grad()
     def pair_gradients(self, species, vectors, pair_i, pair_j, centres: tuple[int, int], weights: Tensor) -> Tensor:
         """g_p = Σ_f w_{i_p f} ∂B_{i_p f}/∂r_p (n_pairs, 3) for weights w (n_block, n_features):
-        Σ_f w_f ∂B_f/∂A per atom from the contractions, then one reverse-mode pass through the
-        pair basis alone (nothing of size n_features × pairs is formed)."""
+        Σ_f w_f ∂B_f/∂A per atom from the contractions, gathered per pair and contracted onto
+        R_n(r) and Y_lm(r̂), and one reverse-mode pass through those two alone (nothing of size
+        n_features × pairs is formed)."""
         first, last = centres
         with torch.enable_grad():
             vectors = vectors.detach().requires_grad_(True)
-            basis = self._pair_basis(vectors)
-        densities = self._densities(species, basis.detach(), pair_i, pair_j, first, last - first)
+            radial, angular = self._radial_and_angular(vectors)
+        basis = radial.detach()[:, :, None] * angular.detach()[:, None, :]
+        densities = self._densities(species, basis, pair_i, pair_j, first, last - first)
         adjoint = self.density_gradients(densities, weights)  # (n_block, n_elements · n_radial, n_lm)
         per_pair = adjoint.view(last - first, len(self.elements), self.n_radial, self.n_lm)[pair_i - first, species[pair_j]]
-        (gradient,) = torch.autograd.grad(basis, vectors, grad_outputs=per_pair)
+        # through φ = R ⊗ Y: the adjoints of R and of Y are contractions of the pairs' adjoint of φ
+        d_radial = torch.bmm(per_pair, angular.detach()[:, :, None]).squeeze(2)
+        d_angular = torch.bmm(radial.detach()[:, None, :], per_pair).squeeze(1)
+        (gradient,) = torch.autograd.grad((radial, angular), vectors, grad_outputs=(d_radial, d_angular))
         return gradient
 
     def get_config(self) -> dict:
