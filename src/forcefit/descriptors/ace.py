@@ -58,6 +58,21 @@ def _couple(b: Tensor, c: Tensor, coupling: Tensor) -> Tensor:
     return outer @ coupling.flatten(1).T
 
 
+def _distinct_pairs(ka: Tensor, kb: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The distinct channel pairs (ua, ub) among the invariants' (ka, kb), and for each
+    invariant the index of its pair: a coupling of two factors is computed once per pair."""
+    pairs, inverse = torch.unique(torch.stack([ka, kb]), dim=1, return_inverse=True)
+    return pairs[0], pairs[1], inverse
+
+
+def _coupled_pair(densities: Tensor, la: int, lb: int, pair: tuple[Tensor, Tensor, Tensor], coupling: Tensor) -> Tensor:
+    """_couple of each invariant's two factors A[:, ka, la block] and A[:, kb, lb block],
+    (n, n_invariants, ·), from their distinct pairs (`_distinct_pairs`)."""
+    ua, ub, inverse = pair
+    x, y = densities[:, ua, la * la : (la + 1) ** 2], densities[:, ub, lb * lb : (lb + 1) ** 2]
+    return _couple(x, y, coupling)[:, inverse]
+
+
 class AtomicClusterExpansion(torch.nn.Module):
     kind = "ace"
     angular_cutoff = 0.0  # no triplets: angles enter through the spherical harmonics
@@ -132,6 +147,9 @@ class AtomicClusterExpansion(torch.nn.Module):
                 l1, l2, l3, l4, L = ls
                 left, right = (o3.wigner_3j(L, x, y, dtype=torch.float64) for x, y in ((l1, l2), (l3, l4)))
                 self.order5.append((ls, ks[0], ks[1], ks[2], ks[3], left, right))
+        # per order-4 group the distinct pairs (k2, k3), (k1, k3), (k1, k2); per order-5 group (k1, k2), (k3, k4)
+        self.order4_pairs = [tuple(_distinct_pairs(x, y) for x, y in ((k2, k3), (k1, k3), (k1, k2))) for _, k1, k2, k3, _ in self.order4]
+        self.order5_pairs = [(_distinct_pairs(k1, k2), _distinct_pairs(k3, k4)) for _, k1, k2, k3, k4, _, _ in self.order5]
         n = (
             n_channels
             + sum(len(f) for _, f, _ in self.order3)
@@ -200,22 +218,13 @@ class AtomicClusterExpansion(torch.nn.Module):
         for l, k1, k2 in self.order3:
             block = densities[:, :, l * l : (l + 1) * (l + 1)]
             parts.append((block[:, k1] * block[:, k2]).sum(dim=-1))
-        for (l1, l2, l3), k1, k2, k3, coupling in self.order4:
+        for ((l1, l2, l3), k1, _, _, coupling), (pair23, _, _) in zip(self.order4, self.order4_pairs):
             a = densities[:, k1, l1 * l1 : (l1 + 1) ** 2]
-            b = densities[:, k2, l2 * l2 : (l2 + 1) ** 2]
-            c = densities[:, k3, l3 * l3 : (l3 + 1) ** 2]
-            parts.append((a * _couple(b, c, coupling.to(densities))).sum(dim=-1))
-        for _, (a, b, c, d), left, right in self._order5_factors(densities):
-            parts.append((_couple(a, b, left) * _couple(c, d, right)).sum(dim=-1))
+            parts.append((a * _coupled_pair(densities, l2, l3, pair23, coupling.to(densities))).sum(dim=-1))
+        for ((l1, l2, l3, l4, _), *_, left, right), (pair12, pair34) in zip(self.order5, self.order5_pairs):
+            ab = _coupled_pair(densities, l1, l2, pair12, left.to(densities))
+            parts.append((ab * _coupled_pair(densities, l3, l4, pair34, right.to(densities))).sum(dim=-1))
         return torch.cat(parts, dim=1)
-
-    def _order5_factors(self, densities: Tensor):
-        """Per order-5 group: its (channel, l) of each factor, the four factors A (n, f, 2l + 1)
-        and the two couplings W[L, l, l']."""
-        for (l1, l2, l3, l4, _), k1, k2, k3, k4, left, right in self.order5:
-            slots = ((k1, l1), (k2, l2), (k3, l3), (k4, l4))
-            factors = [densities[:, k, l * l : (l + 1) ** 2] for k, l in slots]
-            yield slots, factors, left.to(densities), right.to(densities)
 
     def _factor_derivatives(self, densities: Tensor):
         """Per group of invariants: (features, channels, l, values), values (n, len(features), 2l + 1)
@@ -231,20 +240,19 @@ class AtomicClusterExpansion(torch.nn.Module):
             yield features, k1, l, block[:, k2]
             yield features, k2, l, block[:, k1]
             at += len(k1)
-        for (l1, l2, l3), k1, k2, k3, coupling in self.order4:
+        for ((l1, l2, l3), k1, k2, k3, coupling), (pair23, pair13, pair12) in zip(self.order4, self.order4_pairs):
             features = torch.arange(at, at + len(k1))
-            a = densities[:, k1, l1 * l1 : (l1 + 1) ** 2]
-            b = densities[:, k2, l2 * l2 : (l2 + 1) ** 2]
-            c = densities[:, k3, l3 * l3 : (l3 + 1) ** 2]
             coupling = coupling.to(densities)
-            yield features, k1, l1, _couple(b, c, coupling)
-            yield features, k2, l2, _couple(a, c, coupling.permute(1, 0, 2))
-            yield features, k3, l3, _couple(a, b, coupling.permute(2, 0, 1))
+            yield features, k1, l1, _coupled_pair(densities, l2, l3, pair23, coupling)
+            yield features, k2, l2, _coupled_pair(densities, l1, l3, pair13, coupling.permute(1, 0, 2))
+            yield features, k3, l3, _coupled_pair(densities, l1, l2, pair12, coupling.permute(2, 0, 1))
             at += len(k1)
-        for ((k1, l1), (k2, l2), (k3, l3), (k4, l4)), (a, b, c, d), left, right in self._order5_factors(densities):
+        for ((l1, l2, l3, l4, _), k1, k2, k3, k4, left, right), (pair12, pair34) in zip(self.order5, self.order5_pairs):
             # B = Σ_M (ab)_M (cd)_M: the derivative by a is Σ W[M, m_a, m_b] b (cd)_M, and so on
             features = torch.arange(at, at + len(k1))
-            ab, cd = _couple(a, b, left), _couple(c, d, right)
+            left, right = left.to(densities), right.to(densities)
+            a, b, c, d = (densities[:, k, l * l : (l + 1) ** 2] for k, l in ((k1, l1), (k2, l2), (k3, l3), (k4, l4)))
+            ab, cd = _coupled_pair(densities, l1, l2, pair12, left), _coupled_pair(densities, l3, l4, pair34, right)
             yield features, k1, l1, _couple(b, cd, left.permute(1, 2, 0))
             yield features, k2, l2, _couple(a, cd, left.permute(2, 1, 0))
             yield features, k3, l3, _couple(d, ab, right.permute(1, 2, 0))
