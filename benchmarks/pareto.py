@@ -1,10 +1,11 @@
 """Accuracy against cost, as the mlearn paper plots them: each model of an mlearn Si run
 (`benchmarks/mlearn.py --families ...`) is timed on the 64-atom diamond Si cell (energy and
-forces through the ASE calculator, one thread, median of repeats) and placed by its test
+forces through the ASE calculator, one thread, median of repeats, the models interleaved) and placed by its test
 force MAE; the peers' evaluation times on the same cell (issue 14: an ANI-style model 20 ms,
 MACE 85 ms, one thread) are marked beside them.
 
-    python benchmarks/pareto.py [--results results/mlearn_Si.json results/mlearn_Si_ace-linear.json ...] [--repeats 30]
+    python benchmarks/mlearn.py --elements Si --families bpnn ace-linear ace-bpnn --max-seconds 1200
+    python benchmarks/pareto.py [--results results/mlearn_Si_bpnn_ace-linear_ace-bpnn.json ...] [--repeats 30]
 
 Writes results/pareto.{png,md}.
 """
@@ -29,19 +30,25 @@ PEER_MS = {"ANI-style (peer, one thread)": 20.0, "MACE (peer, one thread)": 85.0
 PUBLISHED = {"MTP (mlearn)": 0.06, "n2p2 NNP (mlearn)": 0.109}  # test F MAE eV/Å, no timing on this machine
 
 
-def time_model(path: Path, repeats: int) -> float:
-    """Median ms of one energy + forces evaluation of a rattled 64-atom diamond Si cell."""
-    atoms = bulk("Si", "diamond", a=5.43, cubic=True).repeat(2)
-    atoms.rattle(0.05, seed=0)
-    atoms.calc = Calculator(load_model(path))
-    times = []
+def time_models(paths: list[Path], repeats: int) -> list[float]:
+    """Median ms of one energy + forces evaluation of a rattled 64-atom diamond Si cell, per
+    model, the models interleaved call by call (this machine's speed drifts between runs; a
+    drift then moves every model alike, not the one timed last)."""
+    cells = []
+    for path in paths:
+        atoms = bulk("Si", "diamond", a=5.43, cubic=True).repeat(2)
+        atoms.rattle(0.05, seed=0)
+        atoms.calc = Calculator(load_model(path))
+        cells.append(atoms)
+    times = [[] for _ in paths]
     for n in range(repeats + 3):
-        atoms.positions[0, 0] += 1e-4  # a new geometry each call: nothing is reused
-        started = time.perf_counter()
-        atoms.get_potential_energy(), atoms.get_forces()
-        if n >= 3:  # the first calls warm up (compilation, caches)
-            times.append(time.perf_counter() - started)
-    return 1000.0 * statistics.median(times)
+        for atoms, spent in zip(cells, times):
+            atoms.positions[0, 0] += 1e-4  # a new geometry each call: nothing is reused
+            started = time.perf_counter()
+            atoms.get_potential_energy(), atoms.get_forces()
+            if n >= 3:  # the first calls warm up (compilation, caches)
+                spent.append(time.perf_counter() - started)
+    return [1000.0 * statistics.median(spent) for spent in times]
 
 
 def main() -> None:
@@ -49,16 +56,16 @@ def main() -> None:
     parser.add_argument(
         "--results",
         nargs="+",
-        default=[str(HERE / "results" / name) for name in ("mlearn_Si.json", "mlearn_Si_ace-linear.json", "mlearn_Si_ace-bpnn.json")],
+        default=[str(HERE / "results" / "mlearn_Si_bpnn_ace-linear_ace-bpnn.json")],
         help="result files of benchmarks/mlearn.py runs on Si (their model files must still be there)",
     )
     parser.add_argument("--repeats", type=int, default=30)
     args = parser.parse_args()
     torch.set_num_threads(1)
     results = [r for path in args.results for r in json.loads(Path(path).read_text())["results"].values()]
+    results = [r for r in results if r["element"] == "Si"]
     rows = []
-    for r in (r for r in results if r["element"] == "Si"):
-        ms = time_model(Path(r["model_file"]), args.repeats)
+    for r, ms in zip(results, time_models([Path(r["model_file"]) for r in results], args.repeats)):
         rows.append({"family": r["family"], "model": r["model"], "ms": ms, "forces_mae": r["forces_mae"], "energy_mae": r["energy_mae"]})
         print(f"{r['family']}: {ms:.1f} ms per evaluation, test F MAE {r['forces_mae']:.3f} eV/Å")
 
