@@ -63,6 +63,31 @@ def test_out_of_fold_errors_equal_refits_without_each_fold(per_atom):
     assert error_statistics(r, model.elements)["forces_mae"] == pytest.approx(np.abs(r["forces"] - r["ref_forces"]).mean() * 1000)
 
 
+def test_repeated_folds_pool_the_repetitions():
+    """With the k-fold split repeated (one row of folds per seed), the out-of-fold errors are
+    those of each repetition on its own, pooled: every structure is held out once per
+    repetition, so the pooled MAE is the mean of the repetitions' MAEs, overall and per group;
+    the fit on everything does not depend on the repetitions."""
+    model, graphs = linear_setup(30)
+    groups = ["a"] * 12 + ["b"] * 18
+    settings = [Setting(100.0, 1e-8), Setting(1.0, 1e-4)]
+    weights = LossWeights(energy=1.0, forces=1.0)
+    folds = np.stack([fold_labels(groups, 3, seed) for seed in (0, 1)])
+    assert not (folds[0] == folds[1]).all()
+    with pytest.raises(ValueError, match="needs a descriptor with polynomial degrees .ace., not symmetry_functions"):
+        CrossValidation(model, graphs, groups, folds, weights).errors([Setting(1.0, 1e-4, 2.0)])
+    pooled = CrossValidation(model, graphs, groups, folds, weights).errors(settings)
+    each = [CrossValidation(model, graphs, groups, f, weights).errors(settings) for f in folds]
+    for s in range(len(settings)):
+        for key in ("energy_mae", "forces_mae"):
+            assert pooled[s][key] == pytest.approx(0.5 * (each[0][s][key] + each[1][s][key]), rel=1e-10)
+            assert each[0][s][key] != pytest.approx(each[1][s][key], rel=1e-6)  # the repetitions differ
+            for g in ("a", "b"):
+                assert pooled[s]["groups"][g][key] == pytest.approx(
+                    0.5 * (each[0][s]["groups"][g][key] + each[1][s]["groups"][g][key]), rel=1e-10
+                )
+
+
 def test_train_chooses_by_cross_validation_from_yaml(tmp_path):
     import json
 
@@ -117,7 +142,11 @@ def test_cross_validation_settings_are_checked():
     with pytest.raises(ValueError, match="ridges"):
         config_from_dict({**base, "training": {"optimizer": "ridge", "cross_validation": {"ridges": [-1.0]}}})
     grid = config_from_dict({**base, "training": {"optimizer": "ridge", "ridge": 1e-4, "cross_validation": {"energy_weights": [1, 10]}}})
-    assert grid.training.cross_validation == {"folds": 5, "seed": 0, "energy_weights": [1.0, 10.0], "ridges": [1e-4], "smoothness": [0.0]}
+    expected = {"folds": 5, "seed": 0, "repeats": 1, "energy_weights": [1.0, 10.0], "ridges": [1e-4], "smoothness": [0.0]}
+    assert grid.training.cross_validation == expected
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="repeats"):
+            config_from_dict({**base, "training": {"optimizer": "ridge", "cross_validation": {"repeats": bad}}})
     with pytest.raises(ValueError, match="targets"):
         config_from_dict({**base, "training": {"optimizer": "ridge", "cross_validation": {"targets": [2.2]}}})
     grid = config_from_dict({**base, "training": {"optimizer": "ridge", "cross_validation": {"group_weights": [{}, {"Surface": 3}]}}})

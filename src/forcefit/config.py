@@ -126,6 +126,7 @@ CROSS_VALIDATION_KEYS = {
     "ridges": "list of numbers ≥ 0",
     "smoothness": "list of numbers ≥ 0",
     "seed": "int",
+    "repeats": "int ≥ 1 (the k-fold split repeated with seeds seed, seed + 1, …; errors pooled)",
     "targets": "[energy meV/atom, forces meV/Å], both > 0",
     "group_weights": "list of {group: factor > 0} maps (each a setting; {} weighs every group alike)",
 }
@@ -152,6 +153,7 @@ def cross_validation_grid(values, training) -> dict:
     grid = {
         "folds": values.get("folds", 5),
         "seed": values.get("seed", training.seed),
+        "repeats": values.get("repeats", 1),
         "energy_weights": values.get("energy_weights", [training.energy_weight]),
         "ridges": values.get("ridges", [training.ridge]),
         "smoothness": values.get("smoothness", [training.ridge_smoothness]),
@@ -177,6 +179,8 @@ def cross_validation_grid(values, training) -> dict:
             grid["targets"] = []
         if len(grid["targets"]) != 2 or min(grid["targets"]) <= 0:
             raise ValueError(f"training.cross_validation.targets: {targets!r}; expected {CROSS_VALIDATION_KEYS['targets']}")
+    if not isinstance(grid["repeats"], int) or isinstance(grid["repeats"], bool) or grid["repeats"] < 1:
+        raise ValueError(f"training.cross_validation.repeats: {grid['repeats']!r}; expected {CROSS_VALIDATION_KEYS['repeats']}")
     if not isinstance(grid["folds"], int) or grid["folds"] < 2 or not isinstance(grid["seed"], int):
         raise ValueError(f"training.cross_validation: folds {grid['folds']!r}, seed {grid['seed']!r}; expected an int ≥ 2 and an int")
     return grid
@@ -202,7 +206,8 @@ class TrainingConfig:
     ridge_smoothness: float = 0.0  # p: coefficient f pays λ (1 + d_f)^p, d_f its degree Σ(n + l) (descriptor: ace); 0: plain ridge
     # optimizer ridge: choose energy_weight, ridge and ridge_smoothness by k-fold cross-validation over the
     # training set, e.g. {folds: 5, energy_weights: [1e3, 1e4], ridges: [1e-8, 1e-6], smoothness: [0, 2]}
-    # (a list left out is the single value above), group_weights: [{}, {Surface: 3}] settings of
+    # (a list left out is the single value above); repeats: r repeats the split with r seeds and pools
+    # the errors; group_weights: [{}, {Surface: 3}] settings of
     # the group factors below (on top of them); with targets: [E meV/atom, F meV/Å] the setting
     # closest to meeting both is chosen, otherwise the best sum of relative errors; training/cross_validation.py
     cross_validation: dict | None = None

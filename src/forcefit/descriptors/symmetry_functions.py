@@ -64,6 +64,8 @@ class SymmetryFunction:
 class SymmetryFunctions(torch.nn.Module):
     """Evaluates a set of symmetry functions for all atoms of a (batched) system."""
 
+    kind = "symmetry_functions"  # model.descriptor
+
     def __init__(self, elements: list[str], functions: list[SymmetryFunction], cutoff_type: str = "tanh", cutoff_alpha: float = 0.0):
         super().__init__()
         if cutoff_type not in CUTOFF_TYPES:
