@@ -72,8 +72,7 @@ LINEAR_ACE = dict(
 LINEAR_ACE_MO = dict(
     model=dict(LINEAR_ACE["model"], cutoff=6.0),
     training=dict(
-        optimizer="ridge",
-        cross_validation=dict(CROSS_VALIDATION, energy_weights=[1e4, 3e4, 1e5, 3e5, 1e6], targets=[2.2, 90.0]),
+        LINEAR_ACE["training"], cross_validation=dict(CROSS_VALIDATION, energy_weights=[1e4, 3e4, 1e5, 3e5, 1e6], targets=[2.2, 90.0])
     ),
 )
 ACE_BPNN = dict(

@@ -76,7 +76,8 @@ def test_repeated_folds_pool_the_repetitions():
     assert not (folds[0] == folds[1]).all()
     with pytest.raises(ValueError, match="needs a descriptor with polynomial degrees .ace., not symmetry_functions"):
         CrossValidation(model, graphs, groups, folds, weights).errors([Setting(1.0, 1e-4, 2.0)])
-    pooled = CrossValidation(model, graphs, groups, folds, weights).errors(settings)
+    repeated = CrossValidation(model, graphs, groups, folds, weights)
+    pooled = repeated.errors(settings)
     each = [CrossValidation(model, graphs, groups, f, weights).errors(settings) for f in folds]
     for s in range(len(settings)):
         for key in ("energy_mae", "forces_mae"):
@@ -86,6 +87,12 @@ def test_repeated_folds_pool_the_repetitions():
                 assert pooled[s]["groups"][g][key] == pytest.approx(
                     0.5 * (each[0][s]["groups"][g][key] + each[1][s]["groups"][g][key]), rel=1e-10
                 )
+    repeated.fit(settings[1])
+    fitted = collect(model, graphs)
+    model.fit_ridge(graphs, LossWeights(settings[1].energy_weight, 1.0), settings[1].ridge)
+    direct = collect(model, graphs)
+    for key in ("reference_energy", "forces"):
+        np.testing.assert_allclose(fitted[key], direct[key], rtol=1e-9, atol=1e-9)
 
 
 def test_train_chooses_by_cross_validation_from_yaml(tmp_path):

@@ -13,7 +13,7 @@ same against the data as in a fit on the whole set), solved for every setting of
 and predicts fold k's rows. The fit on the whole set is the sum of every fold's terms.
 
 On a small set the out-of-fold errors depend on how the folds happen to fall (mlearn Mo, 194
-structures of which 9 surfaces: two fold assignments of the same fit gave 2.57 and 2.01
+structures of which 9 surfaces: two fold assignments of the same setting gave 2.57 and 2.01
 meV/atom), so the split can be repeated with other seeds (`repeats`): every repetition's terms
 come from the same kept rows, and the errors pool all repetitions.
 
