@@ -50,6 +50,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--tag", default="")
     parser.add_argument("--energy-weights", type=float, nargs="+", default=ENERGY_WEIGHTS, help="the grid of w_E (w_F = 1)")
+    parser.add_argument("--ridges", type=float, nargs="+", default=RIDGES, help="the grid of ridge strengths λ")
     parser.add_argument(
         "--cache", default="recompute", help="training.cache (default recompute: the design rows are kept, never the Jacobians)"
     )
@@ -91,7 +92,7 @@ def main() -> None:
     groups = [s.group_label for s in train]
     folds = np.stack([fold_labels(groups, args.folds, seed=r) for r in range(args.repeats)])
     group_weights = [{} if g == "none" else {k: float(v) for k, v in (e.split("=") for e in g.split(","))} for g in args.group_weights]
-    space = dict(energy_weights=args.energy_weights, ridges=RIDGES, smoothness=args.smoothness, group_weights=group_weights)
+    space = dict(energy_weights=args.energy_weights, ridges=args.ridges, smoothness=args.smoothness, group_weights=group_weights)
     settings = grid_settings(space)
     began = time.perf_counter()
     cv = CrossValidation(model, graphs, groups, folds, LossWeights(), {name for g in group_weights for name in g})
@@ -135,6 +136,7 @@ def main() -> None:
         f"Linear model on the body-ordered descriptor, {args.element}, closed form, {args.threads} thread(s): "
         f"`python benchmarks/ace_linear.py --element {args.element} --ace {' '.join(args.ace)} --cutoff {args.cutoff} --r-min {args.r_min}"
         + f" --energy-weights {' '.join(f'{w:g}' for w in args.energy_weights)} --smoothness {' '.join(f'{p:g}' for p in args.smoothness)}"
+        + f" --ridges {' '.join(f'{r:g}' for r in args.ridges)}"
         + f" --group-weights {' '.join(args.group_weights)} --folds {args.folds} --repeats {args.repeats}"
         + (f" --train {args.train}" if args.train else "")
         + "`",

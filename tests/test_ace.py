@@ -46,9 +46,10 @@ def vectors_of(positions, i, j):
 
 
 ORDER_5 = dict(body_order=5, n_radial_5=2, l_max_5=2)
+INVERSE_DISTANCE = dict(radial_power=2.0)
 
 
-@pytest.mark.parametrize("options", [{}, ORDER_5], ids=["order4", "order5"])
+@pytest.mark.parametrize("options", [{}, ORDER_5, INVERSE_DISTANCE], ids=["order4", "order5", "inverse-distance"])
 def test_analytic_jacobian_and_pair_gradients_equal_autograd_and_central_differences(options):
     d = ace(**options)
     species, positions, i, j = cluster_pairs()
@@ -75,7 +76,7 @@ def test_analytic_jacobian_and_pair_gradients_equal_autograd_and_central_differe
         assert torch.allclose(jacobian[p, :, c], numeric, rtol=1e-6, atol=1e-7 * features.abs().max())
 
 
-@pytest.mark.parametrize("options", [{}, ORDER_5], ids=["order4", "order5"])
+@pytest.mark.parametrize("options", [{}, ORDER_5, INVERSE_DISTANCE], ids=["order4", "order5", "inverse-distance"])
 def test_invariant_under_rotations_reflections_and_permutations(options):
     d = ace(**options)
     species, positions, i, j = cluster_pairs(seed=2)
@@ -135,9 +136,12 @@ def slow_reference(d, species, positions, centre):
     rc, r_min = d.cutoff, d.r_min
     neighbours = [j for j in range(len(species)) if j != centre and 0 < np.linalg.norm(positions[j] - positions[centre]) < rc]
 
+    def u(r):  # the distance transform
+        return r if d.radial_power == 0 else (1 + r) ** -d.radial_power
+
     def radial(n, r):  # T_n(ξ) times the poly2 cutoff, x = r / r_c
         x = r / rc
-        return np.polynomial.chebyshev.chebval(2 * (r - r_min) / (rc - r_min) - 1, [0] * n + [1]) * (
+        return np.polynomial.chebyshev.chebval(2 * (u(r) - u(r_min)) / (u(rc) - u(r_min)) - 1, [0] * n + [1]) * (
             ((15.0 - 6.0 * x) * x - 10.0) * x**3 + 1.0
         )
 
@@ -185,8 +189,9 @@ def slow_reference(d, species, positions, centre):
     return np.array(out), groups
 
 
-def test_agrees_with_a_slow_reference_written_from_the_formulas():
-    d = ace(n_radial=3, l_max=2, n_radial_4=2, l_max_4=2)
+@pytest.mark.parametrize("radial_power", [0.0, 3.0])
+def test_agrees_with_a_slow_reference_written_from_the_formulas(radial_power):
+    d = ace(n_radial=3, l_max=2, n_radial_4=2, l_max_4=2, radial_power=radial_power)
     signs = None
     for seed in (4, 5):
         species, positions, i, j = cluster_pairs(n=5, seed=seed, spread=1.0)
@@ -314,4 +319,7 @@ def test_settings_of_the_other_descriptor_are_refused(tmp_path):
         build_model(config, [water_cell()])
     config = config_from_dict({"data": {"train": "x.extxyz"}, "model": {"descriptor": "ace", "ace": {"lmax": 3}}})
     with pytest.raises(ValueError, match=r"model.ace: unknown key\(s\) \['lmax'\]"):
+        build_model(config, [water_cell()])
+    config = config_from_dict({"data": {"train": "x.extxyz"}, "model": {"descriptor": "ace", "ace": {"radial_power": -1}}})
+    with pytest.raises(ValueError, match="ace radial_power -1"):
         build_model(config, [water_cell()])

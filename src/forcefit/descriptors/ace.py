@@ -5,11 +5,15 @@ SOAP's power spectrum and bispectrum and span the same space as MTP's moment ten
 For a centre atom i and a neighbour j at r_ij = r_j − r_i (distance r, direction r̂) of
 element z_j:
 
-    φ_nlm(r_ij) = R_n(r) Y_lm(r̂),   R_n(r) = T_n(ξ) f_c(r),   ξ = 2 (r − r_min)/(r_c − r_min) − 1
+    φ_nlm(r_ij) = R_n(r) Y_lm(r̂),   R_n(r) = T_n(ξ) f_c(r),   ξ = 2 (u(r) − u(r_min))/(u(r_c) − u(r_min)) − 1
     A_i,k,lm   = Σ_{j: z_j = z} φ_nlm(r_ij)             channel k = (z, n): one per neighbour element and radial index
 
 with T_n the Chebyshev polynomials (n < n_radial) and f_c a cutoff function of
-descriptors/cutoff.py (default poly2, smooth to the second derivative). The descriptor of
+descriptors/cutoff.py (default poly2, smooth to the second derivative). The distance
+transform u is u(r) = r (radial_power q = 0, the default: ξ linear in r) or u(r) = (1 + r/Å)^−q
+(q > 0, the transform of ACE.jl's PolyTransform, whose r0 drops out of the affine map to
+[−1, 1]): it puts more of the polynomials' resolution at short distances, where the
+energy changes fastest, and less in the tail near the cutoff. The descriptor of
 atom i is the list of rotation- and reflection-invariant contractions
 
     body order 2   B_k              = A_k,00
@@ -90,6 +94,7 @@ class AtomicClusterExpansion(torch.nn.Module):
         l_max_5: int = 1,
         r_min: float = 0.0,
         cutoff_type: str = "poly2",
+        radial_power: float = 0.0,
     ):
         super().__init__()
         if body_order not in (2, 3, 4, 5):
@@ -102,6 +107,9 @@ class AtomicClusterExpansion(torch.nn.Module):
             raise ValueError(f"ace cutoff_type {cutoff_type!r}; choose one of {sorted(CUTOFF_TYPES)}")
         if not 0 <= r_min < cutoff:
             raise ValueError(f"ace r_min {r_min} Å: expected 0 ≤ r_min < cutoff ({cutoff} Å)")
+        if not radial_power >= 0:
+            raise ValueError(f"ace radial_power {radial_power}: expected q ≥ 0 (0: ξ linear in r; q > 0: ξ linear in (1 + r)^−q)")
+        self.radial_power = float(radial_power)
         self.elements, self.cutoff = list(elements), float(cutoff)
         self.n_radial, self.l_max, self.body_order = n_radial, l_max, body_order
         self.n_radial_4, self.l_max_4, self.r_min, self.cutoff_type = n_radial_4, l_max_4, float(r_min), cutoff_type
@@ -180,12 +188,16 @@ class AtomicClusterExpansion(torch.nn.Module):
         radial, angular = self._radial_and_angular(vectors)
         return radial[:, :, None] * angular[:, None, :]
 
+    def _transform(self, r):
+        """u(r): r, or (1 + r)^−q with q = radial_power > 0 (distances in Å)."""
+        return r if self.radial_power == 0 else (1.0 + r) ** -self.radial_power
+
     def _radial_and_angular(self, vectors: Tensor) -> tuple[Tensor, Tensor]:
         """R_n(r) (n_pairs, n_radial) and Y_lm(r̂) (n_pairs, n_lm), whose outer product is φ."""
         from e3nn import o3
 
         r = torch.linalg.vector_norm(vectors, dim=1)
-        xi = 2.0 * (r - self.r_min) / (self.cutoff - self.r_min) - 1.0
+        xi = 2.0 * (self._transform(r) - self._transform(self.r_min)) / (self._transform(self.cutoff) - self._transform(self.r_min)) - 1.0
         chebyshev = [torch.ones_like(xi), xi]
         for _ in range(2, self.n_radial):
             chebyshev.append(2.0 * xi * chebyshev[-1] - chebyshev[-2])
@@ -378,6 +390,7 @@ class AtomicClusterExpansion(torch.nn.Module):
             "l_max_5": self.l_max_5,
             "r_min": self.r_min,
             "cutoff_type": self.cutoff_type,
+            "radial_power": self.radial_power,
         }
 
     @classmethod
@@ -387,6 +400,6 @@ class AtomicClusterExpansion(torch.nn.Module):
     def describe(self) -> str:
         return (
             f"{self.n_features} body-ordered invariants per atom (order ≤ {self.body_order}, n_radial {self.n_radial}, "
-            f"l_max {self.l_max}; order 4: n < {self.n_radial_4}, l ≤ {self.l_max_4}"
+            f"l_max {self.l_max}{f', ξ in (1 + r)^-{self.radial_power:g}' if self.radial_power else ''}; order 4: n < {self.n_radial_4}, l ≤ {self.l_max_4}"
             + (f"; order 5: n < {self.n_radial_5}, l ≤ {self.l_max_5})" if self.body_order >= 5 else ")")
         )
