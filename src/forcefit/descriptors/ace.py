@@ -286,12 +286,48 @@ class AtomicClusterExpansion(torch.nn.Module):
 
     def density_gradients(self, densities: Tensor, weights: Tensor) -> Tensor:
         """Σ_f w_f ∂B_f/∂A (n_atoms, n_channels, n_lm) for weights w (n_atoms, n_features): the
-        vector–Jacobian product of the contractions, without forming ∂B/∂A."""
+        vector–Jacobian product of the contractions, without forming ∂B/∂A. Orders 4 and 5 sum
+        the weights over the invariants that share a coupled pair of factors first, so that
+        every coupling runs once per distinct pair, never once per invariant:
+          order 4, slot 1:  Σ_f w_f (b c)_{u_f} into channel k1_f  =  Σ_u W[k1, u] (b c)_u
+          order 5, slot a:  Σ_f w_f W_L(b, (c d)_{v_f})            =  W_L(b_u, Σ_{f ∈ u} w_f (c d)_{v_f})
+        (and likewise for the other slots)."""
         n, n_channels, n_lm = densities.shape
-        out = densities.new_zeros((n, n_channels * n_lm))
-        for features, channels, l, values in self._factor_derivatives(densities):
-            out.index_add_(1, self._slots(channels, l), (weights[:, features, None] * values).reshape(n, -1))
-        return out.view(n, n_channels, n_lm)
+        out = densities.new_zeros((n, n_channels, n_lm))
+        out[:, self.order2, 0] += weights[:, : len(self.order2)]
+        at = n_channels
+        for l, k1, k2 in self.order3:
+            block, w = densities[:, :, l * l : (l + 1) ** 2], weights[:, at : at + len(k1), None]
+            out[:, :, l * l : (l + 1) ** 2].index_add_(1, k1, w * block[:, k2]).index_add_(1, k2, w * block[:, k1])
+            at += len(k1)
+        for ((l1, l2, l3), k1, k2, k3, coupling), pairs in zip(self.order4, self.order4_pairs):
+            w, coupling = weights[:, at : at + len(k1)], coupling.to(densities)
+            slots = (
+                (k1, l1, (l2, l3), coupling),
+                (k2, l2, (l1, l3), coupling.permute(1, 0, 2)),
+                (k3, l3, (l1, l2), coupling.permute(2, 0, 1)),
+            )
+            for (channels, l, (la, lb), c), (ua, ub, inverse) in zip(slots, pairs):
+                coupled = _couple(densities[:, ua, la * la : (la + 1) ** 2], densities[:, ub, lb * lb : (lb + 1) ** 2], c)
+                summed = w.new_zeros((n, n_channels * len(ua))).index_add_(1, channels * len(ua) + inverse, w)
+                out[:, :, l * l : (l + 1) ** 2] += torch.bmm(summed.view(n, n_channels, len(ua)), coupled)
+            at += len(k1)
+        for ((l1, l2, l3, l4, _), *_, left, right), (pair12, pair34) in zip(self.order5, self.order5_pairs):
+            w, left, right = weights[:, at : at + len(pair12[2])], left.to(densities), right.to(densities)
+            (u1, u2, left_of), (u3, u4, right_of) = pair12, pair34
+            a, b, c, d = (densities[:, k, l * l : (l + 1) ** 2] for k, l in ((u1, l1), (u2, l2), (u3, l3), (u4, l4)))
+            ab, cd = _couple(a, b, left), _couple(c, d, right)  # per distinct pair, (n, pairs, 2L + 1)
+            summed = w.new_zeros((n, len(u1) * len(u3))).index_add_(1, left_of * len(u3) + right_of, w).view(n, len(u1), len(u3))
+            g, h = torch.bmm(summed, cd), torch.bmm(summed.transpose(1, 2), ab)  # Σ_f∈u w_f (cd)_f, Σ_f∈v w_f (ab)_f
+            for channels, l, value in (
+                (u1, l1, _couple(b, g, left.permute(1, 2, 0))),
+                (u2, l2, _couple(a, g, left.permute(2, 1, 0))),
+                (u3, l3, _couple(d, h, right.permute(1, 2, 0))),
+                (u4, l4, _couple(c, h, right.permute(2, 1, 0))),
+            ):
+                out[:, :, l * l : (l + 1) ** 2].index_add_(1, channels, value)
+            at += len(pair12[2])
+        return out
 
     # --------------------------------------------------------------- the API
 
