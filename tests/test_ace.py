@@ -47,9 +47,11 @@ def vectors_of(positions, i, j):
 
 ORDER_5 = dict(body_order=5, n_radial_5=2, l_max_5=2)
 INVERSE_DISTANCE = dict(radial_power=2.0)
+EMBEDDING = dict(embedding=3)
+VARIANTS = dict(argvalues=[{}, ORDER_5, INVERSE_DISTANCE, EMBEDDING], ids=["order4", "order5", "inverse-distance", "embedding"])
 
 
-@pytest.mark.parametrize("options", [{}, ORDER_5, INVERSE_DISTANCE], ids=["order4", "order5", "inverse-distance"])
+@pytest.mark.parametrize("options", **VARIANTS)
 def test_analytic_jacobian_and_pair_gradients_equal_autograd_and_central_differences(options):
     d = ace(**options)
     species, positions, i, j = cluster_pairs()
@@ -66,6 +68,10 @@ def test_analytic_jacobian_and_pair_gradients_equal_autograd_and_central_differe
     # pair_gradients is a reverse-mode pass of its own: it must agree with the analytic Jacobian
     pair_gradients = d.pair_gradients(species, v, i, j, (0, n), weights)
     assert torch.allclose(pair_gradients, torch.einsum("pf,pfc->pc", weights[i], jacobian), atol=1e-12 * scale)
+    seen = []  # the one-pass form the prediction uses: weights from the features it passes out
+    fused = d.features_and_pair_gradients(species, v, i, j, (0, n), lambda B: (seen.append(B) or "value", weights))
+    assert torch.allclose(fused[0], features, rtol=1e-13, atol=1e-13) and seen[0] is fused[0] and fused[1] == "value"
+    assert torch.equal(fused[2], pair_gradients)
     # each column of the Jacobian against central differences of the features
     h = 1e-5
     for p, c in ((0, 0), (5, 1), (17, 2)):
@@ -76,7 +82,7 @@ def test_analytic_jacobian_and_pair_gradients_equal_autograd_and_central_differe
         assert torch.allclose(jacobian[p, :, c], numeric, rtol=1e-6, atol=1e-7 * features.abs().max())
 
 
-@pytest.mark.parametrize("options", [{}, ORDER_5, INVERSE_DISTANCE], ids=["order4", "order5", "inverse-distance"])
+@pytest.mark.parametrize("options", **VARIANTS)
 def test_invariant_under_rotations_reflections_and_permutations(options):
     d = ace(**options)
     species, positions, i, j = cluster_pairs(seed=2)
@@ -139,11 +145,15 @@ def slow_reference(d, species, positions, centre):
     def u(r):  # the distance transform
         return r if d.radial_power == 0 else (1 + r) ** -d.radial_power
 
-    def radial(n, r):  # T_n(ξ) times the poly2 cutoff, x = r / r_c
+    def xi(r):
+        return 2 * (u(r) - u(r_min)) / (u(rc) - u(r_min)) - 1
+
+    def cutoff(r):  # poly2, x = r / r_c
         x = r / rc
-        return np.polynomial.chebyshev.chebval(2 * (u(r) - u(r_min)) / (u(rc) - u(r_min)) - 1, [0] * n + [1]) * (
-            ((15.0 - 6.0 * x) * x - 10.0) * x**3 + 1.0
-        )
+        return ((15.0 - 6.0 * x) * x - 10.0) * x**3 + 1.0
+
+    def radial(n, r):  # T_n(ξ) f_c(r)
+        return np.polynomial.chebyshev.chebval(xi(r), [0] * n + [1]) * cutoff(r)
 
     vec = {j: positions[j] - positions[centre] for j in neighbours}
     dist = {j: np.linalg.norm(vec[j]) for j in neighbours}
@@ -186,18 +196,26 @@ def slow_reference(d, species, positions, centre):
             assert abs(total.imag) < 1e-10
             values.append(total.real)
         groups.append(values)
-    return np.array(out), groups
+    embedded = [  # √(ρ + ε) − √ε, ρ = Σ_j ((1 − ξ)/2)^k f_c Y_00, per element z and k
+        math.sqrt(
+            sum(((1 - xi(dist[j])) / 2) ** k * cutoff(dist[j]) for j in neighbours if species[j] == z) / math.sqrt(4 * math.pi) + 1e-2
+        )
+        - 0.1
+        for z in range(len(d.elements))
+        for k in range(d.embedding)
+    ]
+    return np.array(out), groups, np.array(embedded)
 
 
-@pytest.mark.parametrize("radial_power", [0.0, 3.0])
-def test_agrees_with_a_slow_reference_written_from_the_formulas(radial_power):
-    d = ace(n_radial=3, l_max=2, n_radial_4=2, l_max_4=2, radial_power=radial_power)
+@pytest.mark.parametrize("radial_power, embedding", [(0.0, 0), (3.0, 0), (0.0, 3)])
+def test_agrees_with_a_slow_reference_written_from_the_formulas(radial_power, embedding):
+    d = ace(n_radial=3, l_max=2, n_radial_4=2, l_max_4=2, radial_power=radial_power, embedding=embedding)
     signs = None
     for seed in (4, 5):
         species, positions, i, j = cluster_pairs(n=5, seed=seed, spread=1.0)
         features = d(species, vectors_of(positions, i, j), i, j).numpy()
         for centre in range(2):
-            low_orders, groups = slow_reference(d, species.numpy(), positions.numpy(), centre)
+            low_orders, groups, embedded = slow_reference(d, species.numpy(), positions.numpy(), centre)
             np.testing.assert_allclose(features[centre, : len(low_orders)], low_orders, rtol=1e-10, atol=1e-12)
             at = len(low_orders)
             # order 4: the real-basis contraction is the complex one up to a sign per (l1, l2, l3)
@@ -211,7 +229,8 @@ def test_agrees_with_a_slow_reference_written_from_the_formulas(radial_power):
                 np.testing.assert_allclose(ours, found[-1] * np.array(values), rtol=1e-9, atol=1e-11 * np.abs(values).max())
             signs = signs or found
             assert found == signs
-        assert at == d.n_features
+            np.testing.assert_allclose(features[centre, at:], embedded, rtol=1e-10, atol=1e-12)
+        assert at + len(embedded) == d.n_features
 
 
 def random_labelled_linear_model(seed: int, body_order: int):
@@ -279,7 +298,7 @@ class TestLinearOnACE(WaterStructures, ModelContract):
 
     def make_model(self):
         torch.manual_seed(0)
-        model = LinearModel(ace())
+        model = LinearModel(ace(embedding=2))  # the embedded densities under the contract too
         model.initialise([model.graph(s) for s in (water_cluster(1), water_cell())])
         with torch.no_grad():
             model.coefficients.normal_(std=0.01)
@@ -322,4 +341,7 @@ def test_settings_of_the_other_descriptor_are_refused(tmp_path):
         build_model(config, [water_cell()])
     config = config_from_dict({"data": {"train": "x.extxyz"}, "model": {"descriptor": "ace", "ace": {"radial_power": -1}}})
     with pytest.raises(ValueError, match="ace radial_power -1"):
+        build_model(config, [water_cell()])
+    config = config_from_dict({"data": {"train": "x.extxyz"}, "model": {"descriptor": "ace", "ace": {"n_radial": 3, "embedding": 4}}})
+    with pytest.raises(ValueError, match=r"ace embedding 4: expected 0 ≤ embedding ≤ n_radial \(3\)"):
         build_model(config, [water_cell()])

@@ -55,6 +55,13 @@ def test_engine_equals_autograd_of_the_torch_formulas(kind, alpha, structure):
     (expected,) = torch.autograd.grad((direct * weights).sum(), vectors)
     gradients = sf.pair_gradients(species, g.vectors(), g.pair_i, g.pair_j, (0, structure.n_atoms), weights)
     assert torch.allclose(gradients, expected, rtol=0, atol=1e-12 * float(expected.abs().max()))
+    # the one-pass form the prediction uses: the weights come from the features it passes out
+    seen = []
+    fused = sf.features_and_pair_gradients(
+        species, g.vectors(), g.pair_i, g.pair_j, (0, structure.n_atoms), lambda G: (seen.append(G) or "value", weights)
+    )
+    assert torch.allclose(fused[0], features, rtol=1e-13, atol=1e-15) and seen[0] is fused[0] and fused[1] == "value"
+    assert torch.equal(fused[2], gradients)
 
 
 def test_engine_features_of_a_block_of_centres_equal_the_whole():

@@ -99,6 +99,7 @@ class ModelConfig:
     descriptor: str = "symmetry_functions"  # symmetry_functions | ace (body-ordered invariants, descriptors/ace.py)
     # descriptor: ace — n_radial, l_max, body_order (2–5), n_radial_4, l_max_4, n_radial_5, l_max_5, cutoff_type (default poly2),
     # radial_power (0: Chebyshev in r; q > 0: in (1 + r)^−q, finer at short range);
+    # embedding (E: per neighbour element, √ of E positive densities of decreasing range, Finnis–Sinclair-like; default 0);
     # model.r_min and model.cutoff apply to it too
     ace: dict | None = None
     hidden: list[int] = field(default_factory=lambda: [25, 25])

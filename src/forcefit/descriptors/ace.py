@@ -22,6 +22,18 @@ atom i is the list of rotation- and reflection-invariant contractions
                    (k1,l1) ≤ (k2,l2) ≤ (k3,l3), |l1 − l2| ≤ l3 ≤ l1 + l2, l1 + l2 + l3 even,
                    l ≤ l_max_4 and n < n_radial_4 for all three
 
+With `embedding` E > 0 the descriptor also holds, per neighbour element z and k < E, the
+Finnis–Sinclair-type term
+
+    embedded       F(ρ_i,zk) = √(ρ_i,zk + ε) − √ε,   ρ_i,zk = Σ_{j: z_j = z} ((1 − ξ)/2)^k f_c(r) Y_00
+                             = Σ_n a_kn A_i,(z,n),00
+
+a square root of positive, shorter-ranged (larger k) neighbour densities (ε = 1e-2 keeps the
+slope finite at ρ = 0). A polynomial of the A's cannot have that shape: the embedding of EAM
+and of nonlinear ACE, which carries the bond-order physics of metals (each bond weaker the more
+an atom has) to coordinations the data hold few of, such as surfaces. It is linear in its
+coefficient, so the closed-form fit still applies.
+
 Cost is linear in the neighbours: the pair sums happen once, in A. Every term is even
 under inversion (Y_lm is odd for odd l, and each contraction has an even total l), so the
 invariants are invariant under O(3), not only rotations; permutations of like atoms only
@@ -53,6 +65,19 @@ from torch import Tensor
 from forcefit.descriptors.cutoff import CUTOFF_TYPES, cutoff_function
 
 JACOBIAN_BLOCK_BYTES = 2e8  # ∂B/∂A of one block of atoms while assembling the Jacobian
+EMBEDDING_EPSILON = 1e-2  # ε of the embedding F(ρ) = √(ρ + ε) − √ε: finite slope at ρ = 0 (a lone atom)
+
+
+def embedding_coefficients(n_embedding: int, n_radial: int) -> Tensor:
+    """a (n_embedding, n_radial): ((1 − ξ)/2)^k = Σ_n a_kn T_n(ξ), k < n_embedding, exactly
+    (Chebyshev coefficients of a polynomial of degree k < n_radial)."""
+    from numpy.polynomial import chebyshev, polynomial
+
+    rows = []
+    for k in range(n_embedding):
+        coefficients = chebyshev.poly2cheb(polynomial.polypow([0.5, -0.5], k))
+        rows.append(list(coefficients) + [0.0] * (n_radial - len(coefficients)))
+    return torch.tensor(rows, dtype=torch.float64).reshape(n_embedding, n_radial)
 
 
 def _couple(b: Tensor, c: Tensor, coupling: Tensor) -> Tensor:
@@ -69,12 +94,12 @@ def _distinct_pairs(ka: Tensor, kb: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return pairs[0], pairs[1], inverse
 
 
-def _coupled_pair(densities: Tensor, la: int, lb: int, pair: tuple[Tensor, Tensor, Tensor], coupling: Tensor) -> Tensor:
-    """_couple of each invariant's two factors A[:, ka, la block] and A[:, kb, lb block],
-    (n, n_invariants, ·), from their distinct pairs (`_distinct_pairs`)."""
-    ua, ub, inverse = pair
+def _pair_coupling(densities: Tensor, la: int, lb: int, pair: tuple[Tensor, Tensor, Tensor], coupling: Tensor) -> Tensor:
+    """_couple of the two factors A[:, ua, la block] and A[:, ub, lb block] of each distinct
+    pair (`_distinct_pairs`), (n, n_pairs, ·); `[:, pair[2]]` gives them per invariant."""
+    ua, ub, _ = pair
     x, y = densities[:, ua, la * la : (la + 1) ** 2], densities[:, ub, lb * lb : (lb + 1) ** 2]
-    return _couple(x, y, coupling)[:, inverse]
+    return _couple(x, y, coupling)
 
 
 class AtomicClusterExpansion(torch.nn.Module):
@@ -95,6 +120,7 @@ class AtomicClusterExpansion(torch.nn.Module):
         r_min: float = 0.0,
         cutoff_type: str = "poly2",
         radial_power: float = 0.0,
+        embedding: int = 0,
     ):
         super().__init__()
         if body_order not in (2, 3, 4, 5):
@@ -109,7 +135,11 @@ class AtomicClusterExpansion(torch.nn.Module):
             raise ValueError(f"ace r_min {r_min} Å: expected 0 ≤ r_min < cutoff ({cutoff} Å)")
         if not radial_power >= 0:
             raise ValueError(f"ace radial_power {radial_power}: expected q ≥ 0 (0: ξ linear in r; q > 0: ξ linear in (1 + r)^−q)")
+        if not 0 <= embedding <= n_radial:
+            raise ValueError(f"ace embedding {embedding}: expected 0 ≤ embedding ≤ n_radial ({n_radial}), the densities' polynomial degree")
         self.radial_power = float(radial_power)
+        self.embedding = int(embedding)
+        self.embedding_coefficients = embedding_coefficients(self.embedding, n_radial)
         self.elements, self.cutoff = list(elements), float(cutoff)
         self.n_radial, self.l_max, self.body_order = n_radial, l_max, body_order
         self.n_radial_4, self.l_max_4, self.r_min, self.cutoff_type = n_radial_4, l_max_4, float(r_min), cutoff_type
@@ -163,6 +193,7 @@ class AtomicClusterExpansion(torch.nn.Module):
             + sum(len(f) for _, f, _ in self.order3)
             + sum(len(k) for _, k, _, _, _ in self.order4)
             + sum(len(k) for _, k, *_ in self.order5)
+            + len(self.elements) * self.embedding
         )
         self.n_features = n
         self.n_features_per_element = [n] * len(self.elements)
@@ -175,6 +206,7 @@ class AtomicClusterExpansion(torch.nn.Module):
         parts += [n[k1] + n[k2] + 2 * l for l, k1, k2 in self.order3]
         parts += [n[k1] + n[k2] + n[k3] + sum(ls) for ls, k1, k2, k3, _ in self.order4]
         parts += [n[k1] + n[k2] + n[k3] + n[k4] + sum(ls[:4]) for ls, k1, k2, k3, k4, _, _ in self.order5]
+        parts.append(torch.arange(self.embedding).repeat(len(self.elements)))  # F(ρ_zk): the degree k of its density
         return torch.cat(parts)
 
     # ------------------------------------------------------------------ pieces
@@ -224,19 +256,44 @@ class AtomicClusterExpansion(torch.nn.Module):
         out = basis.new_zeros((n_block * n_elements, self.n_radial, self.n_lm)).index_add(0, rows, basis)
         return out.view(n_block, n_elements * self.n_radial, self.n_lm)
 
-    def invariants(self, densities: Tensor) -> Tensor:
-        """B (n_atoms, n_features) from A (n_atoms, n_channels, n_lm)."""
+    def couplings(self, densities: Tensor) -> tuple[list[Tensor], list[tuple[Tensor, Tensor]]]:
+        """The couplings of pairs of factors that both the invariants and their gradients use,
+        per distinct pair: per order-4 group (b c) of the factors 2 and 3, per order-5 group
+        (a b) and (c d)."""
+        order4 = [
+            _pair_coupling(densities, l2, l3, pair23, coupling.to(densities))
+            for ((_, l2, l3), *_, coupling), (pair23, _, _) in zip(self.order4, self.order4_pairs)
+        ]
+        order5 = [
+            (_pair_coupling(densities, l1, l2, pair12, left.to(densities)), _pair_coupling(densities, l3, l4, pair34, right.to(densities)))
+            for ((l1, l2, l3, l4, _), *_, left, right), (pair12, pair34) in zip(self.order5, self.order5_pairs)
+        ]
+        return order4, order5
+
+    def invariants(self, densities: Tensor, couplings=None) -> Tensor:
+        """B (n_atoms, n_features) from A (n_atoms, n_channels, n_lm) (and its `couplings`,
+        computed here if not given)."""
+        order4, order5 = couplings or self.couplings(densities)
         parts = [densities[:, self.order2, 0]]
         for l, k1, k2 in self.order3:
             block = densities[:, :, l * l : (l + 1) * (l + 1)]
             parts.append((block[:, k1] * block[:, k2]).sum(dim=-1))
-        for ((l1, l2, l3), k1, _, _, coupling), (pair23, _, _) in zip(self.order4, self.order4_pairs):
-            a = densities[:, k1, l1 * l1 : (l1 + 1) ** 2]
-            parts.append((a * _coupled_pair(densities, l2, l3, pair23, coupling.to(densities))).sum(dim=-1))
-        for ((l1, l2, l3, l4, _), *_, left, right), (pair12, pair34) in zip(self.order5, self.order5_pairs):
-            ab = _coupled_pair(densities, l1, l2, pair12, left.to(densities))
-            parts.append((ab * _coupled_pair(densities, l3, l4, pair34, right.to(densities))).sum(dim=-1))
+        for ((l1, *_), k1, _, _, _), (pair23, _, _), bc in zip(self.order4, self.order4_pairs, order4):
+            parts.append((densities[:, k1, l1 * l1 : (l1 + 1) ** 2] * bc[:, pair23[2]]).sum(dim=-1))
+        for (pair12, pair34), (ab, cd) in zip(self.order5_pairs, order5):
+            parts.append((ab[:, pair12[2]] * cd[:, pair34[2]]).sum(dim=-1))
+        if self.embedding:
+            parts.append(torch.sqrt(self._embedded_densities(densities) + EMBEDDING_EPSILON).flatten(1) - EMBEDDING_EPSILON**0.5)
         return torch.cat(parts, dim=1)
+
+    def _embedded_densities(self, densities: Tensor) -> Tensor:
+        """ρ (n_atoms, n_elements, embedding) = Σ_n a_kn A_(z,n),00 (`embedding_coefficients`)."""
+        radial = densities[:, :, 0].reshape(densities.shape[0], len(self.elements), self.n_radial)
+        return radial @ self.embedding_coefficients.to(densities).T
+
+    def _embedding_slopes(self, densities: Tensor) -> Tensor:
+        """F'(ρ) = 1 / (2 √(ρ + ε)) (n_atoms, n_elements, embedding)."""
+        return 0.5 / torch.sqrt(self._embedded_densities(densities) + EMBEDDING_EPSILON)
 
     def _factor_derivatives(self, densities: Tensor):
         """Per group of invariants: (features, channels, l, values), values (n, len(features), 2l + 1)
@@ -255,21 +312,30 @@ class AtomicClusterExpansion(torch.nn.Module):
         for ((l1, l2, l3), k1, k2, k3, coupling), (pair23, pair13, pair12) in zip(self.order4, self.order4_pairs):
             features = torch.arange(at, at + len(k1))
             coupling = coupling.to(densities)
-            yield features, k1, l1, _coupled_pair(densities, l2, l3, pair23, coupling)
-            yield features, k2, l2, _coupled_pair(densities, l1, l3, pair13, coupling.permute(1, 0, 2))
-            yield features, k3, l3, _coupled_pair(densities, l1, l2, pair12, coupling.permute(2, 0, 1))
+            yield features, k1, l1, _pair_coupling(densities, l2, l3, pair23, coupling)[:, pair23[2]]
+            yield features, k2, l2, _pair_coupling(densities, l1, l3, pair13, coupling.permute(1, 0, 2))[:, pair13[2]]
+            yield features, k3, l3, _pair_coupling(densities, l1, l2, pair12, coupling.permute(2, 0, 1))[:, pair12[2]]
             at += len(k1)
         for ((l1, l2, l3, l4, _), k1, k2, k3, k4, left, right), (pair12, pair34) in zip(self.order5, self.order5_pairs):
             # B = Σ_M (ab)_M (cd)_M: the derivative by a is Σ W[M, m_a, m_b] b (cd)_M, and so on
             features = torch.arange(at, at + len(k1))
             left, right = left.to(densities), right.to(densities)
             a, b, c, d = (densities[:, k, l * l : (l + 1) ** 2] for k, l in ((k1, l1), (k2, l2), (k3, l3), (k4, l4)))
-            ab, cd = _coupled_pair(densities, l1, l2, pair12, left), _coupled_pair(densities, l3, l4, pair34, right)
+            ab = _pair_coupling(densities, l1, l2, pair12, left)[:, pair12[2]]
+            cd = _pair_coupling(densities, l3, l4, pair34, right)[:, pair34[2]]
             yield features, k1, l1, _couple(b, cd, left.permute(1, 2, 0))
             yield features, k2, l2, _couple(a, cd, left.permute(2, 1, 0))
             yield features, k3, l3, _couple(d, ab, right.permute(1, 2, 0))
             yield features, k4, l4, _couple(c, ab, right.permute(2, 1, 0))
             at += len(k1)
+        if self.embedding:  # ∂F(ρ_zk)/∂A_(z,n),00 = F'(ρ_zk) a_kn: one group per radial index n
+            n_elements = len(self.elements)
+            features = torch.arange(at, at + n_elements * self.embedding)
+            slopes = self._embedding_slopes(densities).flatten(1)  # (n, features)
+            element = torch.arange(n_elements).repeat_interleave(self.embedding)
+            a = self.embedding_coefficients.to(densities).repeat(n_elements, 1)  # (features, n_radial)
+            for radial_index in range(self.n_radial):
+                yield features, element * self.n_radial + radial_index, 0, (slopes * a[:, radial_index])[:, :, None]
 
     def _slots(self, channels: Tensor, l: int) -> Tensor:
         """Flat indices channel · n_lm + m of the l block of each channel, (len(channels) · (2l + 1),)."""
@@ -284,14 +350,15 @@ class AtomicClusterExpansion(torch.nn.Module):
             out.index_add_(1, self._slots(features * n_channels + channels, l), values.reshape(n, -1))
         return out.view(n, self.n_features, n_channels, n_lm)
 
-    def density_gradients(self, densities: Tensor, weights: Tensor) -> Tensor:
+    def density_gradients(self, densities: Tensor, weights: Tensor, couplings=None) -> Tensor:
         """Σ_f w_f ∂B_f/∂A (n_atoms, n_channels, n_lm) for weights w (n_atoms, n_features): the
         vector–Jacobian product of the contractions, without forming ∂B/∂A. Orders 4 and 5 sum
         the weights over the invariants that share a coupled pair of factors first, so that
         every coupling runs once per distinct pair, never once per invariant:
           order 4, slot 1:  Σ_f w_f (b c)_{u_f} into channel k1_f  =  Σ_u W[k1, u] (b c)_u
           order 5, slot a:  Σ_f w_f W_L(b, (c d)_{v_f})            =  W_L(b_u, Σ_{f ∈ u} w_f (c d)_{v_f})
-        (and likewise for the other slots)."""
+        (and likewise for the other slots). `couplings` (of `couplings`) are reused if given."""
+        order4, order5 = couplings or self.couplings(densities)
         n, n_channels, n_lm = densities.shape
         out = densities.new_zeros((n, n_channels, n_lm))
         out[:, self.order2, 0] += weights[:, : len(self.order2)]
@@ -300,23 +367,21 @@ class AtomicClusterExpansion(torch.nn.Module):
             block, w = densities[:, :, l * l : (l + 1) ** 2], weights[:, at : at + len(k1), None]
             out[:, :, l * l : (l + 1) ** 2].index_add_(1, k1, w * block[:, k2]).index_add_(1, k2, w * block[:, k1])
             at += len(k1)
-        for ((l1, l2, l3), k1, k2, k3, coupling), pairs in zip(self.order4, self.order4_pairs):
+        for ((l1, l2, l3), k1, k2, k3, coupling), pairs, bc in zip(self.order4, self.order4_pairs, order4):
             w, coupling = weights[:, at : at + len(k1)], coupling.to(densities)
-            slots = (
-                (k1, l1, (l2, l3), coupling),
-                (k2, l2, (l1, l3), coupling.permute(1, 0, 2)),
-                (k3, l3, (l1, l2), coupling.permute(2, 0, 1)),
-            )
-            for (channels, l, (la, lb), c), (ua, ub, inverse) in zip(slots, pairs):
-                coupled = _couple(densities[:, ua, la * la : (la + 1) ** 2], densities[:, ub, lb * lb : (lb + 1) ** 2], c)
+            pair13, pair12 = pairs[1:]
+            for channels, l, coupled, (ua, _, inverse) in (
+                (k1, l1, bc, pairs[0]),
+                (k2, l2, _pair_coupling(densities, l1, l3, pair13, coupling.permute(1, 0, 2)), pair13),
+                (k3, l3, _pair_coupling(densities, l1, l2, pair12, coupling.permute(2, 0, 1)), pair12),
+            ):
                 summed = w.new_zeros((n, n_channels * len(ua))).index_add_(1, channels * len(ua) + inverse, w)
                 out[:, :, l * l : (l + 1) ** 2] += torch.bmm(summed.view(n, n_channels, len(ua)), coupled)
             at += len(k1)
-        for ((l1, l2, l3, l4, _), *_, left, right), (pair12, pair34) in zip(self.order5, self.order5_pairs):
+        for ((l1, l2, l3, l4, _), *_, left, right), (pair12, pair34), (ab, cd) in zip(self.order5, self.order5_pairs, order5):
             w, left, right = weights[:, at : at + len(pair12[2])], left.to(densities), right.to(densities)
             (u1, u2, left_of), (u3, u4, right_of) = pair12, pair34
             a, b, c, d = (densities[:, k, l * l : (l + 1) ** 2] for k, l in ((u1, l1), (u2, l2), (u3, l3), (u4, l4)))
-            ab, cd = _couple(a, b, left), _couple(c, d, right)  # per distinct pair, (n, pairs, 2L + 1)
             summed = w.new_zeros((n, len(u1) * len(u3))).index_add_(1, left_of * len(u3) + right_of, w).view(n, len(u1), len(u3))
             g, h = torch.bmm(summed, cd), torch.bmm(summed.transpose(1, 2), ab)  # Σ_f∈u w_f (cd)_f, Σ_f∈v w_f (ab)_f
             for channels, l, value in (
@@ -327,6 +392,9 @@ class AtomicClusterExpansion(torch.nn.Module):
             ):
                 out[:, :, l * l : (l + 1) ** 2].index_add_(1, channels, value)
             at += len(pair12[2])
+        if self.embedding:  # Σ_k w_zk F'(ρ_zk) a_kn into A_(z,n),00
+            w = weights[:, at:].view(n, len(self.elements), self.embedding) * self._embedding_slopes(densities)
+            out[:, :, 0] += (w @ self.embedding_coefficients.to(densities)).flatten(1)
         return out
 
     # --------------------------------------------------------------- the API
@@ -393,24 +461,36 @@ class AtomicClusterExpansion(torch.nn.Module):
         return 8 * per_element * 5 + (8 * self.n_features * (per_element + 3) if jacobian else 0)
 
     @torch.no_grad()
-    def pair_gradients(self, species, vectors, pair_i, pair_j, centres: tuple[int, int], weights: Tensor) -> Tensor:
-        """g_p = Σ_f w_{i_p f} ∂B_{i_p f}/∂r_p (n_pairs, 3) for weights w (n_block, n_features):
-        Σ_f w_f ∂B_f/∂A per atom from the contractions, gathered per pair and contracted onto
-        R_n(r) and Y_lm(r̂), and one reverse-mode pass through those two alone (nothing of size
-        n_features × pairs is formed)."""
+    def features_and_pair_gradients(
+        self, species, vectors, pair_i, pair_j, centres: tuple[int, int], weigh
+    ) -> tuple[Tensor, object, Tensor]:
+        """(B, value, g) in one pass for the atoms a ≤ i < b (`centres`): B (n_block, n_features),
+        (value, w) = weigh(B) with weights w (n_block, n_features), say a model's atom energies
+        and ∂E/∂B, and g_p = Σ_f w_{i_p f} ∂B_{i_p f}/∂r_p (n_pairs, 3). The pair basis, the
+        densities and the couplings the invariants share with their gradients are computed once.
+        Σ_f w_f ∂B_f/∂A per atom comes from the contractions (`density_gradients`), is gathered
+        per pair and contracted onto R_n(r) and Y_lm(r̂), and one reverse-mode pass runs through
+        those two alone (nothing of size n_features × pairs is formed)."""
         first, last = centres
         with torch.enable_grad():
             vectors = vectors.detach().requires_grad_(True)
             radial, angular = self._radial_and_angular(vectors)
         basis = radial.detach()[:, :, None] * angular.detach()[:, None, :]
         densities = self._densities(species, basis, pair_i, pair_j, first, last - first)
-        adjoint = self.density_gradients(densities, weights)  # (n_block, n_elements · n_radial, n_lm)
+        couplings = self.couplings(densities)
+        features = self.invariants(densities, couplings)
+        value, weights = weigh(features)
+        adjoint = self.density_gradients(densities, weights, couplings)  # (n_block, n_elements · n_radial, n_lm)
         per_pair = adjoint.view(last - first, len(self.elements), self.n_radial, self.n_lm)[pair_i - first, species[pair_j]]
         # through φ = R ⊗ Y: the adjoints of R and of Y are contractions of the pairs' adjoint of φ
         d_radial = torch.bmm(per_pair, angular.detach()[:, :, None]).squeeze(2)
         d_angular = torch.bmm(radial.detach()[:, None, :], per_pair).squeeze(1)
         (gradient,) = torch.autograd.grad((radial, angular), vectors, grad_outputs=(d_radial, d_angular))
-        return gradient
+        return features, value, gradient
+
+    def pair_gradients(self, species, vectors, pair_i, pair_j, centres: tuple[int, int], weights: Tensor) -> Tensor:
+        """g_p = Σ_f w_{i_p f} ∂B_{i_p f}/∂r_p (n_pairs, 3) for fixed weights w (n_block, n_features)."""
+        return self.features_and_pair_gradients(species, vectors, pair_i, pair_j, centres, lambda _: (None, weights))[2]
 
     def get_config(self) -> dict:
         return {
@@ -427,6 +507,7 @@ class AtomicClusterExpansion(torch.nn.Module):
             "r_min": self.r_min,
             "cutoff_type": self.cutoff_type,
             "radial_power": self.radial_power,
+            "embedding": self.embedding,
         }
 
     @classmethod
@@ -437,5 +518,6 @@ class AtomicClusterExpansion(torch.nn.Module):
         return (
             f"{self.n_features} body-ordered invariants per atom (order ≤ {self.body_order}, n_radial {self.n_radial}, "
             f"l_max {self.l_max}{f', ξ in (1 + r)^-{self.radial_power:g}' if self.radial_power else ''}; order 4: n < {self.n_radial_4}, l ≤ {self.l_max_4}"
-            + (f"; order 5: n < {self.n_radial_5}, l ≤ {self.l_max_5})" if self.body_order >= 5 else ")")
+            + (f"; order 5: n < {self.n_radial_5}, l ≤ {self.l_max_5}" if self.body_order >= 5 else "")
+            + (f"; {self.embedding} embedded densities per element)" if self.embedding else ")")
         )

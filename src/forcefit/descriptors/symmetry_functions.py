@@ -240,6 +240,15 @@ class SymmetryFunctions(torch.nn.Module):
         say ∂E/∂G: the engine's second pass, which never stores a derivative per function."""
         return torch.from_numpy(self.engine.run(GRADIENT, species, vectors, pair_i, pair_j, centres, weights)).to(vectors.dtype)
 
+    def features_and_pair_gradients(
+        self, species: Tensor, vectors: Tensor, pair_i: Tensor, pair_j: Tensor, centres: tuple[int, int], weigh
+    ) -> tuple[Tensor, object, Tensor]:
+        """(G, value, g): `evaluate`, (value, w) = weigh(G), then `pair_gradients` with w (the
+        engine's two passes)."""
+        features, _ = self.evaluate(species, vectors, pair_i, pair_j, centres, jacobian=False)
+        value, weights = weigh(features)
+        return features, value, self.pair_gradients(species, vectors, pair_i, pair_j, centres, weights)
+
     def bytes_per_pair(self, jacobian: bool) -> float:
         """Working memory of `evaluate` per pair, to size blocks of centre atoms: an estimate (not
         measured) of the engine's per-pair outputs and tables and the tensors around them, plus

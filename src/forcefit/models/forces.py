@@ -19,6 +19,7 @@ offset b (`model.energy_offset`, the reference data's arbitrary zero) enters onl
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -92,6 +93,12 @@ def centre_chunks(batch: Batch, bytes_per_atom: float, memory_gb: float) -> list
     return [(edges[k], edges[k + 1], pairs[k], pairs[k + 1], triplets[k], triplets[k + 1]) for k in range(len(starts))]
 
 
+def _centre_blocks(model: Potential, batch: Batch, jacobian: bool, memory_gb: float):
+    """(a, b, p0, p1) of `centre_chunks` sized by the descriptor's working memory per pair."""
+    per_atom = model.descriptor.bytes_per_pair(jacobian) * batch.pair_i.shape[0] / max(batch.numbers.shape[0], 1)
+    return [chunk[:4] for chunk in centre_chunks(batch, per_atom, memory_gb)]
+
+
 def descriptor_blocks(model: Potential, batch: Batch, vectors: Tensor, jacobian: bool, memory_gb: float):
     """(a, b, p0, p1, G, J) per block of centre atoms a ≤ i < b with their pairs [p0, p1):
     the descriptors G (b − a, n_features) and, with `jacobian`, J (p1 − p0, n_features, 3)
@@ -100,30 +107,39 @@ def descriptor_blocks(model: Potential, batch: Batch, vectors: Tensor, jacobian:
     The descriptor's own fast path evaluates them (`evaluate`; for symmetry functions the
     compiled engine, CPU tensors, triplets enumerated inside)."""
     species = model.species(batch.numbers)
-    per_atom = model.descriptor.bytes_per_pair(jacobian) * batch.pair_i.shape[0] / max(species.shape[0], 1)
-    for a, b, p0, p1, _, _ in centre_chunks(batch, per_atom, memory_gb):
+    for a, b, p0, p1 in _centre_blocks(model, batch, jacobian, memory_gb):
         pair_i, pair_j = batch.pair_i[p0:p1], batch.pair_j[p0:p1]
         yield (a, b, p0, p1, *model.descriptor.evaluate(species, vectors[p0:p1], pair_i, pair_j, (a, b), jacobian))
 
 
+def _energies_and_weights(model: Potential, species: Tensor, features: Tensor) -> tuple[Tensor, Tensor]:
+    """Atom energies of a block and w = ∂E/∂G, the weights of the descriptor's gradient pass."""
+    with torch.enable_grad():
+        leaf = features.detach().requires_grad_(True)
+        energies = model.atom_energies_from_features(leaf, species)
+        return energies.detach(), _gradient(energies, leaf, create_graph=False)
+
+
 def _descriptor_energies(model: Potential, batch: Batch, vectors: Tensor, need_gradients: bool, memory_gb: float):
     """Atom energies, descriptors and g_p = ∂E/∂r_p of a descriptor model, by blocks of centre
-    atoms: the engine's features, the networks' w = ∂E/∂G, then the engine's second pass
-    g_p = w_{i_p} · ∂G_{i_p}/∂r_p (no Jacobian stored)."""
+    atoms: the descriptor's features, the model's w = ∂E/∂G, and g_p = w_{i_p} · ∂G_{i_p}/∂r_p
+    (no Jacobian stored), in the descriptor's own pass (`features_and_pair_gradients`)."""
     if vectors.device.type != "cpu":
         return _descriptor_energies_autograd(model, batch, vectors, need_gradients, memory_gb)
     species = model.species(batch.numbers)
     energies, features, gradients = [], [], []
     vectors = vectors.detach()
-    for a, b, p0, p1, block_features, _ in descriptor_blocks(model, batch, vectors, False, memory_gb):
-        block_features.requires_grad_(need_gradients)
-        block_energies = model.atom_energies_from_features(block_features, species[a:b])
+    for a, b, p0, p1 in _centre_blocks(model, batch, False, memory_gb):
+        pair_i, pair_j = batch.pair_i[p0:p1], batch.pair_j[p0:p1]
         if need_gradients:
-            d_features = _gradient(block_energies, block_features, create_graph=False)
-            pairs = slice(p0, p1)
-            gradients.append(
-                model.descriptor.pair_gradients(species, vectors[pairs], batch.pair_i[pairs], batch.pair_j[pairs], (a, b), d_features)
+            weigh = functools.partial(_energies_and_weights, model, species[a:b])
+            block_features, block_energies, block_gradients = model.descriptor.features_and_pair_gradients(
+                species, vectors[p0:p1], pair_i, pair_j, (a, b), weigh
             )
+            gradients.append(block_gradients)
+        else:
+            block_features, _ = model.descriptor.evaluate(species, vectors[p0:p1], pair_i, pair_j, (a, b), False)
+            block_energies = model.atom_energies_from_features(block_features, species[a:b])
         energies.append(block_energies.detach())
         features.append(block_features.detach())
     return torch.cat(energies), torch.cat(features), torch.cat(gradients) if need_gradients else None
