@@ -48,7 +48,11 @@ def vectors_of(positions, i, j):
 ORDER_5 = dict(body_order=5, n_radial_5=2, l_max_5=2)
 INVERSE_DISTANCE = dict(radial_power=2.0)
 EMBEDDING = dict(embedding=3)
-VARIANTS = dict(argvalues=[{}, ORDER_5, INVERSE_DISTANCE, EMBEDDING], ids=["order4", "order5", "inverse-distance", "embedding"])
+TOTAL_DEGREE = dict(n_radial_4=4, l_max_4=3, degree_4=4, body_order=5, n_radial_5=3, l_max_5=2, degree_5=3)
+VARIANTS = dict(
+    argvalues=[{}, ORDER_5, INVERSE_DISTANCE, EMBEDDING, TOTAL_DEGREE],
+    ids=["order4", "order5", "inverse-distance", "embedding", "total-degree"],
+)
 
 
 @pytest.mark.parametrize("options", **VARIANTS)
@@ -119,6 +123,29 @@ def test_order_5_with_L_0_is_a_product_of_two_power_spectrum_terms():
         at += len(k1)
     assert at == d.n_features and checked > 10
     assert len(d.feature_degrees()) == d.n_features
+
+
+def test_total_degree_keeps_exactly_the_box_invariants_of_low_degree():
+    box, limited = ace(**{**TOTAL_DEGREE, "degree_4": None, "degree_5": None}), ace(**TOTAL_DEGREE)
+
+    def invariants(d, order, limit):  # (l's, channels) of each invariant of one order, with Σ (n + l)
+        rows = []
+        for ls, *ks in getattr(d, f"order{order}"):
+            ks = ks[: order - 1]
+            for columns in zip(*(k.tolist() for k in ks)):
+                degree = sum(k % d.n_radial for k in columns) + sum(ls[: order - 1])
+                if limit is None or degree <= limit:
+                    rows.append((ls, columns))
+        return sorted(rows)
+
+    for order, limit in ((4, 4), (5, 3)):
+        kept = invariants(limited, order, None)
+        assert kept == invariants(box, order, limit) and 0 < len(kept) < len(invariants(box, order, None))
+    degrees = limited.feature_degrees()
+    n_low = limited.n_features - sum(len(k) for _, k, *_ in limited.order4) - sum(len(k) for _, k, *_ in limited.order5)
+    assert int(degrees[n_low:].max()) <= 4
+    with pytest.raises(ValueError, match="ace degree_4 -1"):
+        ace(degree_4=-1)
 
 
 def test_smooth_at_the_cutoff():

@@ -100,6 +100,7 @@ class ModelConfig:
     # descriptor: ace — n_radial, l_max, body_order (2–5), n_radial_4, l_max_4, n_radial_5, l_max_5, cutoff_type (default poly2),
     # radial_power (0: Chebyshev in r; q > 0: in (1 + r)^−q, finer at short range);
     # embedding (E: per neighbour element, √ of E positive densities of decreasing range, Finnis–Sinclair-like; default 0);
+    # degree_4, degree_5 (total-degree limits Σ (n + l) over the factors of order 4 / 5, within their n and l boxes; default none);
     # model.r_min and model.cutoff apply to it too
     ace: dict | None = None
     hidden: list[int] = field(default_factory=lambda: [25, 25])

@@ -21,6 +21,9 @@ atom i is the list of rotation- and reflection-invariant contractions
     body order 4   B_k1l1,k2l2,k3l3 = Σ_m1m2m3 C^l1l2l3_m1m2m3 A_k1,l1m1 A_k2,l2m2 A_k3,l3m3
                    (k1,l1) ≤ (k2,l2) ≤ (k3,l3), |l1 − l2| ≤ l3 ≤ l1 + l2, l1 + l2 + l3 even,
                    l ≤ l_max_4 and n < n_radial_4 for all three
+                   and, with degree_4 = D, Σ (n + l) ≤ D over the three (order 5 likewise with
+                   n_radial_5, l_max_5 and degree_5): a total-degree basis, as ACE.jl and MTP's
+                   levels build theirs, instead of the box alone
 
 With `embedding` E > 0 the descriptor also holds, per neighbour element z and k < E, the
 Finnis–Sinclair-type term
@@ -121,6 +124,8 @@ class AtomicClusterExpansion(torch.nn.Module):
         cutoff_type: str = "poly2",
         radial_power: float = 0.0,
         embedding: int = 0,
+        degree_4: int | None = None,
+        degree_5: int | None = None,
     ):
         super().__init__()
         if body_order not in (2, 3, 4, 5):
@@ -137,6 +142,10 @@ class AtomicClusterExpansion(torch.nn.Module):
             raise ValueError(f"ace radial_power {radial_power}: expected q ≥ 0 (0: ξ linear in r; q > 0: ξ linear in (1 + r)^−q)")
         if not 0 <= embedding <= n_radial:
             raise ValueError(f"ace embedding {embedding}: expected 0 ≤ embedding ≤ n_radial ({n_radial}), the densities' polynomial degree")
+        for name, value in (("degree_4", degree_4), ("degree_5", degree_5)):
+            if value is not None and not (isinstance(value, int) and value >= 0):
+                raise ValueError(f"ace {name} {value!r}: expected a total degree Σ (n + l) ≥ 0 over the factors, or null for none")
+        self.degree_4, self.degree_5 = degree_4, degree_5
         self.radial_power = float(radial_power)
         self.embedding = int(embedding)
         self.embedding_coefficients = embedding_coefficients(self.embedding, n_radial)
@@ -155,9 +164,12 @@ class AtomicClusterExpansion(torch.nn.Module):
             from e3nn import o3
 
             items = [(k, l) for k in range(n_channels) if k % n_radial < n_radial_4 for l in range(l_max_4 + 1)]
+            degree = [k % n_radial + l for k, l in items]
             groups: dict[tuple[int, int, int], list[tuple[int, int, int]]] = {}
             for a, b, c in itertools.combinations_with_replacement(range(len(items)), 3):
                 (k1, l1), (k2, l2), (k3, l3) = items[a], items[b], items[c]
+                if degree_4 is not None and degree[a] + degree[b] + degree[c] > degree_4:
+                    continue
                 if abs(l1 - l2) <= l3 <= l1 + l2 and (l1 + l2 + l3) % 2 == 0:
                     groups.setdefault((l1, l2, l3), []).append((k1, k2, k3))
             for ls, triples in sorted(groups.items()):
@@ -171,10 +183,11 @@ class AtomicClusterExpansion(torch.nn.Module):
             from e3nn import o3
 
             items = [(k, l) for k in range(n_channels) if k % n_radial < n_radial_5 for l in range(l_max_5 + 1)]
+            degree = [k % n_radial + l for k, l in items]
             groups5: dict[tuple[int, ...], list[tuple[int, int, int, int]]] = {}
             for a, b, c, d in itertools.combinations_with_replacement(range(len(items)), 4):
                 (k1, l1), (k2, l2), (k3, l3), (k4, l4) = items[a], items[b], items[c], items[d]
-                if (l1 + l2 + l3 + l4) % 2:
+                if (l1 + l2 + l3 + l4) % 2 or (degree_5 is not None and degree[a] + degree[b] + degree[c] + degree[d] > degree_5):
                     continue
                 for L in range(max(abs(l1 - l2), abs(l3 - l4)), min(l1 + l2, l3 + l4) + 1):
                     if (a == b and (l1 + l2 + L) % 2) or (c == d and (l3 + l4 + L) % 2):
@@ -508,6 +521,8 @@ class AtomicClusterExpansion(torch.nn.Module):
             "cutoff_type": self.cutoff_type,
             "radial_power": self.radial_power,
             "embedding": self.embedding,
+            "degree_4": self.degree_4,
+            "degree_5": self.degree_5,
         }
 
     @classmethod
@@ -518,6 +533,8 @@ class AtomicClusterExpansion(torch.nn.Module):
         return (
             f"{self.n_features} body-ordered invariants per atom (order ≤ {self.body_order}, n_radial {self.n_radial}, "
             f"l_max {self.l_max}{f', ξ in (1 + r)^-{self.radial_power:g}' if self.radial_power else ''}; order 4: n < {self.n_radial_4}, l ≤ {self.l_max_4}"
+            + (f", Σ(n + l) ≤ {self.degree_4}" if self.degree_4 is not None else "")
             + (f"; order 5: n < {self.n_radial_5}, l ≤ {self.l_max_5}" if self.body_order >= 5 else "")
+            + (f", Σ(n + l) ≤ {self.degree_5}" if self.body_order >= 5 and self.degree_5 is not None else "")
             + (f"; {self.embedding} embedded densities per element)" if self.embedding else ")")
         )
