@@ -260,18 +260,41 @@ def test_agrees_with_a_slow_reference_written_from_the_formulas(radial_power, em
         assert at + len(embedded) == d.n_features
 
 
-def random_labelled_linear_model(seed: int, body_order: int):
+def random_labelled_linear_model(seed: int, body_order: int, **options):
     """A linear model on ACE with its scaling fitted on water clusters and cells whose energies
     and forces are random numbers (a quadratic with a unique, nontrivial minimum)."""
     structures = [water_cluster(s) for s in range(6)] + [water_cell(s) for s in range(1, 5)]
     rng = np.random.default_rng(seed)
     for s in structures:
         s.energy, s.forces = float(rng.normal()), rng.normal(size=s.positions.shape)
-    model = LinearModel(ace(body_order=body_order))
+    model = LinearModel(ace(body_order=body_order, **options))
     graphs = [model.graph(s, triplets=False) for s in structures]
     model.cache_descriptors(graphs)
     model.initialise(graphs)
     return model, graphs
+
+
+def test_prediction_by_blocks_of_centre_atoms_equals_one_pass():
+    """The CPU prediction runs features and forces in one descriptor pass per block of centre
+    atoms (`features_and_pair_gradients`); any blocking gives the one-block numbers, which
+    are those of autograd through the plain torch formulas."""
+    from forcefit.models.forces import _descriptor_energies_autograd, assemble, centre_chunks
+
+    model, _ = random_labelled_linear_model(seed=3, body_order=5, embedding=2)
+    with torch.no_grad():
+        model.coefficients.normal_(generator=torch.Generator().manual_seed(4))
+    batch = collate([model.graph(s, triplets=False) for s in (water_cluster(1), water_cell(2))])
+    whole = predict(model, batch, stress=True, memory_gb=1e3)
+    energies, _, pair_gradients = _descriptor_energies_autograd(model, batch, batch.vectors(), True, 1e3)
+    forces, _ = assemble(batch, batch.vectors(), pair_gradients, False)
+    np.testing.assert_allclose(whole.atom_energies, energies.detach(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(whole.forces, forces.detach(), rtol=1e-11, atol=1e-11 * float(forces.abs().max()))
+    for budget in (1e-9, 2e-4):  # one atom per block; a few atoms per block
+        assert len(centre_chunks(batch, model.descriptor.bytes_per_pair(False) * 20, budget)) > 1
+        part = predict(model, batch, stress=True, memory_gb=budget)
+        for name in ("features", "energy", "atom_energies", "forces"):
+            assert torch.allclose(getattr(part, name), getattr(whole, name), rtol=1e-12, atol=1e-12), name
+        assert torch.allclose(part.stress[1], whole.stress[1], rtol=1e-12, atol=1e-14)  # the cell (a cluster has none)
 
 
 def test_linear_fit_equals_the_gradient_fit_at_the_optimum():
