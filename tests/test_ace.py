@@ -110,7 +110,7 @@ def test_order_5_with_L_0_is_a_product_of_two_power_spectrum_terms():
     species, positions, i, j = cluster_pairs(seed=4)
     v = vectors_of(positions, i, j)
     features = d(species, v, i, j)
-    A = d._densities(species, d._pair_basis(v), i, j, 0, species.shape[0])
+    A = d._densities(*d._radial_and_angular(v), d._neighbour_slots(species, i, j, 0, species.shape[0]), species.shape[0])[0]
     at, checked = d.n_features - sum(len(k) for _, k, *_ in d.order5), 0
     for (l1, l2, l3, l4, L), k1, k2, k3, k4, _, _ in d.order5:
         if L == 0:
