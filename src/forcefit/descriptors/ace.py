@@ -218,6 +218,7 @@ class AtomicClusterExpansion(torch.nn.Module):
         self.n_features = n
         self.n_features_per_element = [n] * len(self.elements)
         self._plan_dense_products()
+        self._factor_plan_cache = self._harmonic_gradient_cache = None
 
     def _plan_dense_products(self) -> None:
         """The plan of `couplings`, `invariants` and `density_gradients` for orders 4 and 5.
@@ -300,39 +301,68 @@ class AtomicClusterExpansion(torch.nn.Module):
     def n_lm(self) -> int:
         return (self.l_max + 1) ** 2
 
-    def _pair_basis(self, vectors: Tensor) -> Tensor:
-        """φ (n_pairs, n_radial, n_lm) of the pair vectors."""
-        radial, angular = self._radial_and_angular(vectors)
-        return radial[:, :, None] * angular[:, None, :]
-
     def _transform(self, r):
         """u(r): r, or (1 + r)^−q with q = radial_power > 0 (distances in Å)."""
         return r if self.radial_power == 0 else (1.0 + r) ** -self.radial_power
+
+    def _radial(self, r: Tensor) -> Tensor:
+        """R_n(r) = T_n(ξ(r)) f_c(r), (n_pairs, n_radial)."""
+        xi = 2.0 * (self._transform(r) - self._transform(self.r_min)) / (self._transform(self.cutoff) - self._transform(self.r_min)) - 1.0
+        chebyshev = [torch.ones_like(xi), xi]
+        for _ in range(2, self.n_radial):
+            chebyshev.append(2.0 * xi * chebyshev[-1] - chebyshev[-2])
+        return torch.stack(chebyshev[: self.n_radial], dim=1) * cutoff_function(r, self.cutoff, self.cutoff_type)[:, None]
 
     def _radial_and_angular(self, vectors: Tensor) -> tuple[Tensor, Tensor]:
         """R_n(r) (n_pairs, n_radial) and Y_lm(r̂) (n_pairs, n_lm), whose outer product is φ."""
         from e3nn import o3
 
-        r = torch.linalg.vector_norm(vectors, dim=1)
-        xi = 2.0 * (self._transform(r) - self._transform(self.r_min)) / (self._transform(self.cutoff) - self._transform(self.r_min)) - 1.0
-        chebyshev = [torch.ones_like(xi), xi]
-        for _ in range(2, self.n_radial):
-            chebyshev.append(2.0 * xi * chebyshev[-1] - chebyshev[-2])
-        radial = torch.stack(chebyshev[: self.n_radial], dim=1) * cutoff_function(r, self.cutoff, self.cutoff_type)[:, None]
         angular = o3.spherical_harmonics(list(range(self.l_max + 1)), vectors, normalize=True, normalization="integral")
-        return radial, angular
+        return self._radial(torch.linalg.vector_norm(vectors, dim=1)), angular
 
-    def _pair_basis_and_gradient(self, vectors: Tensor) -> tuple[Tensor, Tensor]:
-        """φ and ∂φ/∂r_p (n_pairs, n_radial, n_lm, 3), by forward-mode differentiation."""
-        gradients = []
-        for axis in range(3):
-            tangent = torch.zeros_like(vectors)
-            tangent[:, axis] = 1.0
-            with forward_ad.dual_level():
-                dual = self._pair_basis(forward_ad.make_dual(vectors, tangent))
-                value, derivative = forward_ad.unpack_dual(dual)
-            gradients.append(derivative)
-        return value, torch.stack(gradients, dim=-1)
+    def _radial_and_angular_gradients(self, vectors: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """R, Y and their derivatives by r_p, (n_pairs, n_radial, 3) and (n_pairs, n_lm, 3):
+        ∂R_n/∂r_p = R_n'(r) r̂ (one forward-mode pass in r), and, since r^l Y_l(r̂) is a
+        harmonic polynomial whose gradient is one of degree l − 1,
+            ∂Y_lm/∂r_p = (Σ_m' G_l[m', m, :] Y_(l−1)m'(r̂) − l r̂ Y_lm(r̂)) / r
+        with the constants G_l of `_harmonic_gradients`."""
+        from e3nn import o3
+
+        r = torch.linalg.vector_norm(vectors, dim=1)
+        unit = vectors / r[:, None]
+        with forward_ad.dual_level():
+            radial, slope = forward_ad.unpack_dual(self._radial(forward_ad.make_dual(r, torch.ones_like(r))))
+        angular = o3.spherical_harmonics(list(range(self.l_max + 1)), vectors, normalize=True, normalization="integral")
+        blocks = [torch.zeros_like(vectors)[:, None, :]]
+        for l, gradient in enumerate(self._harmonic_gradients(), start=1):
+            lower = angular[:, (l - 1) ** 2 : l * l] @ gradient.to(vectors).flatten(1)
+            blocks.append(lower.view(-1, 2 * l + 1, 3) - l * unit[:, None, :] * angular[:, l * l : (l + 1) ** 2, None])
+        return radial, angular, slope[:, :, None] * unit[:, None, :], torch.cat(blocks, dim=1) / r[:, None, None]
+
+    def _harmonic_gradients(self) -> list[Tensor]:
+        """G_l (2l − 1, 2l + 1, 3), l = 1 … l_max: ∇(r^l Y_lm) = Σ_m' G_l[m', m] r^(l−1) Y_(l−1)m' in e3nn's
+        real basis. The relation is exact (the gradient of a harmonic polynomial of degree l is
+        harmonic of degree l − 1); G_l is solved from it once, by least squares on 50 points of
+        the sphere, and checked there."""
+        if self._harmonic_gradient_cache is None:
+            from e3nn import o3
+
+            k = torch.arange(50, dtype=torch.float64) + 0.5  # a Fibonacci lattice
+            z, phi = 1.0 - 2.0 * k / 50, torch.pi * (1.0 + 5.0**0.5) * k
+            points = torch.stack([torch.sqrt(1 - z * z) * torch.cos(phi), torch.sqrt(1 - z * z) * torch.sin(phi), z], dim=1)
+            self._harmonic_gradient_cache = []
+            for l in range(1, self.l_max + 1):
+                x = points.clone().requires_grad_(True)
+                with torch.enable_grad():
+                    solid = o3.spherical_harmonics(l, x, normalize=False, normalization="integral")
+                    rows = [torch.autograd.grad(solid[:, m].sum(), x, retain_graph=True)[0] for m in range(2 * l + 1)]
+                target = torch.stack(rows, dim=1).flatten(1)  # (points, (2l + 1) · 3)
+                lower = o3.spherical_harmonics(l - 1, points, normalize=False, normalization="integral")
+                gradient = torch.linalg.lstsq(lower, target).solution
+                if not torch.allclose(lower @ gradient, target, rtol=0.0, atol=1e-12):
+                    raise RuntimeError(f"ace: the gradient of the degree-{l} spherical harmonics is not of degree {l - 1}")
+                self._harmonic_gradient_cache.append(gradient.view(2 * l - 1, 2 * l + 1, 3))
+        return self._harmonic_gradient_cache
 
     def _neighbour_slots(self, species: Tensor, pair_i: Tensor, pair_j: Tensor, first: int, n_block: int) -> tuple[Tensor, Tensor, int]:
         """Per pair its row (centre, neighbour element) and slot among that row's pairs, and the
@@ -447,18 +477,24 @@ class AtomicClusterExpansion(torch.nn.Module):
             for radial_index in range(self.n_radial):
                 yield features, element * self.n_radial + radial_index, 0, (slopes * a[:, radial_index])[:, :, None]
 
-    def _slots(self, channels: Tensor, l: int) -> Tensor:
-        """Flat indices channel · n_lm + m of the l block of each channel, (len(channels) · (2l + 1),)."""
-        m = torch.arange(l * l, (l + 1) ** 2, device=channels.device)
-        return (channels[:, None] * self.n_lm + m[None, :]).reshape(-1)
-
-    def invariant_derivatives(self, densities: Tensor) -> Tensor:
-        """∂B/∂A (n_atoms, n_features, n_channels, n_lm)."""
-        n, n_channels, n_lm = densities.shape
-        out = densities.new_zeros((n, self.n_features * n_channels * n_lm))
-        for features, channels, l, values in self._factor_derivatives(densities):
-            out.index_add_(1, self._slots(features * n_channels + channels, l), values.reshape(n, -1))
-        return out.view(n, self.n_features, n_channels, n_lm)
+    def _factor_plan(self) -> dict[int, tuple[Tensor, Tensor, list[tuple[int, int, int]]]]:
+        """Per angular degree l, over the factor derivatives of that l (`_factor_derivatives`,
+        concatenated in the order it yields them): the order that sorts them by channel, their
+        invariants in that order, and each channel's range (channel, start, stop). Static: taken
+        once from the shapes of a zero density."""
+        if self._factor_plan_cache is None:
+            n_channels = len(self.elements) * self.n_radial
+            parts: dict[int, list[tuple[Tensor, Tensor]]] = {}
+            for features, channels, l, _ in self._factor_derivatives(torch.zeros((1, n_channels, self.n_lm), dtype=torch.float64)):
+                parts.setdefault(l, []).append((features, channels))
+            self._factor_plan_cache = {}
+            for l, pieces in sorted(parts.items()):
+                features, channels = (torch.cat(x) for x in zip(*pieces))
+                order = torch.sort(channels, stable=True).indices
+                ends = torch.cumsum(torch.bincount(channels, minlength=n_channels), 0).tolist()
+                ranges = [(k, start, stop) for k, (start, stop) in enumerate(zip([0, *ends[:-1]], ends)) if stop > start]
+                self._factor_plan_cache[l] = (order, features[order], ranges)
+        return self._factor_plan_cache
 
     def density_gradients(self, densities: Tensor, weights: Tensor, couplings=None) -> Tensor:
         """Σ_f w_f ∂B_f/∂A (n_atoms, n_channels, n_lm) for weights w (n_atoms, n_features): the
@@ -519,15 +555,14 @@ class AtomicClusterExpansion(torch.nn.Module):
     def evaluate(self, species, vectors, pair_i, pair_j, centres: tuple[int, int], jacobian: bool) -> tuple[Tensor, Tensor | None]:
         """B of atoms a ≤ i < b (`centres`) from the pairs centred on them (sorted by centre)
         and, with `jacobian`, J (n_pairs, n_features, 3) = ∂B_{i_p}/∂r_p, by sub-blocks of
-        atoms whose ∂B/∂A, with its rows gathered per pair, fits in JACOBIAN_BLOCK_BYTES."""
+        atoms whose working memory fits in JACOBIAN_BLOCK_BYTES."""
         first, last = centres
         if not jacobian:
             return self.forward(species, vectors, pair_i, pair_j, centres=centres), None
-        # per atom: its ∂B/∂A, and per pair its padded ∂φ/∂r_p and Jacobian
+        # per atom: its factor derivatives (about 15 numbers per invariant, twice) and its padded
+        # Jacobian (slots of every element), gathered per pair
         pairs_per_atom = int(torch.bincount(pair_i - first).max()) if pair_i.numel() else 0
-        per_channel = self.n_features * len(self.elements) * self.n_radial * self.n_lm
-        per_pair = len(self.elements) * self.n_radial * self.n_lm * 3 + self.n_features * 3
-        row_bytes = (per_channel + pairs_per_atom * per_pair) * vectors.element_size()
+        row_bytes = self.n_features * (40 + 6 * len(self.elements) * pairs_per_atom) * vectors.element_size()
         atoms_per_block = max(1, int(JACOBIAN_BLOCK_BYTES / row_bytes))
         features, jacobians = [], []
         for a in range(first, last, atoms_per_block):
@@ -539,38 +574,44 @@ class AtomicClusterExpansion(torch.nn.Module):
         return torch.cat(features), torch.cat(jacobians)
 
     def _jacobian_block(self, species, vectors, pair_i, pair_j, first: int, last: int) -> tuple[Tensor, Tensor]:
-        """B and J of atoms first ≤ i < last: per neighbour element e, J_p = (∂B_i/∂A_ie) · ∂A_ie/∂r_p
-        as one batched matrix product per atom over its pairs with that element (padded to the
-        largest count), so that no copy of ∂B/∂A is made per pair."""
-        n_block, n_pairs = last - first, pair_i.shape[0]
-        _, basis_gradient = self._pair_basis_and_gradient(vectors)
+        """B and J of atoms first ≤ i < last. The part of J_p from one factor (channel k = (z, n),
+        degree l) of the invariants is
+
+            J_p,f += Σ_m V_f,m ∂φ_nlm/∂r_p,   V = ∂B_f/∂A_k,lm,   ∂φ_nlm/∂r_p = (∂R_n/∂r_p) Y_lm + R_n ∂Y_lm/∂r_p
+
+        over the invariants f with that factor alone (∂B/∂A is sparse: each invariant has at most
+        four factors): per (k, l) one batched product of V with the ∂φ of the atom's pairs with
+        element z, padded in slots (`_neighbour_slots`)."""
+        n_block, n_elements = last - first, len(self.elements)
+        radial, angular, d_radial, d_angular = self._radial_and_angular_gradients(vectors)
         layout = self._neighbour_slots(species, pair_i, pair_j, first, n_block)
-        densities, _, _ = self._densities(*self._radial_and_angular(vectors), layout, n_block)
+        rows, slots, width = layout
+        densities, _, _ = self._densities(radial, angular, layout, n_block)
         features = self.invariants(densities)
-        per_element = self.n_radial * self.n_lm
-        d_features = self.invariant_derivatives(densities).reshape(n_block, self.n_features, len(self.elements), per_element)
-        basis_gradient = basis_gradient.reshape(n_pairs, per_element, 3)
-        jacobian = vectors.new_empty((n_pairs, self.n_features, 3))
-        centre, neighbour = pair_i - first, species[pair_j]
-        for e in range(len(self.elements)):
-            pairs = torch.nonzero(neighbour == e).squeeze(1)
-            if pairs.numel() == 0:
-                continue
-            counts = torch.bincount(centre[pairs], minlength=n_block)
-            slot = torch.arange(pairs.numel(), device=pairs.device) - (torch.cumsum(counts, 0) - counts)[centre[pairs]]
-            padded = vectors.new_zeros((n_block, per_element, int(counts.max()), 3))  # ∂A_ie/∂r_p, pairs in slots
-            padded[centre[pairs], :, slot] = basis_gradient[pairs]
-            product = torch.bmm(d_features[:, :, e], padded.reshape(n_block, per_element, -1))  # (n, F, slots · 3)
-            jacobian[pairs] = product.view(n_block, self.n_features, -1, 3)[centre[pairs], :, slot]
-        return features, jacobian
+        d_basis = d_radial[:, :, None] * angular[:, None, :, None] + radial[:, :, None, None] * d_angular[:, None]  # ∂φ (pairs, n, lm, 3)
+        # (n, n_elements, n_radial, n_lm, 3, slots): the pairs' ∂φ in their slots
+        d_basis = self._padded(d_basis.flatten(1), layout, n_block).view(n_block, n_elements, width, self.n_radial, self.n_lm, 3)
+        d_basis = d_basis.permute(0, 1, 3, 4, 5, 2)
+        values: dict[int, list[Tensor]] = {}
+        for _, _, l, value in self._factor_derivatives(densities):
+            values.setdefault(l, []).append(value)
+        jacobian = vectors.new_zeros((n_block, n_elements, self.n_features, 3 * width))
+        for l, (order, invariants, ranges) in self._factor_plan().items():
+            by_channel = torch.cat(values[l], dim=1)[:, order.to(vectors.device)]  # (n, F_l, 2l + 1)
+            invariants = invariants.to(vectors.device)
+            for k, start, stop in ranges:
+                z, n = divmod(k, self.n_radial)
+                d_phi = d_basis[:, z, n, l * l : (l + 1) ** 2].reshape(n_block, 2 * l + 1, 3 * width)
+                jacobian[:, z].index_add_(1, invariants[start:stop], torch.bmm(by_channel[:, start:stop], d_phi))
+        jacobian = jacobian.view(n_block * n_elements, self.n_features, 3, width)
+        return features, jacobian.permute(0, 3, 1, 2)[rows, slots]
 
     def bytes_per_pair(self, jacobian: bool) -> float:
         """Working memory of `evaluate` and `pair_gradients` per pair, to size blocks of centre
-        atoms: φ, its three derivatives and the gathered ∂B/∂A rows, plus the Jacobian. For
-        forces alone it is an upper bound: `features_and_pair_gradients` forms no φ (1728-atom
-        Si, 1763 invariants: 8.6 kB per pair measured at peak, 19.6 kB estimated)."""
-        per_element = self.n_radial * self.n_lm
-        return 8 * per_element * 5 + (8 * self.n_features * (per_element + 3) if jacobian else 0)
+        atoms: an upper bound of five copies of φ (1728-atom Si, 1763 invariants, forces: 8.6 kB
+        per pair measured at peak, 19.6 kB estimated), plus the Jacobian (its padded and gathered
+        copies and the parts added into it)."""
+        return 8 * self.n_radial * self.n_lm * 5 + (8 * self.n_features * 9 if jacobian else 0)
 
     @torch.no_grad()
     def features_and_pair_gradients(
@@ -580,9 +621,10 @@ class AtomicClusterExpansion(torch.nn.Module):
         (value, w) = weigh(B) with weights w (n_block, n_features), say a model's atom energies
         and ∂E/∂B, and g_p = Σ_f w_{i_p f} ∂B_{i_p f}/∂r_p (n_pairs, 3). The pair basis, the
         densities and the couplings the invariants share with their gradients are computed once.
-        Σ_f w_f ∂B_f/∂A per atom comes from the contractions (`density_gradients`), is gathered
-        per pair and contracted onto R_n(r) and Y_lm(r̂), and one reverse-mode pass runs through
-        those two alone (nothing of size n_features × pairs is formed)."""
+        Σ_f w_f ∂B_f/∂A per atom comes from the contractions (`density_gradients`); its products
+        with each atom's padded R and Y are the adjoints of the pairs' R_n(r) and Y_lm(r̂), and
+        one reverse-mode pass runs through those two alone (nothing of size n_features × pairs
+        is formed; on 512-atom Si this pass was as fast as `_radial_and_angular_gradients`)."""
         first, last = centres
         with torch.enable_grad():
             vectors = vectors.detach().requires_grad_(True)

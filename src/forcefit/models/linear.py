@@ -106,15 +106,24 @@ class LinearModel(DescriptorPotential):
             energy_rows[:, columns] = scaled.new_zeros((S, len(features))).index_add(
                 0, batch.structure_index[own], scaled[own][:, features]
             )
-            pairs = torch.nonzero(centre == e).squeeze(1)
-            # g_p = c_f ∂G_f/∂r_p per column: F_i = −∂E/∂r_i gathers +g_p at i_p and −g_p at j_p (models/forces.py)
-            gradients = batch.jacobian[pairs][:, features, :] * self.scaling.factor[e, features][None, :, None]
-            forces = gradients.new_zeros((N, len(features), 3))
-            forces.index_add_(0, batch.pair_i[pairs], gradients).index_add_(0, batch.pair_j[pairs], -gradients)
-            force_rows[:, columns] = forces.transpose(1, 2).reshape(N * 3, len(features))
+            # g_p = c_f ∂G_f/∂r_p per column: F_i = −∂E/∂r_i gathers +g_p at i_p and −g_p at j_p (models/forces.py);
+            # the scaling factor of each column is applied to the sums, and the Jacobian is copied only
+            # where this element's pairs or features are a part of it
+            jacobian = batch.jacobian if len(features) == batch.jacobian.shape[1] else batch.jacobian[:, features]
+            pair_i, pair_j, pair_vectors, pair_structure = batch.pair_i, batch.pair_j, vectors, batch.pair_structure
+            if not bool((centre == e).all()):
+                pairs = torch.nonzero(centre == e).squeeze(1)
+                jacobian, pair_i, pair_j, pair_vectors, pair_structure = (
+                    x[pairs] for x in (jacobian, pair_i, pair_j, vectors, pair_structure)
+                )
+            factor = self.scaling.factor[e, features]
+            forces = jacobian.new_zeros((N, len(features), 3))
+            forces.index_add_(0, pair_i, jacobian).index_add_(0, pair_j, jacobian, alpha=-1.0)
+            force_rows[:, columns] = (forces * factor[None, :, None]).transpose(1, 2).reshape(N * 3, len(features))
+            bounds = torch.searchsorted(pair_structure, torch.arange(S + 1)).tolist()  # pairs come sorted by structure (collate)
             for structure in torch.nonzero(periodic).squeeze(1).tolist():  # σ = sym(Σ_p r_p ⊗ g_p) / V; free clusters: 0 (no label)
-                mine = batch.pair_structure[pairs] == structure
-                virial = torch.einsum("pa,pfb->fab", vectors[pairs[mine]], gradients[mine])
+                p0, p1 = bounds[structure], bounds[structure + 1]
+                virial = torch.einsum("pa,pfb->fab", pair_vectors[p0:p1], jacobian[p0:p1]) * factor[:, None, None]
                 sigma = 0.5 * (virial + virial.transpose(1, 2)) / volume[structure]
                 stress_rows[structure * 9 : (structure + 1) * 9, columns] = sigma.reshape(len(features), 9).T
         for e in range(len(self.elements)):
