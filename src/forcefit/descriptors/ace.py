@@ -74,7 +74,7 @@ from torch import Tensor
 
 from forcefit.descriptors.cutoff import CUTOFF_TYPES, cutoff_function
 
-JACOBIAN_BLOCK_BYTES = 2e8  # ∂B/∂A of one block of atoms while assembling the Jacobian
+JACOBIAN_BLOCK_BYTES = 4e8  # working memory of one block of atoms while assembling the Jacobian (a 54-atom Mo cell: one block)
 EMBEDDING_EPSILON = 1e-2  # ε of the embedding F(ρ) = √(ρ + ε) − √ε: finite slope at ρ = 0 (a lone atom)
 
 
@@ -571,6 +571,8 @@ class AtomicClusterExpansion(torch.nn.Module):
             block_features, block_jacobian = self._jacobian_block(species, vectors[p0:p1], pair_i[p0:p1], pair_j[p0:p1], a, b)
             features.append(block_features)
             jacobians.append(block_jacobian)
+        if len(jacobians) == 1:  # one block: no copy
+            return features[0], jacobians[0]
         return torch.cat(features), torch.cat(jacobians)
 
     def _jacobian_block(self, species, vectors, pair_i, pair_j, first: int, last: int) -> tuple[Tensor, Tensor]:
