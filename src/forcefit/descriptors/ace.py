@@ -54,10 +54,11 @@ once per (la, lb) over all channel pairs; each group of invariants is then one b
 product over its channel combinations (`_plan_dense_products`).
 
 Derivatives are exact, not autograd through the whole descriptor. The Jacobian (training's
-design rows): ∂φ/∂r_ij per pair by forward-mode differentiation along x, y and z; ∂B_i/∂A_i
-per atom from the contractions themselves (each is linear in each factor: its derivative by
-one is the contraction of the others); then ∂B_i/∂r_p = (∂B_i/∂A_i) · ∂A_i/∂r_p, where
-∂A_i/∂r_p is ∂φ/∂r_p in the channels of element z_j. Forces need only the product
+design rows): ∂φ/∂r_ij per pair from R_n'(r) (forward mode in r) and ∂Y_lm/∂r (from the
+harmonics of degree l − 1, `_radial_and_angular_gradients`); ∂B_i/∂A_i per atom from the
+contractions themselves (each is linear in each factor: its derivative by one is the
+contraction of the others), only where it is not zero; then ∂B_i/∂r_p = (∂B_i/∂A_i) · ∂A_i/∂r_p,
+where ∂A_i/∂r_p is ∂φ/∂r_p in the channels of element z_j. Forces need only the product
 Σ_f w_f ∂B_f/∂r_p (w = ∂E/∂B): Σ_f w_f ∂B_f/∂A per atom from the transposed products of
 the same couplings (`density_gradients`), then products with each atom's padded R and Y and
 reverse mode through R and Y alone. `forward` is the plain torch evaluation, which autograd
