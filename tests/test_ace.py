@@ -86,6 +86,26 @@ def test_analytic_jacobian_and_pair_gradients_equal_autograd_and_central_differe
         assert torch.allclose(jacobian[p, :, c], numeric, rtol=1e-6, atol=1e-7 * features.abs().max())
 
 
+def test_radial_and_angular_gradients_equal_autograd_up_to_l_8():
+    """The training Jacobian's ∂R/∂r_p and ∂Y_lm/∂r_p (the latter from the harmonics of degree
+    l − 1) against autograd, to l = 8, at distances from r_min to the cutoff."""
+    d = ace(l_max=8, radial_power=2.0)
+    rng = np.random.default_rng(7)
+    directions = rng.normal(size=(40, 3))
+    lengths = rng.uniform(0.6, 3.4, size=(40, 1))
+    v = torch.from_numpy(directions / np.linalg.norm(directions, axis=1, keepdims=True) * lengths)
+    radial, angular, d_radial, d_angular = d._radial_and_angular_gradients(v)
+    leaf = v.clone().requires_grad_()
+    ref_radial, ref_angular = d._radial_and_angular(leaf)
+    assert torch.allclose(radial, ref_radial.detach(), rtol=0, atol=1e-14) and torch.allclose(
+        angular, ref_angular.detach(), rtol=0, atol=1e-13
+    )
+    for values, derivatives in ((ref_radial, d_radial), (ref_angular, d_angular)):
+        for k in range(values.shape[1]):
+            (column,) = torch.autograd.grad(values[:, k].sum(), leaf, retain_graph=True)
+            assert torch.allclose(derivatives[:, k], column, rtol=0, atol=1e-12 * max(1.0, float(column.abs().max()))), k
+
+
 @pytest.mark.parametrize("options", **VARIANTS)
 def test_invariant_under_rotations_reflections_and_permutations(options):
     d = ace(**options)
