@@ -98,21 +98,6 @@ def _couple(b: Tensor, c: Tensor, coupling: Tensor) -> Tensor:
     return outer @ coupling.flatten(1).T
 
 
-def _distinct_pairs(ka: Tensor, kb: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """The distinct channel pairs (ua, ub) among the invariants' (ka, kb), and for each
-    invariant the index of its pair: a coupling of two factors is computed once per pair."""
-    pairs, inverse = torch.unique(torch.stack([ka, kb]), dim=1, return_inverse=True)
-    return pairs[0], pairs[1], inverse
-
-
-def _pair_coupling(densities: Tensor, la: int, lb: int, pair: tuple[Tensor, Tensor, Tensor], coupling: Tensor) -> Tensor:
-    """_couple of the two factors A[:, ua, la block] and A[:, ub, lb block] of each distinct
-    pair (`_distinct_pairs`), (n, n_pairs, ·); `[:, pair[2]]` gives them per invariant."""
-    ua, ub, _ = pair
-    x, y = densities[:, ua, la * la : (la + 1) ** 2], densities[:, ub, lb * lb : (lb + 1) ** 2]
-    return _couple(x, y, coupling)
-
-
 class AtomicClusterExpansion(torch.nn.Module):
     kind = "ace"
     angular_cutoff = 0.0  # no triplets: angles enter through the spherical harmonics
@@ -206,9 +191,6 @@ class AtomicClusterExpansion(torch.nn.Module):
                 l1, l2, l3, l4, L = ls
                 left, right = (o3.wigner_3j(L, x, y, dtype=torch.float64) for x, y in ((l1, l2), (l3, l4)))
                 self.order5.append((ls, ks[0], ks[1], ks[2], ks[3], left, right))
-        # per order-4 group the distinct pairs (k2, k3), (k1, k3), (k1, k2); per order-5 group (k1, k2), (k3, k4)
-        self.order4_pairs = [tuple(_distinct_pairs(x, y) for x, y in ((k2, k3), (k1, k3), (k1, k2))) for _, k1, k2, k3, _ in self.order4]
-        self.order5_pairs = [(_distinct_pairs(k1, k2), _distinct_pairs(k3, k4)) for _, k1, k2, k3, k4, _, _ in self.order5]
         n = (
             n_channels
             + sum(len(f) for _, f, _ in self.order3)
@@ -253,17 +235,29 @@ class AtomicClusterExpansion(torch.nn.Module):
             return (ly, lx), where[ky] * size + where[kx], float((-1) ** (L + lx + ly))
 
         needed: dict[tuple[int, int], set[int]] = {}
-        plan4, plan5 = [], []
+        plan4, plan5, factors4, factors5 = [], [], [], []
         for (l1, l2, l3), k1, k2, k3, _ in self.order4:
-            block, pair, sign = oriented(l2, l3, k2, k3, l1, k4, position)
-            needed.setdefault(block, set()).add(l1)
+            # the derivative by each factor is the coupling of the other two to its degree
+            # (W^l1l2l3 changes by (−1)^(l1 + l2 + l3) = 1 under an exchange of two columns)
+            derivatives = []
+            for (kx, lx), (ky, ly), (kz, lz) in (
+                ((k1, l1), (k2, l2), (k3, l3)),
+                ((k2, l2), (k1, l1), (k3, l3)),
+                ((k3, l3), (k1, l1), (k2, l2)),
+            ):
+                block, pair, sign = oriented(ly, lz, ky, kz, lx, k4, position)
+                needed.setdefault(block, set()).add(lx)
+                derivatives.append((kx, lx, block, sign, pair))
+            _, _, block, sign, pair = derivatives[0]
             plan4.append((l1, block, sign, position[k1] * k4 * k4 + pair))
+            factors4.append(derivatives)
         for (l1, l2, l3, l4, L), k1, k2, k3, k4_, _, _ in self.order5:
             left, pair12, sign12 = oriented(l1, l2, k1, k2, L, k5, position5)
             right, pair34, sign34 = oriented(l3, l4, k3, k4_, L, k5, position5)
             needed.setdefault(left, set()).add(L)
             needed.setdefault(right, set()).add(L)
             plan5.append((L, left, right, sign12 * sign34, pair12 * k5 * k5 + pair34))
+            factors5.append((sign12, pair12, sign34, pair34))
         # per block (la, lb): its Ls' 3j symbols W stacked (S = Σ (2L + 1) rows M), as the two
         # matrices that contract them with one factor, (2la + 1, S (2lb + 1)) and (2lb + 1, S (2la + 1)),
         # and each L's rows
@@ -284,6 +278,10 @@ class AtomicClusterExpansion(torch.nn.Module):
             (left, self.blocks[left][2][L], right, self.blocks[right][2][L], sign, index) for L, left, right, sign, index in plan5
         ]
         self.blocks5 = sorted({b for _, _, b, *_ in self.plan5} | {b for b, *_ in self.plan5})
+        # for `_factor_derivatives`: per order-4 group and factor, (k, l, block, rows of L = l,
+        # sign, flat pair of the other two); per order-5 group the signs and pairs of (12) and (34)
+        self.factors4 = [[(k, l, block, self.blocks[block][2][l], sign, pair) for k, l, block, sign, pair in d] for d in factors4]
+        self.factors5 = factors5
 
     def feature_degrees(self) -> Tensor:
         """d (n_features,): the polynomial degree Σ (n + l) of each invariant over its factors
@@ -436,12 +434,14 @@ class AtomicClusterExpansion(torch.nn.Module):
         """F'(ρ) = 1 / (2 √(ρ + ε)) (n_atoms, n_elements, embedding)."""
         return 0.5 / torch.sqrt(self._embedded_densities(densities) + EMBEDDING_EPSILON)
 
-    def _factor_derivatives(self, densities: Tensor):
+    def _factor_derivatives(self, densities: Tensor, couplings):
         """Per group of invariants: (features, channels, l, values), values (n, len(features), 2l + 1)
         the derivative of those invariants by their factor A[:, channels, l block]. Each
         contraction is linear in each of its factors, so its derivative by one factor is the
-        contraction of the others."""
+        contraction of the others, from the `couplings` the invariants were built of: at
+        order 4 a coupling P itself, at order 5 one P coupled with a third factor."""
         n, n_channels, _ = densities.shape
+        _, _, coupled, coupled5 = couplings
         yield torch.arange(n_channels), self.order2, 0, densities.new_ones((n, n_channels, 1))
         at = n_channels
         for l, k1, k2 in self.order3:
@@ -450,20 +450,23 @@ class AtomicClusterExpansion(torch.nn.Module):
             yield features, k1, l, block[:, k2]
             yield features, k2, l, block[:, k1]
             at += len(k1)
-        for ((l1, l2, l3), k1, k2, k3, coupling), (pair23, pair13, pair12) in zip(self.order4, self.order4_pairs):
+        for (_, k1, _, _, _), derivatives in zip(self.order4, self.factors4):
             features = torch.arange(at, at + len(k1))
-            coupling = coupling.to(densities)
-            yield features, k1, l1, _pair_coupling(densities, l2, l3, pair23, coupling)[:, pair23[2]]
-            yield features, k2, l2, _pair_coupling(densities, l1, l3, pair13, coupling.permute(1, 0, 2))[:, pair13[2]]
-            yield features, k3, l3, _pair_coupling(densities, l1, l2, pair12, coupling.permute(2, 0, 1))[:, pair12[2]]
+            for k, l, block, (r0, r1), sign, pair in derivatives:
+                yield features, k, l, sign * coupled[block][:, pair, r0:r1]
             at += len(k1)
-        for ((l1, l2, l3, l4, _), k1, k2, k3, k4, left, right), (pair12, pair34) in zip(self.order5, self.order5_pairs):
+        for ((l1, l2, l3, l4, _), k1, k2, k3, k4, left, right), (left_block, (a0, a1), right_block, (b0, b1), _, _), (
+            sign12,
+            pair12,
+            sign34,
+            pair34,
+        ) in zip(self.order5, self.plan5, self.factors5):
             # B = Σ_M (ab)_M (cd)_M: the derivative by a is Σ W[M, m_a, m_b] b (cd)_M, and so on
             features = torch.arange(at, at + len(k1))
             left, right = left.to(densities), right.to(densities)
             a, b, c, d = (densities[:, k, l * l : (l + 1) ** 2] for k, l in ((k1, l1), (k2, l2), (k3, l3), (k4, l4)))
-            ab = _pair_coupling(densities, l1, l2, pair12, left)[:, pair12[2]]
-            cd = _pair_coupling(densities, l3, l4, pair34, right)[:, pair34[2]]
+            ab = sign12 * coupled5[left_block][:, pair12, a0:a1]
+            cd = sign34 * coupled5[right_block][:, pair34, b0:b1]
             yield features, k1, l1, _couple(b, cd, left.permute(1, 2, 0))
             yield features, k2, l2, _couple(a, cd, left.permute(2, 1, 0))
             yield features, k3, l3, _couple(d, ab, right.permute(1, 2, 0))
@@ -486,7 +489,8 @@ class AtomicClusterExpansion(torch.nn.Module):
         if self._factor_plan_cache is None:
             n_channels = len(self.elements) * self.n_radial
             parts: dict[int, list[tuple[Tensor, Tensor]]] = {}
-            for features, channels, l, _ in self._factor_derivatives(torch.zeros((1, n_channels, self.n_lm), dtype=torch.float64)):
+            zero = torch.zeros((1, n_channels, self.n_lm), dtype=torch.float64)
+            for features, channels, l, _ in self._factor_derivatives(zero, self.couplings(zero)):
                 parts.setdefault(l, []).append((features, channels))
             self._factor_plan_cache = {}
             for l, pieces in sorted(parts.items()):
@@ -590,13 +594,14 @@ class AtomicClusterExpansion(torch.nn.Module):
         layout = self._neighbour_slots(species, pair_i, pair_j, first, n_block)
         rows, slots, width = layout
         densities, _, _ = self._densities(radial, angular, layout, n_block)
-        features = self.invariants(densities)
+        couplings = self.couplings(densities)
+        features = self.invariants(densities, couplings)
         d_basis = d_radial[:, :, None] * angular[:, None, :, None] + radial[:, :, None, None] * d_angular[:, None]  # ∂φ (pairs, n, lm, 3)
         # (n, n_elements, n_radial, n_lm, 3, slots): the pairs' ∂φ in their slots
         d_basis = self._padded(d_basis.flatten(1), layout, n_block).view(n_block, n_elements, width, self.n_radial, self.n_lm, 3)
         d_basis = d_basis.permute(0, 1, 3, 4, 5, 2)
         values: dict[int, list[Tensor]] = {}
-        for _, _, l, value in self._factor_derivatives(densities):
+        for _, _, l, value in self._factor_derivatives(densities, couplings):
             values.setdefault(l, []).append(value)
         jacobian = vectors.new_zeros((n_block, n_elements, self.n_features, 3 * width))
         for l, (order, invariants, ranges) in self._factor_plan().items():
