@@ -138,7 +138,7 @@ def collate(graphs: list[Batch]) -> Batch:
         ref_stress=cat("ref_stress"),
         weight=cat("weight"),
         features=cat("features") if has_cache else None,
-        jacobian=cat("jacobian") if has_cache else None,
+        jacobian=cat("jacobian") if has_cache and all(g.jacobian is not None for g in graphs) else None,
         deferred_angular_cutoff=deferred.pop(),
     )
 

@@ -79,11 +79,16 @@ class LinearModel(DescriptorPotential):
     def design(self, graphs: list, weights, n_structures: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
         """Rows X, targets y and row weights w such that the loss over `graphs` is Σ w (Xθ − y)²,
         the weights divided by `n_structures` (default: those in `graphs`)."""
+        from dataclasses import replace
+
         from forcefit.data import collate
 
-        batch = collate(graphs)
-        if batch.features is None:
+        graphs = list(graphs)
+        batch = collate([replace(g, jacobian=None) for g in graphs])  # the Jacobians are read per structure, never concatenated
+        if batch.features is None or any(g.jacobian is None for g in graphs):
             raise ValueError("the linear model's design matrix needs cached descriptors (cache_descriptors)")
+        if batch.n_structures != len(graphs):
+            raise ValueError(f"the linear model's design takes one structure per graph, got {batch.n_structures} in {len(graphs)}")
         species = self.species(batch.numbers)
         S, N = batch.n_structures, batch.numbers.shape[0]
         n_columns = int(self.feature_mask.sum())
@@ -97,6 +102,7 @@ class LinearModel(DescriptorPotential):
         scaled = self.scaling(batch.features, species)
         vectors = batch.vectors().double()
         volume = torch.linalg.det(batch.cell.double()).abs()
+        bounds = torch.searchsorted(batch.pair_structure, torch.arange(S + 1)).tolist()  # pairs come sorted by structure (collate)
         start = 0
         for e in range(len(self.elements)):  # the columns of element e's features, all at once
             features = torch.nonzero(self.feature_mask[e]).squeeze(1)
@@ -107,25 +113,24 @@ class LinearModel(DescriptorPotential):
                 0, batch.structure_index[own], scaled[own][:, features]
             )
             # g_p = c_f ∂G_f/∂r_p per column: F_i = −∂E/∂r_i gathers +g_p at i_p and −g_p at j_p (models/forces.py);
-            # the scaling factor of each column is applied to the sums, and the Jacobian is copied only
-            # where this element's pairs or features are a part of it
-            jacobian = batch.jacobian if len(features) == batch.jacobian.shape[1] else batch.jacobian[:, features]
-            pair_i, pair_j, pair_vectors, pair_structure = batch.pair_i, batch.pair_j, vectors, batch.pair_structure
-            if not bool((centre == e).all()):
-                pairs = torch.nonzero(centre == e).squeeze(1)
-                jacobian, pair_i, pair_j, pair_vectors, pair_structure = (
-                    x[pairs] for x in (jacobian, pair_i, pair_j, vectors, pair_structure)
-                )
+            # σ = sym(Σ_p r_p ⊗ g_p) / V (free clusters: 0, no label). The scaling factor of each column is
+            # applied to the sums, and a structure's Jacobian is copied only where this element's pairs
+            # or features are a part of it
             factor = self.scaling.factor[e, features]
-            forces = jacobian.new_zeros((N, len(features), 3))
-            forces.index_add_(0, pair_i, jacobian).index_add_(0, pair_j, jacobian, alpha=-1.0)
-            force_rows[:, columns] = (forces * factor[None, :, None]).transpose(1, 2).reshape(N * 3, len(features))
-            bounds = torch.searchsorted(pair_structure, torch.arange(S + 1)).tolist()  # pairs come sorted by structure (collate)
-            for structure in torch.nonzero(periodic).squeeze(1).tolist():  # σ = sym(Σ_p r_p ⊗ g_p) / V; free clusters: 0 (no label)
+            forces = scaled.new_zeros((N, len(features), 3))
+            for structure, graph in enumerate(graphs):
                 p0, p1 = bounds[structure], bounds[structure + 1]
-                virial = torch.einsum("pa,pfb->fab", pair_vectors[p0:p1], jacobian[p0:p1]) * factor[:, None, None]
-                sigma = 0.5 * (virial + virial.transpose(1, 2)) / volume[structure]
-                stress_rows[structure * 9 : (structure + 1) * 9, columns] = sigma.reshape(len(features), 9).T
+                jacobian = graph.jacobian.to(forces) if len(features) == graph.jacobian.shape[1] else graph.jacobian[:, features].to(forces)
+                pair_i, pair_j, pair_vectors = batch.pair_i[p0:p1], batch.pair_j[p0:p1], vectors[p0:p1]
+                own = centre[p0:p1] == e
+                if not bool(own.all()):
+                    jacobian, pair_i, pair_j, pair_vectors = jacobian[own], pair_i[own], pair_j[own], pair_vectors[own]
+                forces.index_add_(0, pair_i, jacobian).index_add_(0, pair_j, jacobian, alpha=-1.0)
+                if periodic[structure]:
+                    virial = torch.einsum("pa,pfb->fab", pair_vectors, jacobian) * factor[:, None, None]
+                    sigma = 0.5 * (virial + virial.transpose(1, 2)) / volume[structure]
+                    stress_rows[structure * 9 : (structure + 1) * 9, columns] = sigma.reshape(len(features), 9).T
+            force_rows[:, columns] = (forces * factor[None, :, None]).transpose(1, 2).reshape(N * 3, len(features))
         for e in range(len(self.elements)):
             energy_rows[:, n_columns + e] = torch.zeros(S, dtype=torch.float64).index_add(0, batch.structure_index, (species == e).double())
         energy_rows[:, -1] = -1.0
