@@ -66,6 +66,12 @@ def main() -> None:
         metavar="GROUP=FACTOR[,…]|none",
         help="the grid of configuration-group factors (training.cross_validation.group_weights); none: every group alike",
     )
+    parser.add_argument(
+        "--stress-weight",
+        type=float,
+        default=0.0,
+        help="weight of the DFT stresses in the loss (eV/Å³ units; mlearn's virial_stress_kbar_mlearn); 0: not fitted",
+    )
     parser.add_argument("--test", action="store_true", help="evaluate the test set with the chosen setting (once, at the end of a study)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -73,7 +79,11 @@ def main() -> None:
     options = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.ace)}
     config = Config(
         data=DataConfig(
-            train=str(SHARED / f"{args.element}_train.extxyz"), test=str(SHARED / f"{args.element}_test.extxyz"), split=[0.9, 0.1, 0.0]
+            train=str(SHARED / f"{args.element}_train.extxyz"),
+            test=str(SHARED / f"{args.element}_test.extxyz"),
+            split=[0.9, 0.1, 0.0],
+            stress_key="virial_stress_kbar_mlearn",
+            stress_format="vasp-kbar",
         )
         if args.train is None
         else DataConfig(train=args.train, split=[0.8, 0.1, 0.1], split_seed=0),
@@ -95,7 +105,8 @@ def main() -> None:
     space = dict(energy_weights=args.energy_weights, ridges=args.ridges, smoothness=args.smoothness, group_weights=group_weights)
     settings = grid_settings(space)
     began = time.perf_counter()
-    cv = CrossValidation(model, graphs, groups, folds, LossWeights(), {name for g in group_weights for name in g})
+    weights = LossWeights(stress=args.stress_weight)
+    cv = CrossValidation(model, graphs, groups, folds, weights, {name for g in group_weights for name in g})
     design_seconds = time.perf_counter() - began
     grid = cv.errors(settings)
     cv_seconds = time.perf_counter() - began - design_seconds
@@ -126,6 +137,7 @@ def main() -> None:
         "cross_validation_seconds": cv_seconds,
         "folds": args.folds,
         "repeats": args.repeats,
+        "stress_weight": args.stress_weight,
         "wall_seconds": wall,
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
         "cross_validation_grid": grid,
@@ -138,6 +150,7 @@ def main() -> None:
         + f" --energy-weights {' '.join(f'{w:g}' for w in args.energy_weights)} --smoothness {' '.join(f'{p:g}' for p in args.smoothness)}"
         + f" --ridges {' '.join(f'{r:g}' for r in args.ridges)}"
         + f" --group-weights {' '.join(args.group_weights)} --folds {args.folds} --repeats {args.repeats}"
+        + (f" --stress-weight {args.stress_weight:g}" if args.stress_weight else "")
         + (f" --train {args.train}" if args.train else "")
         + "`",
         "",
