@@ -2,6 +2,7 @@
 permutation invariance, smoothness at the cutoff, a slow reference written from the
 formulas, and both model families on it through config, trainer, model file and calculator."""
 
+import copy
 import itertools
 import math
 
@@ -315,6 +316,45 @@ def test_prediction_by_blocks_of_centre_atoms_equals_one_pass():
         for name in ("features", "energy", "atom_energies", "forces"):
             assert torch.allclose(getattr(part, name), getattr(whole, name), rtol=1e-12, atol=1e-12), name
         assert torch.allclose(part.stress[1], whole.stress[1], rtol=1e-12, atol=1e-14)  # the cell (a cluster has none)
+
+
+@pytest.mark.parametrize("options", [ORDER_5, EMBEDDING], ids=["order5", "embedding"])
+def test_contractions_move_with_the_module(options):
+    """`.to(device)` moves the contraction plan: on the meta device (shapes without data) the
+    invariants and their gradients run from meta densities and every tensor of the plan is
+    there; converted with `.double()` (floating tensors only), the numbers are the original ones. (No GPU here: meta is the stand-in.
+    Its device checks are partial, index_add_ and elementwise products have them, plain
+    indexing and matrix products do not, so the test also looks at every tensor itself.)"""
+    d = ace(**options)
+    species, positions, i, j = cluster_pairs()
+    v = vectors_of(positions, i, j)
+    n = species.shape[0]
+    layout = d._neighbour_slots(species, i, j, 0, n)
+    densities = d._densities(*d._radial_and_angular(v), layout, n)[0]
+    weights = torch.randn((n, d.n_features), dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    features, gradients = d.invariants(densities), d.density_gradients(densities, weights)
+    with pytest.raises(RuntimeError, match="same device"):  # a CPU index meets meta data
+        d.density_gradients(densities.to("meta"), weights.to("meta"))
+    meta = copy.deepcopy(d).to("meta")
+
+    def tensors(value):
+        if isinstance(value, torch.Tensor):
+            yield value
+        elif isinstance(value, (list, tuple, dict)):
+            for v in value.values() if isinstance(value, dict) else value:
+                yield from tensors(v)
+
+    plan = [t for name in meta.PLAN for t in tensors(getattr(meta, name))]
+    assert plan and all(t.is_meta for t in plan)
+    assert not [name for name, value in vars(meta).items() if any(not t.is_meta for t in tensors(value))]
+    meta_features = meta.invariants(densities.to("meta"))
+    meta_gradients = meta.density_gradients(densities.to("meta"), weights.to("meta"))
+    assert meta_features.is_meta and meta_features.shape == features.shape
+    assert meta_gradients.is_meta and meta_gradients.shape == gradients.shape
+    converted = copy.deepcopy(d).double().to("cpu")
+    assert converted.dense_index.dtype == torch.long
+    assert torch.equal(converted.invariants(densities), features)
+    assert torch.equal(converted.density_gradients(densities, weights), gradients)
 
 
 def test_linear_fit_equals_the_gradient_fit_at_the_optimum():

@@ -205,6 +205,44 @@ class AtomicClusterExpansion(torch.nn.Module):
         self._plan_dense_products()
         self._factor_plan_cache = self._harmonic_gradient_cache = None
 
+    # the index and coefficient tensors of the contraction plan (built in __init__): moved with
+    # the module (`_apply`), so that evaluation on another device finds them there
+    PLAN = (
+        "order2",
+        "order3",
+        "order4",
+        "order5",
+        "channels4",
+        "channels5",
+        "channel_pairs5",
+        "blocks",
+        "factors4",
+        "factors5",
+        "dense_index",
+        "dense_sign",
+        "embedding_coefficients",
+    )
+
+    def _apply(self, fn, recurse: bool = True):
+        """`Module.to` and friends: the plan's tensors (nested in lists, tuples and dicts) go
+        where the module goes. The training Jacobian's cached plan is dropped: the Jacobian is
+        computed on the CPU (training caches descriptors there)."""
+        super()._apply(fn, recurse)
+
+        def move(value):
+            if isinstance(value, Tensor):
+                return fn(value)
+            if isinstance(value, (list, tuple)):
+                return type(value)(move(v) for v in value)
+            if isinstance(value, dict):
+                return {k: move(v) for k, v in value.items()}
+            return value
+
+        for name in self.PLAN:
+            setattr(self, name, move(getattr(self, name)))
+        self._factor_plan_cache = self._harmonic_gradient_cache = None
+        return self
+
     def _plan_dense_products(self) -> None:
         """The plan of `couplings`, `invariants` and `density_gradients` for orders 4 and 5.
         Both are built from couplings of two factor blocks, P^L_(k k') = Σ W(L, la, lb) A_k,la A_k',lb,
