@@ -153,6 +153,7 @@ class AtomicClusterExpansion(torch.nn.Module):
         # body order 3, per l: the channel pairs k1 ≤ k2
         first, second = torch.triu_indices(n_channels, n_channels)
         self.order3 = [(l, first, second) for l in range(l_max + 1)] if body_order >= 3 else []
+        self.order3_flat = first * n_channels + second  # (k1, k2) in the flat (K, K) product A_l A_lᵀ
         # body order 4, grouped by (l1, l2, l3): the channel triples and the coupling tensor
         self.order4 = []
         if body_order >= 4:
@@ -210,6 +211,7 @@ class AtomicClusterExpansion(torch.nn.Module):
     PLAN = (
         "order2",
         "order3",
+        "order3_flat",
         "order4",
         "order5",
         "channels4",
@@ -483,9 +485,9 @@ class AtomicClusterExpansion(torch.nn.Module):
         computed here if not given)."""
         factors, _, stacked4, stacked5 = couplings or self.couplings(densities)
         parts = [densities[:, self.order2, 0]]
-        for l, k1, k2 in self.order3:
+        for l, _, _ in self.order3:  # B_k1k2,l = (A_l A_lᵀ)_k1k2: one product per l
             block = densities[:, :, l * l : (l + 1) * (l + 1)]
-            parts.append((block[:, k1] * block[:, k2]).sum(dim=-1))
+            parts.append(torch.bmm(block, block.transpose(1, 2)).flatten(1)[:, self.order3_flat])
         if len(self.dense_index):
             parts.append(self._dense_products(factors, stacked4, stacked5)[:, self.dense_index] * self.dense_sign.to(densities))
         if self.embedding:
@@ -585,9 +587,11 @@ class AtomicClusterExpansion(torch.nn.Module):
         out = densities.new_zeros((n, n_channels, n_lm))
         out[:, self.order2, 0] += weights[:, : len(self.order2)]
         at = n_channels
-        for l, k1, k2 in self.order3:
-            block, w = densities[:, :, l * l : (l + 1) ** 2], weights[:, at : at + len(k1), None]
-            out[:, :, l * l : (l + 1) ** 2].index_add_(1, k1, w * block[:, k2]).index_add_(1, k2, w * block[:, k1])
+        for l, k1, _ in self.order3:  # dA_l = (M + Mᵀ) A_l, M the weights in the (K, K) layout
+            w = weights.new_zeros((n, n_channels * n_channels))
+            w[:, self.order3_flat] = weights[:, at : at + len(k1)]
+            w = w.view(n, n_channels, n_channels)
+            out[:, :, l * l : (l + 1) ** 2] += torch.bmm(w + w.transpose(1, 2), densities[:, :, l * l : (l + 1) ** 2])
             at += len(k1)
         d_factors = {l: torch.zeros_like(f) for l, f in factors.items()}
         d_coupled = {
