@@ -62,8 +62,9 @@ contractions themselves (each is linear in each factor: its derivative by one is
 contraction of the others), only where it is not zero; then ∂B_i/∂r_p = (∂B_i/∂A_i) · ∂A_i/∂r_p,
 where ∂A_i/∂r_p is ∂φ/∂r_p in the channels of element z_j. Forces need only the product
 Σ_f w_f ∂B_f/∂r_p (w = ∂E/∂B): Σ_f w_f ∂B_f/∂A per atom from the transposed products of
-the same couplings (`density_gradients`), then products with each atom's padded R and Y and
-reverse mode through R and Y alone. `forward` is the plain torch evaluation, which autograd
+the same couplings (`density_gradients`), then products with each atom's padded R and Y give
+the adjoints of each pair's R and Y; reverse mode in r takes R's, the harmonics' gradient
+relation Y's (`_angular_vector_product`). `forward` is the plain torch evaluation, which autograd
 differentiates: the reference the tests compare both with.
 """
 
