@@ -78,24 +78,36 @@ def write_split(config, work: Path) -> dict[str, Path]:
     return paths
 
 
-def run_mace(python: Path, paths: dict[str, Path], work: Path, epochs: int, threads: int, console: Console) -> dict:
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD="1")
-    bin_dir = python.parent
-    train = [
-        str(bin_dir / "mace_run_train"),
-        "--name", "mace", "--work_dir", str(work / "mace"), "--seed", "0", "--device", "cpu", "--default_dtype", "float64",
-        "--train_file", str(paths["train"]), "--valid_file", str(paths["valid"]),
+def mace_env(threads: int) -> dict:
+    """The environment MACE's commands run in: `threads` threads."""
+    return dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD="1")
+
+
+def train_mace(python: Path, train: Path, valid: Path, work: Path, r_max: float, epochs: int, threads: int, extra=()) -> Path:
+    """`mace_run_train` of the small MACE (MACE_MODEL, MACE_TRAINING) on extxyz files with REF_
+    keys, float64 on the CPU; returns the model file."""
+    command = [
+        str(python.parent / "mace_run_train"),
+        "--name", "mace", "--work_dir", str(work), "--seed", "0", "--device", "cpu", "--default_dtype", "float64",
+        "--train_file", str(train), "--valid_file", str(valid),
         "--energy_key", "REF_energy", "--forces_key", "REF_forces", "--E0s", "average",
-        "--r_max", "4.0", "--max_num_epochs", str(epochs), "--eval_interval", "1", "--error_table", "PerAtomMAE",
-        *MACE_MODEL, *MACE_TRAINING,
+        "--r_max", f"{r_max:g}", "--max_num_epochs", str(epochs), *extra, *MACE_MODEL, *MACE_TRAINING,
     ]  # fmt: skip
-    console.print("MACE: " + " ".join(train[1:]))
+    done = subprocess.run(command, env=mace_env(threads), capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"mace_run_train failed:\n{done.stderr[-3000:]}")
+    return work / "mace.model"
+
+
+def run_mace(python: Path, paths: dict[str, Path], work: Path, epochs: int, threads: int, console: Console) -> dict:
+    env = mace_env(threads)
+    bin_dir = python.parent
+    console.print(f"MACE: {' '.join(MACE_MODEL + MACE_TRAINING)}, r_max 4.0 Å, {epochs} epochs")
     started = time.perf_counter()
-    done_train = subprocess.run(train, env=env, capture_output=True, text=True)
+    model = train_mace(
+        python, paths["train"], paths["valid"], work / "mace", 4.0, epochs, threads, ["--eval_interval", "1", "--error_table", "PerAtomMAE"]
+    )
     wall = time.perf_counter() - started
-    if done_train.returncode != 0:
-        raise RuntimeError(f"mace_run_train failed:\n{done_train.stderr[-3000:]}")
-    model = work / "mace" / "mace.model"
     predicted = work / "mace_test.xyz"
     evaluate = [str(bin_dir / "mace_eval_configs"), "--configs", str(paths["test"]), "--model", str(model), "--output", str(predicted),
                 "--default_dtype", "float64", "--device", "cpu"]  # fmt: skip

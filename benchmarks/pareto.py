@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import subprocess
 from pathlib import Path
@@ -26,7 +25,7 @@ from ase.io import read, write
 from rich.console import Console
 
 from cell_timing import median_ms, si_cell
-from ethanol_peer import MACE_MODEL, MACE_TRAINING, peer_python
+from ethanol_peer import MACE_MODEL, mace_env, peer_python, train_mace
 from forcefit.calculator import Calculator
 from forcefit.models.saving import load_model
 
@@ -60,18 +59,9 @@ def time_mace(repeats: int, work: Path, console: Console) -> float | None:
         atoms.calc = None
     write(work / "train.xyz", frames[:16], format="extxyz")
     write(work / "valid.xyz", frames[16:], format="extxyz")
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD="1")
-    train = [
-        str(python.parent / "mace_run_train"), "--name", "mace", "--work_dir", str(work), "--seed", "0", "--device", "cpu",
-        "--default_dtype", "float64", "--train_file", str(work / "train.xyz"), "--valid_file", str(work / "valid.xyz"),
-        "--energy_key", "REF_energy", "--forces_key", "REF_forces", "--E0s", "average", "--r_max", "5.2",
-        "--max_num_epochs", "1", *MACE_MODEL, *MACE_TRAINING,
-    ]  # fmt: skip
-    done = subprocess.run(train, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"mace_run_train failed:\n{done.stderr[-3000:]}")
+    model = train_mace(python, work / "train.xyz", work / "valid.xyz", work, 5.2, 1, threads=1)
     timed = subprocess.run(
-        [str(python), str(HERE / "cell_timing.py"), "mace", str(work / "mace.model"), str(repeats)], env=env, capture_output=True, text=True
+        [str(python), str(HERE / "cell_timing.py"), "mace", str(model), str(repeats)], env=mace_env(1), capture_output=True, text=True
     )
     if timed.returncode != 0:
         raise RuntimeError(f"timing MACE failed:\n{timed.stderr[-3000:]}")

@@ -320,11 +320,11 @@ def test_prediction_by_blocks_of_centre_atoms_equals_one_pass():
 
 @pytest.mark.parametrize("options", [ORDER_5, EMBEDDING], ids=["order5", "embedding"])
 def test_contractions_move_with_the_module(options):
-    """`.to(device)` moves the contraction plan: on the meta device (shapes without data) the
-    invariants and their gradients run from meta densities and every tensor of the plan is
-    there; converted with `.double()` (floating tensors only), the numbers are the original ones. (No GPU here: meta is the stand-in.
-    Its device checks are partial, index_add_ and elementwise products have them, plain
-    indexing and matrix products do not, so the test also looks at every tensor itself.)"""
+    """`.to(device)` moves the contraction plan built in __init__: on the meta device (shapes
+    without data; no GPU here) every tensor the descriptor holds is there and the invariants and
+    their gradients run from meta densities. Meta's device checks are partial (index_add_ and
+    elementwise products have them, plain indexing and matrix products do not), hence the look
+    at every tensor too."""
     d = ace(**options)
     species, positions, i, j = cluster_pairs()
     v = vectors_of(positions, i, j)
@@ -344,17 +344,13 @@ def test_contractions_move_with_the_module(options):
             for v in value.values() if isinstance(value, dict) else value:
                 yield from tensors(v)
 
-    plan = [t for name in meta.PLAN for t in tensors(getattr(meta, name))]
-    assert plan and all(t.is_meta for t in plan)
-    assert not [name for name, value in vars(meta).items() if any(not t.is_meta for t in tensors(value))]
+    held = [t for value in vars(meta).values() for t in tensors(value)]
+    assert len(held) > 10 and all(t.is_meta for t in held)
     meta_features = meta.invariants(densities.to("meta"))
     meta_gradients = meta.density_gradients(densities.to("meta"), weights.to("meta"))
     assert meta_features.is_meta and meta_features.shape == features.shape
     assert meta_gradients.is_meta and meta_gradients.shape == gradients.shape
-    converted = copy.deepcopy(d).double().to("cpu")
-    assert converted.dense_index.dtype == torch.long
-    assert torch.equal(converted.invariants(densities), features)
-    assert torch.equal(converted.density_gradients(densities, weights), gradients)
+    assert torch.equal(d.invariants(densities), features)  # the original stays where it was
 
 
 def test_linear_fit_equals_the_gradient_fit_at_the_optimum():
