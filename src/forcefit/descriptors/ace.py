@@ -721,8 +721,8 @@ class AtomicClusterExpansion(torch.nn.Module):
     def _angular_vector_product(self, angular: Tensor, adjoint: Tensor, r: Tensor, unit: Tensor) -> Tensor:
         """Σ_lm adjoint_lm ∂Y_lm(r̂_p)/∂r_p (n_pairs, 3), from the gradient relation of
         `_radial_and_angular_gradients` without forming ∂Y per (l, m): for each l one product
-        of the outer product adjoint_l ⊗ Y_(l−1) with G_l (1792 pairs, l ≤ 6, one thread: 1.6 ms,
-        against 3.9 ms for the reverse pass through e3nn's harmonics)."""
+        of the outer product adjoint_l ⊗ Y_(l−1) with G_l (1792 pairs, l ≤ 6, one thread: 1.6 ms;
+        e3nn's harmonics took 5.1 ms forward and reverse, 1.1 ms forward alone)."""
         tangential, along = torch.zeros_like(unit), torch.zeros_like(r)
         for l, gradient in enumerate(self._harmonic_gradients(), start=1):
             block = adjoint[:, l * l : (l + 1) ** 2]
