@@ -77,6 +77,10 @@ def test_analytic_jacobian_and_pair_gradients_equal_autograd_and_central_differe
     fused = d.features_and_pair_gradients(species, v, i, j, (0, n), lambda B: (seen.append(B) or "value", weights))
     assert torch.allclose(fused[0], features, rtol=1e-13, atol=1e-13) and seen[0] is fused[0] and fused[1] == "value"
     assert torch.equal(fused[2], pair_gradients)
+    # weights one row shared by every atom (a linear model of one element): the same as that row repeated
+    shared = weights[:1]
+    expected = torch.einsum("f,pfc->pc", shared[0], jacobian)
+    assert torch.allclose(d.pair_gradients(species, v, i, j, (0, n), shared), expected, atol=1e-12 * scale)
     # each column of the Jacobian against central differences of the features
     h = 1e-5
     for p, c in ((0, 0), (5, 1), (17, 2)):

@@ -52,7 +52,7 @@ def test_engine_equals_autograd_of_the_torch_formulas(kind, alpha, structure):
         assert torch.allclose(jacobian[:, f], grad, rtol=0, atol=1e-12 * scale), f"function {f}"
     # the prediction's second pass: g_p = Σ_f w_f ∂G_f/∂r_p for weights w, as autograd gives it
     weights = torch.randn(direct.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    (expected,) = torch.autograd.grad((direct * weights).sum(), vectors)
+    (expected,) = torch.autograd.grad((direct * weights).sum(), vectors, retain_graph=True)
     gradients = sf.pair_gradients(species, g.vectors(), g.pair_i, g.pair_j, (0, structure.n_atoms), weights)
     assert torch.allclose(gradients, expected, rtol=0, atol=1e-12 * float(expected.abs().max()))
     # the one-pass form the prediction uses: the weights come from the features it passes out
@@ -62,6 +62,10 @@ def test_engine_equals_autograd_of_the_torch_formulas(kind, alpha, structure):
     )
     assert torch.allclose(fused[0], features, rtol=1e-13, atol=1e-15) and seen[0] is fused[0] and fused[1] == "value"
     assert torch.equal(fused[2], gradients)
+    # one row of weights shared by the block: that row for every atom
+    shared = sf.pair_gradients(species, g.vectors(), g.pair_i, g.pair_j, (0, structure.n_atoms), weights[:1])
+    (expected,) = torch.autograd.grad((direct * weights[:1]).sum(), vectors)
+    assert torch.allclose(shared, expected, rtol=0, atol=1e-12 * float(expected.abs().max()))
 
 
 def test_engine_features_of_a_block_of_centres_equal_the_whole():

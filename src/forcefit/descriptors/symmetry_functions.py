@@ -236,8 +236,11 @@ class SymmetryFunctions(torch.nn.Module):
     def pair_gradients(
         self, species: Tensor, vectors: Tensor, pair_i: Tensor, pair_j: Tensor, centres: tuple[int, int], weights: Tensor
     ) -> Tensor:
-        """g_p = Σ_f w_{i_p f} ∂G_{i_p f}/∂r_p (n_pairs, 3) for weights w (n_block, n_features),
-        say ∂E/∂G: the engine's second pass, which never stores a derivative per function."""
+        """g_p = Σ_f w_{i_p f} ∂G_{i_p f}/∂r_p (n_pairs, 3) for weights w (n_block, n_features)
+        or (1, n_features) shared by the block, say ∂E/∂G: the engine's second pass, which never
+        stores a derivative per function."""
+        if weights.shape[0] == 1:
+            weights = weights.expand(centres[1] - centres[0], -1).contiguous()
         return torch.from_numpy(self.engine.run(GRADIENT, species, vectors, pair_i, pair_j, centres, weights)).to(vectors.dtype)
 
     def features_and_pair_gradients(

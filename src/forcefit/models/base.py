@@ -19,7 +19,7 @@ from forcefit.data import Batch, collate, make_graph
 from forcefit.descriptors.ace import AtomicClusterExpansion
 from forcefit.descriptors.scaling import FeatureScaling
 from forcefit.descriptors.symmetry_functions import SymmetryFunction, SymmetryFunctions, generate_symmetry_functions
-from forcefit.models.forces import MEMORY_GB, descriptor_blocks
+from forcefit.models.forces import MEMORY_GB, _gradient, descriptor_blocks
 
 # the model keys of symmetry functions only, and the keys of model.ace (descriptors/ace.py)
 SYMMETRY_FUNCTION_KEYS = (
@@ -114,6 +114,15 @@ class Potential(torch.nn.Module):
     def atom_energies(self, batch: Batch, vectors: Tensor) -> Tensor:
         """(n_atoms,) eV, from pair vectors (n_pairs, 3) Å. Subclasses implement."""
         raise NotImplementedError
+
+    def energies_and_weights(self, features: Tensor, species: Tensor) -> tuple[Tensor, Tensor]:
+        """Atom energies of a block of features (n, F) and w = ∂E_i/∂G_i, the weights of the
+        descriptor's gradient pass: (n, F), or (1, F) where every atom of the block has the
+        same (descriptors take both). By autograd; a model that knows its derivative overrides it."""
+        with torch.enable_grad():
+            leaf = features.detach().requires_grad_(True)
+            energies = self.atom_energies_from_features(leaf, species)
+            return energies.detach(), _gradient(energies, leaf, create_graph=False)
 
     def get_config(self) -> dict:
         raise NotImplementedError

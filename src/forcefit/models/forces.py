@@ -112,14 +112,6 @@ def descriptor_blocks(model: Potential, batch: Batch, vectors: Tensor, jacobian:
         yield (a, b, p0, p1, *model.descriptor.evaluate(species, vectors[p0:p1], pair_i, pair_j, (a, b), jacobian))
 
 
-def _energies_and_weights(model: Potential, species: Tensor, features: Tensor) -> tuple[Tensor, Tensor]:
-    """Atom energies of a block and w = ∂E/∂G, the weights of the descriptor's gradient pass."""
-    with torch.enable_grad():
-        leaf = features.detach().requires_grad_(True)
-        energies = model.atom_energies_from_features(leaf, species)
-        return energies.detach(), _gradient(energies, leaf, create_graph=False)
-
-
 def _descriptor_energies(model: Potential, batch: Batch, vectors: Tensor, need_gradients: bool, memory_gb: float):
     """Atom energies, descriptors and g_p = ∂E/∂r_p of a descriptor model, by blocks of centre
     atoms: the descriptor's features, the model's w = ∂E/∂G, and g_p = w_{i_p} · ∂G_{i_p}/∂r_p
@@ -132,7 +124,7 @@ def _descriptor_energies(model: Potential, batch: Batch, vectors: Tensor, need_g
     for a, b, p0, p1 in _centre_blocks(model, batch, False, memory_gb):
         pair_i, pair_j = batch.pair_i[p0:p1], batch.pair_j[p0:p1]
         if need_gradients:
-            weigh = functools.partial(_energies_and_weights, model, species[a:b])
+            weigh = functools.partial(model.energies_and_weights, species=species[a:b])
             block_features, block_energies, block_gradients = model.descriptor.features_and_pair_gradients(
                 species, vectors[p0:p1], pair_i, pair_j, (a, b), weigh
             )

@@ -58,6 +58,21 @@ class LinearModel(DescriptorPotential):
         c = self.coefficients * self.feature_mask
         return (self.scaling(features, species) * c[species]).sum(dim=1) + self.element_energies[species]
 
+    def energies_and_weights(self, features: Tensor, species: Tensor) -> tuple[Tensor, Tensor]:
+        """E_i = G_i · a_Z + b_Z, the scaling folded into the coefficients (a = factor · c,
+        b = e + Σ_f (offset − factor · reference) c): the weights ∂E_i/∂G_i are a_Z, one row
+        (1, F) for a block of one element, and no autograd graph is built."""
+        c = self.coefficients * self.feature_mask
+        s = self.scaling
+        slope = (s.factor * c).to(features)
+        intercept = (self.element_energies + ((s.offset - s.factor * s.reference) * c).sum(1)).to(features)
+        with torch.no_grad():
+            if species.numel() and bool((species == species[0]).all()):
+                e = int(species[0])
+                return features @ slope[e] + intercept[e], slope[e][None]
+            weights = slope[species]
+            return (features * weights).sum(1) + intercept[species], weights
+
     def initialise(self, graphs: list) -> None:
         """Fit the feature scaling on training graphs; coefficients start at zero, b = 0."""
         self.fit_scaling(graphs)
