@@ -338,6 +338,13 @@ class AtomicClusterExpansion(torch.nn.Module):
             self.factors5.append((L, (rows12, s12), (rows34, s34)))
         self.dense_index = torch.cat(index) if index else torch.zeros(0, dtype=torch.long)
         self.dense_sign = torch.cat(sign) if sign else torch.zeros(0, dtype=torch.float64)
+        # per dense product: the positions of its invariants among those of orders 4 and 5, and
+        # their flat index within it (the invariants are read from each product, never from
+        # the concatenation)
+        self.dense_picks = []
+        for start, stop in itertools.pairwise(starts):
+            positions = torch.nonzero((self.dense_index >= start) & (self.dense_index < stop)).squeeze(1)
+            self.dense_picks.append((positions, self.dense_index[positions] - start))
 
     def feature_degrees(self) -> Tensor:
         """d (n_features,): the polynomial degree Σ (n + l) of each invariant over its factors
@@ -468,11 +475,11 @@ class AtomicClusterExpansion(torch.nn.Module):
         stacked5 = {L: stacked(L, blocks, self.channel_pairs5) for L, blocks in self.stack5.items()}
         return factors, half, stacked4, stacked5
 
-    def _dense_products(self, factors: dict, stacked4: dict, stacked5: dict) -> Tensor:
-        """(n, Σ dense_sizes): the products that hold every invariant of orders 4 and 5, flat."""
+    def _dense_products(self, factors: dict, stacked4: dict, stacked5: dict) -> list[Tensor]:
+        """The products that hold every invariant of orders 4 and 5, each (n, size) flat, in
+        the order of `dense_sizes`."""
         dense = [torch.bmm(factors[L], q.transpose(1, 2)).flatten(1) for L, q in stacked4.items()]
-        dense += [torch.bmm(q, q.transpose(1, 2)).flatten(1) for q in stacked5.values()]
-        return torch.cat(dense, dim=1)
+        return dense + [torch.bmm(q, q.transpose(1, 2)).flatten(1) for q in stacked5.values()]
 
     def invariants(self, densities: Tensor, couplings=None) -> Tensor:
         """B (n_atoms, n_features) from A (n_atoms, n_channels, n_lm) (and its `couplings`,
@@ -483,8 +490,11 @@ class AtomicClusterExpansion(torch.nn.Module):
             block = densities[:, :, l * l : (l + 1) * (l + 1)]
             parts.append(torch.bmm(block, block.transpose(1, 2)).flatten(1)[:, self.order3_flat])
         if len(self.dense_index):
-            dense = self._dense_products(factors, stacked4, stacked5)  # gather, not [:, index]: a third of the time (row by row)
-            parts.append(torch.gather(dense, 1, self.dense_index.expand(dense.shape[0], -1)) * self.dense_sign.to(densities))
+            n = densities.shape[0]
+            dense = densities.new_empty((n, len(self.dense_index)))
+            for product, (positions, flat) in zip(self._dense_products(factors, stacked4, stacked5), self.dense_picks):
+                dense.index_copy_(1, positions, torch.gather(product, 1, flat.expand(n, -1)))  # gather: row by row
+            parts.append(dense.mul_(self.dense_sign.to(densities)))
         if self.embedding:
             parts.append(torch.sqrt(self._embedded_densities(densities) + EMBEDDING_EPSILON).flatten(1) - EMBEDDING_EPSILON**0.5)
         return torch.cat(parts, dim=1)
@@ -732,13 +742,14 @@ class AtomicClusterExpansion(torch.nn.Module):
 
     def _angular_vector_product(self, angular: Tensor, adjoint: Tensor, r: Tensor, unit: Tensor) -> Tensor:
         """Σ_lm adjoint_lm ∂Y_lm(r̂_p)/∂r_p (n_pairs, 3), from the gradient relation of
-        `_radial_and_angular_gradients` without forming ∂Y per (l, m): for each l one product
-        of the outer product adjoint_l ⊗ Y_(l−1) with G_l (1792 pairs, l ≤ 6, one thread: 1.6 ms;
-        e3nn's harmonics took 5.1 ms forward and reverse, 1.1 ms forward alone)."""
+        `_radial_and_angular_gradients` without forming ∂Y per (l, m): for each l the product of
+        adjoint_l with G_l, then its sum with Y_(l−1) per pair."""
         tangential, along = torch.zeros_like(unit), torch.zeros_like(r)
         for l, gradient in enumerate(self._harmonic_gradients(), start=1):
             block = adjoint[:, l * l : (l + 1) ** 2]
-            tangential += (angular[:, (l - 1) ** 2 : l * l, None] * block[:, None, :]).flatten(1) @ gradient.to(unit).reshape(-1, 3)
+            # Σ_m adjoint_m G_l[m', m, :] first, (n_pairs, 2l − 1, 3), then its sum with Y_(l−1)m'
+            by_lower = (block @ gradient.to(unit).transpose(0, 1).reshape(2 * l + 1, -1)).view(-1, 2 * l - 1, 3)
+            tangential += torch.einsum("pa,pac->pc", angular[:, (l - 1) ** 2 : l * l], by_lower)
             along -= l * (block * angular[:, l * l : (l + 1) ** 2]).sum(1)
         return (tangential + along[:, None] * unit) / r[:, None]
 
