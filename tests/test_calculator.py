@@ -60,6 +60,22 @@ def test_extrapolation_is_counted_not_raised():
     assert squeezed.calc.results["extrapolating_atoms"].any()
 
 
+def test_outside_range_is_per_element_for_one_element_or_many():
+    """The training range each atom is compared with is its own element's, whether the atoms
+    are of one element (one row for all) or mixed."""
+    from forcefit.descriptors import FeatureScaling
+
+    g = torch.Generator().manual_seed(0)
+    scaling = FeatureScaling(2, 4)
+    low = torch.rand((2, 4), generator=g, dtype=torch.float64)
+    scaling.set_statistics(low, low + 1.0, low + 0.5, torch.ones((2, 4), dtype=torch.float64))
+    features = torch.rand((6, 4), generator=g, dtype=torch.float64) * 2.0
+    for species in (torch.zeros(6, dtype=torch.long), torch.ones(6, dtype=torch.long), torch.tensor([0, 1, 1, 0, 1, 0])):
+        expected = torch.stack([(f < low[e]) | (f > low[e] + 1.0) for f, e in zip(features, species)])
+        outside = scaling.outside_range(features, species)
+        assert torch.equal(outside, expected) and 0 < int(outside.sum()) < outside.numel()
+
+
 def test_energy_drift_of_a_known_trajectory():
     t = np.linspace(0.0, 2.0, 101)  # ps
     total = 5.0 + 0.003 * 10 * t  # 10 atoms drifting 3 meV/atom/ps

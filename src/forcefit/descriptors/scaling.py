@@ -86,9 +86,13 @@ class FeatureScaling(torch.nn.Module):
 
     def outside_range(self, features: Tensor, species: Tensor, tolerance: float = 1e-10) -> Tensor:
         """(n_atoms, n_features) bool: feature outside the training [min, max]."""
-        low, high = self.minimum[species], self.maximum[species]
-        margin = tolerance * (1.0 + (high - low).abs())
-        return (features < low - margin) | (features > high + margin)
+        margin = tolerance * (1.0 + (self.maximum - self.minimum).abs())
+        low, high = self.minimum - margin, self.maximum + margin  # per element (n_elements, n_features)
+        if species.numel() and bool((species == species[0]).all()):  # one element: its row for every atom
+            low, high = low[species[0]], high[species[0]]
+        else:
+            low, high = low[species], high[species]
+        return (features < low) | (features > high)
 
     def get_config(self) -> dict:
         return {"mode": self.mode, "s_min": self.s_min, "s_max": self.s_max}
