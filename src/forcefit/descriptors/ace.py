@@ -749,7 +749,7 @@ class AtomicClusterExpansion(torch.nn.Module):
             block = adjoint[:, l * l : (l + 1) ** 2]
             # Σ_m adjoint_m G_l[m', m, :] first, (n_pairs, 2l − 1, 3), then its sum with Y_(l−1)m'
             by_lower = (block @ gradient.to(unit).transpose(0, 1).reshape(2 * l + 1, -1)).view(-1, 2 * l - 1, 3)
-            tangential += torch.einsum("pa,pac->pc", angular[:, (l - 1) ** 2 : l * l], by_lower)
+            tangential += torch.bmm(angular[:, None, (l - 1) ** 2 : l * l], by_lower)[:, 0]
             along -= l * (block * angular[:, l * l : (l + 1) ** 2]).sum(1)
         return (tangential + along[:, None] * unit) / r[:, None]
 
