@@ -1,6 +1,7 @@
 """Committees: mean and spread of members, one file, trained by `training.committee`."""
 
 import numpy as np
+import pytest
 import torch
 import yaml
 
@@ -19,8 +20,27 @@ def members():
     return [a, b, c]
 
 
-def test_committee_mean_and_spread_match_its_members(tmp_path):
-    models = members()
+def ace_members(kind: str) -> list:
+    """Three models of one kind on one ACE descriptor: the committee's path without a Jacobian."""
+    from forcefit.descriptors.ace import AtomicClusterExpansion
+    from forcefit.models import BPNN, LinearModel
+
+    descriptor = AtomicClusterExpansion(["H", "O"], 3.5, n_radial=3, l_max=2, n_radial_4=2, l_max_4=1, r_min=0.5)
+    models = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        model = LinearModel(descriptor) if kind == "linear" else BPNN(descriptor, hidden=[6])
+        model.initialise([model.graph(s) for s in (water_cluster(1), water_cell())])
+        if kind == "linear":
+            with torch.no_grad():
+                model.coefficients.normal_(std=0.05)
+        models.append(model)
+    return models
+
+
+@pytest.mark.parametrize("kind", ["bpnn", "ace-linear", "ace-bpnn"])
+def test_committee_mean_and_spread_match_its_members(tmp_path, kind):
+    models = members() if kind == "bpnn" else ace_members(kind.removeprefix("ace-"))
     committee = Committee(models)
     atoms = water_cluster(2).to_atoms()
     singles = []

@@ -123,6 +123,7 @@ def _map_tensors(value, fn):
 class AtomicClusterExpansion(torch.nn.Module):
     kind = "ace"
     angular_cutoff = 0.0  # no triplets: angles enter through the spherical harmonics
+    cheap_jacobian = False  # n_features × pairs × 3: one gradient pass per set of weights costs far less
 
     def __init__(
         self,
@@ -718,7 +719,9 @@ class AtomicClusterExpansion(torch.nn.Module):
         Σ_f w_f ∂B_f/∂A per atom comes from the contractions (`density_gradients`); its products
         with each atom's padded R and Y are the adjoints of the pairs' R_n(r) and Y_lm(r̂), and
         from those, reverse mode in r gives R's share of g and the harmonics' gradient relation
-        Y's (`_angular_vector_product`); nothing of size n_features × pairs is formed."""
+        Y's (`_angular_vector_product`); nothing of size n_features × pairs is formed. weigh may
+        return a list of weights (a committee's members): then g is the list of their gradients,
+        all from this one pass's densities and couplings."""
         first, last = centres
         r = torch.linalg.vector_norm(vectors, dim=1)
         with torch.enable_grad():
@@ -732,13 +735,16 @@ class AtomicClusterExpansion(torch.nn.Module):
         couplings = self.couplings(densities)
         features = self.invariants(densities, couplings)
         value, weights = weigh(features)
-        adjoint = self.density_gradients(densities, weights, couplings).view(-1, self.n_radial, self.n_lm)  # per (atom, element)
-        # through A = Σ_pairs R ⊗ Y: the adjoints of each pair's R and Y are products with its row's adjoint of A
-        d_radial = torch.bmm(padded_angular, adjoint.transpose(1, 2))[rows, slots]
-        d_angular = torch.bmm(padded_radial, adjoint)[rows, slots]
-        (d_distance,) = torch.autograd.grad(radial, distance, grad_outputs=d_radial)
         unit = vectors / r[:, None]
-        return features, value, d_distance[:, None] * unit + self._angular_vector_product(angular, d_angular, r, unit)
+        gradients = []
+        for w in weights if isinstance(weights, list) else [weights]:
+            adjoint = self.density_gradients(densities, w, couplings).view(-1, self.n_radial, self.n_lm)  # per (atom, element)
+            # through A = Σ_pairs R ⊗ Y: the adjoints of each pair's R and Y are products with its row's adjoint of A
+            d_radial = torch.bmm(padded_angular, adjoint.transpose(1, 2))[rows, slots]
+            d_angular = torch.bmm(padded_radial, adjoint)[rows, slots]
+            (d_distance,) = torch.autograd.grad(radial, distance, grad_outputs=d_radial, retain_graph=True)
+            gradients.append(d_distance[:, None] * unit + self._angular_vector_product(angular, d_angular, r, unit))
+        return features, value, gradients if isinstance(weights, list) else gradients[0]
 
     def _angular_vector_product(self, angular: Tensor, adjoint: Tensor, r: Tensor, unit: Tensor) -> Tensor:
         """Σ_lm adjoint_lm ∂Y_lm(r̂_p)/∂r_p (n_pairs, 3), from the gradient relation of

@@ -65,6 +65,7 @@ class SymmetryFunctions(torch.nn.Module):
     """Evaluates a set of symmetry functions for all atoms of a (batched) system."""
 
     kind = "symmetry_functions"  # model.descriptor
+    cheap_jacobian = True  # the compiled engine's Jacobian costs about one gradient pass: worth keeping for several weights
 
     def __init__(self, elements: list[str], functions: list[SymmetryFunction], cutoff_type: str = "tanh", cutoff_alpha: float = 0.0):
         super().__init__()
@@ -247,9 +248,11 @@ class SymmetryFunctions(torch.nn.Module):
         self, species: Tensor, vectors: Tensor, pair_i: Tensor, pair_j: Tensor, centres: tuple[int, int], weigh
     ) -> tuple[Tensor, object, Tensor]:
         """(G, value, g): `evaluate`, (value, w) = weigh(G), then `pair_gradients` with w (the
-        engine's two passes)."""
+        engine's two passes); for a list of weights (a committee's members), the list of their g."""
         features, _ = self.evaluate(species, vectors, pair_i, pair_j, centres, jacobian=False)
         value, weights = weigh(features)
+        if isinstance(weights, list):
+            return features, value, [self.pair_gradients(species, vectors, pair_i, pair_j, centres, w) for w in weights]
         return features, value, self.pair_gradients(species, vectors, pair_i, pair_j, centres, weights)
 
     def bytes_per_pair(self, jacobian: bool) -> float:

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from forcefit.models.base import Potential
-from forcefit.models.forces import MEMORY_GB, assemble, descriptor_blocks
+from forcefit.models.forces import MEMORY_GB, assemble, centre_blocks, descriptor_blocks
 
 
 class Committee(Potential):
@@ -80,19 +80,36 @@ class Committee(Potential):
         }
 
     def _engine_members(self, batch, vectors: Tensor):
-        """(M, n_atoms) atom energies, each member's pair gradients and the features, from the
-        compiled engine's descriptors and Jacobian by blocks of centre atoms (forces.py)."""
+        """(M, n_atoms) atom energies, each member's pair gradients and the features, from one
+        evaluation of the descriptor per block of centre atoms (forces.py). Where its Jacobian
+        is cheap (symmetry functions: the compiled engine) it is computed once and contracted
+        with each member's ∂E/∂G; otherwise (ACE: the Jacobian would be n_features × pairs) the
+        descriptor's own pass takes every member's weights (`features_and_pair_gradients`
+        given a list of weights)."""
         species = self.species(batch.numbers)
         energies, gradients, features = [[] for _ in self.members], [[] for _ in self.members], []
-        for a, b, p0, p1, block_features, jacobian in descriptor_blocks(self, batch, vectors, True, MEMORY_GB):
-            block_features.requires_grad_(True)
-            for m, member in enumerate(self.members):
-                with torch.enable_grad():
-                    atom = member.atom_energies_from_features(block_features, species[a:b])
-                    (d_features,) = torch.autograd.grad(atom.sum(), block_features)
-                energies[m].append(atom.detach())
-                gradients[m].append(torch.einsum("pf,pfc->pc", d_features[batch.pair_i[p0:p1] - a], jacobian))
-            features.append(block_features.detach())
+        if self.descriptor.cheap_jacobian:
+            for a, b, p0, p1, block_features, jacobian in descriptor_blocks(self, batch, vectors, True, MEMORY_GB):
+                for m, member in enumerate(self.members):
+                    atom, d_features = member.energies_and_weights(block_features, species[a:b])
+                    energies[m].append(atom)
+                    gradients[m].append(torch.einsum("pf,pfc->pc", d_features.expand_as(block_features)[batch.pair_i[p0:p1] - a], jacobian))
+                features.append(block_features)
+        else:
+            for a, b, p0, p1 in centre_blocks(self, batch, False, MEMORY_GB):
+                block_species = species[a:b]
+
+                def weigh(block_features, block_species=block_species):
+                    parts = [member.energies_and_weights(block_features, block_species) for member in self.members]
+                    return [e for e, _ in parts], [w for _, w in parts]
+
+                block_features, member_energies, member_gradients = self.descriptor.features_and_pair_gradients(
+                    species, vectors[p0:p1].detach(), batch.pair_i[p0:p1], batch.pair_j[p0:p1], (a, b), weigh
+                )
+                for m in range(len(self.members)):
+                    energies[m].append(member_energies[m])
+                    gradients[m].append(member_gradients[m])
+                features.append(block_features.detach())
         return torch.stack([torch.cat(e) for e in energies]), [torch.cat(g) for g in gradients], torch.cat(features)
 
     def _autograd_members(self, batch, vectors: Tensor):

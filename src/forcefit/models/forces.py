@@ -93,7 +93,7 @@ def centre_chunks(batch: Batch, bytes_per_atom: float, memory_gb: float) -> list
     return [(edges[k], edges[k + 1], pairs[k], pairs[k + 1], triplets[k], triplets[k + 1]) for k in range(len(starts))]
 
 
-def _centre_blocks(model: Potential, batch: Batch, jacobian: bool, memory_gb: float):
+def centre_blocks(model: Potential, batch: Batch, jacobian: bool, memory_gb: float):
     """(a, b, p0, p1) of `centre_chunks` sized by the descriptor's working memory per pair."""
     per_atom = model.descriptor.bytes_per_pair(jacobian) * batch.pair_i.shape[0] / max(batch.numbers.shape[0], 1)
     return [chunk[:4] for chunk in centre_chunks(batch, per_atom, memory_gb)]
@@ -107,7 +107,7 @@ def descriptor_blocks(model: Potential, batch: Batch, vectors: Tensor, jacobian:
     The descriptor's own fast path evaluates them (`evaluate`; for symmetry functions the
     compiled engine, CPU tensors, triplets enumerated inside)."""
     species = model.species(batch.numbers)
-    for a, b, p0, p1 in _centre_blocks(model, batch, jacobian, memory_gb):
+    for a, b, p0, p1 in centre_blocks(model, batch, jacobian, memory_gb):
         pair_i, pair_j = batch.pair_i[p0:p1], batch.pair_j[p0:p1]
         yield (a, b, p0, p1, *model.descriptor.evaluate(species, vectors[p0:p1], pair_i, pair_j, (a, b), jacobian))
 
@@ -121,7 +121,7 @@ def _descriptor_energies(model: Potential, batch: Batch, vectors: Tensor, need_g
     species = model.species(batch.numbers)
     energies, features, gradients = [], [], []
     vectors = vectors.detach()
-    for a, b, p0, p1 in _centre_blocks(model, batch, False, memory_gb):
+    for a, b, p0, p1 in centre_blocks(model, batch, False, memory_gb):
         pair_i, pair_j = batch.pair_i[p0:p1], batch.pair_j[p0:p1]
         if need_gradients:
             weigh = functools.partial(model.energies_and_weights, species=species[a:b])
