@@ -44,7 +44,7 @@ def test_energies_and_weights_equal_autograd_through_the_scaled_model():
     """The linear model's own ∂E/∂G (the scaling folded into its coefficients) against autograd
     through `atom_energies_from_features`, for a block of one element (one shared row) and a
     mixed block; the forces the calculator path gives from it against autograd in positions."""
-    from forcefit.models.base import DescriptorPotential
+    from forcefit.models.base import Potential
 
     model, graphs = linear_setup(4)
     with torch.no_grad():
@@ -55,14 +55,14 @@ def test_energies_and_weights_equal_autograd_through_the_scaled_model():
     for rows in (species == 1, torch.ones_like(species, dtype=torch.bool)):  # hydrogens alone; every atom
         features, block = batch.features[rows], species[rows]
         energies, weights = model.energies_and_weights(features, block)
-        expected_energies, expected_weights = DescriptorPotential.energies_and_weights(model, features, block)
+        expected_energies, expected_weights = Potential.energies_and_weights(model, features, block)  # the autograd default
         assert weights.shape[0] == (1 if bool((block == block[0]).all()) else block.shape[0])
         assert torch.allclose(energies, expected_energies, rtol=1e-13, atol=1e-13)
         assert torch.allclose(weights.expand_as(expected_weights), expected_weights, rtol=1e-13, atol=1e-15)
     plain = collate(graphs[:1])
     plain.features = plain.jacobian = None
-    fast = predict(model, plain, stress=True)
-    reference = predict(model, plain.to(torch.float64), training=True)  # autograd through the cached-free torch formulas
+    fast = predict(model, plain)
+    reference = predict(model, plain, training=True)  # no cached descriptors: autograd through the torch formulas
     assert torch.allclose(fast.forces, reference.forces.detach(), rtol=1e-10, atol=1e-10)
     assert torch.allclose(fast.energy, reference.energy.detach(), rtol=1e-12)
 
