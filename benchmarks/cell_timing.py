@@ -12,11 +12,11 @@ import sys
 import time
 
 
-def si_cell():
-    """A rattled 64-atom diamond Si cell (a = 5.43 Å, 0.05 Å rattle, seed 0)."""
+def si_cell(repeat: int = 2):
+    """A rattled diamond Si cell of 8 · repeat³ atoms (64 by default; a = 5.43 Å, 0.05 Å rattle, seed 0)."""
     from ase.build import bulk
 
-    atoms = bulk("Si", "diamond", a=5.43, cubic=True).repeat(2)
+    atoms = bulk("Si", "diamond", a=5.43, cubic=True).repeat(repeat)
     atoms.rattle(0.05, seed=0)
     return atoms
 
