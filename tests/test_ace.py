@@ -19,7 +19,7 @@ from forcefit.config import load_config
 from forcefit.data import collate
 from forcefit.descriptors.ace import AtomicClusterExpansion
 from forcefit.models import BPNN, LinearModel, predict
-from forcefit.models.saving import load_model
+from forcefit.models.saving import describe_file, load_model
 from forcefit.run import train_from_config
 from forcefit.testing import ModelContract
 from forcefit.training.loss import LossWeights
@@ -429,6 +429,8 @@ def test_both_families_train_on_it_from_yaml_and_run_in_ase(tmp_path, kind, trai
     assert stats["test"]["forces_mae"] < 2000  # meV/Å: a fit, not noise
     loaded = load_model(tmp_path / kind / "model.ffm")
     assert isinstance(loaded.descriptor, AtomicClusterExpansion)
+    how = describe_file(tmp_path / kind / "model.ffm").splitlines()[-1]  # how it was fitted, as its config said
+    assert how.endswith("(linear, ridge in closed form, λ 1e-06)" if kind == "linear" else "(bpnn, adam, up to 2 epochs)"), how
     from forcefit.io import read_extxyz
 
     structure = read_extxyz(ROOT / "data" / "ethanol_gfn2xtb_500K.extxyz")[0]

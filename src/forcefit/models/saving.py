@@ -188,10 +188,20 @@ def describe_file(path, trust_code: bool = False) -> str:
     config = metadata.get("config")
     if config:
         train = config.get("data", {}).get("train")
-        lines.append(f"trained on {train} ({config.get('model', {}).get('kind')}, {config.get('training', {}).get('epochs')} epochs)")
+        lines.append(f"trained on {train} ({config.get('model', {}).get('kind')}, {_how_trained(config.get('training', {}))})")
     if metadata.get("imported_from"):
         lines.append(f"imported from {metadata['imported_from']}")
     return "\n".join(lines)
+
+
+def _how_trained(training: dict) -> str:
+    """The fit as its config set it: a closed form has no epochs, a time budget may end a run early."""
+    if training.get("optimizer") == "ridge":
+        cv = training.get("cross_validation")
+        chosen = f"settings chosen by {cv.get('folds')}-fold cross-validation" if cv else f"λ {training.get('ridge'):g}"
+        return f"ridge in closed form, {chosen}"
+    budget = f", or {training['max_seconds']:g} s" if training.get("max_seconds") else ""
+    return f"{training.get('optimizer')}, up to {training.get('epochs')} epochs{budget}"
 
 
 def load_model(path, trust_code: bool = False):
