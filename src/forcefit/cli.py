@@ -410,7 +410,11 @@ def build_parser() -> argparse.ArgumentParser:
         ("eos", _eos, "equation of state: relaxed cell, E(V), bulk modulus"),
         ("elastic", _elastic, "elastic constants C_ij from stress-strain"),
         ("vibrations", _vibrations, "harmonic frequencies of a molecule"),
-        ("phonons", _phonons, "phonon energies at Γ, X, L and a band-structure plot"),
+        (
+            "phonons",
+            _phonons,
+            "phonon energies at the cell's high-symmetry points (meV; imaginary modes negative) and a band-structure plot",
+        ),
     ):
         command = commands.add_parser(name, help=text, parents=[compute])
         command.add_argument("model")

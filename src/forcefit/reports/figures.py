@@ -116,7 +116,7 @@ def phonon_plot(ph, atoms, path: str) -> None:
     from ase.spectrum.band_structure import BandStructure
 
     bandpath = atoms.cell.bandpath(npoints=100)
-    bands = ph.get_band_structure(bandpath)
+    bands = ph.get_band_structure(bandpath, verbose=False)
     bands = BandStructure(bandpath, bands.energies * 1000.0)  # meV, as the printed energies
     dos = ph.get_dos(kpts=(12, 12, 12)).sample_grid(npts=300, width=1e-3)
     fig = plt.figure(figsize=(8, 4))

@@ -125,7 +125,8 @@ def phonon_frequencies(
         ph = Phonons(atoms, calculator, supercell=supercell, delta=delta, name=str(Path(directory) / "phonon"))
         ph.run()
         ph.read(acoustic=True)
-        out = {name: np.sort(ph.band_structure([q])[0]) * 1000.0 for name, q in qpoints.items()}
+        # imaginary modes come back as negative energies (ASE's own warnings, printed for round-off at Γ, are off)
+        out = {name: np.sort(ph.band_structure([q], verbose=False)[0]) * 1000.0 for name, q in qpoints.items()}
         if plot:
             figures.phonon_plot(ph, atoms, plot)
     return out
