@@ -5,10 +5,11 @@ import pytest
 import torch
 import yaml
 
-from conftest import tiny_bpnn, water_cell, water_cluster
+from conftest import tiny_bpnn, tiny_functions, water_cell, water_cluster
 from forcefit.calculator import Calculator
 from forcefit.cli import main
 from forcefit.models import Committee
+from forcefit.models import committee as committee_module
 from forcefit.models.saving import load_model, save_model
 from test_cli import DATA
 
@@ -20,12 +21,19 @@ def members():
     return [a, b, c]
 
 
-def ace_members(kind: str) -> list:
-    """Three models of one kind on one ACE descriptor: the committee's path without a Jacobian."""
+def descriptor_members(kind: str) -> list:
+    """Three models of one kind on one descriptor: linear models on symmetry functions (their
+    one-row weights against the engine's Jacobian), and both families on ACE (the committee's
+    path without a Jacobian)."""
+    from forcefit.descriptors import SymmetryFunctions
     from forcefit.descriptors.ace import AtomicClusterExpansion
     from forcefit.models import BPNN, LinearModel
 
-    descriptor = AtomicClusterExpansion(["H", "O"], 3.5, n_radial=3, l_max=2, n_radial_4=2, l_max_4=1, r_min=0.5)
+    if kind == "sf-linear":
+        descriptor = SymmetryFunctions(["H", "O"], tiny_functions(), "cos")
+    else:
+        descriptor = AtomicClusterExpansion(["H", "O"], 3.5, n_radial=3, l_max=2, n_radial_4=2, l_max_4=1, r_min=0.5)
+    kind = kind.split("-")[1]
     models = []
     for seed in range(3):
         torch.manual_seed(seed)
@@ -38,9 +46,9 @@ def ace_members(kind: str) -> list:
     return models
 
 
-@pytest.mark.parametrize("kind", ["bpnn", "ace-linear", "ace-bpnn"])
-def test_committee_mean_and_spread_match_its_members(tmp_path, kind):
-    models = members() if kind == "bpnn" else ace_members(kind.removeprefix("ace-"))
+@pytest.mark.parametrize("kind", ["bpnn", "sf-linear", "ace-linear", "ace-bpnn"])
+def test_committee_mean_and_spread_match_its_members(tmp_path, monkeypatch, kind):
+    models = members() if kind == "bpnn" else descriptor_members(kind)
     committee = Committee(models)
     atoms = water_cluster(2).to_atoms()
     singles = []
@@ -60,6 +68,10 @@ def test_committee_mean_and_spread_match_its_members(tmp_path, kind):
     expected = np.sqrt(((member_forces - member_forces.mean(axis=0)) ** 2).sum(axis=2).mean(axis=0))
     assert np.allclose(results["forces_std"], expected, atol=1e-12)
     assert np.isclose(results["max_force_std"], expected.max(), rtol=1e-12) and expected.max() > 0
+    monkeypatch.setattr(committee_module, "MEMORY_GB", 1e-9)  # one atom per block: blocks of one element
+    atoms.calc = Calculator(committee)
+    assert np.isclose(atoms.get_potential_energy(), energy, rtol=1e-12) and np.allclose(atoms.get_forces(), forces, atol=1e-12)
+    monkeypatch.undo()
     save_model(committee, tmp_path / "c.ffm")
     atoms.calc = Calculator.load(tmp_path / "c.ffm")
     assert atoms.get_potential_energy() == energy

@@ -62,11 +62,11 @@ class LinearModel(DescriptorPotential):
         """E_i = G_i · a_Z + b_Z, the scaling folded into the coefficients (a = factor · c,
         b = e + Σ_f (offset − factor · reference) c): the weights ∂E_i/∂G_i are a_Z, one row
         (1, F) for a block of one element, and no autograd graph is built."""
-        c = self.coefficients * self.feature_mask
-        s = self.scaling
-        slope = (s.factor * c).to(features)
-        intercept = (self.element_energies + ((s.offset - s.factor * s.reference) * c).sum(1)).to(features)
-        with torch.no_grad():
+        with torch.no_grad():  # (a view of a tensor that requires grad would still require it)
+            c = self.coefficients * self.feature_mask
+            s = self.scaling
+            slope = (s.factor * c).to(features)
+            intercept = (self.element_energies + ((s.offset - s.factor * s.reference) * c).sum(1)).to(features)
             if species.numel() and bool((species == species[0]).all()):
                 e = int(species[0])
                 return features @ slope[e] + intercept[e], slope[e][None]
