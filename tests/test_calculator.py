@@ -60,6 +60,29 @@ def test_extrapolation_is_counted_not_raised():
     assert squeezed.calc.results["extrapolating_atoms"].any()
 
 
+def test_results_are_recomputed_when_and_only_when_what_the_model_reads_changes():
+    """positions, numbers, cell and pbc invalidate the results; charges and magnetic moments,
+    which no model reads, do not."""
+    atoms = water_cell().to_atoms()
+    atoms.calc = Calculator(tiny_bpnn())
+    energy = atoms.get_potential_energy()
+    atoms.get_forces()
+    atoms.set_initial_charges(np.ones(len(atoms)))
+    atoms.set_initial_magnetic_moments(np.ones(len(atoms)))
+    assert not atoms.calc.calculation_required(atoms, ["energy", "forces"])
+    for change in (
+        lambda a: a.positions.__setitem__((0, 0), a.positions[0, 0] + 1e-3),
+        lambda a: a.set_cell(a.cell.array * 1.001, scale_atoms=False),
+        lambda a: a.set_pbc(False),
+        lambda a: a.set_atomic_numbers([1 if z == 8 else 8 for z in a.numbers]),
+    ):
+        change(atoms)
+        assert atoms.calc.calculation_required(atoms, ["energy"])
+        new = atoms.get_potential_energy()
+        assert new != energy and not atoms.calc.calculation_required(atoms, ["energy"])
+        energy = new
+
+
 def test_outside_range_is_per_element_for_one_element_or_many():
     """The training range each atom is compared with is its own element's, whether the atoms
     are of one element (one row for all) or mixed."""

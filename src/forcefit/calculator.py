@@ -8,10 +8,10 @@ a system far apart have twice its energy and a supercell the same energy per
 atom), energies (per atom E_i, adding up to the energy), forces, and stress for
 3-D periodic cells. The loss's offset b (the reference data's arbitrary zero) is
 not in any of them: the reference method's energy of a structure is predicted as
-energy − b, with b = `model.energy_offset` (printed by `forcefit info`). For symmetry-function models, extrapolation is counted, never raised:
+energy − b, with b = `model.energy_offset` (printed by `forcefit info`). For descriptor models, extrapolation is counted, never raised:
 `extrapolation` is the number of (atom, function) values outside the training
 range, `extrapolating_atoms` flags each atom and `extrapolation_per_function`
-counts atoms per symmetry-function column. A committee adds `energy_std` (eV),
+counts atoms per descriptor column. A committee adds `energy_std` (eV),
 `forces_std` (per atom, eV/Å) and `max_force_std`.
 """
 
@@ -61,6 +61,21 @@ class Calculator(AseCalculator):
     def load(cls, path, trust_code: bool = False, **kwargs) -> Calculator:
         """A calculator for a model file (`trust_code`: see forcefit.models.saving)."""
         return cls(load_model(path, trust_code=trust_code), **kwargs)
+
+    def check_state(self, atoms, tol: float = 1e-15) -> list[str]:
+        """What changed since the last calculation among what a model reads: positions, numbers,
+        cell and pbc, compared exactly. (ASE's own check compares every array property, charges
+        and magnetic moments included, within tol: a sixth of a 9-atom MD step.)"""
+        if self.atoms is None:
+            return list(all_changes)
+        old, new = self.atoms, atoms
+        pairs = (
+            ("positions", old.positions, new.positions),
+            ("numbers", old.numbers, new.numbers),
+            ("cell", old.cell.array, new.cell.array),
+            ("pbc", old.pbc, new.pbc),
+        )
+        return [name for name, a, b in pairs if a.shape != b.shape or not np.array_equal(a, b)]
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
