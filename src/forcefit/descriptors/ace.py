@@ -247,7 +247,7 @@ class AtomicClusterExpansion(torch.nn.Module):
         (−1)^(L + la + lb), the exchange symmetry of the 3j symbols). The couplings of one L
         from all blocks are stacked, Q^L (NB K² rows, 2L + 1); then all invariants of one
         order and one L come from one batched matrix product over every channel combination,
-        whose entries the invariants hold are picked out by one flat index and sign:
+        whose entries the invariants hold are picked out by a flat index and a sign (`dense_picks`):
           order 4, l1 = L:    B = Σ_m A_k1,Lm Q^L_(k2 k3),m          dense (K4, NB K4²)
           order 5, (12)_L (34)_L:  B = Σ_M Q^L_(k1 k2),M Q^L_(k3 k4),M   dense (NB K5², NB K5²)
         with K4 (K5) the channels of order 4 (5). Their gradients are the transposed products,
@@ -337,15 +337,14 @@ class AtomicClusterExpansion(torch.nn.Module):
             index.append(offset5[L] + rows12 * size + rows34)
             sign.append(torch.full((len(rows12),), s12 * s34, dtype=torch.float64))
             self.factors5.append((L, (rows12, s12), (rows34, s34)))
-        self.dense_index = torch.cat(index) if index else torch.zeros(0, dtype=torch.long)
+        flat = torch.cat(index) if index else torch.zeros(0, dtype=torch.long)
         self.dense_sign = torch.cat(sign) if sign else torch.zeros(0, dtype=torch.float64)
         # per dense product: the positions of its invariants among those of orders 4 and 5, and
-        # their flat index within it (the invariants are read from each product, never from
-        # the concatenation)
+        # their flat index within it (each product is read, and its adjoint written, on its own)
         self.dense_picks = []
         for start, stop in itertools.pairwise(starts):
-            positions = torch.nonzero((self.dense_index >= start) & (self.dense_index < stop)).squeeze(1)
-            self.dense_picks.append((positions, self.dense_index[positions] - start))
+            positions = torch.nonzero((flat >= start) & (flat < stop)).squeeze(1)
+            self.dense_picks.append((positions, flat[positions] - start))
 
     def feature_degrees(self) -> Tensor:
         """d (n_features,): the polynomial degree Σ (n + l) of each invariant over its factors
@@ -490,9 +489,9 @@ class AtomicClusterExpansion(torch.nn.Module):
         for l, _, _ in self.order3:  # B_k1k2,l = (A_l A_lᵀ)_k1k2: one product per l
             block = densities[:, :, l * l : (l + 1) * (l + 1)]
             parts.append(torch.bmm(block, block.transpose(1, 2)).flatten(1)[:, self.order3_flat])
-        if len(self.dense_index):
+        if len(self.dense_sign):
             n = densities.shape[0]
-            dense = densities.new_empty((n, len(self.dense_index)))
+            dense = densities.new_empty((n, len(self.dense_sign)))
             for product, (positions, flat) in zip(self._dense_products(factors, stacked4, stacked5), self.dense_picks):
                 dense.index_copy_(1, positions, torch.gather(product, 1, flat.expand(n, -1)))  # gather: row by row
             parts.append(dense.mul_(self.dense_sign.to(densities)))
@@ -608,12 +607,13 @@ class AtomicClusterExpansion(torch.nn.Module):
             block: densities.new_zeros((n, len(self.channels4) ** 2, max(r1 for _, r1 in rows.values())))
             for block, (_, _, rows) in self.blocks.items()
         }
-        n_dense = len(self.dense_index)
-        if n_dense:  # the weights in the dense layout, then the transposed products per L
-            dense = weights.new_zeros((rows, sum(self.dense_sizes))).index_add_(
-                1, self.dense_index, self.dense_sign.to(weights) * weights[:, at : at + n_dense]
+        n_dense = len(self.dense_sign)
+        if n_dense:  # the weights in each product's dense layout, then the transposed products per L
+            signed = self.dense_sign.to(weights) * weights[:, at : at + n_dense]
+            parts = iter(
+                signed.new_zeros((rows, size)).index_add_(1, flat, signed[:, positions])
+                for size, (positions, flat) in zip(self.dense_sizes, self.dense_picks)
             )
-            parts = iter(dense.split(self.dense_sizes, dim=1))
             for L, q in stacked4.items():
                 d = next(parts).view(rows, factors[L].shape[1], q.shape[1])
                 d_factors[L] += _times(d, q)

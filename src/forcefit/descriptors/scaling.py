@@ -19,6 +19,14 @@ from torch import Tensor
 SCALING_MODES = ("none", "center", "scale", "scalecenter", "scalesigma")
 
 
+def element_rows(table: Tensor, species: Tensor) -> Tensor:
+    """Each atom's row of a per-element table (n_elements, …): table[species] (n_atoms, …), or
+    for atoms of one element its row alone (1, …), which broadcasts without a copy per atom."""
+    if species.numel() and bool((species == species[0]).all()):
+        return table[species[:1]]
+    return table[species]
+
+
 class FeatureScaling(torch.nn.Module):
     def __init__(self, n_elements: int, n_features: int, mode: str = "scalecenter", s_min: float = -1.0, s_max: float = 1.0):
         super().__init__()
@@ -88,11 +96,7 @@ class FeatureScaling(torch.nn.Module):
         """(n_atoms, n_features) bool: feature outside the training [min, max]."""
         margin = tolerance * (1.0 + (self.maximum - self.minimum).abs())
         low, high = self.minimum - margin, self.maximum + margin  # per element (n_elements, n_features)
-        if species.numel() and bool((species == species[0]).all()):  # one element: its row for every atom
-            low, high = low[species[0]], high[species[0]]
-        else:
-            low, high = low[species], high[species]
-        return (features < low) | (features > high)
+        return (features < element_rows(low, species)) | (features > element_rows(high, species))
 
     def get_config(self) -> dict:
         return {"mode": self.mode, "s_min": self.s_min, "s_max": self.s_max}

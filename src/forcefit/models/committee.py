@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from forcefit.models.base import Potential
-from forcefit.models.forces import MEMORY_GB, assemble, centre_blocks, descriptor_blocks
+from forcefit.models.forces import MEMORY_GB, assemble, descriptor_blocks, descriptor_passes
 
 
 class Committee(Potential):
@@ -96,21 +96,19 @@ class Committee(Potential):
                     gradients[m].append(torch.einsum("pf,pfc->pc", d_features.expand_as(block_features)[batch.pair_i[p0:p1] - a], jacobian))
                 features.append(block_features)
         else:
-            for a, b, p0, p1 in centre_blocks(self, batch, False, MEMORY_GB):
-                block_species = species[a:b]
-
-                def weigh(block_features, block_species=block_species):
-                    parts = [member.energies_and_weights(block_features, block_species) for member in self.members]
-                    return [e for e, _ in parts], [w for _, w in parts]
-
-                block_features, member_energies, member_gradients = self.descriptor.features_and_pair_gradients(
-                    species, vectors[p0:p1].detach(), batch.pair_i[p0:p1], batch.pair_j[p0:p1], (a, b), weigh
-                )
+            for _, _, block_features, member_energies, member_gradients in descriptor_passes(
+                self, batch, vectors, self._member_weights, MEMORY_GB
+            ):
                 for m in range(len(self.members)):
                     energies[m].append(member_energies[m])
                     gradients[m].append(member_gradients[m])
-                features.append(block_features.detach())
+                features.append(block_features)
         return torch.stack([torch.cat(e) for e in energies]), [torch.cat(g) for g in gradients], torch.cat(features)
+
+    def _member_weights(self, features: Tensor, species: Tensor) -> tuple[list, list]:
+        """Every member's atom energies and ∂E/∂G of one block of features (`descriptor_passes`)."""
+        parts = [member.energies_and_weights(features, species) for member in self.members]
+        return [e for e, _ in parts], [w for _, w in parts]
 
     def _autograd_members(self, batch, vectors: Tensor):
         """As `_engine_members`, by autograd through the model (pair models; other devices)."""

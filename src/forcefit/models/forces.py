@@ -93,7 +93,7 @@ def centre_chunks(batch: Batch, bytes_per_atom: float, memory_gb: float) -> list
     return [(edges[k], edges[k + 1], pairs[k], pairs[k + 1], triplets[k], triplets[k + 1]) for k in range(len(starts))]
 
 
-def centre_blocks(model: Potential, batch: Batch, jacobian: bool, memory_gb: float):
+def _centre_blocks(model: Potential, batch: Batch, jacobian: bool, memory_gb: float):
     """(a, b, p0, p1) of `centre_chunks` sized by the descriptor's working memory per pair."""
     per_atom = model.descriptor.bytes_per_pair(jacobian) * batch.pair_i.shape[0] / max(batch.numbers.shape[0], 1)
     return [chunk[:4] for chunk in centre_chunks(batch, per_atom, memory_gb)]
@@ -107,34 +107,44 @@ def descriptor_blocks(model: Potential, batch: Batch, vectors: Tensor, jacobian:
     The descriptor's own fast path evaluates them (`evaluate`; for symmetry functions the
     compiled engine, CPU tensors, triplets enumerated inside)."""
     species = model.species(batch.numbers)
-    for a, b, p0, p1 in centre_blocks(model, batch, jacobian, memory_gb):
+    for a, b, p0, p1 in _centre_blocks(model, batch, jacobian, memory_gb):
         pair_i, pair_j = batch.pair_i[p0:p1], batch.pair_j[p0:p1]
         yield (a, b, p0, p1, *model.descriptor.evaluate(species, vectors[p0:p1], pair_i, pair_j, (a, b), jacobian))
 
 
+def descriptor_passes(model: Potential, batch: Batch, vectors: Tensor, weigh, memory_gb: float):
+    """(a, b, features, value, g) per block of centre atoms a ≤ i < b, from the descriptor's one
+    pass (`features_and_pair_gradients`) with (value, w) = weigh(features, species=the block's):
+    a model's energies and ∂E/∂G, or a committee's lists of them (g is then a list too)."""
+    species = model.species(batch.numbers)
+    vectors = vectors.detach()
+    for a, b, p0, p1 in _centre_blocks(model, batch, False, memory_gb):
+        block_weigh = functools.partial(weigh, species=species[a:b])
+        yield (
+            a,
+            b,
+            *model.descriptor.features_and_pair_gradients(
+                species, vectors[p0:p1], batch.pair_i[p0:p1], batch.pair_j[p0:p1], (a, b), block_weigh
+            ),
+        )
+
+
 def _descriptor_energies(model: Potential, batch: Batch, vectors: Tensor, need_gradients: bool, memory_gb: float):
     """Atom energies, descriptors and g_p = ∂E/∂r_p of a descriptor model, by blocks of centre
-    atoms: the descriptor's features, the model's w = ∂E/∂G, and g_p = w_{i_p} · ∂G_{i_p}/∂r_p
-    (no Jacobian stored), in the descriptor's own pass (`features_and_pair_gradients`)."""
+    atoms: the descriptor's features, the model's w = ∂E/∂G (`energies_and_weights`), and
+    g_p = w_{i_p} · ∂G_{i_p}/∂r_p (no Jacobian stored), in the descriptor's own pass
+    (`descriptor_passes`)."""
     if vectors.device.type != "cpu":
         return _descriptor_energies_autograd(model, batch, vectors, need_gradients, memory_gb)
+    if need_gradients:
+        _, _, features, energies, gradients = zip(*descriptor_passes(model, batch, vectors, model.energies_and_weights, memory_gb))
+        return torch.cat(energies), torch.cat(features), torch.cat(gradients)
     species = model.species(batch.numbers)
-    energies, features, gradients = [], [], []
-    vectors = vectors.detach()
-    for a, b, p0, p1 in centre_blocks(model, batch, False, memory_gb):
-        pair_i, pair_j = batch.pair_i[p0:p1], batch.pair_j[p0:p1]
-        if need_gradients:
-            weigh = functools.partial(model.energies_and_weights, species=species[a:b])
-            block_features, block_energies, block_gradients = model.descriptor.features_and_pair_gradients(
-                species, vectors[p0:p1], pair_i, pair_j, (a, b), weigh
-            )
-            gradients.append(block_gradients)
-        else:
-            block_features, _ = model.descriptor.evaluate(species, vectors[p0:p1], pair_i, pair_j, (a, b), False)
-            block_energies = model.atom_energies_from_features(block_features, species[a:b])
-        energies.append(block_energies.detach())
-        features.append(block_features.detach())
-    return torch.cat(energies), torch.cat(features), torch.cat(gradients) if need_gradients else None
+    energies, features = [], []
+    for a, b, _, _, block_features, _ in descriptor_blocks(model, batch, vectors.detach(), False, memory_gb):
+        energies.append(model.atom_energies_from_features(block_features, species[a:b]).detach())
+        features.append(block_features)
+    return torch.cat(energies), torch.cat(features), None
 
 
 def _descriptor_energies_autograd(model: Potential, batch: Batch, vectors: Tensor, need_gradients: bool, memory_gb: float):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from forcefit.descriptors.scaling import element_rows
 from forcefit.descriptors.symmetry_functions import SymmetryFunctions
 from forcefit.models.base import DescriptorPotential
 
@@ -67,11 +68,8 @@ class LinearModel(DescriptorPotential):
             s = self.scaling
             slope = (s.factor * c).to(features)
             intercept = (self.element_energies + ((s.offset - s.factor * s.reference) * c).sum(1)).to(features)
-            if species.numel() and bool((species == species[0]).all()):
-                e = int(species[0])
-                return features @ slope[e] + intercept[e], slope[e][None]
-            weights = slope[species]
-            return (features * weights).sum(1) + intercept[species], weights
+            weights = element_rows(slope, species)
+            return (features * weights).sum(1) + element_rows(intercept, species), weights
 
     def initialise(self, graphs: list) -> None:
         """Fit the feature scaling on training graphs; coefficients start at zero, b = 0."""
