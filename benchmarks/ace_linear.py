@@ -26,6 +26,7 @@ import yaml
 from rich.console import Console
 
 from forcefit.config import Config, DataConfig, ModelConfig, TrainingConfig
+from forcefit.models.base import shortest_distances
 from forcefit.run import build_model, read_split
 from forcefit.training.cache import training_data, without_jacobians
 from forcefit.training.cross_validation import CrossValidation, fold_labels, grid_settings, score
@@ -94,6 +95,7 @@ def main() -> None:
     train, validation, test = read_split(config, console)
     train = train + validation  # cross-validation holds out every structure once
     model = build_model(config, train)
+    model.set_short_range(shortest_distances(model, train))  # as a training run does: before the descriptors
     console.print(model.summary())
     graphs = training_data(model, {"train": train}, config.training, console, Group())["train"]
     model.initialise(without_jacobians(graphs))

@@ -93,15 +93,19 @@ def test_analytic_jacobian_and_pair_gradients_equal_autograd_and_central_differe
 
 def test_radial_and_angular_gradients_equal_autograd_up_to_l_8():
     """The training Jacobian's ∂R/∂r_p and ∂Y_lm/∂r_p (the latter from the harmonics of degree
-    l − 1) against autograd, to l = 8, at distances from r_min to the cutoff."""
+    l − 1) against autograd, to l = 8, at distances from r_min to the cutoff, with an inner
+    switch (inner radius 1.2 Å: pairs at 0.78–1.08 Å fade, shorter ones are off)."""
     d = ace(l_max=8, radial_power=2.0)
     rng = np.random.default_rng(7)
     directions = rng.normal(size=(40, 3))
     lengths = rng.uniform(0.6, 3.4, size=(40, 1))
     v = torch.from_numpy(directions / np.linalg.norm(directions, axis=1, keepdims=True) * lengths)
-    radial, angular, d_radial, d_angular = d._radial_and_angular_gradients(v)
+    inner = torch.full((40,), 1.2, dtype=torch.float64)
+    radial, angular, d_radial, d_angular = d._radial_and_angular_gradients(v, inner)
     leaf = v.clone().requires_grad_()
-    ref_radial, ref_angular = d._radial_and_angular(leaf)
+    ref_radial, ref_angular = d._radial_and_angular(leaf, inner)
+    r = torch.linalg.vector_norm(v, dim=1)
+    assert (radial[r < 0.78] == 0).all() and (radial[(r > 0.78) & (r < 1.08)] != 0).any()
     assert torch.allclose(radial, ref_radial.detach(), rtol=0, atol=1e-14) and torch.allclose(
         angular, ref_angular.detach(), rtol=0, atol=1e-13
     )
@@ -135,7 +139,9 @@ def test_order_5_with_L_0_is_a_product_of_two_power_spectrum_terms():
     species, positions, i, j = cluster_pairs(seed=4)
     v = vectors_of(positions, i, j)
     features = d(species, v, i, j)
-    A = d._densities(*d._radial_and_angular(v), d._neighbour_slots(species, i, j, 0, species.shape[0]), species.shape[0])[0]
+    A = d._densities(
+        *d._radial_and_angular(v, torch.zeros(len(v))), d._neighbour_slots(species, i, j, 0, species.shape[0]), species.shape[0]
+    )[0]
     at, checked = d.n_features - sum(len(k) for _, k, *_ in d.order5), 0
     for (l1, l2, l3, l4, L), k1, k2, k3, k4, _, _ in d.order5:
         if L == 0:
@@ -334,7 +340,7 @@ def test_contractions_move_with_the_module(options):
     v = vectors_of(positions, i, j)
     n = species.shape[0]
     layout = d._neighbour_slots(species, i, j, 0, n)
-    densities = d._densities(*d._radial_and_angular(v), layout, n)[0]
+    densities = d._densities(*d._radial_and_angular(v, torch.zeros(len(v))), layout, n)[0]
     weights = torch.randn((n, d.n_features), dtype=torch.float64, generator=torch.Generator().manual_seed(2))
     features, gradients = d.invariants(densities), d.density_gradients(densities, weights)
     with pytest.raises(RuntimeError, match="same device"):  # a CPU index meets meta data
@@ -413,6 +419,43 @@ class TestLinearOnACE(WaterStructures, ModelContract):
         with torch.no_grad():
             model.coefficients.normal_(std=0.01)
         return model
+
+
+# where "the data begin" per element pair (H, O), chosen so that the structures' pairs lie inside
+# both switches: the inner cutoff's (from 0.9 × the radius down to 0.65 × it) and the core
+# repulsion's (from the radius down to 0.65 × it)
+SHORT_RANGE = torch.tensor([[1.65, 1.15], [1.15, 2.9]], dtype=torch.float64)
+
+
+class TestLinearOnACEAcrossTheSwitches(WaterStructures, ModelContract):
+    kind = "linear"
+
+    def make_model(self):
+        torch.manual_seed(0)
+        model = LinearModel(ace(embedding=2), core_repulsion=True)
+        model.initialise([model.graph(s) for s in (water_cluster(1), water_cell())])
+        model.core_repulsion.set_from_shortest_distances(SHORT_RANGE)
+        model.descriptor.set_inner_radii(SHORT_RANGE)
+        with torch.no_grad():
+            model.coefficients.normal_(std=0.01)
+        return model
+
+
+def test_the_switches_are_active_in_the_contract_structures():
+    """The contract above means something only if its pairs sit inside both switches."""
+    from forcefit.descriptors.cutoff import INNER_END, INNER_START
+    from forcefit.models.repulsion import INNER_FRACTION
+
+    model = TestLinearOnACEAcrossTheSwitches().make_model()
+    for structure in WaterStructures().structures():
+        graph = model.graph(structure)
+        species = model.species(graph.numbers)
+        r = torch.linalg.vector_norm(graph.vectors(), dim=1)
+        radius = SHORT_RANGE[species[graph.pair_i], species[graph.pair_j]]
+        assert ((r < INNER_START * radius) & (r > INNER_END * radius)).any()  # fading descriptors
+        assert ((r < radius) & (r > INNER_FRACTION * radius)).any()  # switching repulsion
+        energy, _ = model.core_repulsion.energies_and_pair_gradients(species, graph.vectors(), graph.pair_i, graph.pair_j)
+        assert energy.abs().sum() > 0
 
 
 @pytest.mark.parametrize("kind, training", [("bpnn", {"epochs": 2, "batch_size": 8}), ("linear", {"optimizer": "ridge", "ridge": 1e-6})])

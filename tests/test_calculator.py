@@ -107,10 +107,11 @@ def test_energy_drift_of_a_known_trajectory():
 
 def test_the_calculator_leaves_the_callers_model_as_it_was():
     model = tiny_bpnn().train()
+    trainable = [p.requires_grad for p in model.parameters()]
     atoms = water_cluster(2).to_atoms()
     atoms.calc = Calculator(model)
     atoms.get_forces()
-    assert model.training and all(p.requires_grad for p in model.parameters())
+    assert model.training and [p.requires_grad for p in model.parameters()] == trainable
     assert all(p.grad is None for p in model.parameters()), "no gradient with respect to the weights was accumulated"
 
 

@@ -1,5 +1,6 @@
 """The command line: strict config, a full tiny training run, evaluate, resume, md."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -240,14 +241,13 @@ def test_units_apply_to_every_format(tmp_path, capsys):
     assert main(["relax", model, str(tmp_path / "input.data"), "--fmax", "10"]) == 1
     assert "carries no units" in capsys.readouterr().err
     assert (
-        main(
-            ["relax", model, str(tmp_path / "input.data"), "--length-unit", "angstrom", "--fmax", "10", "--output", str(tmp_path / "r.xyz")]
-        )
+        main(["relax", model, str(tmp_path / "input.data"), "--length-unit", "angstrom", "--fmax", "10", "--output", str(tmp_path / "r")])
         == 0
     )
     from ase.io import read
 
-    relaxed = read(tmp_path / "r.xyz")
+    relaxed = read(tmp_path / "r" / "relaxed.extxyz")  # --output is a report directory, as for eos, elastic, phonons
+    assert json.loads((tmp_path / "r" / "relax.json").read_text())["max_force_eV_A"] < 10
     bond = np.linalg.norm(relaxed.positions[0] - relaxed.positions[1])
     original = np.linalg.norm(structures[0].positions[0] - structures[0].positions[1])
     assert abs(bond - original) < 0.05 * original, "the molecule keeps its size"
@@ -267,7 +267,11 @@ def test_config_errors_leave_no_run_directory_and_info_describes_a_model(tmp_pat
     out = capsys.readouterr().out
     import forcefit
 
-    assert f"written by forcefit {forcefit.__version__}" in out and "elements ['H', 'C', 'O']" in out and "energy offset b" in out
+    assert (
+        f"written by forcefit {forcefit.__version__}" in out
+        and "elements ['H', 'C', 'O']" in out
+        and "energies on the reference data's scale" in out
+    )
 
 
 def test_keys_of_another_model_kind_are_refused_not_ignored(tmp_path):

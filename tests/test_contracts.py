@@ -15,6 +15,7 @@ from forcefit.models import (
     Morse,
 )
 from forcefit.models.base import Potential
+from forcefit.models.repulsion import CoreRepulsion
 from forcefit.testing import CONTRACTS, TOLERANCES, ModelContract, check_non_degenerate
 
 HO_LJ = {"H-H": {"epsilon": 0.02, "sigma": 1.1}, "H-O": {"epsilon": 0.05, "sigma": 1.3}, "O-O": {"epsilon": 0.1, "sigma": 2.5}}
@@ -45,6 +46,17 @@ class TestBPNNPolynomialCutoff(TestBPNN):
 
 class TestBPNNExponentialCutoff(TestBPNN):
     cutoff_type = "exp"
+
+
+class TestBPNNAcrossTheSwitches(TestBPNN):
+    """The ZBL prior and the symmetry functions' inner switch, each active on some of the
+    structures' O–H, H–H and O–O pairs (the radii of test_ace.SHORT_RANGE)."""
+
+    def make_model(self):
+        model = tiny_bpnn(self.cutoff_type)
+        model.core_repulsion = CoreRepulsion(model.elements)
+        model.set_short_range(torch.tensor([[1.65, 1.15], [1.15, 2.9]], dtype=torch.float64))
+        return model
 
 
 class TestLinear(WaterStructures, ModelContract):

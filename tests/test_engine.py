@@ -31,13 +31,24 @@ ENGINE_EXTRA = [
 ]
 
 
-@pytest.mark.parametrize("kind, alpha", [(k, 0.0) for k in CUTOFF_TYPES] + [("poly2", 0.3), ("poly4", 0.3), ("cos", 0.2), ("exp", 0.1)])
+# inner radii per element pair (H, O) that put some of the structures' pairs inside the inner switch
+SHORT_RANGE = torch.tensor([[1.65, 1.15], [1.15, 2.9]], dtype=torch.float64)
+
+
+@pytest.mark.parametrize(
+    "kind, alpha, inner",
+    [(k, 0.0, False) for k in CUTOFF_TYPES] + [("poly2", 0.3, False), ("poly4", 0.3, False), ("cos", 0.2, False), ("exp", 0.1, False)]
+    + [("tanh", 0.0, True), ("poly2", 0.3, True)],
+)  # fmt: skip
 @pytest.mark.parametrize("structure", [water_cell(4), water_cluster(5), small_skewed_cell()], ids=["periodic", "cluster", "skewed"])
-def test_engine_equals_autograd_of_the_torch_formulas(kind, alpha, structure):
+def test_engine_equals_autograd_of_the_torch_formulas(kind, alpha, inner, structure):
     """The compiled engine's features, Jacobian and weighted pair gradients against the torch
     formulas and their autograd: every cutoff type, an inner cutoff, narrow and wide functions, non-integer ζ,
-    r_s ≠ 0, several cutoff radii and elements; a cell with many periodic images, a free cluster."""
+    r_s ≠ 0, several cutoff radii and elements, the inner switch at short range; a cell with many
+    periodic images, a free cluster."""
     sf = SymmetryFunctions(["H", "O"], tiny_functions() + ENGINE_EXTRA, kind, alpha)
+    if inner:
+        sf.set_inner_radii(SHORT_RANGE)
     g = make_graph(structure, sf.cutoff, sf.angular_cutoff)
     species = torch.tensor([0 if z == 1 else 1 for z in structure.numbers])
     features, jacobian = sf.evaluate(species, g.vectors(), g.pair_i, g.pair_j, (0, structure.n_atoms), jacobian=True)

@@ -13,7 +13,7 @@ LAYERS = [  # each stage may import its own and earlier stages only
     {"models"},
     {"training"},
     {"reports", "run", "calculator", "interop"},  # evaluation and figures, a training run, ASE, other codes' files
-    {"workflows", "testing"},  # MD, properties, active learning; the model contract
+    {"workflows", "testing", "api"},  # MD, properties, active learning; the model contract; the Python API
     {"cli", "__main__"},
 ]
 STAGE = {name: n for n, names in enumerate(LAYERS) for name in names}

@@ -13,7 +13,7 @@ from forcefit.training.loss import LossWeights, force_matching_loss
 from forcefit.training.trainer import Trainer
 
 
-def linear_setup(n=40, n_radial=4, n_angular=1):
+def linear_setup(n=40, n_radial=4, n_angular=1, global_offset=False):
     from forcefit.io import read_extxyz
 
     structures = read_extxyz(ROOT / "data" / "ethanol_gfn2xtb_500K.extxyz")[:n]
@@ -21,12 +21,13 @@ def linear_setup(n=40, n_radial=4, n_angular=1):
     model = LinearModel(SymmetryFunctions(elements, generate_symmetry_functions(elements, 4.0, n_radial, n_angular), "tanh"))
     graphs = [model.graph(s) for s in structures]
     model.cache_descriptors(graphs)
+    model.use_global_offset(global_offset)
     model.initialise(graphs)
     return model, graphs
 
 
 def test_linear_analytic_gradient_equals_autograd():
-    model, graphs = linear_setup(12)
+    model, graphs = linear_setup(12, global_offset=True)  # b's column and gradient are part of θ
     weights = LossWeights(energy=3.0, forces=0.5, energy_per_atom=True)
     with torch.no_grad():
         model.coefficients.normal_(std=0.1)

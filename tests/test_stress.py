@@ -84,6 +84,7 @@ def linear_copper():
     model = LinearModel(SymmetryFunctions(["Cu"], generate_symmetry_functions(["Cu"], 4.5, 5, 2), "tanh"))
     graphs = [model.graph(s) for s in structures]
     model.cache_descriptors(graphs)
+    model.use_global_offset(True)  # b's column and gradient are part of θ
     model.initialise(graphs)
     return model, graphs
 

@@ -25,12 +25,13 @@ def ethanol(n=48, shift=0.0):
     return structures
 
 
-def ethanol_model(structures, seed=0, dtype=torch.float64):
+def ethanol_model(structures, seed=0, dtype=torch.float64, global_offset=False):
     torch.manual_seed(seed)
     elements = ["C", "H", "O"]
     model = BPNN(SymmetryFunctions(elements, generate_symmetry_functions(elements, 4.0, 4, 2), "tanh"), hidden=[10, 10]).to(dtype)
     graphs = [model.graph(s) for s in structures]
     model.cache_descriptors(graphs)
+    model.use_global_offset(global_offset)
     model.initialise(graphs)
     return model, graphs
 
@@ -42,20 +43,31 @@ def train(model, graphs, epochs=3, run_dir=None, resume=False, **options):
     return trainer, history
 
 
-def test_constant_shift_of_reference_energies_moves_only_the_offset():
+@pytest.mark.parametrize("offset", ["element", "global"])
+def test_constant_shift_of_reference_energies_moves_only_the_offset(offset):
+    """A constant added to every reference energy is the reference's zero: it moves the energies
+    per element (by shift in total over one ethanol's composition), or b with a global offset,
+    and nothing else; forces are unchanged."""
     shift = 1234.5
-    a, graphs_a = ethanol_model(ethanol())
-    b, graphs_b = ethanol_model(ethanol(shift=shift))
+    a, graphs_a = ethanol_model(ethanol(), global_offset=offset == "global")
+    b, graphs_b = ethanol_model(ethanol(shift=shift), global_offset=offset == "global")
     train(a, graphs_a)
     train(b, graphs_b)
-    assert math.isclose(float(b.energy_offset) - float(a.energy_offset), -shift, rel_tol=1e-10)
+    moved = "energy_offset" if offset == "global" else "atom_reference"
+    difference = b.state_dict()[moved] - a.state_dict()[moved]
+    if offset == "global":
+        assert math.isclose(float(difference), -shift, rel_tol=1e-10)
+    else:
+        assert math.isclose(float(difference @ torch.tensor([2.0, 6.0, 1.0], dtype=torch.float64)), shift, rel_tol=1e-10)  # C2H6O
     state_a, state_b = a.state_dict(), b.state_dict()
     for name in state_a:
-        if name != "energy_offset":
+        if name != moved:
             assert torch.allclose(state_a[name], state_b[name], rtol=1e-7, atol=1e-9), name
     batch = collate(graphs_a[40:])
     fa, fb = predict(a, batch).forces, predict(b, batch).forces
     assert torch.allclose(fa, fb, atol=1e-8)
+    ea, eb = predict(a, batch).energy, predict(b, batch).energy
+    assert torch.allclose(eb - ea, torch.full_like(ea, 0.0 if offset == "global" else shift), rtol=0, atol=1e-8)
 
 
 def test_training_lowers_the_loss_and_cached_path_equals_autograd_path():

@@ -6,12 +6,16 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name):
-    # The calculator pulls in ASE's calculator machinery; import it on first use.
+    # The calculator and the API pull in torch, ASE's calculators and the training stack: imported on first use.
     if name == "Calculator":
         from forcefit.calculator import Calculator
 
         return Calculator
+    if name in ("train", "evaluate", "load", "TrainResult"):
+        from forcefit import api
+
+        return getattr(api, name)
     raise AttributeError(f"module 'forcefit' has no attribute {name!r}")
 
 
-__all__ = ["Structure", "Calculator", "__version__"]
+__all__ = ["Structure", "Calculator", "train", "evaluate", "load", "TrainResult", "__version__"]

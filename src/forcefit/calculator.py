@@ -5,10 +5,11 @@ It runs the same code as training: structure → neighbour lists → model →
 
 Results: energy and free_energy (the model's Σ_i E_i: extensive, so two copies of
 a system far apart have twice its energy and a supercell the same energy per
-atom), energies (per atom E_i, adding up to the energy), forces, and stress for
-3-D periodic cells. The loss's offset b (the reference data's arbitrary zero) is
-not in any of them: the reference method's energy of a structure is predicted as
-energy − b, with b = `model.energy_offset` (printed by `forcefit info`). For descriptor models, extrapolation is counted, never raised:
+atom; on the reference data's scale, its zero carried by the energies per element),
+energies (per atom E_i, adding up to the energy), forces, and stress for 3-D
+periodic cells. Only a model trained with a global offset b
+(`training.energy_offset: global`) predicts the reference's energy as energy − b,
+b = `model.energy_offset` (printed by `forcefit info`). For descriptor models, extrapolation is counted, never raised:
 `extrapolation` is the number of (atom, function) values outside the training
 range, `extrapolating_atoms` flags each atom and `extrapolation_per_function`
 counts atoms per descriptor column. A committee adds `energy_std` (eV),

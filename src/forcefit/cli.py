@@ -23,7 +23,10 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
+from forcefit import __version__
 from forcefit.reports import figures
+
+PIPED_WIDTH = 10_000  # columns of output that is not a terminal: never cut
 
 
 def _train(args, console):
@@ -44,28 +47,22 @@ def _train(args, console):
 
 
 def _evaluate(args, console):
-    from forcefit.io import read_structures
+    from forcefit.api import evaluate
     from forcefit.models.saving import load_model
-    from forcefit.reports.evaluation import evaluate_splits
-    from forcefit.training.cache import RecomputedGraphs
-    from forcefit.units import unit_value
 
-    model = load_model(args.model, trust_code=args.trust_code).to(_device(args))
-    structures = read_structures(
+    evaluate(
+        load_model(args.model, trust_code=args.trust_code).to(_device(args)),
         args.data,
+        output=args.output,
+        energy_unit=args.energy_unit,
+        length_unit=args.length_unit,
+        worst=args.worst,
+        console=console,
         energy_key=args.energy_key,
         forces_key=args.forces_key,
         stress_key=args.stress_key,
         stress_format=args.stress_format,
-        length_unit=unit_value(args.length_unit, "--length-unit"),
-        energy_unit=unit_value(args.energy_unit, "--energy-unit"),
     )
-    run_dir = Path(args.output) if args.output else None
-    if run_dir:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    name = Path(args.data).name
-    graphs = RecomputedGraphs(model, structures, descriptors=False)  # built a batch at a time: any number of structures
-    evaluate_splits(model, {name: graphs}, run_dir, console, {name: structures}, worst=args.worst)
 
 
 def _device(args) -> str:
@@ -87,7 +84,7 @@ def _md(args, console):
     from ase.io import read
 
     from forcefit.calculator import Calculator
-    from forcefit.workflows.md import check_md_arguments, partial_distributions, run_md
+    from forcefit.workflows.md import check_md_arguments, partial_distributions, run_md, summary
 
     atoms = _read_structure(args)
     check_md_arguments(atoms, args.steps, args.timestep, args.temperature, args.ensemble, args.pressure, 1, args.trajectory_interval)
@@ -117,14 +114,8 @@ def _md(args, console):
     steps_done = int(round(result.times_ps[-1] * 1000 / args.timestep))
     line = (
         f"{args.ensemble.upper()} {steps_done} steps × {args.timestep} fs ({len(atoms)} atoms) in {seconds:.1f} s, "
-        f"{steps_done * len(atoms) / seconds:.3g} atom-steps/s: T {result.temperature.mean():.0f} ± {result.temperature.std():.0f} K"
+        f"{steps_done * len(atoms) / seconds:.3g} atom-steps/s: {summary(result, len(atoms), args.ensemble, bool(atoms.pbc.all()))}"
     )
-    if args.ensemble == "nve" and np.isfinite(result.drift):
-        line += f", energy drift {result.drift:+.3f} meV/atom/ps, fluctuation {result.fluctuation:.3f} meV/atom"
-    if atoms.pbc.all():
-        line += f", P {np.mean(result.pressure):.3f} ± {np.std(result.pressure):.3f} GPa"
-    if args.ensemble == "npt":
-        line += f", volume {np.mean(result.volume[len(result.volume) // 2 :]) / len(atoms):.4f} Å³/atom (second half)"
     console.print(line, soft_wrap=True)
     plot_to = args.log or args.trajectory
     if plot_to:
@@ -191,13 +182,21 @@ def _relax(args, console):
     from forcefit.workflows.properties import relax
 
     atoms = relax(_read_structure(args), Calculator.load(args.model, trust_code=args.trust_code), fmax=args.fmax, cell=args.cell)
-    write(args.output, atoms)
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    write(out / "relaxed.extxyz", atoms)
+    values = {
+        "energy_eV": atoms.get_potential_energy(),
+        "max_force_eV_A": float(np.abs(atoms.get_forces()).max()),
+        "cell_A": atoms.cell.array.tolist(),
+    }
     console.print(
-        f"relaxed: E = {atoms.get_potential_energy():.6f} eV, max |F| = {np.abs(atoms.get_forces()).max():.2e} eV/Å"
+        f"relaxed: E = {values['energy_eV']:.6f} eV, max |F| = {values['max_force_eV_A']:.2e} eV/Å"
         + (f", cell lengths {atoms.cell.lengths().round(5).tolist()} Å" if args.cell else "")
-        + f" → {args.output}",
+        + f" → {out / 'relaxed.extxyz'}",
         soft_wrap=True,
     )
+    _report(args, console, "relax", values)
 
 
 def _property(args, console, name: str, compute) -> None:
@@ -291,17 +290,28 @@ def _import_n2p2(args, console):
 
 
 def _export_n2p2(args, console):
-    from forcefit.interop.n2p2 import save_potential
-    from forcefit.models.saving import load_model
+    from forcefit.interop.lammps import zbl_styles
+    from forcefit.interop.n2p2 import save_potential, short_range_caveats
+    from forcefit.models.saving import load_model, offset_note
     from forcefit.units import unit_value
 
+    model = load_model(args.model, trust_code=args.trust_code)
     save_potential(
-        load_model(args.model, trust_code=args.trust_code),
+        model,
         args.directory,
         length_unit=unit_value(args.length_unit, "--length-unit"),
         energy_unit=unit_value(args.energy_unit, "--energy-unit"),
     )
     console.print(f"wrote input.nn, scaling.data and weights.NNN.data to {args.directory}")
+    for caveat in short_range_caveats(model):
+        console.print(f"[bold yellow]note:[/] {caveat}", soft_wrap=True)
+    if model.core_repulsion is not None:
+        styles, coefficients = zbl_styles(model)
+        console.print(
+            "zbl sub-styles for hybrid/overlay: " + " ".join(styles) + "\n" + "\n".join(coefficients), soft_wrap=True, highlight=False
+        )
+    if float(model.energy_offset.detach()):
+        console.print(f"n2p2's energies are forcefit's Σ E_i; this model's global offset b is not in the files: {offset_note(model)}")
 
 
 def _learn(args, console):
@@ -328,11 +338,13 @@ def _lj_two_point(args, console):
 
 
 def _export_lammps(args, console):
-    from forcefit.interop.lammps import write_lammps
+    from forcefit.interop.lammps import element_energy_note, write_lammps
     from forcefit.models.saving import load_model
 
-    path = write_lammps(load_model(args.model, trust_code=args.trust_code), args.output)
+    model = load_model(args.model, trust_code=args.trust_code)
+    path = write_lammps(model, args.output)
     console.print(f"wrote {path} (include it after read_data; units metal)")
+    console.print(element_energy_note(model).removeprefix("# "), soft_wrap=True, highlight=False)
 
 
 def _info(args, console):
@@ -343,6 +355,7 @@ def _info(args, console):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="forcefit", description="Fit interatomic potentials to quantum reference data.")
+    parser.add_argument("--version", action="version", version=f"forcefit {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     compute = argparse.ArgumentParser(add_help=False)  # options of every command that evaluates a model
     compute.add_argument("--threads", type=int, help="CPU threads for torch and the descriptor engine (default: torch's, all cores)")
@@ -370,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--output", help="directory for errors.txt, metrics.json, predictions CSV and parity plots")
     evaluate.set_defaults(run=_evaluate)
 
-    md = commands.add_parser("md", help="NVE or Langevin NVT molecular dynamics; NVE reports energy drift", parents=[compute])
+    md = commands.add_parser("md", help="molecular dynamics: NVE (reports energy drift), Langevin NVT or MTK NPT", parents=[compute])
     md.add_argument("model")
     md.add_argument("structure", help="any file ASE reads")
     md.add_argument("--index", default="0", help="frame of the structure file (default: 0)")
@@ -436,7 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
     relax_command.add_argument("--length-unit", help="Å per file length unit, or a name; required for n2p2 input.data")
     relax_command.add_argument("--cell", action="store_true")
     relax_command.add_argument("--fmax", type=float, default=1e-3, help="eV/Å")
-    relax_command.add_argument("--output", default="relaxed.extxyz")
+    relax_command.add_argument("--output", default="relax_report", help="report directory: relaxed.extxyz and relax.json")
     relax_command.set_defaults(run=_relax)
 
     importer = commands.add_parser("import-n2p2", help="convert an n2p2 potential directory into a forcefit model")
@@ -481,12 +494,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def terminal(stderr: bool = False) -> Console:
+    """Rich output: a terminal's width on a terminal; piped or logged, every line and table
+    whole (a table narrower than its numbers would cut them to '…')."""
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, width=None if stream.isatty() else PIPED_WIDTH)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    console = Console()
+    console = terminal()
     if getattr(args, "threads", None) is not None:
         if args.threads < 1:
-            Console(stderr=True).print(f"[bold red]error:[/] --threads {args.threads}: expected a positive number of threads")
+            terminal(stderr=True).print(f"[bold red]error:[/] --threads {args.threads}: expected a positive number of threads")
             return 1
         import torch
 
@@ -494,7 +514,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.run(args, console)
     except (ValueError, OSError, FloatingPointError, RuntimeError) as err:
-        Console(stderr=True).print(f"[bold red]error:[/] {err}", soft_wrap=True, highlight=False)
+        terminal(stderr=True).print(f"[bold red]error:[/] {err}", soft_wrap=True, highlight=False)
         return 1
     return 0
 

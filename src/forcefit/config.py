@@ -36,7 +36,8 @@ class DataConfig:
     energy_unit: float | str = 1.0  # every format: eV per file energy unit, or a name ('hartree', 'kcal/mol')
     split: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])  # used for splits without a file
     split_seed: int = 0
-    max_structures: int | None = None  # use only the first N of the training file
+    max_structures: int | None = None  # use N structures of the training files, a random sample (split_seed) across them
+    check_units: bool = True  # refuse files whose forces cannot be eV/Å after conversion (kcal/mol read as eV); training/screen.py
     min_distance: float = 0.1  # Å: atoms closer than this are an error in the data (0: no check)
     outliers: str = "error"  # labels far outside the set (training/screen.py): error | exclude | keep
     outlier_energy_z: float = 25.0  # robust z-score of the per-atom energy residual of the composition fit
@@ -107,8 +108,13 @@ class ModelConfig:
     activation: str = "tanh"
     scaling: str = "scalecenter"
     dtype: str = "float64"
+    # ZBL screened nuclear repulsion below the data's shortest distance per element pair (models/repulsion.py):
+    # auto (zbl for bpnn and linear; none for pair potentials, whose form says what happens at short range) | zbl | none
+    core_repulsion: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.core_repulsion not in ("auto", "zbl", "none"):
+            raise ValueError(f"model.core_repulsion: {self.core_repulsion!r}; expected auto, zbl or none")
         if self.descriptor not in ("symmetry_functions", "ace"):
             raise ValueError(f"model.descriptor: {self.descriptor!r}; expected symmetry_functions or ace")
         if self.ace is not None and self.descriptor != "ace":
@@ -203,6 +209,9 @@ class TrainingConfig:
     force_weight: float = 1.0
     stress_weight: float = 0.0  # weight of the stress term (eV/Å³, structures with a reference stress)
     energy_per_atom: bool = True
+    # where the reference data's zero goes: element (energies per element, on the reference's scale) |
+    # global (also a per-structure offset b, for sets that mix reference zeros; energies are then Σ E_i, reference Σ E_i − b)
+    energy_offset: str = "element"
     seed: int = 0
     max_seconds: float | None = None  # wall-time budget for the whole run
     ridge: float = 1e-8  # λ of the ridge term λ|c|² (optimizer: ridge)
@@ -231,6 +240,8 @@ class TrainingConfig:
     def __post_init__(self) -> None:
         if self.optimizer not in ("adam", "lbfgs", "ridge"):
             raise ValueError(f"training.optimizer: {self.optimizer!r}; expected 'adam', 'lbfgs' or 'ridge'")
+        if self.energy_offset not in ("element", "global"):
+            raise ValueError(f"training.energy_offset: {self.energy_offset!r}; expected 'element' or 'global'")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("training.epochs and training.batch_size must be at least 1")
         if self.committee < 1 or not 0 < self.committee_fraction <= 1:

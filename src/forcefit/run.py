@@ -23,7 +23,7 @@ from forcefit.config import Config, config_from_dict, fingerprint
 from forcefit.data import split_indices
 from forcefit.io import read_structures
 from forcefit.models import MODELS, Committee
-from forcefit.models.base import Potential
+from forcefit.models.base import Potential, shortest_distances
 from forcefit.models.saving import atomic_write_text, save_model
 from forcefit.reports import figures
 from forcefit.reports.evaluation import evaluate_splits
@@ -32,7 +32,7 @@ from forcefit.training.cache import select, training_data, without_jacobians
 from forcefit.training.cross_validation import choose_and_fit
 from forcefit.training.distributed import Group, resolve_device
 from forcefit.training.loss import loss_weights, weigh_groups
-from forcefit.training.screen import screen
+from forcefit.training.screen import check_units, screen
 from forcefit.training.trainer import Trainer, refuse_changed_settings
 
 
@@ -41,11 +41,20 @@ def read_split(config: Config, console: Console | None = None):
     training pool and a validation file pass the label screen (training/screen.py)."""
     data = config.data
     options = data.reader_options()
-    read = lambda path: read_structures(path, **options)  # noqa: E731
+
+    def read(path):
+        structures = read_structures(path, **options)
+        return check_units(structures, path, console) if data.check_units else structures
+
     checked = lambda structures: screen(structures, data.outliers, data.outlier_energy_z, data.outlier_force_ratio, console)  # noqa: E731
     pool = [s for path in data.train_files for s in read(path)]
-    if data.max_structures:
-        pool = pool[: data.max_structures]
+    if data.max_structures and data.max_structures < len(pool):
+        chosen = np.sort(np.random.default_rng(data.split_seed).choice(len(pool), data.max_structures, replace=False))
+        if console is not None:
+            console.print(
+                f"data: {data.max_structures} of {len(pool)} training structures, drawn at random across the file(s) (seed {data.split_seed})"
+            )
+        pool = [pool[i] for i in chosen]
     pool = checked(pool)
     if data.validation and data.test:
         return pool, checked(read(data.validation)), read(data.test)
@@ -112,10 +121,13 @@ def _train_and_report(config: Config, train, validation, test, run_dir: Path, re
     if group.main:
         atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
     t = config.training
-    members, histories, graphs = [], [], None
+    members, histories, graphs, shortest = [], [], None, None
     for k in range(t.committee):
         torch.manual_seed(t.seed + k)
         model = build_model(config, train + validation + test)
+        if shortest is None:
+            shortest = shortest_distances(model, train)
+        model.set_short_range(shortest)  # where the data begin (every member alike): the core repulsion and inner cutoffs
         if graphs is None:  # neighbours and descriptors once, shared by all members
             console.print(model.summary(), soft_wrap=True)
             graphs = training_data(model, {"train": train, "validation": validation, "test": test}, t, console, group)
@@ -169,8 +181,9 @@ def _fit_one(
     model, train_graphs, validation_graphs, config: Config, run_dir: Path, names, groups, resume: bool, console, group, device
 ) -> list[dict]:
     """Initialise (on the CPU) and fit one model (closed form or trainer on `device`); returns its history."""
-    model.initialise(without_jacobians(train_graphs))
     t = config.training
+    model.use_global_offset(t.energy_offset == "global")
+    model.initialise(without_jacobians(train_graphs))
     if t.optimizer == "ridge":
         if not model.closed_form:
             raise ValueError(f"training.optimizer 'ridge' solves linear models only, not {model.kind!r}")

@@ -76,7 +76,7 @@ import torch
 import torch.autograd.forward_ad as forward_ad
 from torch import Tensor
 
-from forcefit.descriptors.cutoff import CUTOFF_TYPES, cutoff_function
+from forcefit.descriptors.cutoff import CUTOFF_TYPES, INNER_END, cutoff_function, inner_switch
 
 JACOBIAN_BLOCK_BYTES = 4e8  # working memory of one block of atoms while assembling the Jacobian (a 54-atom Mo cell: one block)
 EMBEDDING_EPSILON = 1e-2  # ε of the embedding F(ρ) = √(ρ + ε) − √ε: finite slope at ρ = 0 (a lone atom)
@@ -226,6 +226,25 @@ class AtomicClusterExpansion(torch.nn.Module):
         self.n_features_per_element = [n] * len(self.elements)
         self._plan_dense_products()
         self._factor_plan_cache = self._harmonic_gradient_cache = None
+        # where the data begin, per (centre, neighbour) element pair, Å: 0 (no switch) until set from the data
+        self.register_buffer("inner_radius", torch.zeros((len(self.elements), len(self.elements)), dtype=torch.float64))
+
+    def set_inner_radii(self, shortest: Tensor) -> None:
+        """The inner cutoff per element pair (descriptors/cutoff.py): the training data's shortest
+        distance; a pair the data never hold within the cutoff (inf) is switched off entirely (the
+        data say nothing about it). Training pairs all have s = 1: their descriptors do not change."""
+        with torch.no_grad():
+            self.inner_radius.copy_(
+                torch.where(
+                    torch.isfinite(shortest),
+                    shortest.to(self.inner_radius),
+                    torch.full_like(self.inner_radius, self.cutoff / INNER_END),
+                )
+            )
+
+    def pair_inner_radii(self, species: Tensor, pair_i: Tensor, pair_j: Tensor) -> Tensor:
+        """(n_pairs,) the inner radius of each pair's element pair, Å."""
+        return self.inner_radius[species[pair_i], species[pair_j]]
 
     def _apply(self, fn, recurse: bool = True):
         """`Module.to` and friends: the contraction plan built in __init__ (index and
@@ -367,13 +386,15 @@ class AtomicClusterExpansion(torch.nn.Module):
         """u(r): r, or (1 + r)^−q with q = radial_power > 0 (distances in Å)."""
         return r if self.radial_power == 0 else (1.0 + r) ** -self.radial_power
 
-    def _radial(self, r: Tensor) -> Tensor:
-        """R_n(r) = T_n(ξ(r)) f_c(r), (n_pairs, n_radial)."""
+    def _radial(self, r: Tensor, inner: Tensor) -> Tensor:
+        """R_n(r) = T_n(ξ(r)) f_c(r) s(r), (n_pairs, n_radial), with s the inner switch at each
+        pair's inner radius `inner` (n_pairs,) Å."""
         xi = 2.0 * (self._transform(r) - self._transform(self.r_min)) / (self._transform(self.cutoff) - self._transform(self.r_min)) - 1.0
         chebyshev = [torch.ones_like(xi), xi]
         for _ in range(2, self.n_radial):
             chebyshev.append(2.0 * xi * chebyshev[-1] - chebyshev[-2])
-        return torch.stack(chebyshev[: self.n_radial], dim=1) * cutoff_function(r, self.cutoff, self.cutoff_type)[:, None]
+        envelope = cutoff_function(r, self.cutoff, self.cutoff_type) * inner_switch(r, inner.to(r))
+        return torch.stack(chebyshev[: self.n_radial], dim=1) * envelope[:, None]
 
     def _angular(self, vectors: Tensor) -> Tensor:
         """Y_lm(r̂) (n_pairs, n_lm), l ≤ l_max, e3nn's real basis with 'integral' normalisation."""
@@ -381,11 +402,11 @@ class AtomicClusterExpansion(torch.nn.Module):
 
         return o3.spherical_harmonics(list(range(self.l_max + 1)), vectors, normalize=True, normalization="integral")
 
-    def _radial_and_angular(self, vectors: Tensor) -> tuple[Tensor, Tensor]:
+    def _radial_and_angular(self, vectors: Tensor, inner: Tensor) -> tuple[Tensor, Tensor]:
         """R_n(r) (n_pairs, n_radial) and Y_lm(r̂) (n_pairs, n_lm), whose outer product is φ."""
-        return self._radial(torch.linalg.vector_norm(vectors, dim=1)), self._angular(vectors)
+        return self._radial(torch.linalg.vector_norm(vectors, dim=1), inner), self._angular(vectors)
 
-    def _radial_and_angular_gradients(self, vectors: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def _radial_and_angular_gradients(self, vectors: Tensor, inner: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """R, Y and their derivatives by r_p, (n_pairs, n_radial, 3) and (n_pairs, n_lm, 3):
         ∂R_n/∂r_p = R_n'(r) r̂ (one forward-mode pass in r), and, since r^l Y_l(r̂) is a
         harmonic polynomial whose gradient is one of degree l − 1,
@@ -395,7 +416,7 @@ class AtomicClusterExpansion(torch.nn.Module):
         r = torch.linalg.vector_norm(vectors, dim=1)
         unit = vectors / r[:, None]
         with forward_ad.dual_level():
-            radial, slope = forward_ad.unpack_dual(self._radial(forward_ad.make_dual(r, torch.ones_like(r))))
+            radial, slope = forward_ad.unpack_dual(self._radial(forward_ad.make_dual(r, torch.ones_like(r)), inner))
         angular = self._angular(vectors)
         blocks = [torch.zeros_like(vectors)[:, None, :]]
         for l, gradient in enumerate(self._harmonic_gradients(), start=1):
@@ -641,7 +662,8 @@ class AtomicClusterExpansion(torch.nn.Module):
         it): the reference for `evaluate`. Triplets are not used."""
         first, last = centres if centres is not None else (0, species.shape[0])
         layout = self._neighbour_slots(species, pair_i, pair_j, first, last - first)
-        return self.invariants(self._densities(*self._radial_and_angular(vectors), layout, last - first)[0])
+        inner = self.pair_inner_radii(species, pair_i, pair_j)
+        return self.invariants(self._densities(*self._radial_and_angular(vectors, inner), layout, last - first)[0])
 
     @torch.no_grad()
     def evaluate(self, species, vectors, pair_i, pair_j, centres: tuple[int, int], jacobian: bool) -> tuple[Tensor, Tensor | None]:
@@ -677,7 +699,7 @@ class AtomicClusterExpansion(torch.nn.Module):
         four factors): per (k, l) one batched product of V with the ∂φ of the atom's pairs with
         element z, padded in slots (`_neighbour_slots`)."""
         n_block, n_elements = last - first, len(self.elements)
-        radial, angular, d_radial, d_angular = self._radial_and_angular_gradients(vectors)
+        radial, angular, d_radial, d_angular = self._radial_and_angular_gradients(vectors, self.pair_inner_radii(species, pair_i, pair_j))
         layout = self._neighbour_slots(species, pair_i, pair_j, first, n_block)
         rows, slots, width = layout
         densities, _, _ = self._densities(radial, angular, layout, n_block)
@@ -726,7 +748,7 @@ class AtomicClusterExpansion(torch.nn.Module):
         r = torch.linalg.vector_norm(vectors, dim=1)
         with torch.enable_grad():
             distance = r.detach().requires_grad_(True)
-            radial = self._radial(distance)
+            radial = self._radial(distance, self.pair_inner_radii(species, pair_i, pair_j))
         angular = self._angular(vectors)
         n_block = last - first
         layout = self._neighbour_slots(species, pair_i, pair_j, first, n_block)

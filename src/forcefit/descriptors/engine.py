@@ -44,7 +44,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from forcefit.descriptors.cutoff import CUTOFF_TYPES
+from forcefit.descriptors.cutoff import CUTOFF_TYPES, INNER_END, INNER_START
 
 TANH1_CUBED = math.tanh(1.0) ** 3
 FEATURES, GRADIENT, JACOBIAN = 0, 1, 2  # what `_evaluate` computes
@@ -255,7 +255,7 @@ def _add_leg_gradients(out_p, out_q, lu, d, b1, b2, k, inverse_r1, inverse_r2, c
 
 
 def _evaluate(
-    mode, first, species, vectors, pair_j, offsets, weights,
+    mode, first, species, vectors, pair_j, offsets, weights, inner,
     rc_values, radial_group, radial_start, radial_eta, radial_rs, radial_rc, radial_column,
     angular_group, group_start, group_factor_start, factor_slot, factor_narrow, group_lz_start, group_lz, group_narrow,
     group_only_narrow, angular_factor, angular_lz, angular_norm, angular_column,
@@ -310,6 +310,15 @@ def _evaluate(
                 u[x, b] = v[x] / r[b]
         for k in range(n_rc):
             _cutoff_block(cutoff_kind, cutoff_alpha, rc_values[k], r, fc[k], dfc[k], work, bits, 0, n)
+        for b in range(n):  # the inner switch of cutoff.py: the centre's pairs fade below the data
+            radius = inner[p0 + order[b]]
+            if radius > 0.0 and r[b] < INNER_START * radius:
+                x = max((r[b] - INNER_END * radius) / ((INNER_START - INNER_END) * radius), 0.0)
+                switch = x * x * x * (10.0 - 15.0 * x + 6.0 * x * x)
+                slope_of_switch = 30.0 * x * x * (1.0 - x) * (1.0 - x) / ((INNER_START - INNER_END) * radius)
+                for k in range(n_rc):
+                    dfc[k, b] = dfc[k, b] * switch + fc[k, b] * slope_of_switch
+                    fc[k, b] *= switch
         pair_slopes = np.zeros(n if mode == GRADIENT else 0)
         for e in range(n_elements):  # radial terms, one vector loop per function and element
             g = radial_group[si, e]
@@ -502,10 +511,10 @@ class Engine:
             _f([z[0] for z in lzs]), _f([z[1] for z in lzs]),
         )  # fmt: skip
 
-    def run(self, mode: int, species: Tensor, vectors: Tensor, pair_i: Tensor, pair_j: Tensor, centres: tuple[int, int], weights=None):
+    def run(self, mode: int, species, vectors, pair_i, pair_j, centres: tuple[int, int], inner: Tensor, weights=None):
         """`_evaluate` for the atoms a ≤ i < b of `centres` = (a, b) from exactly the pairs
         centred on them (CPU tensors, sorted by centre), on as many threads as torch uses.
-        Returns float64 NumPy arrays: FEATURES (n_block, n_features); GRADIENT, for weights
+        `inner` (n_pairs,) is each pair's inner radius (0: no switch). Returns float64 NumPy arrays: FEATURES (n_block, n_features); GRADIENT, for weights
         w = ∂E/∂G (n_block, n_features), g_p = w_{i_p} · ∂G_{i_p}/∂v_p (n_pairs, 3); JACOBIAN
         the features and ∂G_{i_p}/∂v_p (n_pairs, n_features, 3)."""
         first, last = centres
@@ -524,7 +533,7 @@ class Engine:
             numba.set_num_threads(threads)
         (_evaluate_parallel if threads > 1 else _evaluate_serial)(
             mode, first, species.numpy(), np.ascontiguousarray(vectors.detach().numpy(), dtype=np.float64),
-            pair_j.numpy(), offsets, w, *self.radial, *self.angular,
+            pair_j.numpy(), offsets, w, np.ascontiguousarray(inner.detach().numpy(), dtype=np.float64), *self.radial, *self.angular,
             self.cutoff_kind, self.cutoff_alpha, self.angular_cutoff, features, gradients, jacobian,
         )  # fmt: skip
         return {FEATURES: features, GRADIENT: gradients, JACOBIAN: (features, jacobian)}[mode]

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor
 
-from forcefit.descriptors.cutoff import CUTOFF_TYPES, cutoff_function
+from forcefit.descriptors.cutoff import CUTOFF_TYPES, INNER_END, cutoff_function, inner_switch
 from forcefit.descriptors.engine import FEATURES, GRADIENT, JACOBIAN, Engine
 
 KINDS = ("radial", "narrow", "wide")
@@ -89,6 +89,8 @@ class SymmetryFunctions(torch.nn.Module):
         angular = [f.rc for f in self.functions if f.kind != "radial"]
         self.angular_cutoff = max(angular) if angular else 0.0
         self._engine = None  # built on first use of `evaluate`
+        # where the data begin, per (centre, neighbour) element pair, Å (descriptors/cutoff.py's inner switch): 0, none, until set
+        self.register_buffer("inner_radius", torch.zeros((len(self.elements), len(self.elements)), dtype=torch.float64))
 
         # Group functions by (kind, centre, neighbour elements) so that each pair or
         # triplet is only evaluated for the functions that apply to it.
@@ -129,7 +131,7 @@ class SymmetryFunctions(torch.nn.Module):
     def _p(self, n: int, name: str) -> Tensor:
         return getattr(self, f"g{n}_{name}")
 
-    def _terms(self, n: int, kind: str, lam_zeta: list, vp: Tensor, vq: Tensor | None) -> Tensor:
+    def _terms(self, n: int, kind: str, lam_zeta: list, vp: Tensor, vq: Tensor | None, inner: list[Tensor]) -> Tensor:
         """Contributions (n_sel, n_functions_in_group) of pairs vp or triplets (vp, vq):
 
             term = norm · A(cos θ) · Π_d exp(−η (r_d − r_s)²) f_c(r_d),
@@ -142,10 +144,11 @@ class SymmetryFunctions(torch.nn.Module):
         rs = self._p(n, "rs_unique")
         legs = [vp] if kind == "radial" else [vp, vq] + ([vq - vp] if kind == "narrow" else [])
         distance2, cutoffs, distances = 0.0, [], []
-        for v in legs:
+        for d, v in enumerate(legs):
             r = torch.linalg.vector_norm(v, dim=1)
             distance2 = distance2 + (r[:, None] - rs) ** 2  # Σ_d (r_d − r_s)², (n_sel, n_distinct r_s)
-            cutoffs.append(self._fc_unique(r, n))
+            fc = self._fc_unique(r, n)
+            cutoffs.append(fc * inner_switch(r, inner[d])[:, None] if d < len(inner) else fc)  # the centre's legs fade below the data
             distances.append(r)
         gaussians = self._columns(torch.exp(-eta * self._columns(distance2, n, "er_rs")), n, "er_col")
         values = gaussians * self._columns(torch.stack(cutoffs).prod(dim=0), n, "rc_col")
@@ -212,11 +215,30 @@ class SymmetryFunctions(torch.nn.Module):
         a ≤ i < b only, for pairs and triplets centred on those atoms."""
         first, last = centres if centres is not None else (0, species.shape[0])
         out = vectors.new_zeros((last - first) * self.n_features)
-        for n, kind, lam_zeta, atoms, _, _, vp, vq in self._selections(species, vectors, pair_i, pair_j, triplet_p, triplet_q):
-            values = self._terms(n, kind, lam_zeta, vp, vq)
+        inner = self.pair_inner_radii(species, pair_i, pair_j).to(vectors)
+        for n, kind, lam_zeta, atoms, p, q, vp, vq in self._selections(species, vectors, pair_i, pair_j, triplet_p, triplet_q):
+            values = self._terms(n, kind, lam_zeta, vp, vq, [inner[p]] if q is None else [inner[p], inner[q]])
             index = ((atoms - first)[:, None] * self.n_features + self._p(n, "column")[None, :]).reshape(-1)
             out = out.index_add(0, index, values.reshape(-1))
         return out.view(last - first, self.n_features)
+
+    def set_inner_radii(self, shortest: Tensor) -> None:
+        """The inner cutoff per element pair (descriptors/cutoff.py): the training data's shortest
+        distance; a pair the data never hold within the cutoff (inf) is switched off entirely (the
+        data say nothing about it). Training pairs all have s = 1: their descriptors do not change.
+        A centre's pairs fade there (their f_c times s(r)), so do its triplets' two legs."""
+        with torch.no_grad():
+            self.inner_radius.copy_(
+                torch.where(
+                    torch.isfinite(shortest),
+                    shortest.to(self.inner_radius),
+                    torch.full_like(self.inner_radius, self.cutoff / INNER_END),
+                )
+            )
+
+    def pair_inner_radii(self, species: Tensor, pair_i: Tensor, pair_j: Tensor) -> Tensor:
+        """(n_pairs,) the inner radius of each pair's element pair, Å."""
+        return self.inner_radius[species[pair_i], species[pair_j]]
 
     @torch.no_grad()
     def evaluate(
@@ -229,8 +251,10 @@ class SymmetryFunctions(torch.nn.Module):
         devices), in the dtype of `vectors`."""
         dtype = vectors.dtype
         if not jacobian:
-            return torch.from_numpy(self.engine.run(FEATURES, species, vectors, pair_i, pair_j, centres)).to(dtype), None
-        features, jac = self.engine.run(JACOBIAN, species, vectors, pair_i, pair_j, centres)
+            return torch.from_numpy(
+                self.engine.run(FEATURES, species, vectors, pair_i, pair_j, centres, self.pair_inner_radii(species, pair_i, pair_j))
+            ).to(dtype), None
+        features, jac = self.engine.run(JACOBIAN, species, vectors, pair_i, pair_j, centres, self.pair_inner_radii(species, pair_i, pair_j))
         return torch.from_numpy(features).to(dtype), torch.from_numpy(jac).to(dtype)
 
     @torch.no_grad()
@@ -242,7 +266,9 @@ class SymmetryFunctions(torch.nn.Module):
         stores a derivative per function."""
         if weights.shape[0] == 1:
             weights = weights.expand(centres[1] - centres[0], -1).contiguous()
-        return torch.from_numpy(self.engine.run(GRADIENT, species, vectors, pair_i, pair_j, centres, weights)).to(vectors.dtype)
+        return torch.from_numpy(
+            self.engine.run(GRADIENT, species, vectors, pair_i, pair_j, centres, self.pair_inner_radii(species, pair_i, pair_j), weights)
+        ).to(vectors.dtype)
 
     def features_and_pair_gradients(
         self, species: Tensor, vectors: Tensor, pair_i: Tensor, pair_j: Tensor, centres: tuple[int, int], weigh

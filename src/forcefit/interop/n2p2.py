@@ -339,13 +339,34 @@ def _n2p2_statistics(scaling, element: int, feature: int) -> list[float]:
     return [minimum, maximum, mean, sigma]
 
 
+def short_range_caveats(model: BPNN) -> list[str]:
+    """What n2p2's files cannot hold of the model's hand-over at short range, as a person reads it
+    (empty when the model has none): the inner switch of the descriptors and the core repulsion."""
+    caveats = []
+    if bool((model.descriptor.inner_radius > 0).any()):
+        caveats.append(
+            "n2p2 has no inner cutoff: for pairs closer than the training data's shortest distance "
+            "(per element pair) n2p2's energies differ from forcefit's"
+        )
+    if model.core_repulsion is not None:
+        caveats.append(
+            "the core repulsion (ZBL) is not in these files: in LAMMPS add it with pair_style hybrid/overlay hdnnp … "
+            "plus the zbl lines of forcefit export-n2p2's message"
+        )
+    return caveats
+
+
 def save_potential(model: BPNN, directory, *, length_unit: float = 1.0, energy_unit: float = 1.0) -> None:
     """Write input.nn, scaling.data and weights.NNN.data (file units: `length_unit`
     Å and `energy_unit` eV). n2p2 then computes forcefit's energy Σ_i E_i (the
     per-element e_ref as `atom_energy`) and forces. The loss offset b, the reference
     data's zero, is not part of the potential and is not written."""
+    if not isinstance(model, BPNN):
+        where = "pair potentials go to LAMMPS with export-lammps" if model.kind in ("lj", "morse", "pair") else "n2p2 has no such model"
+        raise ValueError(
+            f"n2p2 files hold Behler–Parrinello networks on symmetry functions (kind bpnn), not a {model.kind} model ({where})"
+        )
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     descriptor, elements = model.descriptor, model.elements
     problems = [] if isinstance(descriptor, SymmetryFunctions) else [f"descriptor {descriptor.kind!r} (n2p2 has symmetry functions only)"]
     problems += [f"activation {a!r} ({e})" for e in elements for a in model.activations[e] if a not in LETTER_OF]
@@ -357,6 +378,7 @@ def save_potential(model: BPNN, directory, *, length_unit: float = 1.0, energy_u
         raise ValueError(f"this model cannot be expressed in n2p2: {', '.join(problems)}")
     if [atomic_numbers[e] for e in elements] != sorted(atomic_numbers[e] for e in elements):
         raise ValueError(f"elements {elements} must be in order of atomic number for n2p2 export")
+    directory.mkdir(parents=True, exist_ok=True)  # only once the model is known to fit n2p2's files
     index = {e: n for n, e in enumerate(elements)}
     scaling = model.scaling
     mode_keywords = {
@@ -370,6 +392,7 @@ def save_potential(model: BPNN, directory, *, length_unit: float = 1.0, energy_u
     lines = [
         "# n2p2 potential written by forcefit",
         f"# file units: 1 length unit = {length_unit!r} Å, 1 energy unit = {energy_unit!r} eV",
+        *[f"# {line}" for line in short_range_caveats(model)],
         f"number_of_elements {len(elements)}",
         "elements " + " ".join(elements),
         f"cutoff_type {CUTOFF_TYPES[descriptor.cutoff_type]} {descriptor.cutoff_alpha!r}",

@@ -1,9 +1,15 @@
 """What every forcefit model is: a map from a batch to per-atom energies.
 
 A model returns energies only; forces and stress come from `forcefit.models.forces`.
-Each model also carries the loss's trainable energy offset b (`energy_offset`):
-the reference data are matched as E_ref ≈ E_model − b, so b absorbs the arbitrary
-zero of the reference method and predictions are reported on its scale.
+
+The reference data's arbitrary zero (a DFT code's total energies sit hundreds of eV per
+atom below zero) is carried per element: each kind has an energy per element e_Z in its
+atom energies, started by least squares on composition without an intercept
+(`composition_fit`) and trained with the rest, so the model's extensive Σ_i E_i is on the
+reference's scale for one composition, many or one element. Each model also carries the
+loss's global offset b (`energy_offset`), matched as E_ref ≈ Σ_i E_i − b: it stays 0 and
+frozen unless training opts in (`training.energy_offset: global`, `use_global_offset`), for
+sets that mix reference zeros; then the reference's scale is Σ_i E_i − b.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from forcefit.descriptors.ace import AtomicClusterExpansion
 from forcefit.descriptors.scaling import FeatureScaling
 from forcefit.descriptors.symmetry_functions import SymmetryFunction, SymmetryFunctions, generate_symmetry_functions
 from forcefit.models.forces import MEMORY_GB, _gradient, descriptor_blocks
+from forcefit.models.repulsion import CoreRepulsion
 
 # the model keys of symmetry functions only, and the keys of model.ace (descriptors/ace.py)
 SYMMETRY_FUNCTION_KEYS = (
@@ -37,6 +44,42 @@ ACE_KEYS = tuple(k for k in inspect.signature(AtomicClusterExpansion).parameters
 STATISTICS_CHUNK = 32  # structures per step of the scaling statistics (a batch-sized piece of a streamed set)
 
 
+def composition_fit(counts: Tensor, energies: Tensor, intercept: bool = False) -> tuple[Tensor, float]:
+    """Energy per element e (n_elements,) and intercept c with E ≈ c + counts @ e by least
+    squares, minimum-norm e where compositions cannot tell elements apart (one molecule).
+    Without `intercept` (the default) c = 0 and e carries the reference's zero; with it the
+    fit is made on centred data and e = 0 for compositions that never vary."""
+    counts, energies = counts.double(), energies.double()
+    if energies.numel() == 0:
+        return torch.zeros(counts.shape[1], dtype=torch.float64), 0.0
+    if not intercept:
+        return torch.linalg.lstsq(counts, energies[:, None], driver="gelsd").solution[:, 0], 0.0
+    mean_counts, mean_energy = counts.mean(dim=0), energies.mean()
+    solution = torch.linalg.lstsq(counts - mean_counts, (energies - mean_energy)[:, None], driver="gelsd").solution[:, 0]
+    return solution, float(mean_energy - mean_counts @ solution)
+
+
+def composition_counts(model: Potential, batch: Batch) -> Tensor:
+    """(n_structures, n_elements) atoms of each element in each structure of `batch`."""
+    species = model.species(batch.numbers)
+    counts = torch.zeros((batch.n_structures, len(model.elements)), dtype=torch.float64)
+    return counts.index_put_((batch.structure_index, species), torch.ones_like(species, dtype=torch.float64), accumulate=True)
+
+
+def shortest_distances(model: Potential, structures) -> Tensor:
+    """(n_elements, n_elements) the shortest distance of each element pair within the model's
+    cutoff over `structures`, Å (inf where none), from their neighbour lists, STATISTICS_CHUNK
+    structures at a time."""
+    n = len(model.elements)
+    shortest = torch.full((n * n,), float("inf"), dtype=torch.float64)
+    for start in range(0, len(structures), STATISTICS_CHUNK):
+        batch = collate([make_graph(s, model.cutoff, 0.0, False) for s in structures[start : start + STATISTICS_CHUNK]])
+        species = model.species(batch.numbers)
+        r = torch.linalg.vector_norm(batch.vectors().double(), dim=1)
+        shortest.scatter_reduce_(0, species[batch.pair_i] * n + species[batch.pair_j], r, reduce="amin")
+    return shortest.view(n, n)
+
+
 class Potential(torch.nn.Module):
     """Base class: elements, cutoffs, species lookup and the energy offset b."""
 
@@ -46,7 +89,7 @@ class Potential(torch.nn.Module):
     closed_form = False  # fit_ridge(graphs, weights, ridge) finds the loss's exact minimum (linear models)
     has_members = False  # a committee: member_predictions(batch) gives each member's prediction
 
-    def __init__(self, elements: list[str], cutoff: float, angular_cutoff: float = 0.0):
+    def __init__(self, elements: list[str], cutoff: float, angular_cutoff: float = 0.0, core_repulsion: bool = False):
         super().__init__()
         unknown = [e for e in elements if e not in atomic_numbers]
         if unknown:
@@ -58,7 +101,26 @@ class Potential(torch.nn.Module):
         for n, e in enumerate(self.elements):
             table[atomic_numbers[e]] = n
         self.register_buffer("species_table", table, persistent=False)
-        self.energy_offset = torch.nn.Parameter(torch.zeros((), dtype=torch.float64))
+        self.energy_offset = torch.nn.Parameter(torch.zeros((), dtype=torch.float64), requires_grad=False)
+        self.global_offset = False
+        # the ZBL repulsion the model hands over to below the data (models/repulsion.py), or None
+        self.core_repulsion = CoreRepulsion(self.elements) if core_repulsion else None
+
+    def set_short_range(self, shortest: Tensor) -> None:
+        """Hand over to physics where the data begin, `shortest` (n_elements, n_elements) the
+        training data's shortest distance of each element pair, Å (inf: a pair they never
+        hold; `shortest_distances`): the core repulsion is switched off there, and descriptors
+        fade pairs closer than that (descriptors/cutoff.py). Set before descriptors are computed."""
+        if self.core_repulsion is not None:
+            self.core_repulsion.set_from_shortest_distances(shortest)
+
+    def use_global_offset(self, on: bool) -> None:
+        """Fit the loss's global offset b beside the element energies (on), or keep b = 0 (off,
+        the default): set before `initialise`."""
+        self.global_offset = bool(on)
+        with torch.no_grad():
+            self.energy_offset.zero_()
+        self.energy_offset.requires_grad_(self.global_offset)
 
     # ModelConfig keys this kind reads besides kind, elements, cutoff and dtype: any other key
     # set away from its default is a mistake (say, `hidden` for a pair potential) and refused.
@@ -74,11 +136,18 @@ class Potential(torch.nn.Module):
     def _from_model_config(cls, m, elements: list[str]) -> Potential:
         raise ValueError(f"model.kind {cls.kind!r} cannot be built from a config section")
 
+    default_core_repulsion = False  # what model.core_repulsion: auto means for this kind
+
+    @classmethod
+    def core_repulsion_from_config(cls, m) -> bool:
+        """Does model.core_repulsion (auto | zbl | none) ask for the ZBL prior?"""
+        return cls.default_core_repulsion if m.core_repulsion == "auto" else m.core_repulsion == "zbl"
+
     @classmethod
     def check_model_config(cls, m) -> None:
         import dataclasses
 
-        common = {"kind", "elements", "cutoff", "dtype"}
+        common = {"kind", "elements", "cutoff", "dtype", "core_repulsion"}
         unused = [
             f.name
             for f in dataclasses.fields(m)
@@ -137,6 +206,7 @@ class DescriptorPotential(Potential):
     with training-set statistics: the shared plumbing of the BPNN and the linear model."""
 
     uses_descriptors = True
+    default_core_repulsion = True  # polynomials and networks are unconstrained where the data stop
     config_keys = SYMMETRY_FUNCTION_KEYS + ("r_min", "scaling", "descriptor", "ace")
 
     @staticmethod
@@ -163,13 +233,20 @@ class DescriptorPotential(Potential):
             )
         return SymmetryFunctions(elements, functions, m.cutoff_type, m.cutoff_alpha)
 
-    def __init__(self, descriptor, scaling: dict | None = None):
+    def __init__(self, descriptor, scaling: dict | None = None, core_repulsion: bool = False):
         if isinstance(descriptor, dict):
             kind = AtomicClusterExpansion if descriptor.get("kind") == "ace" else SymmetryFunctions
             descriptor = kind.from_config(descriptor)
-        super().__init__(descriptor.elements, descriptor.cutoff, descriptor.angular_cutoff)
+        super().__init__(descriptor.elements, descriptor.cutoff, descriptor.angular_cutoff, core_repulsion)
         self.descriptor = descriptor
         self.scaling = FeatureScaling(len(self.elements), descriptor.n_features, **(scaling or {}))
+
+    def set_short_range(self, shortest: Tensor) -> None:
+        """With a core repulsion, also the descriptors' inner cutoff: the two halves of one
+        hand-over (`core_repulsion: none` keeps both off, e.g. for a BPNN n2p2 must run exactly)."""
+        super().set_short_range(shortest)
+        if self.core_repulsion is not None:
+            self.descriptor.set_inner_radii(shortest)
 
     def features(self, batch, vectors: Tensor) -> Tensor:
         """Unscaled symmetry functions (n_atoms, n_features)."""
@@ -216,9 +293,7 @@ class DescriptorPotential(Potential):
                     vectors = batch.vectors().to(self.energy_offset.dtype)
                     with torch.no_grad():
                         features = torch.cat([G for *_, G, _ in descriptor_blocks(self, batch, vectors, False, MEMORY_GB)])
-                chunk_counts = torch.zeros((batch.n_structures, len(self.elements)), dtype=torch.float64)
-                chunk_counts.index_put_((batch.structure_index, species), torch.ones_like(species, dtype=torch.float64), accumulate=True)
-                counts.append(chunk_counts)
+                counts.append(composition_counts(self, batch))
                 energies.append(batch.ref_energy.double())
                 forces = batch.ref_forces[torch.isfinite(batch.ref_forces)].double()
                 force_sums.add_(torch.tensor([float(forces.pow(2).sum()), forces.numel()], dtype=torch.float64))

@@ -6,13 +6,12 @@ G_i are the atom's symmetry functions, scaled with statistics of the training
 set; NN_Z is one multilayer perceptron per element; s (`energy_scale`) sets the
 energy unit of the network output; e_ref(Z) are per-element reference energies.
 
-How e_ref and the loss's offset b share the work: before training, the reference
-energies are regressed on composition with an intercept, E_ref ≈ c + Σ_Z N_Z e_Z,
-on centred data (minimum-norm solution, so compositions that never vary give
-e_Z = 0). e_ref = e_Z is then frozen and b starts at −c and is trained. Adding
-a constant to every reference energy shifts only c, hence only b; the networks
-see the same targets and the forces are unchanged. e_ref never moves during
-training, so b is the only free constant.
+e_ref carries the reference data's zero: before training it is set by least squares
+on composition, E_ref ≈ Σ_Z N_Z e_Z (no intercept; minimum-norm where compositions
+cannot tell elements apart), and it is trained with the networks, so Σ_i E_i is on the
+reference's scale. With the loss's global offset b (`training.energy_offset: global`)
+the regression has an intercept c instead, b starts at −c, and e_ref = 0 for
+compositions that never vary (see models/base.py).
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ import torch
 from torch import Tensor
 
 from forcefit.descriptors.symmetry_functions import SymmetryFunctions
-from forcefit.models.base import DescriptorPotential
+from forcefit.models.base import DescriptorPotential, composition_fit
 
 
 class _Elementwise(torch.nn.Module):
@@ -81,7 +80,13 @@ class BPNN(DescriptorPotential):
 
     @classmethod
     def _from_model_config(cls, m, elements: list[str]) -> BPNN:
-        return cls(cls.descriptor_from_model_config(m, elements), hidden=m.hidden, activation=m.activation, scaling={"mode": m.scaling})
+        return cls(
+            cls.descriptor_from_model_config(m, elements),
+            hidden=m.hidden,
+            activation=m.activation,
+            scaling={"mode": m.scaling},
+            core_repulsion=cls.core_repulsion_from_config(m),
+        )
 
     def __init__(
         self,
@@ -89,8 +94,9 @@ class BPNN(DescriptorPotential):
         hidden: list[int] | dict = (25, 25),
         activation: str | dict = "tanh",
         scaling: dict | None = None,
+        core_repulsion: bool = False,
     ):
-        super().__init__(descriptor, scaling)
+        super().__init__(descriptor, scaling, core_repulsion)
         self.hidden = _per_element(hidden, self.elements, "hidden")
         if isinstance(activation, str):
             activation = {e: [activation] * len(self.hidden[e]) + ["linear"] for e in self.elements}
@@ -99,7 +105,7 @@ class BPNN(DescriptorPotential):
             ElementNetwork(n, self.hidden[e], self.activations[e]) for e, n in zip(self.elements, self.descriptor.n_features_per_element)
         )
         self.register_buffer("energy_scale", torch.ones((), dtype=torch.float64))
-        self.register_buffer("atom_reference", torch.zeros(len(self.elements), dtype=torch.float64))
+        self.atom_reference = torch.nn.Parameter(torch.zeros(len(self.elements), dtype=torch.float64))
 
     def atom_energies_from_features(self, features: Tensor, species: Tensor) -> Tensor:
         scaled = self.scaling(features, species)
@@ -113,10 +119,10 @@ class BPNN(DescriptorPotential):
     # ------------------------------------------------------------------ set-up
 
     def initialise(self, graphs: list) -> None:
-        """Fit the feature scaling, e_ref, b and the output scale to training graphs."""
+        """Fit the feature scaling, e_ref (and b with a global offset) and the output scale to training graphs."""
         counts, energies, rms = self.fit_scaling(graphs)
         labelled = torch.isfinite(energies)
-        e_ref, intercept = composition_fit(counts[labelled], energies[labelled])
+        e_ref, intercept = composition_fit(counts[labelled], energies[labelled], intercept=self.global_offset)
         with torch.no_grad():
             self.atom_reference.copy_(e_ref)
             self.energy_offset.fill_(-intercept)
@@ -128,15 +134,5 @@ class BPNN(DescriptorPotential):
             "hidden": self.hidden,
             "activation": self.activations,
             "scaling": self.scaling.get_config(),
+            "core_repulsion": self.core_repulsion is not None,
         }
-
-
-def composition_fit(counts: Tensor, energies: Tensor) -> tuple[Tensor, float]:
-    """E ≈ c + counts @ e by least squares on centred data (minimum-norm e)."""
-    if energies.numel() == 0:
-        return torch.zeros(counts.shape[1], dtype=torch.float64), 0.0
-    mean_counts, mean_energy = counts.mean(dim=0), energies.mean()
-    centred = counts - mean_counts
-    solution = torch.linalg.lstsq(centred, (energies - mean_energy)[:, None], driver="gelsd").solution[:, 0]
-    intercept = float(mean_energy - mean_counts @ solution)
-    return solution, intercept

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from forcefit.models.base import Potential
-from forcefit.models.forces import MEMORY_GB, assemble, descriptor_blocks, descriptor_passes
+from forcefit.models.forces import MEMORY_GB, assemble, core_repulsion, descriptor_blocks, descriptor_passes
 
 
 class Committee(Potential):
@@ -36,6 +36,12 @@ class Committee(Potential):
             if any(m.descriptor.get_config() != first.descriptor.get_config() for m in members):
                 raise ValueError("committee members must share one symmetry-function set")
             self.descriptor = first.descriptor
+        repulsions = [m.core_repulsion for m in members]
+        if any(
+            (r is None) != (repulsions[0] is None) or (r is not None and not torch.equal(r.outer, repulsions[0].outer)) for r in repulsions
+        ):
+            raise ValueError("committee members must share one core repulsion (all trained on the same data, or none)")
+        self.core_repulsion = first.core_repulsion  # one prior for the mean and every member
         self.energy_offset.requires_grad_(False)
         self.sync_offset()
 
@@ -67,6 +73,10 @@ class Committee(Potential):
             atom_energies, gradients, features = self._engine_members(batch, vectors)
         else:
             atom_energies, gradients, features = self._autograd_members(batch, vectors)
+        if self.core_repulsion is not None:  # the members' shared prior
+            repulsion, repulsion_gradients = core_repulsion(self, batch, vectors.detach())
+            atom_energies = atom_energies + repulsion
+            gradients = [g + repulsion_gradients for g in gradients]
         forces, stresses = zip(*(assemble(batch, vectors, g, stress=stress) for g in gradients))
         energy = atom_energies.new_zeros((len(self.members), batch.n_structures)).index_add(1, batch.structure_index, atom_energies)
         offsets = torch.stack([m.energy_offset.detach() for m in self.members])

@@ -11,8 +11,9 @@ autograd through the model, or, during training of a descriptor model, from the
 cached descriptor Jacobian: g_p = Σ_f (∂E/∂G_{i_p f}) ∂G_{i_p f}/∂r_p.
 
 Energies: `energy` is the model's Σ_i E_i, extensive (two far-apart copies give
-twice the energy), and it is what every user-facing number reports. The loss's
-offset b (`model.energy_offset`, the reference data's arbitrary zero) enters only
+twice the energy), on the reference data's scale (its zero is in the energies per
+element), and it is what every user-facing number reports. The loss's global
+offset b (`model.energy_offset`, 0 unless opted in, models/base.py) enters only
 `reference_energy` = Σ_i E_i − b, used where forcefit compares with that data
 (loss, error tables, parity plots).
 """
@@ -66,6 +67,11 @@ def assemble(batch: Batch, vectors: Tensor, pair_gradients: Tensor, stress: bool
     sigma = 0.5 * (virial + virial.transpose(1, 2)) / volume[:, None, None]
     sigma = torch.where(periodic[:, None, None], sigma, torch.full_like(sigma, float("nan")))
     return forces, sigma
+
+
+def core_repulsion(model: Potential, batch: Batch, vectors: Tensor) -> tuple[Tensor, Tensor]:
+    """The model's core repulsion (models/repulsion.py): atom energies (n_atoms,) and ∂E/∂r_p (n_pairs, 3)."""
+    return model.core_repulsion.energies_and_pair_gradients(model.species(batch.numbers), vectors, batch.pair_i, batch.pair_j)
 
 
 def _gradient(atom_energies: Tensor, wrt: Tensor, create_graph: bool) -> Tensor:
@@ -213,6 +219,11 @@ def predict(
                 atom_energies = model.atom_energies(batch, vectors)
             if need_gradients:
                 pair_gradients = _gradient(atom_energies, vectors, training)
+        if model.core_repulsion is not None:  # a fixed prior: no parameter, no graph
+            repulsion, repulsion_gradients = core_repulsion(model, batch, vectors.detach())
+            atom_energies = atom_energies + repulsion
+            if need_gradients:
+                pair_gradients = pair_gradients + repulsion_gradients
         energy = atom_energies.new_zeros(batch.n_structures).index_add(0, batch.structure_index, atom_energies)
         reference_energy = energy - model.energy_offset
         force_values = stress_values = None

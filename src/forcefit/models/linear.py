@@ -5,7 +5,8 @@ network, `scalecenter` by default): the same model as on raw G up to the
 constants, but a far better conditioned problem for any solver.
 
 Energies, forces and stresses are linear in θ = (c, e, b): a structure's energy is
-Σ_Z (Σ_{i∈Z} G_i) · c_Z + Σ_Z N_Z e_Z − b, and its forces are
+Σ_Z (Σ_{i∈Z} G_i) · c_Z + Σ_Z N_Z e_Z − b (b's column is zero unless the global offset is
+opted in, models/base.py: the minimum-norm solve then keeps b = 0), and its forces are
 F_k = −Σ_p (δ_{k i_p} − δ_{k j_p}) Σ_f c_{Z_{i_p} f} ∂G_{i_p f}/∂r_p, i.e. the force
 rows of the design matrix come from the cached descriptor Jacobian. The loss
 (`forcefit.training.loss`) plus a ridge term Σ_f λ_f c_f² is then a quadratic form
@@ -24,7 +25,8 @@ from torch import Tensor
 
 from forcefit.descriptors.scaling import element_rows
 from forcefit.descriptors.symmetry_functions import SymmetryFunctions
-from forcefit.models.base import DescriptorPotential
+from forcefit.models.base import DescriptorPotential, composition_fit
+from forcefit.models.forces import assemble, core_repulsion
 
 DESIGN_CHUNK = 16  # structures per block of design-matrix rows (their Jacobians are in memory at once)
 TERMS = ("energy", "forces", "stress")  # the loss terms, in the order of the design's rows
@@ -42,10 +44,12 @@ class LinearModel(DescriptorPotential):
 
     @classmethod
     def _from_model_config(cls, m, elements: list[str]) -> LinearModel:
-        return cls(cls.descriptor_from_model_config(m, elements), scaling={"mode": m.scaling})
+        return cls(
+            cls.descriptor_from_model_config(m, elements), scaling={"mode": m.scaling}, core_repulsion=cls.core_repulsion_from_config(m)
+        )
 
-    def __init__(self, descriptor: dict | SymmetryFunctions, scaling: dict | None = None):
-        super().__init__(descriptor, scaling)
+    def __init__(self, descriptor: dict | SymmetryFunctions, scaling: dict | None = None, core_repulsion: bool = False):
+        super().__init__(descriptor, scaling, core_repulsion)
         descriptor = self.descriptor
         n_elements, n_features = len(self.elements), descriptor.n_features
         self.coefficients = torch.nn.Parameter(torch.zeros((n_elements, n_features), dtype=torch.float64))
@@ -72,8 +76,14 @@ class LinearModel(DescriptorPotential):
             return (features * weights).sum(1) + element_rows(intercept, species), weights
 
     def initialise(self, graphs: list) -> None:
-        """Fit the feature scaling on training graphs; coefficients start at zero, b = 0."""
-        self.fit_scaling(graphs)
+        """Fit the feature scaling on training graphs; coefficients start at zero, the energies
+        per element (and b with a global offset) by least squares on composition."""
+        counts, energies, _ = self.fit_scaling(graphs)
+        labelled = torch.isfinite(energies)
+        e, intercept = composition_fit(counts[labelled], energies[labelled], intercept=self.global_offset)
+        with torch.no_grad():
+            self.element_energies.copy_(e)
+            self.energy_offset.fill_(-intercept)
 
     # ----------------------------------------------------------- quadratic form
 
@@ -146,13 +156,19 @@ class LinearModel(DescriptorPotential):
             force_rows[:, columns] = (forces * factor[None, :, None]).transpose(1, 2).reshape(N * 3, len(features))
         for e in range(len(self.elements)):
             energy_rows[:, n_columns + e] = torch.zeros(S, dtype=torch.float64).index_add(0, batch.structure_index, (species == e).double())
-        energy_rows[:, -1] = -1.0
+        energy_rows[:, -1] = -1.0 if self.global_offset else 0.0  # b = 0 unless opted in (models/base.py)
         energy_rows *= scale[:, None]
-        y_energy = batch.ref_energy * scale
-        y_forces = batch.ref_forces.reshape(-1)
+        y_energy, y_forces, y_stress = batch.ref_energy, batch.ref_forces, batch.ref_stress
+        if self.core_repulsion is not None:  # the fit is made on top of the prior: targets minus its share
+            repulsion, gradients = core_repulsion(self, batch, vectors)
+            prior_forces, prior_stress = assemble(batch, vectors, gradients, stress=True)
+            y_energy = y_energy - repulsion.new_zeros(S).index_add(0, batch.structure_index, repulsion)
+            y_forces, y_stress = y_forces - prior_forces, y_stress - prior_stress
+        y_energy = y_energy * scale
+        y_forces = y_forces.reshape(-1)
         w_energy = weights.energy * batch.weight * torch.isfinite(y_energy)
         w_forces = weights.forces * batch.weight[batch.structure_index].repeat_interleave(3) * torch.isfinite(y_forces)
-        y_stress = batch.ref_stress.reshape(-1)
+        y_stress = y_stress.reshape(-1)
         w_stress = weights.stress * batch.weight.repeat_interleave(9) * torch.isfinite(y_stress)
         X = torch.cat([energy_rows, force_rows, stress_rows])
         y = torch.nan_to_num(torch.cat([y_energy, y_forces, y_stress]))
@@ -257,4 +273,8 @@ class LinearModel(DescriptorPotential):
         return gradient
 
     def get_config(self) -> dict:
-        return {"descriptor": self.descriptor.get_config(), "scaling": self.scaling.get_config()}
+        return {
+            "descriptor": self.descriptor.get_config(),
+            "scaling": self.scaling.get_config(),
+            "core_repulsion": self.core_repulsion is not None,
+        }

@@ -13,6 +13,8 @@ Physical constraints are kept by parametrisation: every positive quantity (ε, �
 A, B, D, α, r0) is stored as its logarithm. Parameters live per element pair
 (`mixing: free`) or, for Lennard-Jones, per element combined with
 Lorentz–Berthelot rules σ_ij = (σ_i + σ_j)/2, ε_ij = √(ε_i ε_j) (`mixing: lorentz-berthelot`).
+Each atom also carries its element's energy e_Z (`element_energies`, the reference data's
+zero, models/base.py), so E = ½ Σ φ + Σ_i e_{Z_i}.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import math
 import torch
 from torch import Tensor
 
-from forcefit.models.base import Potential
+from forcefit.models.base import Potential, composition_counts, composition_fit
 
 CUTOFF_MODES = ("shift", "switch")
 
@@ -39,7 +41,15 @@ class PairPotential(Potential):
     def _from_model_config(cls, m, elements: list[str]) -> PairPotential:
         if not m.parameters:
             raise ValueError(f"model.parameters: a {cls.kind} potential needs starting parameters per element pair, e.g. {cls.example}")
-        return cls(elements, m.cutoff, m.parameters, cutoff_mode=m.cutoff_mode, switch_on=m.switch_on, mixing=m.mixing)
+        return cls(
+            elements,
+            m.cutoff,
+            m.parameters,
+            cutoff_mode=m.cutoff_mode,
+            switch_on=m.switch_on,
+            mixing=m.mixing,
+            core_repulsion=cls.core_repulsion_from_config(m),
+        )
 
     def __init__(
         self,
@@ -49,8 +59,9 @@ class PairPotential(Potential):
         cutoff_mode: str = "switch",
         switch_on: float | None = None,
         mixing: str = "free",
+        core_repulsion: bool = False,
     ):
-        super().__init__(elements, cutoff)
+        super().__init__(elements, cutoff, core_repulsion=core_repulsion)
         if cutoff_mode not in CUTOFF_MODES:
             raise ValueError(f"cutoff_mode {cutoff_mode!r}: choose one of {CUTOFF_MODES}")
         if mixing not in ("free", "lorentz-berthelot"):
@@ -95,6 +106,7 @@ class PairPotential(Potential):
                     raise ValueError(f"{type(self).__name__} {key}: {name} must be positive, got {value}")
                 values.append(math.log(value))
             self.log_parameters[name] = torch.nn.Parameter(torch.tensor(values, dtype=torch.float64))
+        self.element_energies = torch.nn.Parameter(torch.zeros(n, dtype=torch.float64))
 
     # -- what a form provides
     def phi(self, r: Tensor, p: dict[str, Tensor]) -> Tensor:
@@ -129,19 +141,24 @@ class PairPotential(Potential):
         p = self.pair_parameters(species[batch.pair_i], species[batch.pair_j])
         inside = r < self.cutoff
         energies = torch.where(inside, self.pair_energies(torch.where(inside, r, torch.full_like(r, self.cutoff)), p), torch.zeros_like(r))
-        return r.new_zeros(species.shape[0]).index_add(0, batch.pair_i, 0.5 * energies)
+        return self.element_energies[species].to(r).index_add(0, batch.pair_i, 0.5 * energies)
 
     def initialise(self, graphs: list) -> None:
-        """Start b where the mean energy error is zero."""
+        """Start the element energies (and b with a global offset) where the pair sum's energy
+        error is least squares on composition."""
         from forcefit.data import collate
         from forcefit.models.forces import predict
 
         batch = collate(graphs)
         labelled = torch.isfinite(batch.ref_energy)
-        if labelled.any():
-            energy = predict(self, batch, forces=False).energy.detach()
-            with torch.no_grad():
-                self.energy_offset.fill_(float((energy - batch.ref_energy)[labelled].mean()))
+        with torch.no_grad():
+            self.element_energies.zero_()
+            pair_energy = predict(self, batch, forces=False).energy.detach()
+            e, intercept = composition_fit(
+                composition_counts(self, batch)[labelled], (batch.ref_energy - pair_energy)[labelled], intercept=self.global_offset
+            )
+            self.element_energies.copy_(e)
+            self.energy_offset.fill_(-intercept)
 
     def get_config(self) -> dict:
         return {
@@ -151,6 +168,7 @@ class PairPotential(Potential):
             "cutoff_mode": self.cutoff_mode,
             "switch_on": self.switch_on,
             "mixing": self.mixing,
+            "core_repulsion": self.core_repulsion is not None,
         }
 
 
@@ -191,9 +209,20 @@ class CustomPair(PairPotential):
             raise ValueError("model.function: a 'pair' potential needs its φ(r, params) as 'module:function'")
         if not m.parameters:
             raise ValueError(f"model.parameters: a pair potential needs starting parameters per element pair, e.g. {cls.example}")
-        return cls(elements, m.cutoff, m.parameters, function=m.function, cutoff_mode=m.cutoff_mode, switch_on=m.switch_on, mixing=m.mixing)
+        return cls(
+            elements,
+            m.cutoff,
+            m.parameters,
+            function=m.function,
+            cutoff_mode=m.cutoff_mode,
+            switch_on=m.switch_on,
+            mixing=m.mixing,
+            core_repulsion=cls.core_repulsion_from_config(m),
+        )
 
-    def __init__(self, elements, cutoff, parameters, function: str, cutoff_mode="switch", switch_on=None, mixing="free"):
+    def __init__(
+        self, elements, cutoff, parameters, function: str, cutoff_mode="switch", switch_on=None, mixing="free", core_repulsion=False
+    ):
         module_name, _, name = function.partition(":")
         try:
             self._function = getattr(importlib.import_module(module_name), name)
@@ -202,7 +231,7 @@ class CustomPair(PairPotential):
         self.function = function
         first = next(iter(parameters.values()))
         self.parameter_names = tuple(first)
-        super().__init__(elements, cutoff, parameters, cutoff_mode, switch_on, mixing)
+        super().__init__(elements, cutoff, parameters, cutoff_mode, switch_on, mixing, core_repulsion)
 
     def phi(self, r, p):
         return self._function(r, p)

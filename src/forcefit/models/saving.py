@@ -2,7 +2,7 @@
 
 A `.ffm` file is a `torch.save`d dict of strings, numbers, lists and tensors:
 
-    format: "forcefit-model", version: 2, kind: model registry name,
+    format: "forcefit-model", version: 3, kind: model registry name,
     config: the model's get_config(), state: its state_dict(), dtype,
     units: {"energy": "eV", "length": "Å"}, forcefit_version: the writer's version,
     metadata: free-form (e.g. training info), checksum: SHA-256 of everything else
@@ -13,7 +13,9 @@ keys, tensors by name, dtype, shape and bytes) is verified before anything is bu
 then every field is checked (types, finite tensors, cutoffs in range), so a damaged
 or edited file gives an error naming it instead of changed predictions. The config
 carries what the calculator needs: elements, cutoffs, symmetry functions; the state
-carries scaling, e_ref, b and weights.
+carries scaling, e_ref, b, weights, the core repulsion's radii and ACE's inner cutoffs.
+Version 2 files are read too: their pair potentials get e_Z = 0 and keep their b, their ACE
+descriptors no inner cutoff, and none has a core repulsion.
 
 A model whose config names Python code (`kind: pair` with `function: module:name`)
 is loaded only with `trust_code=True` (`--trust-code`): importing a module named in
@@ -33,7 +35,8 @@ import torch
 from forcefit import __version__
 
 FORMAT = "forcefit-model"
-VERSION = 2
+VERSION = 3
+READABLE = (2, 3)  # version 2: pair potentials without element energies (read with e_Z = 0)
 MAX_CUTOFF = 30.0  # Å; a larger cutoff in a file is damage, not a model
 
 
@@ -110,8 +113,8 @@ def model_from_dict(data: dict, source: str = "model", trust_code: bool = False)
 
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ValueError(f"{source}: not a forcefit model file")
-    if data.get("version") != VERSION:
-        raise ValueError(f"{source}: model format version {data.get('version')!r}; this forcefit reads version {VERSION}")
+    if data.get("version") not in READABLE:
+        raise ValueError(f"{source}: model format version {data.get('version')!r}; this forcefit reads versions {READABLE}")
     if data.get("checksum") != checksum(data):
         raise ValueError(f"{source}: checksum mismatch: the file is damaged or was changed after it was written")
     _validate(data, source)
@@ -127,10 +130,15 @@ def model_from_dict(data: dict, source: str = "model", trust_code: bool = False)
         raise ValueError(f"{source}: its config does not describe a valid {kind} model ({type(err).__name__}: {err})") from None
     model = model.to(getattr(torch, data["dtype"]))
     try:
-        model.load_state_dict(data["state"])
+        missing, unexpected = model.load_state_dict(data["state"], strict=False)
     except RuntimeError as err:
         first = str(err).splitlines()[1].strip()[:300] if len(str(err).splitlines()) > 1 else str(err)[:300]
         raise ValueError(f"{source}: its tensors do not fit the model its config describes ({first})") from None
+    # version 2 had no pair-potential element energies and no ACE inner cutoff: zeros, as built (none; no switch)
+    allowed = [k for k in missing if data["version"] == 2 and k.endswith(("element_energies", "inner_radius"))]
+    if unexpected or len(allowed) != len(missing):
+        wrong = [f"missing {k}" for k in missing if k not in allowed] + [f"unexpected {k}" for k in unexpected]
+        raise ValueError(f"{source}: its tensors do not fit the model its config describes ({', '.join(wrong)[:300]})")
     return model
 
 
@@ -180,10 +188,13 @@ def describe_file(path, trust_code: bool = False) -> str:
         lines.append(f"committee of {len(model.members)} members")
     if getattr(first, "hidden", None):
         lines.append(f"hidden layers per element {first.hidden}")
-    lines.append(
-        f"energy offset b = {float(model.energy_offset.detach()):.6f} eV: the reference data's zero; reported energies "
-        "are the model's extensive Σ E_i, and the reference method's energy is predicted as E − b"
-    )
+    lines.append(offset_note(model))
+    if model.core_repulsion is not None:
+        n = len(model.elements)
+        radii = ", ".join(
+            f"{model.elements[a]}–{model.elements[b]} {float(model.core_repulsion.outer[a, b]):.3f}" for a in range(n) for b in range(a, n)
+        )
+        lines.append(f"core repulsion: ZBL below the training data's shortest distance per element pair (Å): {radii}")
     metadata = data.get("metadata") or {}
     config = metadata.get("config")
     if config:
@@ -192,6 +203,20 @@ def describe_file(path, trust_code: bool = False) -> str:
     if metadata.get("imported_from"):
         lines.append(f"imported from {metadata['imported_from']}")
     return "\n".join(lines)
+
+
+def offset_note(model) -> str:
+    """Where the model keeps the reference data's zero, as a person reads it."""
+    first = model.members[0] if model.has_members else model
+    energies = getattr(first, "element_energies", getattr(first, "atom_reference", None))
+    per_element = ", ".join(f"{e} {float(v):.6f}" for e, v in zip(first.elements, energies.detach())) if energies is not None else ""
+    b = float(model.energy_offset.detach())
+    if b == 0.0:
+        return f"energies on the reference data's scale; energy per element (eV): {per_element}"
+    return (
+        f"global energy offset b = {b:.6f} eV (training.energy_offset: global); energy per element (eV): {per_element}; "
+        "reported energies are the model's extensive Σ E_i, the reference method's energy is Σ E_i − b"
+    )
 
 
 def _how_trained(training: dict) -> str:

@@ -13,7 +13,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from forcefit.models.saving import atomic_write_text
+from forcefit.models.saving import atomic_write_text, offset_note
 from forcefit.reports import figures
 from forcefit.training.metrics import collect, error_statistics, group_statistics
 
@@ -128,15 +128,11 @@ def evaluate_splits(
         tables += [worst_structures(res, structures_by_split[name], worst) for name, res in results.items() if name in structures_by_split]
     for table in tables:
         console.print(table)
-    console.print(
-        f"energies are compared on the reference's scale: model energy − b, b = {float(model.energy_offset.detach()):.6f} eV "
-        "(the loss's offset for the reference's arbitrary zero; the model's own energies are extensive)",
-        soft_wrap=True,
-    )
+    console.print(offset_note(model), soft_wrap=True)
     if run_dir is not None:
         buffer = io.StringIO()
         for table in tables:
-            Console(file=buffer, width=140).print(table)
+            Console(file=buffer, width=10_000).print(table)  # a file: every number whole, never cut to fit
         atomic_write_text(run_dir / "errors.txt", buffer.getvalue())
         atomic_write_text(
             run_dir / "metrics.json",

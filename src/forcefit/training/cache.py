@@ -123,6 +123,7 @@ def descriptor_identity(model) -> dict:
         "cutoff": model.cutoff,
         "angular_cutoff": model.angular_cutoff,
         "dtype": str(model.energy_offset.dtype),
+        "inner_radius": model.descriptor.inner_radius.tolist(),  # set from the training data: part of what G is
     }
 
 

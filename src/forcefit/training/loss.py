@@ -3,9 +3,10 @@
     L = (1/S) Σ_s w_s [ w_E (E_model,s − b − E_ref,s)² / n_s^k + w_F Σ_i |F_model,i − F_ref,i|²
                         + w_σ Σ_ab (σ_model,s,ab − σ_ref,s,ab)² ]
 
-with b the model's trainable `energy_offset` (the reference data's arbitrary zero:
-the model's own energy Σ_i E_i stays extensive, b enters only here and where
-forcefit compares with the reference set), w_s the structure weights, k = 2 when
+with b the model's `energy_offset`: 0 and frozen by default, where the energies per element
+carry the reference data's zero (models/base.py); trained only with
+`training.energy_offset: global`, and then it enters only here and where forcefit compares
+with the reference set, so that Σ_i E_i stays extensive), w_s the structure weights, k = 2 when
 the energy error is taken per atom (`energy_per_atom`) and 0 otherwise. Stress is
 in eV/Å³ (ASE sign), all nine components. Structures without an energy, forces or
 stress label contribute only the terms they have.

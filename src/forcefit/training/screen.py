@@ -14,6 +14,13 @@ move:
   those sets is 4.3).
 
 Sets of fewer than 10 labelled structures are not screened (no statistics to speak of).
+
+Units (`check_units`, per file): a file in kcal/mol read as eV has every energy and force
+23× too large, and trains without complaint. eV/Å data have a median |force component| of
+0.3–0.7 eV/Å (mlearn Si and Mo, n2p2 water, ethanol at 500 K; a hot AIMD set a few times
+more); the same data in kcal/mol/Å give 8–16. A median above MAX_MEDIAN_FORCE is refused
+with the numbers and the unit keys to set; one below MIN_MEDIAN_FORCE (Hartree/Bohr read as
+eV/Å: ~50× too small, or a set of relaxed structures) is reported.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ import numpy as np
 from forcefit.config import OUTLIER_POLICIES
 
 MIN_STRUCTURES = 10
+MAX_MEDIAN_FORCE = 5.0  # eV/Å: a median |force component| above this is not eV/Å data
+MIN_MEDIAN_FORCE = 0.01  # eV/Å: below this, say so (Hartree/Bohr read as eV/Å, or relaxed structures only)
 
 
 def suspicious_labels(structures, energy_z: float = 25.0, force_ratio: float = 30.0) -> list[tuple[int, str]]:
@@ -78,4 +87,29 @@ def screen(structures, policy: str = "error", energy_z: float = 25.0, force_rati
     if policy == "exclude":
         dropped = {k for k, _ in suspects}
         return [s for k, s in enumerate(structures) if k not in dropped]
+    return structures
+
+
+def check_units(structures, source: str, console=None) -> list:
+    """Refuse a file whose forces cannot be in eV/Å (after the reader's unit conversion),
+    naming the unit keys; report one whose forces are implausibly small. Returns `structures`."""
+    forces = [s.forces.ravel() for s in structures if s.forces is not None]
+    if not forces:
+        return structures
+    median = float(np.median(np.abs(np.concatenate(forces))))
+    per_atom = [s.energy / len(s.numbers) for s in structures if s.energy is not None]
+    spread = f", energy per atom spread (std) {np.std(per_atom):.3g} eV/atom" if len(per_atom) > 1 else ""
+    numbers = f"{source}: median |force component| {median:.3g} eV/Å{spread}"
+    if median > MAX_MEDIAN_FORCE:
+        raise ValueError(
+            f"{numbers}; eV/Å data sets have a median of 0.3–0.7 eV/Å, and a file in kcal/mol reads 23× larger. "
+            "If the file is in other units, say so: data.energy_unit: kcal/mol (or hartree, with data.length_unit: bohr). "
+            "If these forces are right, set data.check_units: false"
+        )
+    if median < MIN_MEDIAN_FORCE and console is not None:
+        console.print(
+            f"[bold yellow]note:[/] {numbers}, unusually small for eV/Å data: near-equilibrium structures only, "
+            "or a file in Hartree/Bohr (set data.energy_unit: hartree and data.length_unit: bohr)",
+            soft_wrap=True,
+        )
     return structures

@@ -253,3 +253,21 @@ def partial_distributions(frames, r_max: float, bins: int = 100) -> tuple[np.nda
         for b in numbers[k:]:
             out[f"{chemical_symbols[a]}-{chemical_symbols[b]}"] = radial_distribution(frames, r_max, bins, (a, b))[1]
     return r, out
+
+
+def summary(result: MDResult, n_atoms: int, ensemble: str, periodic: bool) -> str:
+    """What a run measured, as one line: T (and P, volume per atom for periodic cells) as means ±
+    std over the second half of the recorded steps, the equilibrated part (the first half holds
+    the drop from the initial velocities), labelled so; energy drift and fluctuation for NVE,
+    over the whole run."""
+    half = len(result.times_ps) // 2
+    parts = [f"T {result.temperature[half:].mean():.0f} ± {result.temperature[half:].std():.0f} K"]
+    if periodic:
+        pressure, volume = result.pressure[half:], result.volume[half:] / n_atoms
+        parts.append(f"P {pressure.mean():.3f} ± {pressure.std():.3f} GPa")
+        if ensemble == "npt":
+            parts.append(f"volume {volume.mean():.4f} ± {volume.std():.4f} Å³/atom")
+    line = ", ".join(parts) + f" (second half: {len(result.times_ps) - half} of {len(result.times_ps)} recorded steps)"
+    if ensemble == "nve" and np.isfinite(result.drift):
+        line += f"; energy drift {result.drift:+.3f} meV/atom/ps, fluctuation {result.fluctuation:.3f} meV/atom (whole run)"
+    return line
