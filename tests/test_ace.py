@@ -94,7 +94,7 @@ def test_analytic_jacobian_and_pair_gradients_equal_autograd_and_central_differe
 def test_radial_and_angular_gradients_equal_autograd_up_to_l_8():
     """The training Jacobian's ∂R/∂r_p and ∂Y_lm/∂r_p (the latter from the harmonics of degree
     l − 1) against autograd, to l = 8, at distances from r_min to the cutoff, with an inner
-    switch (inner radius 1.2 Å: pairs at 0.78–1.08 Å fade, shorter ones are off)."""
+    switch (inner radius 1.2 Å: pairs at 0.9–1.164 Å fade, shorter ones are off)."""
     d = ace(l_max=8, radial_power=2.0)
     rng = np.random.default_rng(7)
     directions = rng.normal(size=(40, 3))
@@ -105,7 +105,7 @@ def test_radial_and_angular_gradients_equal_autograd_up_to_l_8():
     leaf = v.clone().requires_grad_()
     ref_radial, ref_angular = d._radial_and_angular(leaf, inner)
     r = torch.linalg.vector_norm(v, dim=1)
-    assert (radial[r < 0.78] == 0).all() and (radial[(r > 0.78) & (r < 1.08)] != 0).any()
+    assert (radial[r < 0.9] == 0).all() and (radial[(r > 0.9) & (r < 1.164)] != 0).any()
     assert torch.allclose(radial, ref_radial.detach(), rtol=0, atol=1e-14) and torch.allclose(
         angular, ref_angular.detach(), rtol=0, atol=1e-13
     )
@@ -422,9 +422,9 @@ class TestLinearOnACE(WaterStructures, ModelContract):
 
 
 # where "the data begin" per element pair (H, O), chosen so that the structures' pairs lie inside
-# both switches: the inner cutoff's (from 0.9 × the radius down to 0.65 × it) and the core
-# repulsion's (from the radius down to 0.65 × it)
-SHORT_RANGE = torch.tensor([[1.65, 1.15], [1.15, 2.9]], dtype=torch.float64)
+# both switches: the inner cutoff's (from 0.97 × the radius down to 0.75 × it) and the core
+# repulsion's (from the radius down to 0.75 × it)
+SHORT_RANGE = torch.tensor([[1.6, 1.05], [1.05, 2.7]], dtype=torch.float64)
 
 
 class TestLinearOnACEAcrossTheSwitches(WaterStructures, ModelContract):

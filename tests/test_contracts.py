@@ -55,7 +55,7 @@ class TestBPNNAcrossTheSwitches(TestBPNN):
     def make_model(self):
         model = tiny_bpnn(self.cutoff_type)
         model.core_repulsion = CoreRepulsion(model.elements)
-        model.set_short_range(torch.tensor([[1.65, 1.15], [1.15, 2.9]], dtype=torch.float64))
+        model.set_short_range(torch.tensor([[1.6, 1.05], [1.05, 2.7]], dtype=torch.float64))
         return model
 
 

@@ -32,7 +32,7 @@ ENGINE_EXTRA = [
 
 
 # inner radii per element pair (H, O) that put some of the structures' pairs inside the inner switch
-SHORT_RANGE = torch.tensor([[1.65, 1.15], [1.15, 2.9]], dtype=torch.float64)
+SHORT_RANGE = torch.tensor([[1.6, 1.05], [1.05, 2.7]], dtype=torch.float64)
 
 
 @pytest.mark.parametrize(

@@ -81,3 +81,27 @@ def test_a_model_file_never_imports_code_without_consent(tmp_path, monkeypatch):
     assert not marker.exists(), "nothing was imported"
     assert main(["info", str(tmp_path / "pair.ffm"), "--trust-code"]) == 0
     assert marker.exists()
+
+
+def test_version_2_files_are_read_and_new_fields_are_required_in_version_3(tmp_path):
+    """Files of format version 2 (before energies per element of pair potentials, the descriptors'
+    inner cutoff and the core repulsion) load with those parts off and predict as they did;
+    a version-3 file missing one of them is damage, refused."""
+    from forcefit.models import LennardJones
+
+    for model in (tiny_bpnn(), LennardJones(["H", "O"], 3.5, {k: {"epsilon": 0.02, "sigma": 1.1} for k in ("H-H", "H-O", "O-O")})):
+        old = model_to_dict(model)
+        old["version"] = 2
+        old["state"] = {k: v for k, v in old["state"].items() if not k.endswith(("inner_radius", "element_energies"))}
+        old["config"].pop("core_repulsion")
+        old["checksum"] = checksum(old)
+        torch.save(old, tmp_path / "v2.ffm")
+        loaded = load_model(tmp_path / "v2.ffm")
+        assert loaded.core_repulsion is None
+        for a, b in zip(energy_and_forces(loaded, water_cluster(3)), energy_and_forces(model, water_cluster(3))):
+            assert np.array_equal(a, b)
+        old["version"] = 3
+        old["checksum"] = checksum(old)
+        torch.save(old, tmp_path / "v3.ffm")
+        with pytest.raises(ValueError, match=r"v3.ffm: its tensors do not fit the model its config describes \(missing "):
+            load_model(tmp_path / "v3.ffm")

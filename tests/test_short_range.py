@@ -61,7 +61,7 @@ def dimer_energies(model, a: str, b: str, distances) -> np.ndarray:
 
 
 def check_dimers(model) -> None:
-    """For every element pair: from where the hand-over is complete (0.65 × the training data's
+    """For every element pair: from where the hand-over is complete (0.75 × the training data's
     shortest distance of the pair, below which the learnt part no longer sees the pair) down to
     0.3 Å, the energy rises at every step."""
     for x, a in enumerate(model.elements):
@@ -110,7 +110,7 @@ def test_relax_separates_a_contact_in_a_molecule(molecule_models):
 
 
 def test_inner_switch_is_smooth_and_complete():
-    """s = 1 from 0.9 r_in up, 0 at and below 0.65 r_in, with zero slope and curvature at both ends."""
+    """s = 1 from 0.97 r_in up, 0 at and below 0.75 r_in, with zero slope and curvature at both ends."""
     inner = torch.tensor(1.2, dtype=torch.float64)
     r = torch.tensor([0.5, 1.2 * INNER_END, 1.2 * INNER_START, 2.0], dtype=torch.float64, requires_grad=True)
     s = inner_switch(r, inner)

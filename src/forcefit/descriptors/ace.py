@@ -76,7 +76,7 @@ import torch
 import torch.autograd.forward_ad as forward_ad
 from torch import Tensor
 
-from forcefit.descriptors.cutoff import CUTOFF_TYPES, INNER_END, cutoff_function, inner_switch
+from forcefit.descriptors.cutoff import CUTOFF_TYPES, InnerCutoff, cutoff_function, inner_switch
 
 JACOBIAN_BLOCK_BYTES = 4e8  # working memory of one block of atoms while assembling the Jacobian (a 54-atom Mo cell: one block)
 EMBEDDING_EPSILON = 1e-2  # ε of the embedding F(ρ) = √(ρ + ε) − √ε: finite slope at ρ = 0 (a lone atom)
@@ -120,7 +120,7 @@ def _map_tensors(value, fn):
     return value
 
 
-class AtomicClusterExpansion(torch.nn.Module):
+class AtomicClusterExpansion(InnerCutoff, torch.nn.Module):
     kind = "ace"
     angular_cutoff = 0.0  # no triplets: angles enter through the spherical harmonics
     cheap_jacobian = False  # n_features × pairs × 3: one gradient pass per set of weights costs far less
@@ -227,24 +227,7 @@ class AtomicClusterExpansion(torch.nn.Module):
         self._plan_dense_products()
         self._factor_plan_cache = self._harmonic_gradient_cache = None
         # where the data begin, per (centre, neighbour) element pair, Å: 0 (no switch) until set from the data
-        self.register_buffer("inner_radius", torch.zeros((len(self.elements), len(self.elements)), dtype=torch.float64))
-
-    def set_inner_radii(self, shortest: Tensor) -> None:
-        """The inner cutoff per element pair (descriptors/cutoff.py): the training data's shortest
-        distance; a pair the data never hold within the cutoff (inf) is switched off entirely (the
-        data say nothing about it). Training pairs all have s = 1: their descriptors do not change."""
-        with torch.no_grad():
-            self.inner_radius.copy_(
-                torch.where(
-                    torch.isfinite(shortest),
-                    shortest.to(self.inner_radius),
-                    torch.full_like(self.inner_radius, self.cutoff / INNER_END),
-                )
-            )
-
-    def pair_inner_radii(self, species: Tensor, pair_i: Tensor, pair_j: Tensor) -> Tensor:
-        """(n_pairs,) the inner radius of each pair's element pair, Å."""
-        return self.inner_radius[species[pair_i], species[pair_j]]
+        self.register_inner_radii(len(self.elements))
 
     def _apply(self, fn, recurse: bool = True):
         """`Module.to` and friends: the contraction plan built in __init__ (index and

@@ -19,14 +19,18 @@ shortest distance of its element pair (models/base.py), a = INNER_END and b = IN
     s = 1 for r ≥ b r_in,   0 for r ≤ a r_in,   x³(10 − 15x + 6x²), x = (r − a r_in)/((b − a) r_in), between
 
 C² at both ends. Descriptors multiply a pair's cutoff function by it: every training pair has
-s = 1 (the fit is exactly what it was); a little below the data (down to b r_in) the model
-extrapolates as it would without the switch, since test structures do go there and the fade's
-slope times a pair's learnt share (which holds arbitrary constants: a single molecule's energy
-split among its elements is one) made their forces worse (ethanol, linear ACE: test force RMSE
-24 → 80 meV/Å with the fade right below r_in); further in, the pair's share fades to nothing,
-so the learnt part of the energy stays bounded (ACE's polynomials are not extrapolated far) and,
-below a r_in, is what it is without the pair (constant for a dimer): there the core repulsion
-(models/repulsion.py) alone acts. An element pair the data never hold within the cutoff never
+s = 1 (the fit is exactly what it was); further in, the pair's share fades to nothing, so the
+learnt part of the energy stays bounded (ACE's polynomials are not extrapolated) and, below
+a r_in, is what it is without the pair (constant for a dimer): there the core repulsion
+(models/repulsion.py) alone acts. Where the fade starts is a trade-off, chosen on validation
+data and on the crystal recipe's Si model (docs: CHANGELOG, session 15): structures a little
+below the data's shortest distance are predicted best by the model's own extrapolation (a
+fade starting at r_in raised the ethanol linear-ACE recipe's validation force RMSE from 22.6
+to 28.0 meV/Å: the fade's slope times a pair's learnt share, which holds arbitrary constants),
+while ACE's polynomials dive further in (the Si recipe's dimer fell 30 eV below its value at
+r_in with a = 0.65, b = 0.9, and a 0.5 Å contact relaxed into that well at 1.44 Å). With
+a = 0.75, b = 0.97: validation 23.0 meV/Å, the Si dimer never below its value at r_in, the
+contact relaxed apart to 2.30 Å. An element pair the data never hold within the cutoff never
 contributes; r_in = 0: no switch (models not trained by forcefit's run).
 """
 
@@ -48,7 +52,7 @@ CUTOFF_TYPES = {
     "poly4": 8,
 }
 CUTOFF_NAMES = {number: name for name, number in CUTOFF_TYPES.items()}
-INNER_START, INNER_END = 0.9, 0.65  # a pair fades from 0.9 × its inner radius (the data's shortest distance) to 0.65 × it
+INNER_START, INNER_END = 0.97, 0.75  # a pair fades from 0.97 × its inner radius (the data's shortest distance) to 0.75 × it
 
 
 def inner_switch(r: torch.Tensor, inner: torch.Tensor) -> torch.Tensor:
@@ -87,3 +91,24 @@ def cutoff_function(r: torch.Tensor, rc: torch.Tensor | float, kind: str, alpha:
     else:  # poly4
         f = (x * (x * ((315.0 - 70.0 * x) * x - 540.0) + 420.0) - 126.0) * x**5 + 1.0
     return torch.where(inside, f, torch.zeros_like(f))
+
+
+class InnerCutoff:
+    """What a descriptor (a torch Module) needs for the inner switch: its radius per (centre,
+    neighbour) element pair, a buffer so that it is saved and moved with the model."""
+
+    def register_inner_radii(self, n_elements: int) -> None:
+        # 0 (no switch) until set from the data
+        self.register_buffer("inner_radius", torch.zeros((n_elements, n_elements), dtype=torch.float64))
+
+    def set_inner_radii(self, shortest: torch.Tensor) -> None:
+        """The inner radius per element pair: the training data's shortest distance; a pair the
+        data never hold within the cutoff (inf) is switched off entirely (the data say nothing
+        about it). Every training pair then has s = 1: the descriptors of the data do not change."""
+        off = torch.full_like(self.inner_radius, self.cutoff / INNER_END)
+        with torch.no_grad():
+            self.inner_radius.copy_(torch.where(torch.isfinite(shortest), shortest.to(self.inner_radius), off))
+
+    def pair_inner_radii(self, species: torch.Tensor, pair_i: torch.Tensor, pair_j: torch.Tensor) -> torch.Tensor:
+        """(n_pairs,) the inner radius of each pair's element pair, Å."""
+        return self.inner_radius[species[pair_i], species[pair_j]]

@@ -255,7 +255,7 @@ def _add_leg_gradients(out_p, out_q, lu, d, b1, b2, k, inverse_r1, inverse_r2, c
 
 
 def _evaluate(
-    mode, first, species, vectors, pair_j, offsets, weights, inner,
+    mode, first, species, vectors, pair_j, offsets, weights, fade,
     rc_values, radial_group, radial_start, radial_eta, radial_rs, radial_rc, radial_column,
     angular_group, group_start, group_factor_start, factor_slot, factor_narrow, group_lz_start, group_lz, group_narrow,
     group_only_narrow, angular_factor, angular_lz, angular_norm, angular_column,
@@ -310,12 +310,12 @@ def _evaluate(
                 u[x, b] = v[x] / r[b]
         for k in range(n_rc):
             _cutoff_block(cutoff_kind, cutoff_alpha, rc_values[k], r, fc[k], dfc[k], work, bits, 0, n)
-        for b in range(n):  # the inner switch of cutoff.py: the centre's pairs fade below the data
-            radius = inner[p0 + order[b]]
-            if radius > 0.0 and r[b] < INNER_START * radius:
-                x = max((r[b] - INNER_END * radius) / ((INNER_START - INNER_END) * radius), 0.0)
+        for b in range(n):  # the inner switch of cutoff.py: the centre's pairs fade between fade[p] = (off, on) Å
+            off, on = fade[p0 + order[b], 0], fade[p0 + order[b], 1]
+            if on > 0.0 and r[b] < on:
+                x = max((r[b] - off) / (on - off), 0.0)
                 switch = x * x * x * (10.0 - 15.0 * x + 6.0 * x * x)
-                slope_of_switch = 30.0 * x * x * (1.0 - x) * (1.0 - x) / ((INNER_START - INNER_END) * radius)
+                slope_of_switch = 30.0 * x * x * (1.0 - x) * (1.0 - x) / (on - off)
                 for k in range(n_rc):
                     dfc[k, b] = dfc[k, b] * switch + fc[k, b] * slope_of_switch
                     fc[k, b] *= switch
@@ -514,7 +514,9 @@ class Engine:
     def run(self, mode: int, species, vectors, pair_i, pair_j, centres: tuple[int, int], inner: Tensor, weights=None):
         """`_evaluate` for the atoms a ≤ i < b of `centres` = (a, b) from exactly the pairs
         centred on them (CPU tensors, sorted by centre), on as many threads as torch uses.
-        `inner` (n_pairs,) is each pair's inner radius (0: no switch). Returns float64 NumPy arrays: FEATURES (n_block, n_features); GRADIENT, for weights
+        `inner` (n_pairs,) is each pair's inner radius (0: no switch), handed to the compiled code as
+        the radii where its fade ends and starts (never as module constants, which numba's cache
+        would keep from an older version). Returns float64 NumPy arrays: FEATURES (n_block, n_features); GRADIENT, for weights
         w = ∂E/∂G (n_block, n_features), g_p = w_{i_p} · ∂G_{i_p}/∂v_p (n_pairs, 3); JACOBIAN
         the features and ∂G_{i_p}/∂v_p (n_pairs, n_features, 3)."""
         first, last = centres
@@ -533,10 +535,16 @@ class Engine:
             numba.set_num_threads(threads)
         (_evaluate_parallel if threads > 1 else _evaluate_serial)(
             mode, first, species.numpy(), np.ascontiguousarray(vectors.detach().numpy(), dtype=np.float64),
-            pair_j.numpy(), offsets, w, np.ascontiguousarray(inner.detach().numpy(), dtype=np.float64), *self.radial, *self.angular,
+            pair_j.numpy(), offsets, w, _fade(inner), *self.radial, *self.angular,
             self.cutoff_kind, self.cutoff_alpha, self.angular_cutoff, features, gradients, jacobian,
         )  # fmt: skip
         return {FEATURES: features, GRADIENT: gradients, JACOBIAN: (features, jacobian)}[mode]
+
+
+def _fade(inner: Tensor) -> np.ndarray:
+    """(n_pairs, 2): where each pair's inner switch reaches 0 and where it reaches 1, Å."""
+    radius = inner.detach().double().numpy()
+    return np.ascontiguousarray(np.stack([INNER_END * radius, INNER_START * radius], axis=1))
 
 
 def _f(values) -> np.ndarray:

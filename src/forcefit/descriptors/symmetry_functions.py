@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor
 
-from forcefit.descriptors.cutoff import CUTOFF_TYPES, INNER_END, cutoff_function, inner_switch
+from forcefit.descriptors.cutoff import CUTOFF_TYPES, InnerCutoff, cutoff_function, inner_switch
 from forcefit.descriptors.engine import FEATURES, GRADIENT, JACOBIAN, Engine
 
 KINDS = ("radial", "narrow", "wide")
@@ -61,7 +61,7 @@ class SymmetryFunction:
         return out
 
 
-class SymmetryFunctions(torch.nn.Module):
+class SymmetryFunctions(InnerCutoff, torch.nn.Module):
     """Evaluates a set of symmetry functions for all atoms of a (batched) system."""
 
     kind = "symmetry_functions"  # model.descriptor
@@ -90,7 +90,7 @@ class SymmetryFunctions(torch.nn.Module):
         self.angular_cutoff = max(angular) if angular else 0.0
         self._engine = None  # built on first use of `evaluate`
         # where the data begin, per (centre, neighbour) element pair, Å (descriptors/cutoff.py's inner switch): 0, none, until set
-        self.register_buffer("inner_radius", torch.zeros((len(self.elements), len(self.elements)), dtype=torch.float64))
+        self.register_inner_radii(len(self.elements))
 
         # Group functions by (kind, centre, neighbour elements) so that each pair or
         # triplet is only evaluated for the functions that apply to it.
@@ -221,24 +221,6 @@ class SymmetryFunctions(torch.nn.Module):
             index = ((atoms - first)[:, None] * self.n_features + self._p(n, "column")[None, :]).reshape(-1)
             out = out.index_add(0, index, values.reshape(-1))
         return out.view(last - first, self.n_features)
-
-    def set_inner_radii(self, shortest: Tensor) -> None:
-        """The inner cutoff per element pair (descriptors/cutoff.py): the training data's shortest
-        distance; a pair the data never hold within the cutoff (inf) is switched off entirely (the
-        data say nothing about it). Training pairs all have s = 1: their descriptors do not change.
-        A centre's pairs fade there (their f_c times s(r)), so do its triplets' two legs."""
-        with torch.no_grad():
-            self.inner_radius.copy_(
-                torch.where(
-                    torch.isfinite(shortest),
-                    shortest.to(self.inner_radius),
-                    torch.full_like(self.inner_radius, self.cutoff / INNER_END),
-                )
-            )
-
-    def pair_inner_radii(self, species: Tensor, pair_i: Tensor, pair_j: Tensor) -> Tensor:
-        """(n_pairs,) the inner radius of each pair's element pair, Å."""
-        return self.inner_radius[species[pair_i], species[pair_j]]
 
     @torch.no_grad()
     def evaluate(

@@ -20,7 +20,7 @@ below r_1.
 
 Each element pair has its own r_c: the shortest distance of that pair in the training data
 (`set_from_shortest_distances`), so the repulsion is exactly zero on every training structure
-and the fit made on top of it sees its own data unchanged; r_1 = 0.65 r_c, where the
+and the fit made on top of it sees its own data unchanged; r_1 = 0.75 r_c, where the
 descriptors have let go of the pair (descriptors/cutoff.py's inner switch), so that the two
 hand over across the same range. A pair the data never bring within the cutoff takes 0.6 × the
 sum of the two covalent radii.

@@ -207,15 +207,12 @@ def describe_file(path, trust_code: bool = False) -> str:
 
 def offset_note(model) -> str:
     """Where the model keeps the reference data's zero, as a person reads it."""
-    first = model.members[0] if model.has_members else model
-    energies = getattr(first, "element_energies", getattr(first, "atom_reference", None))
-    per_element = ", ".join(f"{e} {float(v):.6f}" for e, v in zip(first.elements, energies.detach())) if energies is not None else ""
     b = float(model.energy_offset.detach())
     if b == 0.0:
-        return f"energies on the reference data's scale; energy per element (eV): {per_element}"
+        return "energies on the reference data's scale (its zero is carried by constants per element)"
     return (
-        f"global energy offset b = {b:.6f} eV (training.energy_offset: global); energy per element (eV): {per_element}; "
-        "reported energies are the model's extensive Σ E_i, the reference method's energy is Σ E_i − b"
+        f"global energy offset b = {b:.6f} eV (training.energy_offset: global): reported energies are the model's "
+        "extensive Σ E_i, and the reference method's energy is Σ E_i − b"
     )
 
 
