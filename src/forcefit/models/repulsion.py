@@ -81,23 +81,25 @@ class CoreRepulsion(torch.nn.Module):
         return energy, slope, curvature
 
     def pair_energies(self, r: Tensor, species_a: Tensor, species_b: Tensor) -> tuple[Tensor, Tensor]:
-        """E(r) and dE/dr per pair (n_pairs,), zero at r ≥ r_c of the pair's elements."""
-        za, zb = self.charge[species_a].to(r), self.charge[species_b].to(r)
-        outer = self.outer[species_a, species_b].to(r)
+        """E(r) and dE/dr per pair (n_pairs,), zero at r ≥ r_c of the pair's elements. Only the
+        pairs inside r_c are evaluated: in a structure like the data, none (one comparison)."""
+        energy, slope = torch.zeros_like(r), torch.zeros_like(r)
+        inside = torch.nonzero(r < self.outer[species_a, species_b].to(r)).squeeze(1)
+        if inside.numel() == 0:
+            return energy, slope
+        a, b, x = species_a[inside], species_b[inside], r[inside]
+        za, zb, outer = self.charge[a].to(r), self.charge[b].to(r), self.outer[a, b].to(r)
         inner = INNER_FRACTION * outer
-        inside = r < outer
-        x = torch.where(inside, r, inner)  # outside pairs are evaluated at a harmless distance, then zeroed
-        energy, slope, _ = self._unswitched(x, za, zb)
+        e_x, d_x, _ = self._unswitched(x, za, zb)
         e_c, d_c, dd_c = self._unswitched(outer, za, zb)
         tau = outer - inner
         A = (-3.0 * d_c + tau * dd_c) / tau**2
         B = (2.0 * d_c - tau * dd_c) / tau**3
         C = -e_c + 0.5 * tau * d_c - tau**2 * dd_c / 12.0
         t = (x - inner).clamp(min=0.0)
-        energy = energy + C + t**3 * (A / 3.0 + B / 4.0 * t)
-        slope = slope + t**2 * (A + B * t)
-        zero = torch.zeros_like(r)
-        return torch.where(inside, energy, zero), torch.where(inside, slope, zero)
+        energy[inside] = e_x + C + t**3 * (A / 3.0 + B / 4.0 * t)
+        slope[inside] = d_x + t**2 * (A + B * t)
+        return energy, slope
 
     def energies_and_pair_gradients(self, species: Tensor, vectors: Tensor, pair_i: Tensor, pair_j: Tensor) -> tuple[Tensor, Tensor]:
         """Atom energies (n_atoms,) eV, half of each pair's E on each side of the full list, and
