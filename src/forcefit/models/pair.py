@@ -49,7 +49,13 @@ class PairPotential(Potential):
             switch_on=m.switch_on,
             mixing=m.mixing,
             core_repulsion=cls.core_repulsion_from_config(m),
+            **cls._form_options(m),
         )
+
+    @classmethod
+    def _form_options(cls, m) -> dict:
+        """What a form adds to the constructor from the config (a user form: its function)."""
+        return {}
 
     def __init__(
         self,
@@ -204,21 +210,10 @@ class CustomPair(PairPotential):
     example = "{'Ar-Ar': {'a': 0.1, 'b': 3.0}} with names your φ reads"
 
     @classmethod
-    def _from_model_config(cls, m, elements: list[str]) -> CustomPair:
+    def _form_options(cls, m) -> dict:
         if not m.function:
             raise ValueError("model.function: a 'pair' potential needs its φ(r, params) as 'module:function'")
-        if not m.parameters:
-            raise ValueError(f"model.parameters: a pair potential needs starting parameters per element pair, e.g. {cls.example}")
-        return cls(
-            elements,
-            m.cutoff,
-            m.parameters,
-            function=m.function,
-            cutoff_mode=m.cutoff_mode,
-            switch_on=m.switch_on,
-            mixing=m.mixing,
-            core_repulsion=cls.core_repulsion_from_config(m),
-        )
+        return {"function": m.function}
 
     def __init__(
         self, elements, cutoff, parameters, function: str, cutoff_mode="switch", switch_on=None, mixing="free", core_repulsion=False
