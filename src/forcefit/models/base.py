@@ -114,6 +114,15 @@ class Potential(torch.nn.Module):
         if self.core_repulsion is not None:
             self.core_repulsion.set_from_shortest_distances(shortest)
 
+    def start_energy_zero(self, element_energies: Tensor, counts: Tensor, energies: Tensor) -> None:
+        """Set `element_energies` (and b with a global offset) to the least-squares fit of the
+        labelled `energies` (n_structures,) on composition `counts` (n_structures, n_elements)."""
+        labelled = torch.isfinite(energies)
+        e, intercept = composition_fit(counts[labelled], energies[labelled], intercept=self.global_offset)
+        with torch.no_grad():
+            element_energies.copy_(e)
+            self.energy_offset.fill_(-intercept)
+
     def use_global_offset(self, on: bool) -> None:
         """Fit the loss's global offset b beside the element energies (on), or keep b = 0 (off,
         the default): set before `initialise`."""

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from forcefit.descriptors.symmetry_functions import SymmetryFunctions
-from forcefit.models.base import DescriptorPotential, composition_fit
+from forcefit.models.base import DescriptorPotential
 
 
 class _Elementwise(torch.nn.Module):
@@ -121,11 +121,8 @@ class BPNN(DescriptorPotential):
     def initialise(self, graphs: list) -> None:
         """Fit the feature scaling, e_ref (and b with a global offset) and the output scale to training graphs."""
         counts, energies, rms = self.fit_scaling(graphs)
-        labelled = torch.isfinite(energies)
-        e_ref, intercept = composition_fit(counts[labelled], energies[labelled], intercept=self.global_offset)
+        self.start_energy_zero(self.atom_reference, counts, energies)
         with torch.no_grad():
-            self.atom_reference.copy_(e_ref)
-            self.energy_offset.fill_(-intercept)
             self.energy_scale.fill_(rms if rms > 0 else 1.0)
 
     def get_config(self) -> dict:

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from forcefit.descriptors.scaling import element_rows
 from forcefit.descriptors.symmetry_functions import SymmetryFunctions
-from forcefit.models.base import DescriptorPotential, composition_fit
+from forcefit.models.base import DescriptorPotential
 from forcefit.models.forces import assemble, core_repulsion
 
 DESIGN_CHUNK = 16  # structures per block of design-matrix rows (their Jacobians are in memory at once)
@@ -79,11 +79,7 @@ class LinearModel(DescriptorPotential):
         """Fit the feature scaling on training graphs; coefficients start at zero, the energies
         per element (and b with a global offset) by least squares on composition."""
         counts, energies, _ = self.fit_scaling(graphs)
-        labelled = torch.isfinite(energies)
-        e, intercept = composition_fit(counts[labelled], energies[labelled], intercept=self.global_offset)
-        with torch.no_grad():
-            self.element_energies.copy_(e)
-            self.energy_offset.fill_(-intercept)
+        self.start_energy_zero(self.element_energies, counts, energies)
 
     # ----------------------------------------------------------- quadratic form
 

@@ -25,7 +25,7 @@ import math
 import torch
 from torch import Tensor
 
-from forcefit.models.base import Potential, composition_counts, composition_fit
+from forcefit.models.base import Potential, composition_counts
 
 CUTOFF_MODES = ("shift", "switch")
 
@@ -156,15 +156,10 @@ class PairPotential(Potential):
         from forcefit.models.forces import predict
 
         batch = collate(graphs)
-        labelled = torch.isfinite(batch.ref_energy)
         with torch.no_grad():
             self.element_energies.zero_()
-            pair_energy = predict(self, batch, forces=False).energy.detach()
-            e, intercept = composition_fit(
-                composition_counts(self, batch)[labelled], (batch.ref_energy - pair_energy)[labelled], intercept=self.global_offset
-            )
-            self.element_energies.copy_(e)
-            self.energy_offset.fill_(-intercept)
+        pair_energy = predict(self, batch, forces=False).energy
+        self.start_energy_zero(self.element_energies, composition_counts(self, batch), batch.ref_energy - pair_energy)
 
     def get_config(self) -> dict:
         return {
