@@ -50,6 +50,13 @@ class Batch:
     features: Tensor | None = None
     jacobian: Tensor | None = None
     deferred_angular_cutoff: float | None = None  # triplets not stored: build them per chunk of centres (Å)
+    # atoms a ≤ i < b whose energies are computed (all when None); the others are neighbours only,
+    # like an MD engine's ghost atoms (interop/lammps_bridge.py), and pairs are centred on these
+    centres: tuple[int, int] | None = None
+
+    def centre_range(self) -> tuple[int, int]:
+        """(a, b): the atoms a ≤ i < b whose energies are computed."""
+        return self.centres if self.centres is not None else (0, self.numbers.shape[0])
 
     @property
     def n_structures(self) -> int:
@@ -116,6 +123,8 @@ def collate(graphs: list[Batch]) -> Batch:
             parts = [p + int(o) for p, o in zip(parts, offsets)]
         return torch.cat(parts)
 
+    if any(g.centres is not None for g in graphs):
+        raise ValueError("graphs with neighbour-only atoms (centres set) are evaluated one at a time, not batched")
     has_cache = all(g.features is not None for g in graphs)
     deferred = {g.deferred_angular_cutoff for g in graphs}
     if len(deferred) > 1:

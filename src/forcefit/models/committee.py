@@ -69,16 +69,12 @@ class Committee(Potential):
         features (n_atoms, n_features) or None."""
         batch = batch.to(self.energy_offset.dtype, self.energy_offset.device)
         vectors = batch.vectors()
-        if self.uses_descriptors and vectors.device.type == "cpu":
-            atom_energies, gradients, features = self._engine_members(batch, vectors)
-        else:
-            atom_energies, gradients, features = self._autograd_members(batch, vectors)
-        if self.core_repulsion is not None:  # the members' shared prior
-            repulsion, repulsion_gradients = core_repulsion(self, batch, vectors.detach())
-            atom_energies = atom_energies + repulsion
-            gradients = [g + repulsion_gradients for g in gradients]
+        atom_energies, gradients, features = self.member_energies_and_pair_gradients(batch, vectors)
         forces, stresses = zip(*(assemble(batch, vectors, g, stress=stress) for g in gradients))
-        energy = atom_energies.new_zeros((len(self.members), batch.n_structures)).index_add(1, batch.structure_index, atom_energies)
+        first, last = batch.centre_range()
+        energy = atom_energies.new_zeros((len(self.members), batch.n_structures)).index_add(
+            1, batch.structure_index[first:last], atom_energies
+        )
         offsets = torch.stack([m.energy_offset.detach() for m in self.members])
         return {
             "energy": energy,
@@ -88,6 +84,20 @@ class Committee(Potential):
             "forces": torch.stack(forces),
             "features": features,
         }
+
+    def member_energies_and_pair_gradients(self, batch, vectors: Tensor) -> tuple[Tensor, list[Tensor], Tensor | None]:
+        """Each member's centre-atom energies (M, b − a) (`batch.centre_range`), g_p = ∂E/∂r_p
+        (a list of M (n_pairs, 3)) and the shared features, the core repulsion included."""
+        if self.uses_descriptors and vectors.device.type == "cpu":
+            atom_energies, gradients, features = self._engine_members(batch, vectors)
+        else:
+            atom_energies, gradients, features = self._autograd_members(batch, vectors)
+        if self.core_repulsion is not None:  # the members' shared prior
+            first, last = batch.centre_range()
+            repulsion, repulsion_gradients = core_repulsion(self, batch, vectors.detach())
+            atom_energies = atom_energies + repulsion[first:last]
+            gradients = [g + repulsion_gradients for g in gradients]
+        return atom_energies, gradients, features
 
     def _engine_members(self, batch, vectors: Tensor):
         """(M, n_atoms) atom energies, each member's pair gradients and the features, from one
@@ -123,13 +133,16 @@ class Committee(Potential):
     def _autograd_members(self, batch, vectors: Tensor):
         """As `_engine_members`, by autograd through the model (pair models; other devices)."""
         species = self.species(batch.numbers)
+        first, last = batch.centre_range()
         vectors = vectors.detach().requires_grad_(True)
         energies, gradients = [], []
         with torch.enable_grad():
             features = self.features(batch, vectors) if self.uses_descriptors else None
             for member in self.members:
                 atom = (
-                    member.atom_energies_from_features(features, species) if self.uses_descriptors else member.atom_energies(batch, vectors)
+                    member.atom_energies_from_features(features, species)
+                    if self.uses_descriptors
+                    else member.atom_energies(batch, vectors)[first:last]
                 )
                 (gradient,) = torch.autograd.grad(atom.sum(), vectors, retain_graph=True)
                 energies.append(atom.detach())

@@ -83,16 +83,16 @@ def _gradient(atom_energies: Tensor, wrt: Tensor, create_graph: bool) -> Tensor:
 
 
 def centre_chunks(batch: Batch, bytes_per_atom: float, memory_gb: float) -> list[tuple[int, int, int, int, int, int]]:
-    """(a, b, p0, p1, t0, t1): atoms a ≤ i < b with the pairs [p0, p1) and triplets [t0, t1)
-    centred on them, as many atoms per chunk as `memory_gb` holds at `bytes_per_atom`.
+    """(a, b, p0, p1, t0, t1): centre atoms a ≤ i < b with the pairs [p0, p1) and triplets
+    [t0, t1) centred on them, as many atoms per chunk as `memory_gb` holds at `bytes_per_atom`.
     Pairs and triplets come sorted by centre (neighbors.py); otherwise one chunk."""
-    n_atoms = batch.numbers.shape[0]
+    first, last = batch.centre_range()
     centres = batch.pair_i
     triplet_centres = centres[batch.triplet_p]
     ordered = bool((centres[1:] >= centres[:-1]).all() and (triplet_centres[1:] >= triplet_centres[:-1]).all())
-    size = max(1, int(memory_gb * 1e9 / max(bytes_per_atom, 1.0))) if ordered else n_atoms
-    starts = torch.arange(0, n_atoms, size, device=centres.device)
-    bounds = torch.cat([starts, torch.tensor([n_atoms], device=centres.device)])
+    size = max(1, int(memory_gb * 1e9 / max(bytes_per_atom, 1.0))) if ordered else max(last - first, 1)
+    starts = torch.arange(first, last, size, device=centres.device)
+    bounds = torch.cat([starts, torch.tensor([last], device=centres.device)])
     pairs = torch.searchsorted(centres, bounds).tolist()
     triplets = torch.searchsorted(triplet_centres, bounds).tolist()
     edges = bounds.tolist()
@@ -101,7 +101,8 @@ def centre_chunks(batch: Batch, bytes_per_atom: float, memory_gb: float) -> list
 
 def _centre_blocks(model: Potential, batch: Batch, jacobian: bool, memory_gb: float):
     """(a, b, p0, p1) of `centre_chunks` sized by the descriptor's working memory per pair."""
-    per_atom = model.descriptor.bytes_per_pair(jacobian) * batch.pair_i.shape[0] / max(batch.numbers.shape[0], 1)
+    first, last = batch.centre_range()
+    per_atom = model.descriptor.bytes_per_pair(jacobian) * batch.pair_i.shape[0] / max(last - first, 1)
     return [chunk[:4] for chunk in centre_chunks(batch, per_atom, memory_gb)]
 
 
@@ -158,11 +159,12 @@ def _descriptor_energies_autograd(model: Potential, batch: Batch, vectors: Tenso
     device), by chunks of centre atoms so that each chunk's graph holds its own pairs and
     triplets only."""
     species = model.species(batch.numbers)
-    n_atoms = max(species.shape[0], 1)
+    first, last = batch.centre_range()
+    n_atoms = max(last - first, 1)
     deferred = batch.deferred_angular_cutoff
     if deferred is not None:  # triplets are built per chunk: count them (k(k−1)/2 per centre) to size the chunks
         angular = (torch.linalg.vector_norm(vectors.detach(), dim=1) < deferred).cpu().numpy()
-        legs = np.bincount(batch.pair_i.cpu().numpy()[angular], minlength=n_atoms)
+        legs = np.bincount(batch.pair_i.cpu().numpy()[angular])
         n_triplets = float((legs * (legs - 1) // 2).sum())
     else:
         n_triplets = float(batch.triplet_p.shape[0])
@@ -184,6 +186,40 @@ def _descriptor_energies_autograd(model: Potential, batch: Batch, vectors: Tenso
     return torch.cat(energies), torch.cat(features), pair_gradients
 
 
+def energies_and_pair_gradients(model: Potential, batch: Batch, vectors: Tensor, need_gradients: bool, training: bool, memory_gb: float):
+    """The centre atoms' energies (b − a,) (`batch.centre_range`), g_p = ∂E/∂r_p (n_pairs, 3)
+    (None without `need_gradients`) and the descriptors (b − a, n_features) or None, by the
+    path that suits the batch (see `predict`); the core repulsion included. `vectors` may be
+    made a leaf of the graph here: use the returned ones."""
+    descriptor_model = model.uses_descriptors
+    cached = descriptor_model and batch.features is not None
+    first, last = batch.centre_range()
+    features = pair_gradients = None
+    if descriptor_model and not cached and not training:  # prediction: chunks of bounded memory
+        atom_energies, features, pair_gradients = _descriptor_energies(model, batch, vectors, need_gradients, memory_gb)
+    elif cached:  # training: g_p from the cached descriptor Jacobian
+        features = batch.features.requires_grad_(need_gradients)
+        atom_energies = model.atom_energies_from_features(features, model.species(batch.numbers))
+        if need_gradients:
+            d_features = _gradient(atom_energies, features, training)
+            pair_gradients = torch.einsum("pf,pfc->pc", d_features[batch.pair_i], batch.jacobian)
+    else:  # autograd through the model with respect to the pair vectors
+        vectors = vectors.requires_grad_(need_gradients)
+        if descriptor_model:
+            features = model.features(batch, vectors)
+            atom_energies = model.atom_energies_from_features(features, model.species(batch.numbers))
+        else:
+            atom_energies = model.atom_energies(batch, vectors)[first:last]
+        if need_gradients:
+            pair_gradients = _gradient(atom_energies, vectors, training)
+    if model.core_repulsion is not None:  # a fixed prior: no parameter, no graph
+        repulsion, repulsion_gradients = core_repulsion(model, batch, vectors.detach())
+        atom_energies = atom_energies + repulsion[first:last]
+        if need_gradients:
+            pair_gradients = pair_gradients + repulsion_gradients
+    return atom_energies, pair_gradients, features, vectors
+
+
 def predict(
     model: Potential, batch: Batch, *, forces: bool = True, stress: bool = False, training: bool = False, memory_gb: float = MEMORY_GB
 ) -> Prediction:
@@ -197,34 +233,12 @@ def predict(
     dtype = model.energy_offset.dtype
     batch = batch.to(dtype, model.energy_offset.device)  # the model's dtype and device
     need_gradients = forces or stress
-    descriptor_model = model.uses_descriptors
-    cached = descriptor_model and batch.features is not None
-    features = None
+    first, last = batch.centre_range()
     with torch.enable_grad() if need_gradients or training else torch.no_grad():
-        vectors = batch.vectors()
-        if descriptor_model and not cached and not training:  # prediction: chunks of bounded memory
-            atom_energies, features, pair_gradients = _descriptor_energies(model, batch, vectors, need_gradients, memory_gb)
-        elif cached:  # training: g_p from the cached descriptor Jacobian
-            features = batch.features.requires_grad_(need_gradients)
-            atom_energies = model.atom_energies_from_features(features, model.species(batch.numbers))
-            if need_gradients:
-                d_features = _gradient(atom_energies, features, training)
-                pair_gradients = torch.einsum("pf,pfc->pc", d_features[batch.pair_i], batch.jacobian)
-        else:  # autograd through the model with respect to the pair vectors
-            vectors = vectors.requires_grad_(need_gradients)
-            if descriptor_model:
-                features = model.features(batch, vectors)
-                atom_energies = model.atom_energies_from_features(features, model.species(batch.numbers))
-            else:
-                atom_energies = model.atom_energies(batch, vectors)
-            if need_gradients:
-                pair_gradients = _gradient(atom_energies, vectors, training)
-        if model.core_repulsion is not None:  # a fixed prior: no parameter, no graph
-            repulsion, repulsion_gradients = core_repulsion(model, batch, vectors.detach())
-            atom_energies = atom_energies + repulsion
-            if need_gradients:
-                pair_gradients = pair_gradients + repulsion_gradients
-        energy = atom_energies.new_zeros(batch.n_structures).index_add(0, batch.structure_index, atom_energies)
+        atom_energies, pair_gradients, features, vectors = energies_and_pair_gradients(
+            model, batch, batch.vectors(), need_gradients, training, memory_gb
+        )
+        energy = atom_energies.new_zeros(batch.n_structures).index_add(0, batch.structure_index[first:last], atom_energies)
         reference_energy = energy - model.energy_offset
         force_values = stress_values = None
         if need_gradients:

