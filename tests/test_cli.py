@@ -136,8 +136,8 @@ def test_every_model_kind_trains_from_yaml_and_runs_in_ase(tmp_path):
     atoms = fitted.to_atoms()
     atoms.calc = Calculator.load(tmp_path / "lj" / "model.ffm")
     assert np.allclose(atoms.get_forces(), forces, atol=1e-6)
-    assert main(["export-lammps", str(tmp_path / "lj" / "model.ffm"), str(tmp_path / "pair.lammps")]) == 0
-    assert "pair_style" in (tmp_path / "pair.lammps").read_text()
+    assert main(["export-lammps", str(tmp_path / "lj" / "model.ffm"), str(tmp_path / "native"), "--table"]) == 0
+    assert "pair_style" in (tmp_path / "native" / "pair.lammps").read_text()
 
 
 @pytest.mark.parametrize(("example", "family", "element"), [("mlearn_mo.yaml", "bpnn", "Mo"), ("crystal.yaml", "ace-linear", "Si")])

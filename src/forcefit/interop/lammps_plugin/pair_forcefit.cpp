@@ -10,7 +10,7 @@
 // member's energies and g_ij: their per-atom spread is kept for `fix pair` and dumps
 // (forces_std needs the members' forces summed over ranks: a reverse communication).
 //
-//   pair_style forcefit MODEL [block N] [threads N]
+//   pair_style forcefit MODEL [block N] [threads N] [trust_code yes]
 //   pair_coeff * * El1 El2 ...        (one element per LAMMPS type, NULL for types of other styles)
 
 #include "pair_forcefit.h"
@@ -85,7 +85,7 @@ template <typename T> PyObject *view(std::vector<T> &values, size_t count)
 }    // namespace
 
 PairForcefit::PairForcefit(LAMMPS *lmp) :
-    Pair(lmp), block_atoms(50000), threads(1), bridge(nullptr), cutoff(0.0), members(0), nmax(0),
+    Pair(lmp), block_atoms(50000), threads(1), trust_code(0), bridge(nullptr), cutoff(0.0), members(0), nmax(0),
     forces_std(nullptr), energy_std(nullptr), extrapolation(nullptr), member_forces(nullptr)
 {
   single_enable = 0;
@@ -132,15 +132,17 @@ void PairForcefit::python_error(const char *where)
 
 void PairForcefit::settings(int narg, char **arg)
 {
-  if (narg < 1) error->all(FLERR, "Illegal pair_style forcefit command: pair_style forcefit MODEL [block N] [threads N]");
+  if (narg < 1) error->all(FLERR, "Illegal pair_style forcefit command: pair_style forcefit MODEL [block N] [threads N] [trust_code yes]");
   model_path = arg[0];
+  trust_code = 0;
   const char *omp = std::getenv("OMP_NUM_THREADS");
   threads = omp != nullptr && std::atoi(omp) > 0 ? std::atoi(omp) : 1;
   for (int k = 1; k < narg; k += 2) {
     if (k + 1 >= narg) error->all(FLERR, "pair_style forcefit: keyword {} needs a value", arg[k]);
     if (strcmp(arg[k], "block") == 0) block_atoms = utils::bnumeric(FLERR, arg[k + 1], false, lmp);
     else if (strcmp(arg[k], "threads") == 0) threads = utils::inumeric(FLERR, arg[k + 1], false, lmp);
-    else error->all(FLERR, "pair_style forcefit: unknown keyword {} (block N, threads N)", arg[k]);
+    else if (strcmp(arg[k], "trust_code") == 0) trust_code = utils::logical(FLERR, arg[k + 1], false, lmp);
+    else error->all(FLERR, "pair_style forcefit: unknown keyword {} (block N, threads N, trust_code yes)", arg[k]);
   }
   if (block_atoms < 1 || threads < 1) error->all(FLERR, "pair_style forcefit: block and threads must be positive");
   if (strcmp(update->unit_style, "metal") != 0)
@@ -173,7 +175,7 @@ void PairForcefit::load_model(const std::vector<std::string> &elements)
     PyList_Append(names, name);
     Py_DECREF(name);
   }
-  bridge = PyObject_CallMethod(module, "PairStyle", "sOi", model_path.c_str(), names, threads);
+  bridge = PyObject_CallMethod(module, "PairStyle", "sOii", model_path.c_str(), names, threads, trust_code);
   Py_DECREF(names);
   Py_DECREF(module);
   if (bridge == nullptr) python_error(("loading " + model_path).c_str());

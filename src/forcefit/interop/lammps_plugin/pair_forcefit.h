@@ -29,6 +29,7 @@ class PairForcefit : public Pair {
   std::string model_path;
   long block_atoms;               // centre atoms per call of the engine
   int threads;                    // the engine's threads on each rank
+  int trust_code;                 // 1: a model may import the Python code it names (user pair forms)
   _object *bridge;                // forcefit.interop.lammps_bridge.PairStyle
   double cutoff;                  // Å, the model's
   int members;                    // committee members (0: a single model)
