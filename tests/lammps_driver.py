@@ -3,9 +3,10 @@ one rank or under `mpirun -np N`:
 
     python tests/lammps_driver.py CASES.json RESULTS.json
 
-CASES.json: {"plugin": path, "cases": [{"model", "numbers", "positions", "cell" (None: a
-free molecule in a fixed box), "steps" (0: one evaluation), "timestep_fs", "velocities"
-(Å/fs)}]}. RESULTS.json (written by rank 0), per case: energy (eV), forces (by atom, eV/Å),
+CASES.json: {"cases": [{"pair" (the plugin load, pair_style and pair_coeff lines; types are
+the structure's elements in order of atomic number), "numbers", "positions", "cell" (None: a
+free molecule in a fixed box), "extras" (the per-atom quantities of pair_style forcefit to
+gather), "steps" (0: one evaluation), "timestep_fs", "velocities" (Å/fs)}]}. RESULTS.json (written by rank 0), per case: energy (eV), forces (by atom, eV/Å),
 virial W = Σ x ⊗ f (xx yy zz xy xz yz, eV), the per-atom quantities the pair style offers
 (extrapolation; forces_std, energy_std for a committee) and, for an MD case, the final
 positions (Å) and the total energy per step (eV).
@@ -41,8 +42,8 @@ def box_commands(case) -> list[str]:
     return ["boundary p p p", f"region box prism 0 {c[0][0]!r} 0 {c[1][1]!r} 0 {c[2][2]!r} {c[1][0]!r} {c[2][0]!r} {c[2][1]!r}"]
 
 
-def run_case(lmp, plugin: str, case: dict) -> dict:
-    from ase.data import atomic_masses, chemical_symbols
+def run_case(lmp, case: dict) -> dict:
+    from ase.data import atomic_masses
 
     elements = sorted(set(case["numbers"]))
     lmp.command("clear")
@@ -50,13 +51,7 @@ def run_case(lmp, plugin: str, case: dict) -> dict:
     lmp.command(f"create_box {len(elements)} box")
     for t, z in enumerate(elements, start=1):
         lmp.command(f"mass {t} {float(atomic_masses[z])!r}")
-    lmp.commands_list(
-        [
-            f"plugin load {plugin}",
-            f"pair_style forcefit {case['model']}",
-            "pair_coeff * * " + " ".join(chemical_symbols[z] for z in elements),
-        ]
-    )
+    lmp.commands_list(case["pair"])
     n = len(case["numbers"])
     types = [elements.index(z) + 1 for z in case["numbers"]]
     velocities = None
@@ -65,13 +60,12 @@ def run_case(lmp, plugin: str, case: dict) -> dict:
     lmp.create_atoms(n, list(range(1, n + 1)), types, np.asarray(case["positions"], dtype=float).flatten().tolist(), velocities)
     if lmp.get_natoms() != n:
         raise RuntimeError(f"LAMMPS created {lmp.get_natoms()} of {n} atoms (positions outside the box?)")
-    committee = case.get("committee", False)
-    values = ["extrapolation", *(["forces_std", "energy_std"] if committee else [])]
+    values = case.get("extras", [])
     lmp.commands_list(
         [
             "neighbor 1.0 bin",
             "compute vir all pressure NULL virial",
-            "fix extras all pair 1 forcefit " + " ".join(f"{v} 0" for v in values),
+            *(["fix extras all pair 1 forcefit " + " ".join(f"{v} 0" for v in values)] if values else []),
             "thermo_style custom step pe etotal vol c_vir[1] c_vir[2] c_vir[3] c_vir[4] c_vir[5] c_vir[6]",
             "thermo_modify format float %.17g",
         ]
@@ -92,15 +86,16 @@ def run_case(lmp, plugin: str, case: dict) -> dict:
     result["forces"] = np.array(lmp.gather_atoms("f", 1, 3)).reshape(n, 3).tolist()
     pressure = [lmp.extract_compute("vir", 0, 1)[k] for k in range(6)]
     result["virial"] = [p * volume / NKTV2P for p in pressure]
-    extras = np.array(lmp.gather("f_extras", 1, len(values))).reshape(n, len(values))
-    result.update({name: extras[:, k].tolist() for k, name in enumerate(values)})
+    if values:
+        extras = np.array(lmp.gather("f_extras", 1, len(values))).reshape(n, len(values))
+        result.update({name: extras[:, k].tolist() for k, name in enumerate(values)})
     return result
 
 
 def main(cases_path: str, results_path: str) -> None:
     spec = json.loads(open(cases_path).read())
     lmp = lammps_instance()
-    results = [run_case(lmp, spec["plugin"], case) for case in spec["cases"]]
+    results = [run_case(lmp, case) for case in spec["cases"]]
     if lmp.extract_setting("world_rank") == 0:
         with open(results_path, "w") as handle:
             json.dump({"ranks": lmp.extract_setting("world_size"), "results": results}, handle)

@@ -72,15 +72,25 @@ def wrapped(structure):
     return atoms
 
 
-def case(model_path, atoms, committee: bool, **extra) -> dict:
+def case(pair: list[str], atoms, extras=(), **extra) -> dict:
     return {
-        "model": str(model_path),
+        "pair": pair,
         "numbers": atoms.numbers.tolist(),
         "positions": atoms.positions.tolist(),
         "cell": atoms.cell.array.tolist() if atoms.pbc.all() else None,
-        "committee": committee,
+        "extras": list(extras),
         **extra,
     }
+
+
+def forcefit_pair(model_path, atoms) -> list[str]:
+    """pair_style forcefit for the driver's types (the structure's elements by atomic number)."""
+    from ase.data import chemical_symbols
+
+    from forcefit.interop.lammps_plugin import build
+
+    elements = " ".join(chemical_symbols[z] for z in sorted(set(atoms.numbers)))
+    return [f"plugin load {build()}", f"pair_style forcefit {model_path}", f"pair_coeff * * {elements}"]
 
 
 def md_atoms():
@@ -95,10 +105,8 @@ MD_STEPS, MD_TIMESTEP, MD_MODEL = 200, 0.25, "bpnn-sf+zbl"  # the core repulsion
 
 
 def run_driver(cases: list, folder, ranks: int) -> dict:
-    from forcefit.interop.lammps_plugin import build
-
     spec, out = folder / f"cases{ranks}.json", folder / f"results{ranks}.json"
-    spec.write_text(json.dumps({"plugin": str(build()), "cases": cases}))
+    spec.write_text(json.dumps({"cases": cases}))
     prefix = [MPIRUN, "-np", str(ranks)] if ranks > 1 else []
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     run = subprocess.run([*prefix, sys.executable, str(DRIVER), str(spec), str(out)], capture_output=True, text=True, env=env, timeout=600)
@@ -116,15 +124,16 @@ def runs(tmp_path_factory):
     for name, make in MODELS.items():
         models[name] = make()
         save_model(models[name], folder / f"{name}.ffm")
+        extras = ["extrapolation", *(["forces_std", "energy_std"] if models[name].has_members else [])]
         for structure_name, make_structure in STRUCTURES.items():
-            cases.append(case(folder / f"{name}.ffm", wrapped(make_structure()), models[name].has_members))
+            atoms = wrapped(make_structure())
+            cases.append(case(forcefit_pair(folder / f"{name}.ffm", atoms), atoms, extras))
             keys.append((name, structure_name))
     atoms = md_atoms()
     cases.append(
         case(
-            folder / f"{MD_MODEL}.ffm",
+            forcefit_pair(folder / f"{MD_MODEL}.ffm", atoms),
             atoms,
-            False,
             steps=MD_STEPS,
             timestep_fs=MD_TIMESTEP,
             velocities=(atoms.get_velocities() * units.fs).tolist(),
@@ -224,6 +233,34 @@ def test_two_ranks_follow_one_rank_and_drift_like_forcefit_md(runs):
     print(f"largest total-energy difference along the run {gap:.3g} eV/atom")
     assert gap < 1e-5  # the same integrator on the same forces: only LAMMPS's unit constants differ from ASE's (~1e-7)
     assert abs(lammps_drift - result.drift) <= 0.01 * noise
+
+
+@pytest.fixture(scope="module")
+def hdnnp_runs(tmp_path_factory):
+    """A BPNN exported with `export-n2p2` (files in Bohr and Hartree), run by n2p2's own pair
+    style (built as a plugin for the wheel) with the lines export-n2p2 wrote, on 1 and 2 ranks."""
+    from ase import units as ase_units
+
+    from conftest import hdnnp_plugin
+    from forcefit.interop.n2p2 import save_potential
+
+    plugin = hdnnp_plugin()
+    folder = tmp_path_factory.mktemp("hdnnp")
+    model = tiny_bpnn()
+    save_potential(model, folder / "nnp", length_unit=ase_units.Bohr, energy_unit=ase_units.Hartree)
+    lines = [line for line in (folder / "nnp" / "hdnnp.lammps").read_text().splitlines() if line and not line.startswith("#")]
+    cases = [case([f"plugin load {plugin}", *lines], wrapped(make())) for make in STRUCTURES.values()]
+    return {"model": model, "lines": lines, 1: run_driver(cases, folder, 1), 2: run_driver(cases, folder, 2)}
+
+
+@pytest.mark.parametrize("ranks", [1, 2])
+@pytest.mark.parametrize("structure_name", list(STRUCTURES))
+def test_exported_bpnn_in_n2p2s_pair_style_equals_forcefit(hdnnp_runs, structure_name, ranks):
+    got = hdnnp_runs[ranks][list(STRUCTURES).index(structure_name)]
+    want = forcefit_reference(hdnnp_runs["model"], wrapped(STRUCTURES[structure_name]()))
+    assert hdnnp_runs["lines"][0].startswith("pair_style hdnnp 3.5 dir ") and hdnnp_runs["lines"][1] == "pair_coeff * * H O"
+    assert abs(got["energy"] - want["energy"]) <= TOLERANCE * abs(want["energy"])
+    assert np.abs(np.array(got["forces"]) - want["forces"]).max() <= TOLERANCE * np.abs(want["forces"]).max()
 
 
 def lmp_command(ranks: int, folder) -> subprocess.CompletedProcess:

@@ -73,7 +73,13 @@ def test_cli_import_and_export(tmp_path):
     assert (
         main(["export-n2p2", str(tmp_path / "water.ffm"), str(tmp_path / "out"), "--length-unit", "bohr", "--energy-unit", "hartree"]) == 0
     )
-    assert {p.name for p in (tmp_path / "out").iterdir()} == {"input.nn", "scaling.data", "weights.001.data", "weights.008.data"}
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {
+        "input.nn",
+        "scaling.data",
+        "weights.001.data",
+        "weights.008.data",
+        "hdnnp.lammps",
+    }
 
 
 def test_unsupported_keyword_is_named(tmp_path):
@@ -159,7 +165,9 @@ def test_exported_trained_model_runs_in_n2p2(tmp_path, capsys):
     capsys.readouterr()
     assert main(["export-n2p2", str(tmp_path / "default" / "model.ffm"), str(tmp_path / "default_nnp")]) == 0
     said = capsys.readouterr().out
-    assert "n2p2 has no inner cutoff" in said and "zbl 1 1.0 1.0" in said, said
+    assert "n2p2 has no inner cutoff" in said and "hdnnp.lammps" in said, said
+    lammps_lines = (tmp_path / "default_nnp" / "hdnnp.lammps").read_text()
+    assert "pair_style hybrid/overlay hdnnp" in lammps_lines and "pair_coeff 1 1 zbl 1 1.0 1.0" in lammps_lines, lammps_lines
     assert "n2p2 has no inner cutoff" in (tmp_path / "default_nnp" / "input.nn").read_text()
     config["model"]["core_repulsion"] = "none"
     (tmp_path / "exact.yaml").write_text(yaml.safe_dump(config))

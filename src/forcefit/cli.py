@@ -290,7 +290,6 @@ def _import_n2p2(args, console):
 
 
 def _export_n2p2(args, console):
-    from forcefit.interop.lammps import zbl_styles
     from forcefit.interop.n2p2 import save_potential, short_range_caveats
     from forcefit.models.saving import load_model, offset_note
     from forcefit.units import unit_value
@@ -302,14 +301,13 @@ def _export_n2p2(args, console):
         length_unit=unit_value(args.length_unit, "--length-unit"),
         energy_unit=unit_value(args.energy_unit, "--energy-unit"),
     )
-    console.print(f"wrote input.nn, scaling.data and weights.NNN.data to {args.directory}")
+    console.print(
+        f"wrote input.nn, scaling.data and weights.NNN.data to {args.directory}, and hdnnp.lammps: the LAMMPS lines for "
+        "n2p2's pair_style hdnnp (ML-HDNNP)",
+        soft_wrap=True,
+    )
     for caveat in short_range_caveats(model):
         console.print(f"[bold yellow]note:[/] {caveat}", soft_wrap=True)
-    if model.core_repulsion is not None:
-        styles, coefficients = zbl_styles(model)
-        console.print(
-            "zbl sub-styles for hybrid/overlay: " + " ".join(styles) + "\n" + "\n".join(coefficients), soft_wrap=True, highlight=False
-        )
     if float(model.energy_offset.detach()):
         console.print(f"n2p2's energies are forcefit's Σ E_i; this model's global offset b is not in the files: {offset_note(model)}")
 

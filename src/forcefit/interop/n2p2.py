@@ -350,17 +350,46 @@ def short_range_caveats(model: BPNN) -> list[str]:
         )
     if model.core_repulsion is not None:
         caveats.append(
-            "the core repulsion (ZBL) is not in these files: in LAMMPS add it with pair_style hybrid/overlay hdnnp … "
-            "plus the zbl lines of forcefit export-n2p2's message"
+            "the core repulsion (ZBL) is not in these files: in LAMMPS it is LAMMPS's zbl overlaid on hdnnp "
+            "(pair_style hybrid/overlay, as hdnnp.lammps writes it); n2p2's own programs lack it"
         )
     return caveats
 
 
+def hdnnp_lines(model: BPNN, directory, length_unit: float, energy_unit: float) -> str:
+    """The LAMMPS lines that run the written files in n2p2's `pair_style hdnnp` (the ML-HDNNP
+    package, or n2p2's pair style loaded as a plugin), units metal: cflength and cfenergy turn
+    LAMMPS's Å and eV into the files' units; with a core repulsion, LAMMPS's zbl overlaid."""
+    from forcefit.interop.lammps import zbl_styles
+
+    style = (
+        f"hdnnp {model.cutoff!r} dir {Path(directory).resolve()} showew no showewsum 0 resetew no maxew 1000 "
+        f"cflength {1.0 / length_unit!r} cfenergy {1.0 / energy_unit!r}"
+    )
+    lines = [
+        "# n2p2's pair_style hdnnp (LAMMPS built with ML-HDNNP, or `plugin load` n2p2's pair style); units metal",
+        "# LAMMPS atom types 1…N → the model's elements; edit for your own type order",
+        *[f"# note: {caveat}" for caveat in short_range_caveats(model)],
+    ]
+    if model.core_repulsion is None:
+        return "\n".join([*lines, f"pair_style {style}", f"pair_coeff * * {' '.join(model.elements)}", ""])
+    styles, coefficients = zbl_styles(model)
+    return "\n".join(
+        [
+            *lines,
+            f"pair_style hybrid/overlay {style} {' '.join(styles)}",
+            f"pair_coeff * * hdnnp {' '.join(model.elements)}",
+            *coefficients,
+            "",
+        ]
+    )
+
+
 def save_potential(model: BPNN, directory, *, length_unit: float = 1.0, energy_unit: float = 1.0) -> None:
     """Write input.nn, scaling.data and weights.NNN.data (file units: `length_unit`
-    Å and `energy_unit` eV). n2p2 then computes forcefit's energy Σ_i E_i (the
-    per-element e_ref as `atom_energy`) and forces. The loss offset b, the reference
-    data's zero, is not part of the potential and is not written."""
+    Å and `energy_unit` eV), and hdnnp.lammps, the lines that run them in LAMMPS. n2p2 then
+    computes forcefit's energy Σ_i E_i (the per-element e_ref as `atom_energy`) and forces. The
+    loss offset b, the reference data's zero, is not part of the potential and is not written."""
     if not isinstance(model, BPNN):
         where = "pair potentials go to LAMMPS with export-lammps" if model.kind in ("lj", "morse", "pair") else "n2p2 has no such model"
         raise ValueError(
@@ -448,3 +477,4 @@ def save_potential(model: BPNN, directory, *, length_unit: float = 1.0, energy_u
                 counter += 1
                 out.append(f"{float(bias):.17E} b {counter} {layer + 1} {n_e + 1}")
         (directory / f"weights.{atomic_numbers[e]:03d}.data").write_text("\n".join(out) + "\n")
+    (directory / "hdnnp.lammps").write_text(hdnnp_lines(model, directory, length_unit, energy_unit))
