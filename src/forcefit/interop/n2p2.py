@@ -362,8 +362,9 @@ def hdnnp_lines(model: BPNN, directory, length_unit: float, energy_unit: float) 
     LAMMPS's Å and eV into the files' units; with a core repulsion, LAMMPS's zbl overlaid."""
     from forcefit.interop.lammps import zbl_styles
 
+    cutoff = model.cutoff * (1 + 1e-12)  # never below n2p2's own largest cutoff after its unit conversion (it refuses that)
     style = (
-        f"hdnnp {model.cutoff!r} dir {Path(directory).resolve()} showew no showewsum 0 resetew no maxew 1000 "
+        f"hdnnp {cutoff!r} dir {Path(directory).resolve()} showew no showewsum 0 resetew no maxew 1000 "
         f"cflength {1.0 / length_unit!r} cfenergy {1.0 / energy_unit!r}"
     )
     lines = [
