@@ -41,6 +41,14 @@ def lj_with_repulsion():
     return model
 
 
+def with_grade(model):
+    """A descriptor model (each committee member) with an extrapolation grade from water frames."""
+    if model.uses_descriptors:
+        for member in model.members if model.has_members else [model]:
+            member.fit_grade([member.graph(s) for s in [water_cluster(k, 4) for k in range(6)] + [water_cell(k) for k in range(1, 7)]])
+    return model
+
+
 def ace_committee():
     members = []
     for seed in range(3):
@@ -122,9 +130,10 @@ def runs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("lammps")
     models, cases, keys = {}, [], []
     for name, make in MODELS.items():
-        models[name] = make()
+        models[name] = with_grade(make())
         save_model(models[name], folder / f"{name}.ffm")
-        extras = ["extrapolation", *(["forces_std", "energy_std"] if models[name].has_members else [])]
+        extras = ["extrapolation", *(["gamma"] if models[name].has_grade else [])]
+        extras += ["forces_std", "energy_std"] if models[name].has_members else []
         for structure_name, make_structure in STRUCTURES.items():
             atoms = wrapped(make_structure())
             cases.append(case(forcefit_pair(folder / f"{name}.ffm", atoms), atoms, extras))
@@ -160,6 +169,7 @@ def forcefit_reference(model, atoms) -> dict:
         "forces": forces,
         "virial": np.array([w[0, 0], w[1, 1], w[2, 2], w[0, 1], w[0, 2], w[1, 2]]),
         "extrapolation_total": results.get("extrapolation", 0),
+        "gamma": results.get("gamma"),
         "extrapolating_atoms": results.get("extrapolating_atoms", np.zeros(len(atoms), bool)),
     }
     if model.has_members:
@@ -189,9 +199,15 @@ def test_lammps_equals_the_calculator(runs, model_name, structure_name, ranks):
     counts = np.array(got["extrapolation"])
     assert counts.sum() == want["extrapolation_total"]
     assert np.array_equal(counts > 0, want["extrapolating_atoms"])
+    if model.has_grade:
+        assert np.abs(np.array(got["gamma"]) - want["gamma"]).max() <= TOLERANCE * want["gamma"].max()
     if model.has_members:
         assert np.abs(np.array(got["forces_std"]) - want["forces_std"]).max() <= TOLERANCE * want["forces_std"].max()
         assert np.abs(np.array(got["energy_std"]) - want["energy_std"]).max() <= TOLERANCE * want["energy_std"].max()
+
+
+def test_every_descriptor_model_has_a_grade_here(runs):
+    assert all(m.has_grade for m in runs["models"].values() if m.uses_descriptors)
 
 
 def test_the_cases_exercise_extrapolation_and_short_range(runs):
@@ -224,6 +240,7 @@ def test_two_ranks_follow_one_rank_and_drift_like_forcefit_md(runs):
         progress=False,
         max_extrapolating_fraction=None,
         max_temperature_factor=None,  # a random network: its own range is not the point here
+        max_gamma=None,
     )
     times = np.arange(MD_STEPS + 1) * MD_TIMESTEP / 1000.0
     lammps_drift = energy_drift(times, np.array(one["total_energy"]), len(atoms))
@@ -258,7 +275,7 @@ def hdnnp_runs(tmp_path_factory):
 def test_exported_bpnn_in_n2p2s_pair_style_equals_forcefit(hdnnp_runs, structure_name, ranks):
     got = hdnnp_runs[ranks][list(STRUCTURES).index(structure_name)]
     want = forcefit_reference(hdnnp_runs["model"], wrapped(STRUCTURES[structure_name]()))
-    assert hdnnp_runs["lines"][0].startswith("pair_style hdnnp 3.5000000000035 dir ") and hdnnp_runs["lines"][1] == "pair_coeff * * H O"
+    assert hdnnp_runs["lines"][0].startswith("pair_style hdnnp 3.5000000000035003 dir ") and hdnnp_runs["lines"][1] == "pair_coeff * * H O"
     assert abs(got["energy"] - want["energy"]) <= TOLERANCE * abs(want["energy"])
     assert np.abs(np.array(got["forces"]) - want["forces"]).max() <= TOLERANCE * np.abs(want["forces"]).max()
 

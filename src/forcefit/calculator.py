@@ -12,8 +12,10 @@ periodic cells. Only a model trained with a global offset b
 b = `model.energy_offset` (printed by `forcefit info`). For descriptor models, extrapolation is counted, never raised:
 `extrapolation` is the number of (atom, function) values outside the training
 range, `extrapolating_atoms` flags each atom and `extrapolation_per_function`
-counts atoms per descriptor column. A committee adds `energy_std` (eV),
-`forces_std` (per atom, eV/Å) and `max_force_std`.
+counts atoms per descriptor column. A model trained by forcefit has an extrapolation grade
+(models/grade.py): `gamma` per atom (≤ 1 inside the training environments, > 1 outside) and
+`max_gamma`. A committee adds `energy_std` (eV), `forces_std` (per atom, eV/Å) and
+`max_force_std`, and its γ is the largest of its members'.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ class Calculator(AseCalculator):
         "extrapolation",
         "extrapolating_atoms",
         "extrapolation_per_function",
+        "gamma",
+        "max_gamma",
     ]
 
     def __init__(self, model: Potential, min_distance: float = MIN_DISTANCE, device: str | torch.device | None = None, **kwargs):
@@ -126,3 +130,10 @@ class Calculator(AseCalculator):
             self.results["extrapolation"] = int(outside.sum())
             self.results["extrapolating_atoms"] = outside.any(dim=1).cpu().numpy()
             self.results["extrapolation_per_function"] = outside.sum(dim=0).cpu().numpy()
+            if self.model.has_grade:
+                species = self.model.species(graph.numbers)
+                distances = torch.linalg.vector_norm(graph.vectors(), dim=1)
+                close = self.model.close_contact_grade(species, graph.pair_i, graph.pair_j, distances, (0, len(species)))
+                gamma = self.model.extrapolation_grade(features.cpu(), species, close)
+                self.results["gamma"] = gamma.numpy()
+                self.results["max_gamma"] = float(gamma.max()) if gamma.numel() else 0.0

@@ -109,6 +109,8 @@ def _md(args, console):
         max_force_std=args.max_force_std,
         max_extrapolating_fraction=args.max_extrapolating_fraction,
         max_temperature_factor=args.max_temperature_factor,
+        record_gamma=args.record_gamma,
+        max_gamma=args.max_gamma,
     )
     seconds = time.perf_counter() - started
     steps_done = int(round(result.times_ps[-1] * 1000 / args.timestep))
@@ -135,14 +137,23 @@ def _md(args, console):
                 f"T (K), target {args.temperature:g} K",
                 Path(plot_to).with_suffix(".temperature.png"),
             )
-    summary = f"extrapolation: {result.extrapolating_steps} of {len(result.times_ps)} recorded steps outside the training range"
+    if result.gamma is None:  # a model without a grade (pair potentials, older files): the range count
+        console.print(
+            f"extrapolation: {result.extrapolating_steps} of {len(result.times_ps)} recorded steps with descriptors outside the training range",
+            soft_wrap=True,
+        )
     if result.max_force_std > 0:
-        summary += f"; largest committee force disagreement {result.max_force_std:.3f} eV/Å"
-    console.print(summary, soft_wrap=True)
+        console.print(f"largest committee force disagreement {result.max_force_std:.3f} eV/Å", soft_wrap=True)
+    if result.high_gamma_frames:
+        from ase.io import write
+
+        target = Path(args.log or args.trajectory or "md").with_suffix(".gamma.extxyz")
+        write(target, result.high_gamma_frames)
+        console.print(f"{len(result.high_gamma_frames)} frames with γ > {args.record_gamma:g} written to {target}")
     if result.unsafe:
         raise RuntimeError(
             f"MD stopped: {result.stopped}; the run left the region the model was trained on, so its numbers mean "
-            "nothing (loosen with --max-extrapolating-fraction / --max-temperature-factor)"
+            "nothing (loosen with --max-gamma / --max-extrapolating-fraction / --max-temperature-factor)"
         )
     if result.stopped:
         console.print(f"[bold yellow]stopped early:[/] {result.stopped}", soft_wrap=True)
@@ -369,6 +380,8 @@ def _info(args, console):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from forcefit.workflows.md import MAX_GAMMA
+
     parser = argparse.ArgumentParser(prog="forcefit", description="Fit interatomic potentials to quantum reference data.")
     parser.add_argument("--version", action="version", version=f"forcefit {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -420,6 +433,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     md.add_argument("--max-extrapolation", type=int, help="stop when more symmetry-function values than this leave the training range")
     md.add_argument("--max-force-std", type=float, help="stop when a committee's force disagreement exceeds this (eV/Å)")
+    md.add_argument(
+        "--record-gamma",
+        type=float,
+        help="write the frames whose largest extrapolation grade γ exceeds this to <log or trajectory>.gamma.extxyz",
+    )
+    md.add_argument(
+        "--max-gamma",
+        type=float,
+        default=MAX_GAMMA,
+        help=f"safety: stop (exit 1) when an atom's extrapolation grade γ exceeds this (default {MAX_GAMMA:g}; γ ≤ 1 inside the training environments)",
+    )
     md.add_argument(
         "--max-extrapolating-fraction",
         type=float,

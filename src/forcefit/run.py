@@ -157,7 +157,10 @@ def _train_and_report(config: Config, train, validation, test, run_dir: Path, re
                 device,
             )
         )
-        members.append(model.cpu())
+        model.cpu()
+        if model.uses_descriptors:  # the extrapolation grade's active set, from what this member trained on
+            model.fit_grade(without_jacobians(member_graphs))
+        members.append(model)
     if not group.main:
         return model, None
     model = members[0] if t.committee == 1 else Committee(members)

@@ -145,10 +145,16 @@ def plugin_lines(model, model_file: Path, plugin: Path, trust_code: bool = False
 
 
 def _example_input(model, atoms: Atoms) -> str:
-    """in.lammps: NVE from 300 K, with the per-atom extrapolation (and a committee's spread) at hand."""
-    values = ["extrapolation"] + (["forces_std"] if model.has_members else [])
+    """in.lammps: NVE from 300 K, with the per-atom extrapolation (grade, committee spread) at hand:
+    the thermo output shows the worst atom's committee spread, else its γ, else its count of
+    descriptors out of range."""
+    values = ["extrapolation"] + (["gamma"] if model.has_grade else []) + (["forces_std"] if model.has_members else [])
     watched = "f_extras" if len(values) == 1 else f"f_extras[{len(values)}]"
-    name = "most descriptors out of range on one atom" if len(values) == 1 else "largest committee force spread, eV/Å"
+    name, limit = {
+        "extrapolation": ("most descriptors out of range on one atom", None),
+        "gamma": ("largest extrapolation grade γ", "10"),
+        "forces_std": ("largest committee force spread, eV/Å", "0.5"),
+    }[values[-1]]
     boundary = " ".join("p" if p else "f" for p in atoms.pbc)
     timestep = 0.0005 if "H" in model.elements else 0.001
     return "\n".join(
@@ -168,8 +174,11 @@ def _example_input(model, atoms: Atoms) -> str:
             "thermo_style custom step temp pe etotal press c_worst",
             "thermo 10",
             *(
-                ["variable worst equal c_worst", "# fix stop all halt 10 v_worst > 0.5 error soft  # stop where the committee disagrees"]
-                if model.has_members
+                [
+                    "variable worst equal c_worst",
+                    f"# fix stop all halt 10 v_worst > {limit} error soft  # uncomment: stop where the model extrapolates",
+                ]
+                if limit
                 else []
             ),
             "run 100",

@@ -7,7 +7,7 @@ model on exactly those pairs — a `Batch` whose ghost atoms are neighbours only
 through the same path as forcefit's calculator (models/forces.py) — and writes back each
 centre's energy E_i, g_ij = ∂E/∂r_ij per pair, and, for a committee, every member's E_i and
 g_ij; for a descriptor model also how many of each centre's descriptors lie outside the
-training range. Units: eV, Å (LAMMPS `units metal`).
+training range and its extrapolation grade γ (models/grade.py). Units: eV, Å (LAMMPS `units metal`).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ class PairStyle:
         self.numbers = [0 if e == "NULL" else atomic_numbers[e] for e in elements]  # per LAMMPS type 1…N
         self.cutoff = float(self.model.cutoff)
         self.members = len(self.model.members) if self.model.has_members else 0
+        self.has_grade = int(self.model.has_grade)
         # atoms of types given to other pair styles (Z = 0) are in no pair: any element of the model stands in
         self._stand_in = atomic_numbers[self.model.elements[0]]
         self._dtype = self.model.energy_offset.dtype
@@ -72,10 +73,13 @@ class PairStyle:
             centres=centres,
         )
 
-    def compute(self, numbers, pair_i, pair_j, vectors, a, b, energies, gradients, member_energies, member_gradients, outside) -> None:
+    def compute(
+        self, numbers, pair_i, pair_j, vectors, a, b, energies, gradients, member_energies, member_gradients, outside, gamma
+    ) -> None:
         """Fill `energies` (b − a,), `gradients` (n_pairs, 3), for a committee
-        `member_energies` (M, b − a) and `member_gradients` (M, n_pairs, 3), and `outside`
-        (b − a,) descriptors out of the training range per centre (0 for pair potentials)."""
+        `member_energies` (M, b − a) and `member_gradients` (M, n_pairs, 3), `outside`
+        (b − a,) descriptors out of the training range per centre (0 for pair potentials) and
+        `gamma` (b − a,) the extrapolation grade (0 for a model without one)."""
         batch = self._batch(numbers, pair_i, pair_j, vectors, (a, b))
         model, n_pairs = self.model, batch.pair_i.shape[0]
         vectors = batch.vectors()
@@ -90,7 +94,15 @@ class PairStyle:
         _array(energies, np.float64)[:] = atom_energies.detach().numpy()
         _array(gradients, np.float64, (n_pairs, 3))[:] = pair_gradients.detach().numpy()
         if features is not None:
-            counts = model.outside_range(features, model.species(batch.numbers[a:b])).sum(dim=1)
-            _array(outside, np.float64)[:] = counts.numpy()
+            species = model.species(batch.numbers[a:b])
+            _array(outside, np.float64)[:] = model.outside_range(features, species).sum(dim=1).numpy()
+            if self.has_grade:
+                distances = torch.linalg.vector_norm(vectors.detach(), dim=1)
+                all_species = model.species(batch.numbers)
+                close = model.close_contact_grade(all_species, batch.pair_i, batch.pair_j, distances, (a, b))
+                _array(gamma, np.float64)[:] = model.extrapolation_grade(features, species, close).numpy()
+            else:
+                _array(gamma, np.float64)[:] = 0.0
         else:
             _array(outside, np.float64)[:] = 0.0
+            _array(gamma, np.float64)[:] = 0.0

@@ -26,6 +26,7 @@ from forcefit.descriptors.ace import AtomicClusterExpansion
 from forcefit.descriptors.scaling import FeatureScaling
 from forcefit.descriptors.symmetry_functions import SymmetryFunction, SymmetryFunctions, generate_symmetry_functions
 from forcefit.models.forces import MEMORY_GB, _gradient, descriptor_blocks
+from forcefit.models.grade import ExtrapolationGrade
 from forcefit.models.repulsion import CoreRepulsion
 
 # the model keys of symmetry functions only, and the keys of model.ace (descriptors/ace.py)
@@ -88,6 +89,7 @@ class Potential(torch.nn.Module):
     uses_descriptors = False  # energies come from features (atom_energies_from_features); training caches them
     closed_form = False  # fit_ridge(graphs, weights, ridge) finds the loss's exact minimum (linear models)
     has_members = False  # a committee: member_predictions(batch) gives each member's prediction
+    has_grade = False  # an extrapolation grade: extrapolation_grade(features, species) gives γ per atom (models/grade.py)
 
     def __init__(self, elements: list[str], cutoff: float, angular_cutoff: float = 0.0, core_repulsion: bool = False):
         super().__init__()
@@ -180,6 +182,12 @@ class Potential(torch.nn.Module):
         return (
             f"model: {self.kind}, elements {self.elements}, {sum(p.numel() for p in self.parameters())} parameters, cutoff {self.cutoff} Å"
         )
+
+    def attach_grade(self, state: dict, prefix: str = "") -> None:
+        """Before loading `state`: make room for the extrapolation grade it holds (descriptor models)."""
+
+    def check_grade(self, source: str) -> None:
+        """After loading: refuse a damaged active set (descriptor models)."""
 
     def species(self, numbers: Tensor) -> Tensor:
         """Element index of each atom; an element the model does not know is an error."""
@@ -286,22 +294,26 @@ class DescriptorPotential(Potential):
             g.features = features[atoms[n] : atoms[n + 1]]
             g.jacobian = jacobian[pairs[n] : pairs[n + 1]]
 
+    def _feature_chunks(self, graphs):
+        """(batch, features, species) of training graphs (a list, or a streamed sequence: read
+        once, STATISTICS_CHUNK structures at a time); cached descriptors where the graphs hold them."""
+        for start in range(0, len(graphs), STATISTICS_CHUNK):
+            batch = collate(list(graphs[start : start + STATISTICS_CHUNK]))
+            features = batch.features
+            if features is None:  # descriptors alone, by the descriptor's fast path: no Jacobian
+                vectors = batch.vectors().to(self.energy_offset.dtype)
+                with torch.no_grad():
+                    features = torch.cat([G for *_, G, _ in descriptor_blocks(self, batch, vectors, False, MEMORY_GB)])
+            yield batch, features, self.species(batch.numbers)
+
     def fit_scaling(self, graphs) -> tuple[Tensor, Tensor, float]:
-        """Fit the feature scaling on training graphs (a list, or a streamed sequence: read
-        once, STATISTICS_CHUNK structures at a time). Returns what the initial energy
-        model needs from the same pass: element counts (n_structures, n_elements),
-        reference energies (n_structures,) and the RMS of the reference force components."""
+        """Fit the feature scaling on training graphs. Returns what the initial energy model
+        needs from the same pass: element counts (n_structures, n_elements), reference
+        energies (n_structures,) and the RMS of the reference force components."""
         counts, energies, force_sums = [], [], torch.zeros(2, dtype=torch.float64)
 
         def chunks():
-            for start in range(0, len(graphs), STATISTICS_CHUNK):
-                batch = collate(list(graphs[start : start + STATISTICS_CHUNK]))
-                species = self.species(batch.numbers)
-                features = batch.features
-                if features is None:  # descriptors alone, by the descriptor's fast path: no Jacobian
-                    vectors = batch.vectors().to(self.energy_offset.dtype)
-                    with torch.no_grad():
-                        features = torch.cat([G for *_, G, _ in descriptor_blocks(self, batch, vectors, False, MEMORY_GB)])
+            for batch, features, species in self._feature_chunks(graphs):
                 counts.append(composition_counts(self, batch))
                 energies.append(batch.ref_energy.double())
                 forces = batch.ref_forces[torch.isfinite(batch.ref_forces)].double()
@@ -311,6 +323,64 @@ class DescriptorPotential(Potential):
         self.scaling.fit(chunks(), self.descriptor.n_features_per_element)
         rms = float((force_sums[0] / force_sums[1]).sqrt()) if force_sums[1] > 0 else 0.0
         return torch.cat(counts), torch.cat(energies), rms
+
+    # ------------------------------------------------------------ extrapolation grade (models/grade.py)
+
+    def input_map(self) -> tuple[Tensor, Tensor]:
+        """(slope, intercept) (n_elements, F): what the model's energy reads of an atom's
+        descriptors G is slope ⊙ G + intercept (the scaled features)."""
+        s = self.scaling
+        return s.factor, s.offset - s.factor * s.reference
+
+    def design_rows(self, features: Tensor, species: Tensor) -> list[Tensor]:
+        """Per element: the atoms' design rows [x̃, 1] (n_Z × (F_Z + 1)), x̃ = slope ⊙ G + intercept."""
+        slope, intercept = (t.detach().double() for t in self.input_map())
+        features, species = features.detach().cpu().double(), species.cpu()
+        rows = []
+        for z, n in enumerate(self.descriptor.n_features_per_element):
+            block = features[species == z, :n] * slope[z, :n] + intercept[z, :n]
+            rows.append(torch.cat([block, torch.ones_like(block[:, :1])], dim=1))
+        return rows
+
+    def fit_grade(self, graphs) -> None:
+        """Choose the active set of the extrapolation grade from the training graphs."""
+        parts = [[] for _ in self.elements]
+        for _, features, species in self._feature_chunks(graphs):
+            for z, block in enumerate(self.design_rows(features, species)):
+                parts[z].append(block)
+        self.grade = ExtrapolationGrade.fit([torch.cat(p) for p in parts])
+
+    def extrapolation_grade(self, features: Tensor, species: Tensor, close: Tensor | None = None) -> Tensor:
+        """γ per atom (n_atoms,) (models/grade.py) of the atoms whose descriptors are `features`;
+        with `close` (`close_contact_grade`), the larger of the two. The model must have an
+        active set (`has_grade`)."""
+        slope, intercept = (t.detach() for t in self.input_map())
+        gamma = self.grade(features.detach().cpu(), species.cpu(), slope, intercept)
+        return gamma if close is None else torch.maximum(gamma, close.to(gamma))
+
+    def close_contact_grade(self, species: Tensor, pair_i: Tensor, pair_j: Tensor, distances: Tensor, centres: tuple[int, int]) -> Tensor:
+        """Per centre atom a ≤ i < b: (r_d / r)³ of its closest pair relative to the training data's
+        shortest distance r_d of that element pair (0 without an inner cutoff). Pairs closer than
+        the data are what the descriptors' inner switch hides from the grade (and hands to the
+        core repulsion): the atom sits in a sphere (r_d / r)³ times smaller than any training
+        atom's. ≤ 1 on every training structure."""
+        first, last = centres
+        radius = self.descriptor.pair_inner_radii(species, pair_i, pair_j).to(distances)
+        ratio = torch.where(radius > 0, (radius / distances.clamp(min=1e-12)) ** 3, torch.zeros_like(distances))
+        return distances.new_zeros(last - first).scatter_reduce(0, pair_i - first, ratio, "amax", include_self=True)
+
+    @property
+    def has_grade(self) -> bool:
+        return getattr(self, "grade", None) is not None
+
+    def attach_grade(self, state: dict, prefix: str = "") -> None:
+        grade = ExtrapolationGrade.from_state(state, prefix + "grade.")
+        if grade is not None:
+            self.grade = grade
+
+    def check_grade(self, source: str) -> None:
+        if self.has_grade:
+            self.grade.check(source)
 
     def outside_range(self, features: Tensor, species: Tensor) -> Tensor:
         """(n_atoms, n_features) bool: symmetry functions outside the training range."""

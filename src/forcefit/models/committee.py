@@ -149,6 +149,25 @@ class Committee(Potential):
                 gradients.append(gradient)
         return torch.stack(energies), gradients, None if features is None else features.detach()
 
+    @property
+    def has_grade(self) -> bool:
+        return self.uses_descriptors and all(m.has_grade for m in self.members)
+
+    def extrapolation_grade(self, features: Tensor, species: Tensor, close: Tensor | None = None) -> Tensor:
+        """γ per atom: the largest of the members' grades (each has its own active set)."""
+        return torch.stack([m.extrapolation_grade(features, species, close) for m in self.members]).amax(dim=0)
+
+    def close_contact_grade(self, species: Tensor, pair_i: Tensor, pair_j: Tensor, distances: Tensor, centres: tuple[int, int]) -> Tensor:
+        return self.members[0].close_contact_grade(species, pair_i, pair_j, distances, centres)
+
+    def attach_grade(self, state: dict, prefix: str = "") -> None:
+        for k, member in enumerate(self.members):
+            member.attach_grade(state, f"{prefix}members.{k}.")
+
+    def check_grade(self, source: str) -> None:
+        for member in self.members:
+            member.check_grade(source)
+
     def outside_range(self, features: Tensor, species: Tensor) -> Tensor:
         """(n_atoms, n_features): outside the training range of any member."""
         return torch.stack([m.scaling.outside_range(features, species) for m in self.members]).any(dim=0)

@@ -63,6 +63,12 @@ class LinearModel(DescriptorPotential):
         c = self.coefficients * self.feature_mask
         return (self.scaling(features, species) * c[species]).sum(dim=1) + self.element_energies[species]
 
+    def input_map(self) -> tuple[Tensor, Tensor]:
+        """The scaled features the coefficients multiply; masked ones are not read."""
+        slope, intercept = super().input_map()
+        mask = self.feature_mask.to(slope)
+        return slope * mask, intercept * mask
+
     def energies_and_weights(self, features: Tensor, species: Tensor) -> tuple[Tensor, Tensor]:
         """E_i = G_i · a_Z + b_Z, the scaling folded into the coefficients (a = factor · c,
         b = e + Σ_f (offset − factor · reference) c): the weights ∂E_i/∂G_i are a_Z, one row

@@ -129,6 +129,7 @@ def model_from_dict(data: dict, source: str = "model", trust_code: bool = False)
     except (TypeError, KeyError, AttributeError, ValueError) as err:
         raise ValueError(f"{source}: its config does not describe a valid {kind} model ({type(err).__name__}: {err})") from None
     model = model.to(getattr(torch, data["dtype"]))
+    model.attach_grade(data["state"])
     try:
         missing, unexpected = model.load_state_dict(data["state"], strict=False)
     except RuntimeError as err:
@@ -139,6 +140,7 @@ def model_from_dict(data: dict, source: str = "model", trust_code: bool = False)
     if unexpected or len(allowed) != len(missing):
         wrong = [f"missing {k}" for k in missing if k not in allowed] + [f"unexpected {k}" for k in unexpected]
         raise ValueError(f"{source}: its tensors do not fit the model its config describes ({', '.join(wrong)[:300]})")
+    model.check_grade(source)
     return model
 
 
@@ -195,6 +197,13 @@ def describe_file(path, trust_code: bool = False) -> str:
             f"{model.elements[a]}–{model.elements[b]} {float(model.core_repulsion.outer[a, b]):.3f}" for a in range(n) for b in range(a, n)
         )
         lines.append(f"core repulsion: ZBL below the training data's shortest distance per element pair (Å): {radii}")
+    if model.has_grade:
+        ranks = ", ".join(f"{e} {r}" for e, (_, r) in zip(model.elements, first.grade.shapes))
+        lines.append(
+            f"extrapolation grade γ: active set of training environments per element ({ranks}{' per member' if model.has_members else ''})"
+        )
+    elif model.uses_descriptors:
+        lines.append("no extrapolation grade (a model not trained by this forcefit, or imported): the calculator reports no γ")
     metadata = data.get("metadata") or {}
     config = metadata.get("config")
     if config:

@@ -35,6 +35,7 @@ from ase.md.verlet import VelocityVerlet
 from rich.progress import Progress
 
 ENSEMBLES = ("nve", "nvt", "npt")
+MAX_GAMMA = 5.0  # default stop of `forcefit md` (docs/usage.md, extrapolation grade)
 LOG_COLUMNS = "step time_ps E_pot_eV E_kin_eV E_tot_eV T_K P_GPa volume_A3 max_force_std_eV_A"
 
 
@@ -54,6 +55,10 @@ class MDResult:
     pressure: np.ndarray | None = None  # per recorded step, GPa (NaN for non-periodic systems)
     volume: np.ndarray | None = None  # per recorded step, Å³ (NaN for non-periodic systems)
     unsafe: bool = False  # stopped by a safety limit (the run left the model's domain)
+    gamma: np.ndarray | None = None  # per recorded step: the largest extrapolation grade γ (models/grade.py), if the model has one
+    record_gamma: float | None = None  # the grade above which frames were kept
+    high_gamma_frames: list | None = None  # copies of the atoms at recorded steps with γ above record_gamma
+    max_gamma: float | None = None  # the grade that stops the run
 
 
 def energy_drift(times_ps: np.ndarray, total_energy: np.ndarray, n_atoms: int) -> float:
@@ -111,6 +116,8 @@ def run_md(
     trajectory_interval: int = 1,
     max_extrapolating_fraction: float | None = 0.5,
     max_temperature_factor: float | None = 5.0,
+    record_gamma: float | None = None,
+    max_gamma: float | None = MAX_GAMMA,
 ) -> MDResult:
     """MD from Maxwell–Boltzmann velocities in the chosen ensemble.
 
@@ -118,7 +125,9 @@ def run_md(
     extrapolation count and, for a committee, its largest per-atom force
     disagreement; the run stops early when either exceeds its optional threshold.
     `log` writes one line per recorded step (LOG_COLUMNS); `trajectory` an ASE
-    .traj frame every `trajectory_interval` steps."""
+    .traj frame every `trajectory_interval` steps. With a model that has an extrapolation grade
+    γ (models/grade.py), recorded steps whose largest γ exceeds `record_gamma` are kept as
+    frames (`high_gamma_frames`: candidates to label) and the run stops above `max_gamma`."""
     check_md_arguments(atoms, steps, timestep_fs, temperature_K, ensemble, pressure_GPa, sample_every, trajectory_interval)
     atoms = atoms.copy()
     atoms.calc = calculator
@@ -147,6 +156,7 @@ def run_md(
         dyn.attach(Trajectory(trajectory, "w", atoms).write, interval=trajectory_interval)
     periodic = bool(atoms.pbc.all())
     records, frames, watch = [], [], {"extrapolating": 0, "max_force_std": 0.0, "stopped": "", "unsafe": False}
+    gammas, high_gamma = [], []
     hottest = None if max_temperature_factor is None else max_temperature_factor * max(temperature_K, 100.0)
     log_handle = Path(log).open("w") if log else None
     if log_handle:
@@ -177,6 +187,18 @@ def run_md(
             frames.append(frame)
         count = int(results.get("extrapolation", 0))
         watch["extrapolating"] += count > 0
+        if "max_gamma" in results:
+            gammas.append(results["max_gamma"])
+            if record_gamma is not None and gammas[-1] > record_gamma:
+                frame = atoms.copy()
+                frame.constraints = []
+                high_gamma.append(frame)
+            if max_gamma is not None and gammas[-1] > max_gamma:
+                time_fs = dyn.get_time() / units.fs
+                watch["stopped"], watch["unsafe"] = (
+                    f"extrapolation grade γ = {gammas[-1]:.3g} at {time_fs:.1f} fs (limit {max_gamma:g})",
+                    True,
+                )
         watch["max_force_std"] = max(watch["max_force_std"], spread)
         time_fs = dyn.get_time() / units.fs
         if max_extrapolation is not None and count > max_extrapolation:
@@ -227,6 +249,10 @@ def run_md(
         pressure,
         volume,
         watch["unsafe"],
+        np.array(gammas) if gammas else None,
+        record_gamma,
+        high_gamma if gammas else None,
+        max_gamma,
     )
 
 
@@ -270,4 +296,14 @@ def summary(result: MDResult, n_atoms: int, ensemble: str, periodic: bool) -> st
     line = ", ".join(parts) + f" (second half: {len(result.times_ps) - half} of {len(result.times_ps)} recorded steps)"
     if ensemble == "nve" and np.isfinite(result.drift):
         line += f"; energy drift {result.drift:+.3f} meV/atom/ps, fluctuation {result.fluctuation:.3f} meV/atom (whole run)"
+    if result.gamma is not None:
+        line += f"; extrapolation grade: largest γ {result.gamma.max():.3g}, " + ", ".join(
+            f"{np.mean(result.gamma > limit):.1%} of steps above {name} {limit:g}"
+            for name, limit in (
+                ("1 (outside the training environments)", 1.0),
+                ("--record-gamma", result.record_gamma),
+                ("--max-gamma", result.max_gamma),
+            )
+            if limit is not None
+        )
     return line

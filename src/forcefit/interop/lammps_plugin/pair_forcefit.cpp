@@ -8,7 +8,8 @@
 // pair, from which this style makes the forces (f_i += g_ij, f_j -= g_ij, ghosts included, so
 // newton pair must be on) and the virial (W = -sum r_ij g_ij). A committee also returns every
 // member's energies and g_ij: their per-atom spread is kept for `fix pair` and dumps
-// (forces_std needs the members' forces summed over ranks: a reverse communication).
+// (forces_std needs the members' forces summed over ranks: a reverse communication). Per-atom
+// extrapolation counts and the extrapolation grade γ come back too (fix pair: extrapolation, gamma).
 //
 //   pair_style forcefit MODEL [block N] [threads N] [trust_code yes]
 //   pair_coeff * * El1 El2 ...        (one element per LAMMPS type, NULL for types of other styles)
@@ -85,8 +86,8 @@ template <typename T> PyObject *view(std::vector<T> &values, size_t count)
 }    // namespace
 
 PairForcefit::PairForcefit(LAMMPS *lmp) :
-    Pair(lmp), block_atoms(50000), threads(1), trust_code(0), bridge(nullptr), cutoff(0.0), members(0), nmax(0),
-    forces_std(nullptr), energy_std(nullptr), extrapolation(nullptr), member_forces(nullptr)
+    Pair(lmp), block_atoms(50000), threads(1), trust_code(0), bridge(nullptr), cutoff(0.0), members(0), has_grade(0),
+    nmax(0), forces_std(nullptr), energy_std(nullptr), extrapolation(nullptr), gamma(nullptr), member_forces(nullptr)
 {
   single_enable = 0;
   restartinfo = 0;
@@ -105,6 +106,7 @@ PairForcefit::~PairForcefit()
   memory->destroy(forces_std);
   memory->destroy(energy_std);
   memory->destroy(extrapolation);
+  memory->destroy(gamma);
   memory->destroy(member_forces);
   if (allocated) {
     memory->destroy(setflag);
@@ -182,9 +184,12 @@ void PairForcefit::load_model(const std::vector<std::string> &elements)
   PyObject *numbers = PyObject_GetAttrString(bridge, "numbers");
   PyObject *value = PyObject_GetAttrString(bridge, "cutoff");
   PyObject *count = PyObject_GetAttrString(bridge, "members");
-  if (numbers == nullptr || value == nullptr || count == nullptr) python_error("reading the model");
+  PyObject *grade = PyObject_GetAttrString(bridge, "has_grade");
+  if (numbers == nullptr || value == nullptr || count == nullptr || grade == nullptr) python_error("reading the model");
   cutoff = PyFloat_AsDouble(value);
   members = static_cast<int>(PyLong_AsLong(count));
+  has_grade = static_cast<int>(PyLong_AsLong(grade));
+  Py_DECREF(grade);
   for (size_t t = 0; t < elements.size(); t++) type_number[t + 1] = PyLong_AsLong(PyList_GetItem(numbers, t));
   Py_DECREF(numbers);
   Py_DECREF(value);
@@ -222,8 +227,10 @@ void PairForcefit::grow_peratom()
   memory->destroy(forces_std);
   memory->destroy(energy_std);
   memory->destroy(extrapolation);
+  memory->destroy(gamma);
   memory->destroy(member_forces);
   memory->create(forces_std, nmax, "pair:forces_std");
+  memory->create(gamma, nmax, "pair:gamma");
   memory->create(energy_std, nmax, "pair:energy_std");
   memory->create(extrapolation, nmax, "pair:extrapolation");
   memory->create(member_forces, static_cast<bigint>(nmax) * std::max(3 * members, 1), "pair:member_forces");
@@ -238,7 +245,7 @@ void PairForcefit::compute(int eflag, int vflag)
   int *type = atom->type;
   numbers.resize(std::max(nall, 1));
   for (int k = 0; k < nall; k++) numbers[k] = type_number[type[k]];
-  for (int k = 0; k < nlocal; k++) forces_std[k] = energy_std[k] = extrapolation[k] = 0.0;
+  for (int k = 0; k < nlocal; k++) forces_std[k] = energy_std[k] = extrapolation[k] = gamma[k] = 0.0;
   if (members > 0) std::fill(member_forces, member_forces + static_cast<bigint>(nall) * 3 * members, 0.0);
   for (int start = 0; start < list->inum; start += block_atoms)
     evaluate_block(start, static_cast<int>(std::min<bigint>(list->inum, start + block_atoms)));
@@ -287,9 +294,9 @@ void PairForcefit::evaluate_block(int ii_first, int ii_last)
   {
     Gil gil;
     PyObject *result = PyObject_CallMethod(
-        bridge, "compute", "NNNNiiNNNNN", view(numbers, n_all), view(pair_i, n_pairs), view(pair_j, n_pairs),
+        bridge, "compute", "NNNNiiNNNNNN", view(numbers, n_all), view(pair_i, n_pairs), view(pair_j, n_pairs),
         view(vectors, 3 * n_pairs), a, b, view(energies, n_centres), view(gradients, 3 * n_pairs),
-        view(member_energies, members * n_centres), view(member_gradients, members * 3 * n_pairs), view(outside, n_centres));
+        view(member_energies, members * n_centres), view(member_gradients, members * 3 * n_pairs), view(outside, n_centres), view(grades, n_centres));
     if (result == nullptr) python_error("evaluating the model");
     Py_DECREF(result);
   }
@@ -300,6 +307,7 @@ void PairForcefit::evaluate_block(int ii_first, int ii_last)
     if (eflag_global) eng_vdwl += energy;
     if (eflag_atom) eatom[i] += energy;
     extrapolation[i] = outside[i - a];
+    gamma[i] = grades[i - a];
     if (members > 0) {
       double mean = 0.0, spread = 0.0;
       for (int m = 0; m < members; m++) mean += member_energies[m * n_centres + i - a] / members;
@@ -358,6 +366,7 @@ void *PairForcefit::extract_peratom(const char *name, int &ncol)
 {
   ncol = 0;
   if (strcmp(name, "extrapolation") == 0) return extrapolation;
+  if (has_grade && strcmp(name, "gamma") == 0) return gamma;
   if (members > 0 && strcmp(name, "forces_std") == 0) return forces_std;
   if (members > 0 && strcmp(name, "energy_std") == 0) return energy_std;
   return nullptr;
@@ -366,7 +375,7 @@ void *PairForcefit::extract_peratom(const char *name, int &ncol)
 double PairForcefit::memory_usage()
 {
   double bytes = Pair::memory_usage();
-  bytes += static_cast<double>(nmax) * (3 + 3 * members) * sizeof(double);
+  bytes += static_cast<double>(nmax) * (4 + 3 * members) * sizeof(double);
   bytes += static_cast<double>(vectors.capacity() + gradients.capacity() + member_gradients.capacity()) * sizeof(double);
   bytes += static_cast<double>(pair_i.capacity() + pair_j.capacity() + numbers.capacity()) * sizeof(long);
   return bytes;

@@ -33,14 +33,15 @@ class PairForcefit : public Pair {
   _object *bridge;                // forcefit.interop.lammps_bridge.PairStyle
   double cutoff;                  // Å, the model's
   int members;                    // committee members (0: a single model)
+  int has_grade;                  // 1: the model has an extrapolation grade (per-atom gamma)
   std::vector<long> type_number;  // atomic number of each LAMMPS type (index 1..ntypes; 0: not this style's)
   int nmax;                       // per-atom arrays' length
-  double *forces_std, *energy_std, *extrapolation;  // per atom, for fix pair / dumps
+  double *forces_std, *energy_std, *extrapolation, *gamma;  // per atom, for fix pair / dumps
   double *member_forces;          // (nmax, 3 members): each member's force, summed over ranks by reverse comm
 
   // one call's buffers, reused
   std::vector<long> numbers, pair_i, pair_j;
-  std::vector<double> vectors, energies, gradients, member_energies, member_gradients, outside;
+  std::vector<double> vectors, energies, gradients, member_energies, member_gradients, outside, grades;
 
   void allocate();
   void grow_peratom();
