@@ -276,10 +276,13 @@ class LearnConfig:
     timestep: float = 0.5  # fs
     temperature: float = 500.0  # K, Langevin
     seed: int = 0
+    selection: str = "committee"  # committee: largest force disagreement; gamma: one model per round, largest extrapolation grade
 
     def __post_init__(self) -> None:
         if not self.dataset:
             raise ValueError("dataset: the starting labelled dataset (extxyz) is required")
+        if self.selection not in ("committee", "gamma"):
+            raise ValueError(f"selection: 'committee' or 'gamma', not {self.selection!r}")
         if self.rounds < 1 or self.select < 1 or self.min_spacing < 1:
             raise ValueError("rounds, select and min_spacing must be at least 1")
 

@@ -101,14 +101,13 @@ class ExtrapolationGrade(torch.nn.Module):
                 grade.residual_scale[z] = scale
         return grade
 
-    def forward(self, features: Tensor, species: Tensor, slope: Tensor, intercept: Tensor) -> Tensor:
-        """γ (n_atoms,) from raw descriptors (n_atoms, F) whose design rows are [slope ⊙ G + intercept, 1]
-        per element (slope, intercept: (n_elements, F)). The affine map is folded into the
-        projection (z = G (slope ⊙ P) + const; |d|² from G² and G), so no scaled copy of the
-        descriptors is made: one n × F × r product per element."""
+    def _terms(self, features: Tensor, species: Tensor, slope: Tensor, intercept: Tensor):
+        """Per element present: (z, atom indices or None for all, coefficients z A⁻¹ (n_Z × r_Z),
+        off-span part / s_Z (n_Z,)), from raw descriptors whose design rows are
+        [slope ⊙ G + intercept, 1]. The affine map is folded into the projection (coordinates
+        G (slope ⊙ P) + const; |d|² from G² and G): no scaled copy of the descriptors, one
+        n × F × r product per element."""
         features = features.to(torch.float64)
-        n_atoms = features.shape[0]
-        gamma = torch.zeros(n_atoms, dtype=torch.float64)
         for z, (d, _) in enumerate(self.shapes):
             n = d - 1
             every = bool((species == z).all())
@@ -120,13 +119,25 @@ class ExtrapolationGrade(torch.nn.Module):
             projection = getattr(self, f"projection_{z}")
             coordinates = x @ (a[:, None] * projection[:n]) + (b @ projection[:n] + projection[n])
             squared = (x * x) @ (a * a) + x @ (2 * a * b) + float((b * b).sum() + 1.0)
-            inside = (coordinates @ getattr(self, f"inverse_{z}")).abs().amax(dim=1)
             outside = (squared - (coordinates * coordinates).sum(1)).clamp(min=0.0) / self.residual_scale[z]
-            values = torch.maximum(inside, outside.sqrt())
-            if every:
+            yield z, atoms, coordinates @ getattr(self, f"inverse_{z}"), outside
+
+    def forward(self, features: Tensor, species: Tensor, slope: Tensor, intercept: Tensor) -> Tensor:
+        """γ (n_atoms,) from raw descriptors (n_atoms, F) whose design rows are
+        [slope ⊙ G + intercept, 1] per element (slope, intercept: (n_elements, F))."""
+        gamma = torch.zeros(features.shape[0], dtype=torch.float64)
+        for _, atoms, coefficients, outside in self._terms(features, species, slope, intercept):
+            values = torch.maximum(coefficients.abs().amax(dim=1), outside.sqrt())
+            if atoms is None:
                 return values
             gamma[atoms] = values
         return gamma
+
+    def coefficients(self, features: Tensor, species: Tensor, slope: Tensor, intercept: Tensor) -> list[tuple[int, Tensor, Tensor]]:
+        """Per element present: (z, atom indices, each atom's coefficients on the active set
+        (n_Z × r_Z)): what a batch of new environments adds, for D-optimal selection."""
+        every = torch.arange(features.shape[0])
+        return [(z, every if atoms is None else atoms, c) for z, atoms, c, _ in self._terms(features, species, slope, intercept)]
 
     def check(self, source: str) -> None:
         """Refuse an active set that is not what `fit` writes: orthonormal projections, A⁻¹ the

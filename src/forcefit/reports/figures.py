@@ -83,6 +83,23 @@ def curves_plot(x, curves: dict, xlabel, ylabel, path):
     plt.close(fig)
 
 
+def scatter_plot(groups: dict, xlabel, ylabel, path):
+    """Labelled point clouds {label: (x, y)} on log–log axes (e.g. per-atom error against a
+    trust measure), with x = 1 marked."""
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for label, (x, y) in groups.items():
+        ax.scatter(np.maximum(x, 1e-3), np.maximum(y, 1e-4), s=6, alpha=0.6, label=label)
+    ax.axvline(1.0, color="k", lw=0.8, ls="--")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7, markerscale=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def matrix_plot(matrix, title, path):
     """A 6×6 Voigt matrix (elastic constants) as an annotated image."""
     fig, ax = plt.subplots(figsize=(4.5, 4))

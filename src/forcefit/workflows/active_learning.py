@@ -1,11 +1,14 @@
-"""Active learning with a committee (query by committee; Schran et al. 2020).
+"""Active learning, by committee (query by committee; Schran et al. 2020) or by the
+extrapolation grade γ (models/grade.py; `learn.selection: gamma`).
 
 The user's dataset is copied once into the run directory (`dataset.extxyz`) and
-never edited. Each round: train a committee on the copy → run Langevin MD with it
-from a dataset structure → rank the visited frames by the largest per-atom force
-disagreement σ_F, keep the top `select` that are at least `min_spacing` MD steps
-apart → label them with the reference calculator → append them to the copy, tagged
-`al_round=k`. After the last round a final committee (`final/model.ffm`, the loop's
+never edited. Each round: train a committee (or, with γ, one model) on the copy → run
+Langevin MD with it from a dataset structure → rank the visited frames by the largest
+per-atom force disagreement σ_F (or the largest γ), keep the top `select` that are at
+least `min_spacing` MD steps apart (with γ: from three times as many such candidates, a
+D-optimal batch: each next frame the one whose most extrapolating environment adds the
+most volume to those already chosen) → label them with the reference calculator → append
+them to the copy, tagged `al_round=k`. After the last round a final committee (`final/model.ffm`, the loop's
 result) is trained on everything, the last round's labels included. The copy is the
 loop's memory: an interrupted loop resumes after the last round whose frames are
 in it, and nothing is labelled twice.
@@ -38,6 +41,43 @@ def select_frames(disagreement: np.ndarray, count: int, min_spacing: int) -> lis
         if len(chosen) == count:
             break
     return sorted(chosen)
+
+
+def select_by_grade(model, frames: list, gamma: np.ndarray, count: int, min_spacing: int) -> list[int]:
+    """`count` frames spaced at least `min_spacing` recorded steps apart, as a D-optimal batch:
+    among the 3 × count highest-γ such frames, greedily the one whose most extrapolating atom's
+    coefficients on the active set (models/grade.py) keep the largest part after removing what
+    the frames chosen before already span (per element): Gram–Schmidt volume, so that two frames
+    that extrapolate the same way are not both labelled."""
+    from forcefit.models.forces import predict
+    from forcefit.structures import Structure
+
+    single = model.members[0] if model.has_members else model
+    slope, intercept = (t.detach() for t in single.input_map())
+    candidates = select_frames(gamma, 3 * count, min_spacing)
+    vectors = []
+    for index in candidates:
+        graph = single.graph(Structure.from_atoms(frames[index]), triplets=False)
+        features = predict(single, graph, forces=False).features
+        species = single.species(graph.numbers)
+        parts = single.grade.coefficients(features, species, slope, intercept)
+        z, atoms, c = max(parts, key=lambda part: float(part[2].abs().max()))
+        vectors.append((z, c[int(c.abs().amax(dim=1).argmax())]))
+    chosen, bases = [], {}
+    while len(chosen) < min(count, len(candidates)):
+
+        def remaining(k):
+            z, v = vectors[k]
+            for u in bases.get(z, []):
+                v = v - (v @ u) * u
+            return v
+
+        best = max((k for k in range(len(candidates)) if k not in chosen), key=lambda k: float(remaining(k).norm()))
+        z, v = vectors[best][0], remaining(best)
+        if float(v.norm()) > 0:
+            bases.setdefault(z, []).append(v / v.norm())
+        chosen.append(best)
+    return sorted(candidates[k] for k in chosen)
 
 
 def completed_rounds(dataset: Path) -> int:
@@ -83,17 +123,19 @@ def learn(config, console: Console | None = None) -> list[dict]:
         round_config.data.train = str(dataset)
         round_config.data.test = lc.test
         round_config.output = str(out / name)
-        round_config.training.committee = max(config.training.committee, 2)
+        if lc.selection == "committee":
+            round_config.training.committee = max(config.training.committee, 2)
         return train_from_config(round_config, resume=(out / name / "config.yaml").exists(), console=console)
 
     for round_ in range(start + 1, lc.rounds + 1):
-        console.rule(f"round {round_}: training a committee on {len(read(dataset, index=':'))} structures")
-        committee, stats = train(f"round_{round_}")
+        what = "a committee" if lc.selection == "committee" else "a model"
+        console.rule(f"round {round_}: training {what} on {len(read(dataset, index=':'))} structures")
+        model, stats = train(f"round_{round_}")
         pool = read(dataset, index=":")
         start_frame = pool[int(rng.integers(len(pool)))]
         result = run_md(
             start_frame,
-            Calculator(committee),
+            Calculator(model),
             steps=lc.md_steps,
             timestep_fs=lc.timestep,
             temperature_K=lc.temperature,
@@ -101,9 +143,17 @@ def learn(config, console: Console | None = None) -> list[dict]:
             trajectory=str(out / f"round_{round_}" / "md.traj"),
             ensemble="nvt",
             keep_frames=True,
+            max_gamma=None,  # extrapolating frames are what the loop looks for
         )
-        frames, disagreement = result.frames, result.force_std
-        chosen = select_frames(disagreement, lc.select, lc.min_spacing)
+        frames = result.frames
+        if lc.selection == "committee":
+            disagreement = result.force_std
+            chosen = select_frames(disagreement, lc.select, lc.min_spacing)
+        else:
+            if result.gamma is None:
+                raise ValueError(f"learn.selection: gamma needs a model with an extrapolation grade, not a {model.kind} model")
+            disagreement = result.gamma
+            chosen = select_by_grade(model, frames, disagreement, lc.select, lc.min_spacing)
         new = label([frames[i] for i in chosen], reference)
         for atoms in new:
             atoms.info["al_round"] = round_
@@ -113,8 +163,9 @@ def learn(config, console: Console | None = None) -> list[dict]:
             "dataset_size": len(pool) + len(new),
             "test_energy_mae": stats.get("test", {}).get("energy_mae"),
             "test_forces_mae": stats.get("test", {}).get("forces_mae"),
-            "max_force_std_md": float(disagreement.max()),
-            "selected_force_std": [float(disagreement[i]) for i in chosen],
+            "selection": lc.selection,
+            "max_force_std_md" if lc.selection == "committee" else "max_gamma_md": float(disagreement.max()),
+            "selected_force_std" if lc.selection == "committee" else "selected_gamma": [float(disagreement[i]) for i in chosen],
         }
         records.append(record)
         report_path.write_text(json.dumps(records, indent=2))
@@ -145,11 +196,11 @@ def learn(config, console: Console | None = None) -> list[dict]:
 
 def _print(records: list[dict], console: Console) -> None:
     table = Table(title="active learning")
-    for name in ("round", "dataset", "test E MAE meV/atom", "test F MAE meV/Å", "max σ_F in MD eV/Å"):
+    for name in ("round", "dataset", "test E MAE meV/atom", "test F MAE meV/Å", "max σ_F (eV/Å) or γ in MD"):
         table.add_column(name, justify="right")
     for r in records:
         e, f = r["test_energy_mae"], r["test_forces_mae"]
-        spread = r["max_force_std_md"]
+        spread = r.get("max_force_std_md", r.get("max_gamma_md"))
         table.add_row(
             str(r["round"]),
             str(r["dataset_size"]),
