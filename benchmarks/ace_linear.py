@@ -9,7 +9,8 @@ the chosen setting. The choice is the setting closest to meeting both of issue 1
                                     [--cutoff 5.2] [--r-min 1.5] [--folds 5] [--repeats 1] [--threads 1] [--tag NAME]
 
 Without `--test` only cross-validation errors are computed (for choosing the basis); `--test`
-evaluates the test set once with the setting chosen by cross-validation. Prints the grid and writes results/ace_linear_<element>[_tag].{md,json}.
+evaluates the test set once with the setting chosen by cross-validation. Prints the grid and writes runs/ace_linear/ace_linear_<element>[_tag].{md,json} (a study: what
+was kept goes into docs/accuracy-log.md).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from forcefit.training.loss import LossWeights
 from forcefit.training.metrics import collect, error_statistics
 
 HERE = Path(__file__).resolve().parent
+OUT = HERE.parent / "runs" / "ace_linear"  # a study's output; what was kept goes into docs/accuracy-log.md
 SHARED = HERE.parents[1] / "shared" / "data" / "mlearn"
 RIDGES = (1e-12, 1e-10, 1e-8, 1e-6, 1e-4, 1e-2)
 ENERGY_WEIGHTS = (1e3, 1e4, 1e5, 1e6)
@@ -145,7 +147,8 @@ def main() -> None:
         "cross_validation_grid": grid,
     }
     name = f"ace_linear_{args.element}" + (f"_{args.tag}" if args.tag else "")
-    (HERE / "results" / f"{name}.json").write_text(json.dumps(result, indent=1))
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / f"{name}.json").write_text(json.dumps(result, indent=1))
     lines = [
         f"Linear model on the body-ordered descriptor, {args.element}, closed form, {args.threads} thread(s): "
         f"`python benchmarks/ace_linear.py --element {args.element} --ace {' '.join(args.ace)} --cutoff {args.cutoff} --r-min {args.r_min}"
@@ -164,7 +167,7 @@ def main() -> None:
         f"| {s['energy_mae']:.2f} | {s['forces_mae'] / 1000:.4f} | {prepared:.0f} | {design_seconds:.0f} | {cv_seconds:.0f} | {wall:.0f} "
         f"| {result['peak_rss_gb']:.1f} |",
     ]
-    (HERE / "results" / f"{name}.md").write_text("\n".join(lines) + "\n")
+    (OUT / f"{name}.md").write_text("\n".join(lines) + "\n")
     console.print("\n".join(lines))
 
 

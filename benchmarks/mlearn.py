@@ -10,7 +10,7 @@ MTP figures and n2p2 trained here.
 Families: `bpnn` (Behler–Parrinello networks on symmetry functions), `ace-linear` (the linear
 model on body-ordered invariants, ridge in closed form), `ace-bpnn` (networks on those
 invariants). Settings are chosen on validation (`--validation-only` reports validation errors
-and never reads the test file; results/ace_runs.md and mlearn_runs.md log every run); a run
+and never reads the test file; docs/accuracy-log.md logs every run); a run
 without it evaluates the test set once, with the chosen settings.
 
 Validation is a random 10% of the training file (its tail is all "Elastic" frames) for the
@@ -52,11 +52,10 @@ REFERENCE = {  # test E MAE meV/atom, F MAE eV/Å
 
 
 # Settings per model family and element (each system gets its own descriptors and weights,
-# as n2p2 potentials do); every run behind these choices is logged in results/mlearn_runs.md
-# (symmetry functions) and results/ace_runs.md (the body-ordered descriptor).
+# as n2p2 potentials do); every run behind these choices is logged in docs/accuracy-log.md.
 SYMMETRY_FUNCTION_BPNN = dict(cutoff_type="tanh", angular_kind="wide", activation="tanh")
 CROSS_VALIDATION = dict(folds=5, energy_weights=[1e3, 3e3, 1e4, 3e4, 1e5], ridges=[1e-8, 1e-6, 1e-4], smoothness=[0, 2])
-# one basis for both crystals (chosen by cross-validation, results/ace_runs.md) with the closed
+# one basis for both crystals (chosen by cross-validation, docs/accuracy-log.md) with the closed
 # form's weights chosen again by cross-validation for each; Mo's studies (cvJ–cvL) moved its
 # cutoff to 6.0 Å (CV score 1.13 at 5.2 Å, 1.00 at 6.0, 1.01 at 6.5) and found its optimum at
 # heavier energy weights, so its grid reaches 1e6 and picks the setting closest to both targets

@@ -1,4 +1,6 @@
-"""Run every benchmark in turn (slow: about two hours; calibration uses the demo model if present). Results land in benchmarks/results/."""
+"""Run every benchmark in turn (slow: about three hours; calibration uses the demo model if
+present). Results land in benchmarks/results/, which holds exactly what this regenerates
+(benchmarks/README.md lists each script, its time and its result files)."""
 
 import subprocess
 import sys
@@ -18,6 +20,11 @@ SCRIPTS = (
     ("pareto.py", []),
     ("ace_scaling.py", []),
     ("ethanol_peer.py", []),
+    ("engine_scaling.py", ["--peer-repeats", "1", "2"]),
+    ("descriptor_cache.py", []),
+    ("training_scale.py", []),
+    ("grade_calibration.py", []),
+    ("lammps_scaling.py", ["--million"]),
 )
 for script, arguments in SCRIPTS:
     print(f"== {script}", flush=True)
