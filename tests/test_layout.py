@@ -7,7 +7,7 @@ import forcefit
 
 PACKAGE = Path(forcefit.__file__).parent
 LAYERS = [  # each stage may import its own and earlier stages only
-    {"units", "structures", "io", "config"},  # data in, units, run settings
+    {"units", "structures", "io", "config", "config_reference"},  # data in, units, run settings (and their reference)
     {"neighbors", "data"},  # neighbour graphs, flat batches
     {"descriptors"},
     {"models"},

@@ -25,17 +25,17 @@ CACHE_MODES = ("auto", "memory", "disk", "recompute")  # where training keeps ca
 @dataclass
 class DataConfig:
     train: str | list[str] = ""  # a file (extxyz, ASE .db, input.data) or a list of files
-    validation: str | None = None
-    test: str | None = None
+    validation: str | None = None  # a file of validation structures (default: the split of train)
+    test: str | None = None  # a file of test structures, evaluated once at the end (default: the split of train)
     format: str | None = None  # extxyz | db | input.data; guessed from the name if omitted
-    energy_key: str = "energy"
-    forces_key: str = "forces"
+    energy_key: str = "energy"  # extxyz/db: the key of the reference energy
+    forces_key: str = "forces"  # extxyz/db: the per-atom array of reference forces
     stress_key: str | None = "stress"  # extxyz/db: read a reference stress under this key when present
     stress_format: str = "ase"  # ase (eV/Å³ in file units, ASE sign) | vasp-kbar (VASP's kB line, e.g. mlearn)
     length_unit: float | str = 1.0  # every format: Å per file length unit, or a name ('bohr')
     energy_unit: float | str = 1.0  # every format: eV per file energy unit, or a name ('hartree', 'kcal/mol')
     split: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])  # used for splits without a file
-    split_seed: int = 0
+    split_seed: int = 0  # seed of the random train/validation/test split and of max_structures' sample
     max_structures: int | None = None  # use N structures of the training files, a random sample (split_seed) across them
     check_units: bool = True  # refuse files whose forces cannot be eV/Å after conversion (kcal/mol read as eV); training/screen.py
     min_distance: float = 0.1  # Å: atoms closer than this are an error in the data (0: no check)
@@ -88,14 +88,15 @@ class ModelConfig:
     switch_on: float | None = None  # Å, start of the switching region (default 0.9 cutoff)
     mixing: str = "free"  # free | lorentz-berthelot
     function: str | None = None  # kind: pair — "module:function" computing φ(r, params)
+    # symmetry functions' cutoff function: hard, cos, tanhu, tanh, exp, poly1–poly4 (n2p2's; descriptors/cutoff.py)
     cutoff_type: str = "tanh"
-    cutoff_alpha: float = 0.0
-    n_radial: int = 8
-    n_angular: int = 4
+    cutoff_alpha: float = 0.0  # n2p2's inner cutoff fraction α: the cutoff function is 1 below α r_c
+    n_radial: int = 8  # generated radial symmetry functions per centre and neighbour element (Gaussians on [r_min, cutoff))
+    n_angular: int = 4  # generated angular radial windows per neighbour-element pair, each with λ = ±1 and every ζ
     angular_kind: str = "wide"  # wide (G5, n2p2 type 9) | narrow (G4, type 3)
-    zetas: list[float] = field(default_factory=lambda: [1.0, 4.0])
+    zetas: list[float] = field(default_factory=lambda: [1.0, 4.0])  # angular exponents ζ of the generated functions
     angular_grid: str = "centred"  # centred (r_s = 0, nested widths) | shifted (r_s on a grid, by neighbour shell)
-    r_min: float = 0.8
+    r_min: float = 0.8  # Å: the shortest distance the generated functions (and ACE's radial basis) resolve
     symmetry_functions: list[dict] | None = None  # explicit list instead of the generator
     descriptor: str = "symmetry_functions"  # symmetry_functions | ace (body-ordered invariants, descriptors/ace.py)
     # descriptor: ace — n_radial, l_max, body_order (2–5), n_radial_4, l_max_4, n_radial_5, l_max_5, cutoff_type (default poly2),
@@ -104,10 +105,10 @@ class ModelConfig:
     # degree_4, degree_5 (total-degree limits Σ (n + l) over the factors of order 4 / 5, within their n and l boxes; default none);
     # model.r_min and model.cutoff apply to it too
     ace: dict | None = None
-    hidden: list[int] = field(default_factory=lambda: [25, 25])
-    activation: str = "tanh"
-    scaling: str = "scalecenter"
-    dtype: str = "float64"
+    hidden: list[int] = field(default_factory=lambda: [25, 25])  # bpnn: widths of the hidden layers
+    activation: str = "tanh"  # bpnn: hidden-layer activation (tanh, softplus, silu, gelu, relu, logistic, …; models/bpnn.py)
+    scaling: str = "scalecenter"  # descriptor scaling: none | center | scale | scalecenter | scalesigma (descriptors/scaling.py)
+    dtype: str = "float64"  # float64 | float32: the model's floating-point type
     # ZBL screened nuclear repulsion below the data's shortest distance per element pair (models/repulsion.py):
     # auto (zbl for bpnn and linear; none for pair potentials, whose form says what happens at short range) | zbl | none
     core_repulsion: str = "auto"
@@ -197,22 +198,22 @@ def cross_validation_grid(values, training) -> dict:
 
 @dataclass
 class TrainingConfig:
-    epochs: int = 200
-    batch_size: int = 16
+    epochs: int = 200  # passes over the training set (adam, lbfgs)
+    batch_size: int = 16  # structures per optimizer step
     optimizer: str = "adam"  # adam | lbfgs | ridge (closed form, linear models only)
-    learning_rate: float = 1e-3
-    lr_factor: float = 0.5
-    lr_patience: int = 10
-    min_learning_rate: float = 1e-6
+    learning_rate: float = 1e-3  # the optimizer's starting step size
+    lr_factor: float = 0.5  # the learning rate is multiplied by this on a validation plateau
+    lr_patience: int = 10  # epochs without validation improvement before the rate is cut
+    min_learning_rate: float = 1e-6  # the rate is never cut below this
     early_stopping: int = 40  # epochs without validation improvement
-    energy_weight: float = 1.0
-    force_weight: float = 1.0
+    energy_weight: float = 1.0  # w_E of the loss
+    force_weight: float = 1.0  # w_F of the loss
     stress_weight: float = 0.0  # weight of the stress term (eV/Å³, structures with a reference stress)
-    energy_per_atom: bool = True
+    energy_per_atom: bool = True  # the energy term compares energies per atom (else per structure)
     # where the reference data's zero goes: element (energies per element, on the reference's scale) |
     # global (also a per-structure offset b, for sets that mix reference zeros; energies are then Σ E_i, reference Σ E_i − b)
     energy_offset: str = "element"
-    seed: int = 0
+    seed: int = 0  # seed of the weights' initialisation and of the batch order
     max_seconds: float | None = None  # wall-time budget for the whole run
     ridge: float = 1e-8  # λ of the ridge term λ|c|² (optimizer: ridge)
     ridge_smoothness: float = 0.0  # p: coefficient f pays λ (1 + d_f)^p, d_f its degree Σ(n + l) (descriptor: ace); 0: plain ridge
@@ -269,13 +270,13 @@ class LearnConfig:
     dataset: str = ""  # extxyz with energies and forces; grows by `select` frames per round
     test: str | None = None  # held-out extxyz for the per-round errors
     reference: str = "gfn2-xtb"  # gfn2-xtb, gfn1-xtb, emt or module:Class
-    rounds: int = 3
+    rounds: int = 3  # rounds of train → MD → select → label
     select: int = 10  # new structures per round
     min_spacing: int = 20  # MD steps between two selected frames
-    md_steps: int = 2000
+    md_steps: int = 2000  # MD steps per round
     timestep: float = 0.5  # fs
     temperature: float = 500.0  # K, Langevin
-    seed: int = 0
+    seed: int = 0  # seed of the starting frames and of the MD velocities
     selection: str = "committee"  # committee: largest force disagreement; gamma: one model per round, largest extrapolation grade
 
     def __post_init__(self) -> None:
