@@ -46,6 +46,27 @@ def copper_data(n: int = 160, seed: int = 0) -> list[Structure]:
     return structures
 
 
+def copper_config(data: Path, output: Path, **training) -> Config:
+    """The BPNN setting fitted to the EMT copper cells (`training` overrides)."""
+    return Config(
+        data=DataConfig(train=str(data), split=[0.85, 0.15, 0.0]),
+        model=ModelConfig(cutoff=5.0, n_radial=10, n_angular=4, r_min=1.8, hidden=[32, 32]),
+        training=TrainingConfig(
+            **{
+                "epochs": 400,
+                "batch_size": 8,
+                "learning_rate": 3e-3,
+                "lr_patience": 20,
+                "early_stopping": 60,
+                "energy_weight": 5000.0,
+                "max_seconds": 300,
+                **training,
+            }
+        ),
+        output=str(output),
+    )
+
+
 def crystal_properties(calc) -> dict:
     cu = relax(bulk("Cu", "fcc", a=3.6), calc, cell=True, fmax=1e-5)
     eos = equation_of_state(cu, calc)
@@ -68,14 +89,7 @@ def main() -> None:
     console = Console()
     OUT.mkdir(parents=True, exist_ok=True)
     write_extxyz(OUT / "cu_emt.extxyz", copper_data())
-    config = Config(
-        data=DataConfig(train=str(OUT / "cu_emt.extxyz"), split=[0.85, 0.15, 0.0]),
-        model=ModelConfig(cutoff=5.0, n_radial=10, n_angular=4, r_min=1.8, hidden=[32, 32]),
-        training=TrainingConfig(
-            epochs=400, batch_size=8, learning_rate=3e-3, lr_patience=20, early_stopping=60, energy_weight=5000.0, max_seconds=300
-        ),
-        output=str(OUT / "cu_bpnn"),
-    )
+    config = copper_config(OUT / "cu_emt.extxyz", OUT / "cu_bpnn")
     if (OUT / "cu_bpnn").exists():
         import shutil
 

@@ -27,9 +27,8 @@ from ase.md.langevin import Langevin
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 from scipy.stats import spearmanr
 
-from calibration import copper_data
+from calibration import copper_config, copper_data
 from forcefit.calculator import Calculator
-from forcefit.config import Config, DataConfig, ModelConfig, TrainingConfig
 from forcefit.io import write_extxyz
 from forcefit.reports import figures
 from forcefit.run import train_from_config
@@ -86,22 +85,7 @@ def per_atom(calculator, frames) -> dict[str, np.ndarray]:
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     write_extxyz(OUT / "cu_emt.extxyz", copper_data())
-    config = Config(
-        data=DataConfig(train=str(OUT / "cu_emt.extxyz"), split=[0.85, 0.15, 0.0]),
-        model=ModelConfig(cutoff=5.0, n_radial=10, n_angular=4, r_min=1.8, hidden=[32, 32]),
-        training=TrainingConfig(
-            epochs=400,
-            batch_size=8,
-            learning_rate=3e-3,
-            lr_patience=20,
-            early_stopping=60,
-            energy_weight=5000.0,
-            max_seconds=120,
-            committee=4,
-            committee_fraction=0.8,
-        ),
-        output=str(OUT / "committee"),
-    )
+    config = copper_config(OUT / "cu_emt.extxyz", OUT / "committee", max_seconds=120, committee=4, committee_fraction=0.8)
     model, _ = train_from_config(config)
     calculator = Calculator(model)
     held_out = [s.to_atoms() for s in copper_data(40, seed=7)]

@@ -242,7 +242,8 @@ def report(rows: dict, args) -> str:
             "|---|---|---|---|---|",
         ]
         for label, row in million.items():
-            run, small = row["2"], rows[f"si 8000 {label.split()[-1]}"]["2"]
+            name = label.split()[-1]
+            run, small = row["2"], rows[f"si 8000 {name.removeprefix('si-')}"]["2"]
             lines.append(
                 f"| {label.split()[-1]} ({run['atoms']} atoms) | {per_atom_us(run):.1f} | {per_atom_us(run) / per_atom_us(small):.2f} | "
                 f"{', '.join(f'{m:.0f}' for m in run['peak_rss_mb'])} | {sum(run['peak_rss_mb']) / 1024:.2f} |"

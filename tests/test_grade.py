@@ -5,7 +5,6 @@ active set refused; in the calculator, committees, MD and training runs."""
 from __future__ import annotations
 
 import copy
-import json
 
 import numpy as np
 import pytest
@@ -158,42 +157,3 @@ def test_gamma_selection_is_a_d_optimal_batch(model):
     gamma = np.array([gamma_of(model, far).max()] * 3 + [gamma_of(model, other).max()])
     assert gamma[0] > gamma[3] > 1
     assert select_by_grade(model, frames, gamma, 2, 1) == [0, 3]
-
-
-def test_learn_with_gamma_selection_trains_one_model_per_round(tmp_path):
-    import yaml
-    from ase.io import read
-
-    from al_reference import CountingLJ
-    from forcefit.cli import main
-    from forcefit.io import write_extxyz
-    from forcefit.models import LennardJones
-    from test_pair import argon_data
-
-    truth = LennardJones(["Ar"], 7.0, {"Ar-Ar": {"epsilon": 0.0104, "sigma": 3.40}})
-    write_extxyz(tmp_path / "start.extxyz", argon_data(truth, 8))
-    config = {
-        "learn": {
-            "dataset": str(tmp_path / "start.extxyz"),
-            "reference": "al_reference:CountingLJ",
-            "rounds": 1,
-            "select": 2,
-            "min_spacing": 5,
-            "md_steps": 30,
-            "timestep": 2.0,
-            "temperature": 80.0,
-            "selection": "gamma",
-        },
-        "data": {"split": [0.75, 0.25, 0.0]},
-        "model": {"kind": "linear", "cutoff": 6.0, "n_radial": 4, "n_angular": 2},
-        "training": {"optimizer": "ridge"},
-        "output": str(tmp_path / "al"),
-    }
-    (tmp_path / "learn.yaml").write_text(yaml.safe_dump(config))
-    CountingLJ.calls = 0
-    assert main(["learn", str(tmp_path / "learn.yaml")]) == 0
-    assert CountingLJ.calls == 2
-    assert not (tmp_path / "al" / "round_1" / "member_0").exists()  # one model, no committee
-    report = json.loads((tmp_path / "al" / "learn_report.json").read_text())
-    assert report[0]["selection"] == "gamma" and len(report[0]["selected_gamma"]) == 2
-    assert len(read(tmp_path / "al" / "dataset.extxyz", index=":")) == 10
