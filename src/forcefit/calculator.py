@@ -89,9 +89,9 @@ class Calculator(AseCalculator):
         # committee on another device) needs them stored
         on_cpu = self.model.energy_offset.device.type == "cpu"
         graph = self.model.graph(structure, triplets=self.model.has_members and not on_cpu)
+        distances = torch.linalg.vector_norm(graph.vectors(), dim=1)  # the safety check's and the grade's
         if self.model.cutoff >= self.min_distance:  # the graph's own pairs hold every close pair
-            distances = torch.linalg.vector_norm(graph.vectors(), dim=1).numpy()
-            check_min_distance(structure, self.min_distance, (graph.pair_i.numpy(), graph.pair_j.numpy(), distances))
+            check_min_distance(structure, self.min_distance, (graph.pair_i.numpy(), graph.pair_j.numpy(), distances.numpy()))
         else:
             check_min_distance(structure, self.min_distance)
         wants_stress = bool(structure.pbc.all())  # always, from the same gradients: a later get_stress needs no second evaluation
@@ -132,7 +132,6 @@ class Calculator(AseCalculator):
             self.results["extrapolation_per_function"] = outside.sum(dim=0).cpu().numpy()
             if self.model.has_grade:
                 species = self.model.species(graph.numbers)
-                distances = torch.linalg.vector_norm(graph.vectors(), dim=1)
                 close = self.model.close_contact_grade(species, graph.pair_i, graph.pair_j, distances, (0, len(species)))
                 gamma = self.model.extrapolation_grade(features.cpu(), species, close)
                 self.results["gamma"] = gamma.numpy()
