@@ -157,3 +157,17 @@ def test_gamma_selection_is_a_d_optimal_batch(model):
     gamma = np.array([gamma_of(model, far).max()] * 3 + [gamma_of(model, other).max()])
     assert gamma[0] > gamma[3] > 1
     assert select_by_grade(model, frames, gamma, 2, 1) == [0, 3]
+
+
+def test_md_command_writes_the_frames_above_record_gamma(model, tmp_path):
+    from ase.io import read, write
+
+    from forcefit.cli import main
+
+    save_model(model, tmp_path / "m.ffm")
+    write(tmp_path / "start.extxyz", water_cluster(2, n_molecules=4).to_atoms())
+    arguments = ["md", str(tmp_path / "m.ffm"), str(tmp_path / "start.extxyz"), "--steps", "6", "--timestep", "0.5"]
+    assert main([*arguments, "--record-gamma", "0", "--max-gamma", "1000", "--log", str(tmp_path / "md.log")]) == 0
+    frames = read(tmp_path / "md.gamma.extxyz", index=":")
+    assert len(frames) == 7  # every recorded step (γ > 0), the start included
+    assert main([*arguments, "--max-gamma", "0.01"]) == 1  # any atom beyond the limit stops the run as unsafe
