@@ -9,6 +9,7 @@ from ase.optimize import BFGS
 
 from conftest import tiny_bpnn, water_cell, water_cluster
 from forcefit.calculator import Calculator
+from forcefit.descriptors.engine import Engine
 from forcefit.models.forces import predict
 from forcefit.models.saving import save_model
 from forcefit.workflows.md import energy_drift
@@ -167,11 +168,11 @@ def test_engine_prediction_equals_the_autograd_path():
 
 def test_one_evaluation_per_md_step(monkeypatch):
     """ASE asks for forces, energy and stress one after the other; a periodic cell gets all of
-    them from one descriptor evaluation (stress from the same pair gradients)."""
+    them from one pass of the descriptor engine (stress from the same pair gradients)."""
     model = tiny_bpnn()
     calls = []
-    original = type(model.descriptor).evaluate
-    monkeypatch.setattr(type(model.descriptor), "evaluate", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    original = Engine.run
+    monkeypatch.setattr(Engine, "run", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
     cell = water_cell(2).to_atoms()
     cell.calc = Calculator(model, min_distance=0.0)
     cell.get_forces(), cell.get_potential_energy(), cell.get_stress()

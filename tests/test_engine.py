@@ -2,15 +2,18 @@
 (the reference), and its branch-free exp against math.exp."""
 
 import math
+from unittest.mock import patch
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import small_skewed_cell, tiny_functions, water_cell, water_cluster
+from conftest import small_skewed_cell, tiny_bpnn, tiny_functions, water_cell, water_cluster
 from forcefit.data import make_graph
 from forcefit.descriptors import CUTOFF_TYPES, SymmetryFunction, SymmetryFunctions
 from forcefit.descriptors.engine import _exp_block
+from forcefit.models.bpnn import ACTIVATIONS, ElementNetwork
+from forcefit.models.forces import predict
 
 
 def test_branch_free_exp_is_within_one_ulp_of_math_exp():
@@ -113,3 +116,36 @@ def test_serial_and_threaded_engine_agree_bit_for_bit():
     finally:
         torch.set_num_threads(threads)
     assert all(torch.equal(a, b) for a, b in zip(*results))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+def test_whole_model_pass_equals_the_two_passes(activation, threads):
+    """A float64 BPNN on symmetry functions is evaluated inside the engine (ENERGY mode: its
+    networks per atom between the atom's features and its gradient pass). Energies per atom,
+    forces and stress equal the two-pass route (features, torch networks and autograd for
+    ∂E/∂G, gradient pass) for every activation, element, feature scaling and output scale,
+    on the serial and the threaded compilation."""
+    model = tiny_bpnn()
+    model.activations = {e: [activation, "tanh", "linear"] for e in model.elements}
+    model.networks = torch.nn.ModuleList(ElementNetwork(15, [8, 6], model.activations[e]) for e in model.elements)
+    torch.manual_seed(3)
+    with torch.no_grad():
+        for parameter in model.networks.parameters():
+            parameter.copy_(0.5 * torch.randn_like(parameter))
+    assert model.compiled_network() is not None
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for structure in (water_cell(2), water_cluster(4)):
+            batch = model.graph(structure, triplets=False)
+            whole = predict(model, batch, stress=structure.pbc.all())
+            with patch.object(type(model), "compiled_network", return_value=None):
+                two_pass = predict(model, batch, stress=structure.pbc.all())
+            assert float(whole.atom_energies.abs().max()) > 1e-3
+            assert torch.allclose(whole.atom_energies, two_pass.atom_energies, rtol=1e-13, atol=1e-13)
+            assert torch.allclose(whole.forces, two_pass.forces, rtol=0, atol=1e-13 * float(two_pass.forces.abs().max()))
+            if structure.pbc.all():
+                assert torch.allclose(whole.stress, two_pass.stress, rtol=0, atol=1e-13 * float(two_pass.stress.abs().max()))
+    finally:
+        torch.set_num_threads(previous)

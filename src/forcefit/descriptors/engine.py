@@ -19,16 +19,19 @@ are evaluated once, never again for the derivatives. With the chain rule
 one pass over a centre's pairs and triplets gives, by mode,
 
     FEATURES   G_i (n_atoms, n_features);
-    GRADIENT   g_p = Σ_f w_{i_p f} ∂G_{i_p f}/∂v_p (n_pairs, 3) for weights w, at prediction
-               w = ∂E/∂G from the networks: forces and stress (`models/forces.py`) without
-               storing any derivative per function;
-    JACOBIAN   G and J_p = ∂G_{i_p}/∂v_p (n_pairs, n_features, 3): the training cache, and
-               committees (one J for every member).
+    GRADIENT   g_p = Σ_f w_{i_p f} ∂G_{i_p f}/∂v_p (n_pairs, 3) for given weights w (a
+               committee's members' w = ∂E/∂G): forces and stress (`models/forces.py`)
+               without storing any derivative per function;
+    JACOBIAN   G and J_p = ∂G_{i_p}/∂v_p (n_pairs, n_features, 3): the training cache;
+    ENERGY     a whole BPNN (`Network`: its networks per element, feature scaling, output
+               scale, e_ref) per atom: G_i, then E_i and w_i = ∂E_i/∂G_i through the
+               atom's network, then g_p from the atom's terms kept since its features:
+               prediction's one pass, each term evaluated once.
 
-Triplets are never stored: they are enumerated per centre from the pairs (sorted by
-centre), two legs both within the angular cutoff, by element pair, and handled
-TRIPLET_BLOCK at a time as arrays, so that the compiler vectorises the arithmetic (with a
-branch-free exp). Centres are independent, so the loop over them runs on numba's threads
+A centre's triplets are enumerated from its pairs (sorted by centre), two legs both within
+the angular cutoff, by element pair, and handled TRIPLET_BLOCK at a time as arrays, so that
+the compiler vectorises the arithmetic (with a branch-free exp); only ENERGY keeps a
+centre's blocks, until its network has run. Centres are independent, so the loop over them runs on numba's threads
 (as many as torch uses), and a caller may pass any contiguous block of centres with
 exactly their pairs (`centres`): memory is linear in the block. Arithmetic is float64
 whatever the model's dtype.
@@ -38,6 +41,7 @@ from __future__ import annotations
 
 import math
 import types
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -47,7 +51,7 @@ from torch import Tensor
 from forcefit.descriptors.cutoff import CUTOFF_TYPES, INNER_END, INNER_START
 
 TANH1_CUBED = math.tanh(1.0) ** 3
-FEATURES, GRADIENT, JACOBIAN = 0, 1, 2  # what `_evaluate` computes
+FEATURES, GRADIENT, JACOBIAN, ENERGY = 0, 1, 2, 3  # what `_evaluate` computes
 TRIPLET_BLOCK = 512  # triplets processed together: long vector loops, scratch that stays in cache
 LOG2E, LN2_HI, LN2_LO = 1.4426950408889634, 0.6931471803691238, 1.9082149292705877e-10
 INVERSE_FACTORIALS = tuple(1.0 / math.factorial(n) for n in range(14))
@@ -137,65 +141,249 @@ def _sum_of_products(x, y, m):
     return total
 
 
+class Cutoff(NamedTuple):
+    """Every term's cutoff function (n2p2's type number and inner fraction α), the distinct
+    radii r_c (Å) that terms index, and the angular cutoff: legs of triplets lie within it."""
+
+    kind: int
+    alpha: float
+    radii: np.ndarray
+    angular: float
+
+
+class Radial(NamedTuple):
+    """Radial functions by group, a group being one (centre element, neighbour element)."""
+
+    group: np.ndarray  # (E, E): the group of (centre, neighbour) elements, −1 for none
+    start: np.ndarray  # group g's functions are start[g] ≤ f < start[g + 1]
+    eta: np.ndarray
+    rs: np.ndarray
+    radius: np.ndarray  # index into Cutoff.radii
+    column: np.ndarray  # the function's feature column
+
+
+class Angular(NamedTuple):
+    """Angular functions by group (centre element, neighbour elements a ≤ b); a group's
+    functions by factor Π_d P(r_d) (one slot (η, r_s, r_c), narrow or wide); per function its
+    (λ, ζ), normalisation 2^(1−ζ) and column."""
+
+    group: np.ndarray  # (E, E, E), −1 for none
+    factor_start: np.ndarray  # group g's factors are factor_start[g] ≤ t < factor_start[g + 1]
+    factor_slot: np.ndarray
+    factor_narrow: np.ndarray  # the factor includes P(r_jk)
+    lz_start: np.ndarray  # group g's distinct (λ, ζ) are group_lz[lz_start[g]:lz_start[g + 1]]
+    group_lz: np.ndarray
+    narrow_radius: np.ndarray  # per group the largest r_c of its narrow functions, 0 for none
+    only_narrow: np.ndarray  # per group: every function narrow, so triplets with r_jk ≥ that r_c add nothing
+    function_start: np.ndarray  # factor t's functions are function_start[t] ≤ f < function_start[t + 1]
+    function_lz: np.ndarray
+    function_norm: np.ndarray
+    function_column: np.ndarray
+    slot_eta: np.ndarray
+    slot_rs: np.ndarray
+    slot_radius: np.ndarray  # index into Cutoff.radii
+    lz_lambda: np.ndarray
+    lz_zeta: np.ndarray
+
+
+class Block(NamedTuple):
+    """What one call evaluates: centres i = first + c, c < len(offsets) − 1, each with its pairs
+    offsets[c] ≤ p < offsets[c + 1] (vectors r_ij, neighbour j, inner-switch radii (off, on) Å),
+    the species of every atom, and in GRADIENT mode the weights w = ∂E/∂G per centre."""
+
+    first: int
+    species: np.ndarray
+    vectors: np.ndarray
+    neighbour: np.ndarray
+    offsets: np.ndarray
+    fade: np.ndarray
+    weights: np.ndarray
+
+
+class Outputs(NamedTuple):
+    features: np.ndarray  # (n_block, F) except in GRADIENT mode
+    gradients: np.ndarray  # (n_pairs, 3) in GRADIENT and ENERGY modes
+    jacobian: np.ndarray  # (n_pairs, F, 3) in JACOBIAN mode
+    energies: np.ndarray  # (n_block,) in ENERGY mode
+
+
+class Centre(NamedTuple):
+    """One centre atom of the block and its legs (pairs within the angular cutoff), ordered by neighbour element."""
+
+    c: int  # the atom's row in the block
+    p0: int  # its first pair
+    weights: np.ndarray  # (F,) its w = ∂E/∂G in GRADIENT and ENERGY modes (filled after the network in ENERGY)
+    pair: np.ndarray  # each leg's pair, p0 + pair[leg]
+    inverse_r: np.ndarray
+    u: np.ndarray  # (3, n_legs) unit vectors
+    P: np.ndarray  # (n_slots, n_legs) P(r) per slot
+    dP: np.ndarray  # and P'(r)
+    gradients: np.ndarray  # (3, n_legs) in GRADIENT and ENERGY modes: Σ over triplets of ∂/∂v
+
+
+class Network(NamedTuple):
+    """A BPNN's per-element networks for ENERGY mode: E_i = s · NN_e(offset + factor (G_i − ref)) + e_ref(e).
+    Layer l of element e (layer_start[e] ≤ l < layer_start[e + 1]) maps width inputs[l] to
+    outputs[l] with weights[weight_start[l]:] (row-major, outputs × inputs), biases[bias_start[l]:]
+    and activation code activation[l] (ACTIVATION_CODES)."""
+
+    n_inputs: np.ndarray  # (E,) features the element's network reads (the first n of G)
+    factor: np.ndarray  # (E, F) the feature scaling
+    reference: np.ndarray
+    offset: np.ndarray
+    layer_start: np.ndarray
+    inputs: np.ndarray
+    outputs: np.ndarray
+    weight_start: np.ndarray
+    bias_start: np.ndarray
+    activation: np.ndarray
+    weights: np.ndarray
+    biases: np.ndarray
+    energy_scale: float
+    atom_reference: np.ndarray  # (E,)
+    width: int  # the longest element's inputs plus all its layers' outputs: `_network`'s work rows
+
+
+NO_NETWORK = Network(
+    *(np.zeros(0, dtype=np.int64),),
+    *(np.zeros((0, 0)),) * 3,
+    *(np.zeros(0, dtype=np.int64),) * 6,
+    np.zeros(0),
+    np.zeros(0),
+    1.0,
+    np.zeros(0),
+    0,
+)  # what modes other than ENERGY are handed
+
+
+ACTIVATION_CODES = {
+    name: code
+    for code, name in enumerate(
+        ("linear", "tanh", "logistic", "softplus", "silu", "relu", "gelu", "gaussian", "cos", "revlogistic", "negexp", "harmonic")
+    )
+}
+
+
 @numba.njit(cache=True, error_model="numpy")
-def _triplet_block(mode, g, m, t1, t2, p0, c, legs, inverse_r, lu, P, dP, weights, leg_gradients, tables, outputs, scratch, bits):
-    """The angular terms of group g for m triplets (legs t1[k], t2[k]) of centre c: every
-    per-triplet quantity is an array over k, in loops the compiler vectorises. `scratch`
-    rows (the first five filled by the enumeration): 0 cos, 1–3 v_k − v_j, 4 r_jk², 5 work, 6–9 the gradient sums, 10 exp arguments, then per distinct r_c
-    f_c(r_jk) and f_c'(r_jk), per factor Q, Q_ij, Q_ik, Q_jk, and per (λ, ζ) A and A'."""
-    (group_start, group_factor_start, factor_slot, factor_narrow, group_lz_start, group_lz, group_narrow, angular_factor,
-     angular_lz, angular_norm, angular_column, slot_eta, slot_rs, slot_rc, lz_lambda, lz_zeta, rc_values, cutoff_kind,
-     cutoff_alpha) = tables  # fmt: skip
-    features, gradients, jacobian = outputs
-    n_rc, n_factors = rc_values.shape[0], factor_slot.shape[0]
-    cos, d, rjk, work = scratch[0], scratch[1:4], scratch[4], scratch[5]
-    s_ij, s_ik, s_jk, s_cos, argument = scratch[6], scratch[7], scratch[8], scratch[9], scratch[10]
-    fc_jk, dfc_jk = scratch[11 : 11 + n_rc], scratch[11 + n_rc : 11 + 2 * n_rc]
-    q0 = 11 + 2 * n_rc
-    Q, Qij = scratch[q0 : q0 + n_factors], scratch[q0 + n_factors : q0 + 2 * n_factors]
-    Qik, Qjk = scratch[q0 + 2 * n_factors : q0 + 3 * n_factors], scratch[q0 + 3 * n_factors : q0 + 4 * n_factors]
-    a0 = q0 + 4 * n_factors
-    n_lz = lz_lambda.shape[0]
-    A, dA = scratch[a0 : a0 + n_lz], scratch[a0 + n_lz : a0 + 2 * n_lz]
-    if group_narrow[g] > 0.0:
+def _activate(code, z):
+    """(y, dy/dz) of activation `code` at z, as torch computes y (models/bpnn.py's ACTIVATIONS)."""
+    if code == 0:
+        return z, 1.0
+    if code == 1:
+        y = math.tanh(z)
+        return y, 1.0 - y * y
+    if code == 2 or code == 9:
+        s = 1.0 / (1.0 + math.exp(-z)) if z >= 0.0 else math.exp(z) / (1.0 + math.exp(z))
+        return (s, s * (1.0 - s)) if code == 2 else (1.0 - s, -s * (1.0 - s))
+    if code == 3:  # torch's Softplus: z itself above its threshold 20
+        s = 1.0 / (1.0 + math.exp(-z)) if z >= 0.0 else math.exp(z) / (1.0 + math.exp(z))
+        return (z, 1.0) if z > 20.0 else (math.log1p(math.exp(z)), s)
+    if code == 4:
+        s = 1.0 / (1.0 + math.exp(-z)) if z >= 0.0 else math.exp(z) / (1.0 + math.exp(z))
+        return z * s, s * (1.0 + z * (1.0 - s))
+    if code == 5:
+        return (z, 1.0) if z > 0.0 else (0.0, 0.0)
+    if code == 6:  # exact (erf) GELU, torch's default
+        cdf = 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
+        return z * cdf, cdf + z * math.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
+    if code == 7:
+        y = math.exp(-0.5 * z * z)
+        return y, -z * y
+    if code == 8:
+        return math.cos(z), -math.sin(z)
+    if code == 10:
+        y = math.exp(-z)
+        return y, -y
+    return z * z, 2.0 * z
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _network(net, e, c, weights, out):
+    """E_i of atom c (element e) of the block from its features out.features[c] into
+    out.energies[c], and w = ∂E_i/∂G into `weights` (F,): forward through the element's
+    layers keeping every layer's output and slope in `work`, then back. (Written here, not
+    in the parallel loop, which loses some writes into arrays it unpacked from a record.)"""
+    features = out.features[c]
+    work = np.empty((3, net.width))
+    n = net.n_inputs[e]
+    first, last = net.layer_start[e], net.layer_start[e + 1]
+    x = work[0]  # layer inputs are work[0, :width], outputs written after them
+    for f in range(n):
+        x[f] = net.offset[e, f] + net.factor[e, f] * (features[f] - net.reference[e, f])
+    position = n
+    for layer in range(first, last):
+        n_in, n_out = net.inputs[layer], net.outputs[layer]
+        w0, b0, code = net.weight_start[layer], net.bias_start[layer], net.activation[layer]
+        for o in range(n_out):
+            z = net.biases[b0 + o] + _sum_of_products(net.weights[w0 + o * n_in : w0 + (o + 1) * n_in], x[position - n_in : position], n_in)
+            x[position + o], work[1, position + o] = _activate(code, z)
+        position += n_out
+    out.energies[c] = net.energy_scale * x[position - 1] + net.atom_reference[e]
+    gradient = work[2]  # ∂E/∂(each layer's output), filled from the top
+    gradient[position - 1] = net.energy_scale
+    for layer in range(last - 1, first - 1, -1):
+        n_in, n_out = net.inputs[layer], net.outputs[layer]
+        w0 = net.weight_start[layer]
+        start = position - n_out
+        for i in range(start - n_in, start):
+            gradient[i] = 0.0
+        for o in range(n_out):
+            gz = gradient[start + o] * work[1, start + o]
+            for i in range(n_in):
+                gradient[start - n_in + i] += gz * net.weights[w0 + o * n_in + i]
+        position = start
+    for f in range(weights.shape[0]):
+        weights[f] = gradient[f] * net.factor[e, f] if f < n else 0.0
+
+
+class Triplets(NamedTuple):
+    """Blocks of up to TRIPLET_BLOCK triplets of one centre, each block of one angular group:
+    legs first[j, k], second[j, k], and per triplet the rows[j] ROW_* (cos θ, v_k − v_j, r_jk, …
+    filled by the enumeration and `_triplet_terms`), then f_c(r_jk), f_c'(r_jk) per radius, A
+    and A' per (λ, ζ), and Q, ∂Q/∂r_ij, ∂Q/∂r_ik, (∂Q/∂r_jk)/r_jk per factor of the group."""
+
+    first: np.ndarray  # (n_blocks, TRIPLET_BLOCK)
+    second: np.ndarray
+    rows: np.ndarray  # (n_blocks, n_rows, TRIPLET_BLOCK)
+    bits: np.ndarray
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _new_triplets(n_blocks, n_rows, bits):
+    """Room for n_blocks triplet blocks (allocated here, outside the parallel loop's array analysis)."""
+    return Triplets(
+        np.empty((n_blocks, TRIPLET_BLOCK), dtype=np.int64), np.empty((n_blocks, TRIPLET_BLOCK), dtype=np.int64),
+        np.empty((n_blocks, n_rows, TRIPLET_BLOCK)), bits,
+    )  # fmt: skip
+
+
+ROW_COS, ROW_D, ROW_RJK, ROW_INVERSE_RJK, ROW_WORK, ROW_ARGUMENT = 0, 1, 4, 5, 6, 7
+ROW_S_IJ, ROW_S_IK, ROW_S_JK, ROW_S_COS, ROW_W, ROW_DW, FIXED_ROWS = 8, 9, 10, 11, 12, 13, 14
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _triplet_terms(partials, j, g, m, centre, triplets, cutoff, angular, features):
+    """Block j's m triplets (of group g, centre c): A, A' per (λ, ζ) and each factor's Q (with
+    `partials` also ∂Q/∂r_ij, ∂Q/∂r_ik, (∂Q/∂r_jk)/r_jk) in their rows, every per-triplet
+    quantity an array over k in loops the compiler vectorises; adds the features of group g
+    (when `features` has rows)."""
+    n_rc, n_lz = cutoff.radii.shape[0], angular.lz_lambda.shape[0]
+    rows, bits, t1, t2 = triplets.rows[j], triplets.bits, triplets.first[j], triplets.second[j]
+    cos, rjk, inverse_rjk, work, argument = rows[ROW_COS], rows[ROW_RJK], rows[ROW_INVERSE_RJK], rows[ROW_WORK], rows[ROW_ARGUMENT]
+    fc_jk, dfc_jk = rows[FIXED_ROWS : FIXED_ROWS + n_rc], rows[FIXED_ROWS + n_rc : FIXED_ROWS + 2 * n_rc]
+    a0 = FIXED_ROWS + 2 * n_rc
+    A, dA = rows[a0 : a0 + n_lz], rows[a0 + n_lz : a0 + 2 * n_lz]
+    q0 = a0 + 2 * n_lz
+    P, dP = centre.P, centre.dP
+    if angular.narrow_radius[g] > 0.0:
         for k in range(m):
             rjk[k] = math.sqrt(rjk[k])  # the enumeration left r_jk² there
+            inverse_rjk[k] = 1.0 / rjk[k]
         for i in range(n_rc):
-            _cutoff_block(cutoff_kind, cutoff_alpha, rc_values[i], rjk, fc_jk[i], dfc_jk[i], work, bits, 0, m)
-    for t in range(group_factor_start[g], group_factor_start[g + 1]):
-        s = factor_slot[t]
-        if factor_narrow[t]:
-            i = slot_rc[s]
-            for k in range(m):
-                offset = rjk[k] - slot_rs[s]
-                argument[k] = -slot_eta[s] * offset * offset
-            _exp_block(argument, work, bits, 0, m)
-            if mode == FEATURES:
-                for k in range(m):
-                    Q[t, k] = P[s, t1[k]] * P[s, t2[k]] * work[k] * fc_jk[i, k]
-                continue
-            for k in range(m):
-                b1, b2 = t1[k], t2[k]
-                offset = rjk[k] - slot_rs[s]
-                pjk = work[k] * fc_jk[i, k]
-                dpjk = work[k] * (dfc_jk[i, k] - 2.0 * slot_eta[s] * offset * fc_jk[i, k])
-                Q[t, k] = P[s, b1] * P[s, b2] * pjk
-                Qij[t, k] = dP[s, b1] * P[s, b2] * pjk
-                Qik[t, k] = P[s, b1] * dP[s, b2] * pjk
-                Qjk[t, k] = P[s, b1] * P[s, b2] * dpjk / rjk[k]
-        elif mode == FEATURES:
-            for k in range(m):
-                Q[t, k] = P[s, t1[k]] * P[s, t2[k]]
-        else:
-            for k in range(m):
-                b1, b2 = t1[k], t2[k]
-                Q[t, k] = P[s, b1] * P[s, b2]
-                Qij[t, k] = dP[s, b1] * P[s, b2]
-                Qik[t, k] = P[s, b1] * dP[s, b2]
-                Qjk[t, k] = 0.0
-    for t in range(group_lz_start[g], group_lz_start[g + 1]):
-        z = group_lz[t]
-        lam, zeta = lz_lambda[z], lz_zeta[z]
+            _cutoff_block(cutoff.kind, cutoff.alpha, cutoff.radii[i], rjk, fc_jk[i], dfc_jk[i], work, bits, 0, m)
+    for t in range(angular.lz_start[g], angular.lz_start[g + 1]):
+        z = angular.group_lz[t]
+        lam, zeta = angular.lz_lambda[z], angular.lz_zeta[z]
         for k in range(m):  # A holds the base 1 + λ cos θ (floored at 0), dA the power base^(ζ−1), for now
             A[z, k] = max(0.0, 1.0 + lam * cos[k])
             dA[z, k] = 1.0
@@ -209,90 +397,168 @@ def _triplet_block(mode, g, m, t1, t2, p0, c, legs, inverse_r, lu, P, dP, weight
         for k in range(m):
             A[z, k] *= dA[z, k]
             dA[z, k] *= lam * zeta
-    if mode == GRADIENT:
+    for t in range(angular.factor_start[g], angular.factor_start[g + 1]):
+        s, i = angular.factor_slot[t], angular.slot_radius[angular.factor_slot[t]]
+        eta, rs = angular.slot_eta[s], angular.slot_rs[s]
+        row = q0 + 4 * (t - angular.factor_start[g])
+        Q, Qij, Qik, Qjk = rows[row], rows[row + 1], rows[row + 2], rows[row + 3]
+        if angular.factor_narrow[t]:  # gathered from the legs' P and P'
+            for k in range(m):
+                offset = rjk[k] - rs
+                argument[k] = -eta * offset * offset
+            _exp_block(argument, work, bits, 0, m)
+            for k in range(m):
+                Q[k] = P[s, t1[k]] * P[s, t2[k]] * work[k] * fc_jk[i, k]
+            if partials:
+                for k in range(m):
+                    b1, b2 = t1[k], t2[k]
+                    pjk = work[k] * fc_jk[i, k]
+                    dpjk = work[k] * (dfc_jk[i, k] - 2.0 * eta * (rjk[k] - rs) * fc_jk[i, k])
+                    Qij[k] = dP[s, b1] * P[s, b2] * pjk
+                    Qik[k] = P[s, b1] * dP[s, b2] * pjk
+                    Qjk[k] = P[s, b1] * P[s, b2] * dpjk * inverse_rjk[k]
+        else:
+            for k in range(m):
+                Q[k] = P[s, t1[k]] * P[s, t2[k]]
+            if partials:
+                for k in range(m):
+                    b1, b2 = t1[k], t2[k]
+                    Qij[k] = dP[s, b1] * P[s, b2]
+                    Qik[k] = P[s, b1] * dP[s, b2]
+                    Qjk[k] = 0.0
+        if features.shape[0]:
+            for f in range(angular.function_start[t], angular.function_start[t + 1]):
+                z = angular.function_lz[f]
+                features[centre.c, angular.function_column[f]] += angular.function_norm[f] * _sum_of_products(A[z], Q, m)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _triplet_gradients(j, g, m, centre, triplets, cutoff, angular):
+    """Add Σ_f w_f ∂term_f/∂v of block j's triplets to their legs' gradients, from the rows
+    `_triplet_terms` left: per factor W = Σ_f w_f A_f and D = Σ_f w_f A'_f, then the partials
+    ∂/∂(r_ij, r_ik, r_jk, cos θ) of the whole sum per triplet, then the chain rule once."""
+    n_rc, n_lz = cutoff.radii.shape[0], angular.lz_lambda.shape[0]
+    rows, t1, t2 = triplets.rows[j], triplets.first[j], triplets.second[j]
+    s_ij, s_ik, s_jk, s_cos, W, DW = rows[ROW_S_IJ], rows[ROW_S_IK], rows[ROW_S_JK], rows[ROW_S_COS], rows[ROW_W], rows[ROW_DW]
+    a0 = FIXED_ROWS + 2 * n_rc
+    A, dA = rows[a0 : a0 + n_lz], rows[a0 + n_lz : a0 + 2 * n_lz]
+    q0 = a0 + 2 * n_lz
+    for k in range(m):
+        s_ij[k] = s_ik[k] = s_jk[k] = s_cos[k] = 0.0
+    for t in range(angular.factor_start[g], angular.factor_start[g + 1]):
         for k in range(m):
-            s_ij[k] = s_ik[k] = s_jk[k] = s_cos[k] = 0.0
-    for f in range(group_start[g], group_start[g + 1]):
-        t, z, col, norm = angular_factor[f], angular_lz[f], angular_column[f], angular_norm[f]
-        if mode != GRADIENT:
-            features[c, col] += norm * _sum_of_products(A[z], Q[t], m)
-        if mode == GRADIENT:  # Σ_f w_f ∂term_f/∂(r_ij, r_ik, r_jk, cos), per triplet
-            w = norm * weights[c, col]
+            W[k] = DW[k] = 0.0
+        used = False
+        for f in range(angular.function_start[t], angular.function_start[t + 1]):
+            w = angular.function_norm[f] * centre.weights[angular.function_column[f]]
             if w == 0.0:
                 continue
+            used = True
+            z = angular.function_lz[f]
             for k in range(m):
-                wa = w * A[z, k]
-                s_ij[k] += wa * Qij[t, k]
-                s_ik[k] += wa * Qik[t, k]
-                s_jk[k] += wa * Qjk[t, k]
-                s_cos[k] += w * dA[z, k] * Q[t, k]
-        elif mode == JACOBIAN:
+                W[k] += w * A[z, k]
+                DW[k] += w * dA[z, k]
+        if not used:
+            continue
+        row = q0 + 4 * (t - angular.factor_start[g])
+        Q, Qij, Qik, Qjk = rows[row], rows[row + 1], rows[row + 2], rows[row + 3]
+        for k in range(m):
+            s_ij[k] += W[k] * Qij[k]
+            s_ik[k] += W[k] * Qik[k]
+            s_jk[k] += W[k] * Qjk[k]
+            s_cos[k] += DW[k] * Q[k]
+    for k in range(m):
+        partials = (s_ij[k], s_ik[k], s_jk[k], s_cos[k])
+        _add_leg_gradients(centre.gradients[:, t1[k]], centre.gradients[:, t2[k]], centre, rows, t1[k], t2[k], k, partials)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _triplet_jacobian(j, g, m, centre, triplets, cutoff, angular, jacobian):
+    """Add ∂term_f/∂v of block j's triplets to the Jacobian rows of their legs' pairs, function by function."""
+    n_rc, n_lz = cutoff.radii.shape[0], angular.lz_lambda.shape[0]
+    rows, t1, t2 = triplets.rows[j], triplets.first[j], triplets.second[j]
+    a0 = FIXED_ROWS + 2 * n_rc
+    A, dA = rows[a0 : a0 + n_lz], rows[a0 + n_lz : a0 + 2 * n_lz]
+    q0 = a0 + 2 * n_lz
+    for t in range(angular.factor_start[g], angular.factor_start[g + 1]):
+        row = q0 + 4 * (t - angular.factor_start[g])
+        Q, Qij, Qik, Qjk = rows[row], rows[row + 1], rows[row + 2], rows[row + 3]
+        for f in range(angular.function_start[t], angular.function_start[t + 1]):
+            z, col, norm = angular.function_lz[f], angular.function_column[f], angular.function_norm[f]
             for k in range(m):
                 b1, b2 = t1[k], t2[k]
                 na = norm * A[z, k]
                 _add_leg_gradients(
-                    jacobian[p0 + legs[b1], col], jacobian[p0 + legs[b2], col], lu, d, b1, b2, k, inverse_r[b1], inverse_r[b2], cos[k],
-                    na * Qij[t, k], na * Qik[t, k], na * Qjk[t, k], norm * dA[z, k] * Q[t, k],
+                    jacobian[centre.p0 + centre.pair[b1], col], jacobian[centre.p0 + centre.pair[b2], col], centre, rows, b1, b2, k,
+                    (na * Qij[k], na * Qik[k], na * Qjk[k], norm * dA[z, k] * Q[k]),
                 )  # fmt: skip
-    if mode == GRADIENT:
-        for k in range(m):
-            b1, b2 = t1[k], t2[k]
-            _add_leg_gradients(
-                leg_gradients[:, b1], leg_gradients[:, b2], lu, d, b1, b2, k, inverse_r[b1], inverse_r[b2], cos[k],
-                s_ij[k], s_ik[k], s_jk[k], s_cos[k],
-            )  # fmt: skip
 
 
 @numba.njit(cache=True, inline="always", error_model="numpy")
-def _add_leg_gradients(out_p, out_q, lu, d, b1, b2, k, inverse_r1, inverse_r2, cos, d_ij, d_ik, d_jk, d_cos):
-    """Add ∂/∂v_p and ∂/∂v_q of a triplet's term(s) from the partials ∂/∂r_ij, ∂/∂r_ik,
-    (∂/∂r_jk)/r_jk and ∂/∂cos θ (the module docstring's chain rule)."""
-    cp, cq = d_cos * inverse_r1, d_cos * inverse_r2
+def _add_leg_gradients(out_p, out_q, centre, rows, b1, b2, k, partials):
+    """Add ∂/∂v_p and ∂/∂v_q of triplet k's term(s) (legs b1, b2; its block's `rows`) from the
+    `partials` ∂/∂r_ij, ∂/∂r_ik, (∂/∂r_jk)/r_jk and ∂/∂cos θ (the module docstring's chain rule)."""
+    d_ij, d_ik, d_jk, d_cos = partials
+    cos, u = rows[ROW_COS, k], centre.u
+    cp, cq = d_cos * centre.inverse_r[b1], d_cos * centre.inverse_r[b2]
     own_p, own_q = d_ij - cp * cos, d_ik - cq * cos
     for x in range(3):
-        out_p[x] += own_p * lu[x, b1] + cp * lu[x, b2] - d_jk * d[x, k]
-        out_q[x] += own_q * lu[x, b2] + cq * lu[x, b1] + d_jk * d[x, k]
+        d = rows[ROW_D + x, k]
+        out_p[x] += own_p * u[x, b1] + cp * u[x, b2] - d_jk * d
+        out_q[x] += own_q * u[x, b2] + cq * u[x, b1] + d_jk * d
 
 
-def _evaluate(
-    mode, first, species, vectors, pair_j, offsets, weights, fade,
-    rc_values, radial_group, radial_start, radial_eta, radial_rs, radial_rc, radial_column,
-    angular_group, group_start, group_factor_start, factor_slot, factor_narrow, group_lz_start, group_lz, group_narrow,
-    group_only_narrow, angular_factor, angular_lz, angular_norm, angular_column,
-    slot_eta, slot_rs, slot_rc, lz_lambda, lz_zeta,
-    cutoff_kind, cutoff_alpha, angular_cutoff,
-    features, gradients, jacobian,
-):  # fmt: skip
-    """One pass per centre atom i = first + c, c < len(offsets) − 1, over its pairs
-    offsets[c] ≤ p < offsets[c + 1], by `mode` (module docstring).
+@numba.njit(cache=True, error_model="numpy")
+def _block_done(mode, j, g, m, centre, triplets, cutoff, angular, out):
+    """Triplet block j (m triplets of group g) of a centre enumerated: its terms and features,
+    and by mode its gradients or Jacobian now (ENERGY keeps it for after the network)."""
+    _triplet_terms(mode != FEATURES, j, g, m, centre, triplets, cutoff, angular, out.features)
+    if mode == GRADIENT:
+        _triplet_gradients(j, g, m, centre, triplets, cutoff, angular)
+    elif mode == JACOBIAN:
+        _triplet_jacobian(j, g, m, centre, triplets, cutoff, angular, out.jacobian)
+
+
+def _evaluate(mode, block, cutoff, radial, angular, network, out):
+    """One pass per centre atom of `block`, by `mode` (module docstring).
 
     A centre's legs (pairs within the angular cutoff) are ordered by neighbour element, so
     that each element pair's triplets are enumerated together; narrow-only groups keep the
-    triplets with r_jk < r_c. They are processed TRIPLET_BLOCK at a time (`_triplet_block`)."""
-    n_rc, n_slots, n_lz = rc_values.shape[0], slot_eta.shape[0], lz_lambda.shape[0]
-    n_elements, n_factors = radial_group.shape[0], factor_slot.shape[0]
-    n_scratch = 11 + 2 * n_rc + 4 * n_factors + 2 * n_lz
-    tables = (
-        group_start, group_factor_start, factor_slot, factor_narrow, group_lz_start, group_lz, group_narrow, angular_factor,
-        angular_lz, angular_norm, angular_column, slot_eta, slot_rs, slot_rc, lz_lambda, lz_zeta, rc_values, cutoff_kind,
-        cutoff_alpha,
-    )  # fmt: skip
-    outputs = (features, gradients, jacobian)
+    triplets with r_jk < r_c. They are handled TRIPLET_BLOCK at a time, and in ENERGY mode
+    kept until the network has given the centre's weights."""
+    species, vectors, offsets, fade = block.species, block.vectors, block.offsets, block.fade
+    features, gradients, jacobian = (
+        out.features,
+        out.gradients,
+        out.jacobian,
+    )  # named here: numba's parallel loop loses `+=` into a record's array
+    n_rc, n_slots, n_lz = cutoff.radii.shape[0], angular.slot_eta.shape[0], angular.lz_lambda.shape[0]
+    n_elements = radial.group.shape[0]
+    most_factors = 0
+    for g in range(angular.factor_start.shape[0] - 1):
+        most_factors = max(most_factors, angular.factor_start[g + 1] - angular.factor_start[g])
+    most_radial = 0
+    for g in range(radial.start.shape[0] - 1):
+        most_radial = max(most_radial, radial.start[g + 1] - radial.start[g])
+    n_rows = FIXED_ROWS + 2 * n_rc + 2 * n_lz + 4 * most_factors
+    keep = mode == ENERGY  # every triplet block kept for the gradient pass after the network
+    gradient_pass = mode == GRADIENT or mode == ENERGY
+    kept_rows = most_radial if keep else 0
     for c in numba.prange(offsets.shape[0] - 1):
         p0, p1 = offsets[c], offsets[c + 1]
         n = p1 - p0
-        si = species[first + c]
+        si = species[block.first + c]
         # the centre's pairs ordered by neighbour element: pair_start[e] ≤ b < pair_start[e + 1]
         # go to element e (pair p0 + order[b]); legs (within the angular cutoff) keep that order
         pair_start = np.zeros(n_elements + 1, dtype=np.int64)
         for a in range(n):
-            pair_start[species[pair_j[p0 + a]] + 1] += 1
+            pair_start[species[block.neighbour[p0 + a]] + 1] += 1
         for e in range(n_elements):
             pair_start[e + 1] += pair_start[e]
         fill = pair_start[:n_elements].copy()
         order = np.empty(n, dtype=np.int64)
         for a in range(n):
-            e = species[pair_j[p0 + a]]
+            e = species[block.neighbour[p0 + a]]
             order[fill[e]] = a
             fill[e] += 1
         r = np.empty(n)
@@ -309,7 +575,7 @@ def _evaluate(
             for x in range(3):
                 u[x, b] = v[x] / r[b]
         for k in range(n_rc):
-            _cutoff_block(cutoff_kind, cutoff_alpha, rc_values[k], r, fc[k], dfc[k], work, bits, 0, n)
+            _cutoff_block(cutoff.kind, cutoff.alpha, cutoff.radii[k], r, fc[k], dfc[k], work, bits, 0, n)
         for b in range(n):  # the inner switch of cutoff.py: the centre's pairs fade between fade[p] = (off, on) Å
             off, on = fade[p0 + order[b], 0], fade[p0 + order[b], 1]
             if on > 0.0 and r[b] < on:
@@ -319,14 +585,15 @@ def _evaluate(
                 for k in range(n_rc):
                     dfc[k, b] = dfc[k, b] * switch + fc[k, b] * slope_of_switch
                     fc[k, b] *= switch
-        pair_slopes = np.zeros(n if mode == GRADIENT else 0)
+        pair_slopes = np.zeros(n if gradient_pass else 0)
+        kept_slopes = np.empty((kept_rows, n))  # ENERGY: each radial function's slope per pair
         for e in range(n_elements):  # radial terms, one vector loop per function and element
-            g = radial_group[si, e]
+            g = radial.group[si, e]
             if g < 0:
                 continue
             lo, hi = pair_start[e], pair_start[e + 1]
-            for f in range(radial_start[g], radial_start[g + 1]):
-                k, col, eta, rs = radial_rc[f], radial_column[f], radial_eta[f], radial_rs[f]
+            for f in range(radial.start[g], radial.start[g + 1]):
+                k, col, eta, rs = radial.radius[f], radial.column[f], radial.eta[f], radial.rs[f]
                 for b in range(lo, hi):
                     argument[b] = -eta * (r[b] - rs) ** 2
                 _exp_block(argument, work, bits, lo, hi)
@@ -337,104 +604,104 @@ def _evaluate(
                 for b in range(lo, hi):
                     slope[b] = work[b] * (dfc[k, b] - 2.0 * eta * (r[b] - rs) * fc[k, b])
                 if mode == GRADIENT:
-                    w = weights[c, col]
+                    w = block.weights[c, col]
                     for b in range(lo, hi):
                         pair_slopes[b] += w * slope[b]
+                elif keep:
+                    for b in range(lo, hi):
+                        kept_slopes[f - radial.start[g], b] = slope[b]
                 else:
                     for b in range(lo, hi):
                         for x in range(3):
                             jacobian[p0 + order[b], col, x] += slope[b] * u[x, b]
-        if mode == GRADIENT:
-            for b in range(n):
-                for x in range(3):
-                    gradients[p0 + order[b], x] += pair_slopes[b] * u[x, b]
         leg_start = np.zeros(n_elements + 1, dtype=np.int64)
-        legs = np.empty(n, dtype=np.int64)  # position b of each leg in the ordered pairs
+        chosen = np.empty(n, dtype=np.int64)  # position b of each leg in the ordered pairs
         n_legs = 0
         for e in range(n_elements):
             leg_start[e] = n_legs
             for b in range(pair_start[e], pair_start[e + 1]):
-                if r[b] < angular_cutoff:
-                    legs[n_legs] = b
+                if r[b] < cutoff.angular:
+                    chosen[n_legs] = b
                     n_legs += 1
         leg_start[n_elements] = n_legs
-        if n_legs < 2:
-            continue
         lr = np.empty(n_legs)  # the legs' r, f_c, f_c', unit vectors, vectors, and P, P' per slot
         lfc = np.empty((n_rc, n_legs))
         ldfc = np.empty((n_rc, n_legs))
         lu = np.empty((3, n_legs))
         lv = np.empty((3, n_legs))
+        pair = np.empty(n_legs, dtype=np.int64)
         P = np.empty((n_slots, n_legs))
         dP = np.empty((n_slots, n_legs))
         for leg in range(n_legs):
-            b = legs[leg]
+            b = chosen[leg]
             lr[leg] = r[b]
+            pair[leg] = order[b]
             for k in range(n_rc):
                 lfc[k, leg], ldfc[k, leg] = fc[k, b], dfc[k, b]
             for x in range(3):
                 lu[x, leg] = u[x, b]
                 lv[x, leg] = vectors[p0 + order[b], x]
-            legs[leg] = order[b]  # from here on the leg's pair, p0 + legs[leg]
         for s in range(n_slots):
-            k, eta, rs = slot_rc[s], slot_eta[s], slot_rs[s]
+            k, eta, rs = angular.slot_radius[s], angular.slot_eta[s], angular.slot_rs[s]
             for leg in range(n_legs):
                 argument[leg] = -eta * (lr[leg] - rs) ** 2
             _exp_block(argument, work, bits, 0, n_legs)
             for leg in range(n_legs):
                 P[s, leg] = work[leg] * lfc[k, leg]
                 dP[s, leg] = work[leg] * (ldfc[k, leg] - 2.0 * eta * (lr[leg] - rs) * lfc[k, leg])
-        inverse_r = 1.0 / lr
-        scratch = np.empty((n_scratch, TRIPLET_BLOCK))
-        cos, d, rjk = scratch[0], scratch[1:4], scratch[4]
-        leg_gradients = np.zeros((3, n_legs if mode == GRADIENT else 0))
-        t1 = np.empty(TRIPLET_BLOCK, dtype=np.int64)
-        t2 = np.empty(TRIPLET_BLOCK, dtype=np.int64)
+        weights = block.weights[c] if mode == GRADIENT else np.empty(features.shape[1] if keep else 0)
+        centre = Centre(c, p0, weights, pair, 1.0 / lr, lu, P, dP, np.zeros((3, n_legs if gradient_pass else 0)))
+        n_blocks = (n_legs * (n_legs - 1) // 2) // TRIPLET_BLOCK + n_elements * n_elements + 1 if keep else 1
+        triplets = _new_triplets(n_blocks, n_rows, bits)
+        block_group = np.empty(n_blocks, dtype=np.int64)
+        block_size = np.empty(n_blocks, dtype=np.int64)
+        j = 0  # the block being filled; in ENERGY mode also the number of blocks kept
+        first, second, rows = triplets.first, triplets.second, triplets.rows  # (locals: no reference counting in the loop)
         for e1 in range(n_elements):
             for e2 in range(e1, n_elements):
-                g = angular_group[si, e1, e2]
+                g = angular.group[si, e1, e2]
                 if g < 0:
                     continue
-                keep2 = group_narrow[g] * group_narrow[g] if group_only_narrow[g] else np.inf
+                keep2 = angular.narrow_radius[g] ** 2 if angular.only_narrow[g] else np.inf
                 m = 0
                 for b1 in range(leg_start[e1], leg_start[e1 + 1]):
                     for b2 in range(b1 + 1 if e1 == e2 else leg_start[e2], leg_start[e2 + 1]):
                         d0, d1, d2 = lv[0, b2] - lv[0, b1], lv[1, b2] - lv[1, b1], lv[2, b2] - lv[2, b1]
                         rjk2 = d0 * d0 + d1 * d1 + d2 * d2
-                        t1[m], t2[m] = b1, b2
-                        cos[m] = lu[0, b1] * lu[0, b2] + lu[1, b1] * lu[1, b2] + lu[2, b1] * lu[2, b2]
-                        d[0, m], d[1, m], d[2, m], rjk[m] = d0, d1, d2, rjk2
+                        first[j, m], second[j, m] = b1, b2
+                        rows[j, ROW_COS, m] = lu[0, b1] * lu[0, b2] + lu[1, b1] * lu[1, b2] + lu[2, b1] * lu[2, b2]
+                        rows[j, ROW_D, m], rows[j, ROW_D + 1, m], rows[j, ROW_D + 2, m], rows[j, ROW_RJK, m] = d0, d1, d2, rjk2
                         m += rjk2 < keep2  # kept unless every term has f_c(r_jk) = 0 (no branch)
                         if m == TRIPLET_BLOCK:
-                            _triplet_block(
-                                mode,
-                                g,
-                                m,
-                                t1,
-                                t2,
-                                p0,
-                                c,
-                                legs,
-                                inverse_r,
-                                lu,
-                                P,
-                                dP,
-                                weights,
-                                leg_gradients,
-                                tables,
-                                outputs,
-                                scratch,
-                                bits,
-                            )
+                            _block_done(mode, j, g, m, centre, triplets, cutoff, angular, out)
+                            if keep:
+                                block_group[j], block_size[j] = g, m
+                                j += 1
                             m = 0
                 if m:
-                    _triplet_block(
-                        mode, g, m, t1, t2, p0, c, legs, inverse_r, lu, P, dP, weights, leg_gradients, tables, outputs, scratch, bits
-                    )
-        if mode == GRADIENT:
-            for b in range(n_legs):
+                    _block_done(mode, j, g, m, centre, triplets, cutoff, angular, out)
+                    if keep:
+                        block_group[j], block_size[j] = g, m
+                        j += 1
+        if keep:  # the network's E_i and w = ∂E_i/∂G_i, then the gradient pass from what was kept
+            _network(network, si, c, weights, out)
+            for e in range(n_elements):
+                g = radial.group[si, e]
+                if g < 0:
+                    continue
+                for f in range(radial.start[g], radial.start[g + 1]):
+                    w = weights[radial.column[f]]
+                    for b in range(pair_start[e], pair_start[e + 1]):
+                        pair_slopes[b] += w * kept_slopes[f - radial.start[g], b]
+            for kept in range(j):
+                _triplet_gradients(kept, block_group[kept], block_size[kept], centre, triplets, cutoff, angular)
+        if gradient_pass:
+            for b in range(n):
                 for x in range(3):
-                    gradients[p0 + legs[b], x] += leg_gradients[x, b]
+                    gradients[p0 + order[b], x] += pair_slopes[b] * u[x, b]
+            for leg in range(n_legs):
+                for x in range(3):
+                    gradients[p0 + pair[leg], x] += centre.gradients[x, leg]
 
 
 def _compiled(function, name: str, parallel: bool):
@@ -460,10 +727,8 @@ class Engine:
         index = {e: n for n, e in enumerate(elements)}
         E = len(elements)
         self.n_features = descriptor.n_features
-        self.cutoff_kind = CUTOFF_TYPES[descriptor.cutoff_type]
-        self.cutoff_alpha = float(descriptor.cutoff_alpha)
-        self.angular_cutoff = float(descriptor.angular_cutoff)
         rcs = sorted({f.rc for f in descriptor.functions})
+        cutoff = Cutoff(CUTOFF_TYPES[descriptor.cutoff_type], float(descriptor.cutoff_alpha), _f(rcs), float(descriptor.angular_cutoff))
         column = {e: 0 for e in elements}
         radial, angular = {}, {}
         for f in descriptor.functions:
@@ -482,63 +747,70 @@ class Engine:
             for f, col in members:
                 eta.append(f.eta), rs.append(f.rs), rc.append(rcs.index(f.rc)), cols.append(col)
             start.append(len(eta))
-        self.radial = (_f(rcs), radial_group, _i(start), _f(eta), _f(rs), _i(rc), _i(cols))
+        radial_tables = Radial(radial_group, _i(start), _f(eta), _f(rs), _i(rc), _i(cols))
 
         slots = sorted({(f.eta, f.rs, f.rc) for members in angular.values() for f, _ in members})
         lzs = sorted({(f.lam, f.zeta) for members in angular.values() for f, _ in members})
         angular_group = np.full((E, E, E), -1, dtype=np.int64)
-        start, factor_start, factor_slot, factor_narrow, lz_start, group_lz, narrow_rc, only_narrow = [0], [0], [], [], [0], [], [], []
-        factor, lz, norm, cols = [], [], [], []
+        factor_start, factor_slot, factor_narrow, lz_start, group_lz, narrow_rc, only_narrow = [0], [], [], [0], [], [], []
+        function_start, function_lz, function_norm, function_column = [0], [], [], []
         for g, (key, members) in enumerate(angular.items()):
             angular_group[key] = g
             factors = sorted({(slots.index((f.eta, f.rs, f.rc)), f.kind == "narrow") for f, _ in members})
-            lz_used = sorted({lzs.index((f.lam, f.zeta)) for f, _ in members})
-            for f, col in members:
-                factor.append(factor_start[-1] + factors.index((slots.index((f.eta, f.rs, f.rc)), f.kind == "narrow")))
-                lz.append(lzs.index((f.lam, f.zeta)))
-                norm.append(2.0 ** (1.0 - f.zeta))
-                cols.append(col)
+            for factor in factors:
+                for f, col in members:
+                    if (slots.index((f.eta, f.rs, f.rc)), f.kind == "narrow") == factor:
+                        function_lz.append(lzs.index((f.lam, f.zeta)))
+                        function_norm.append(2.0 ** (1.0 - f.zeta))
+                        function_column.append(col)
+                function_start.append(len(function_lz))
             factor_slot += [slot for slot, _ in factors]
             factor_narrow += [is_narrow for _, is_narrow in factors]
-            group_lz += lz_used
-            start.append(len(factor)), factor_start.append(len(factor_slot)), lz_start.append(len(group_lz))
+            group_lz += sorted({lzs.index((f.lam, f.zeta)) for f, _ in members})
+            factor_start.append(len(factor_slot)), lz_start.append(len(group_lz))
             narrow_rc.append(max((f.rc for f, _ in members if f.kind == "narrow"), default=0.0))
             only_narrow.append(all(f.kind == "narrow" for f, _ in members))
-        self.angular = (
-            angular_group, _i(start), _i(factor_start), _i(factor_slot), np.array(factor_narrow, dtype=np.bool_), _i(lz_start),
-            _i(group_lz), _f(narrow_rc), np.array(only_narrow, dtype=np.bool_), _i(factor), _i(lz), _f(norm), _i(cols),
-            _f([s[0] for s in slots]), _f([s[1] for s in slots]), _i([rcs.index(s[2]) for s in slots]),
+        self.tables = (cutoff, radial_tables, Angular(
+            angular_group, _i(factor_start), _i(factor_slot), np.array(factor_narrow, dtype=np.bool_), _i(lz_start), _i(group_lz),
+            _f(narrow_rc), np.array(only_narrow, dtype=np.bool_), _i(function_start), _i(function_lz), _f(function_norm),
+            _i(function_column), _f([s[0] for s in slots]), _f([s[1] for s in slots]), _i([rcs.index(s[2]) for s in slots]),
             _f([z[0] for z in lzs]), _f([z[1] for z in lzs]),
-        )  # fmt: skip
+        ))  # fmt: skip
 
-    def run(self, mode: int, species, vectors, pair_i, pair_j, centres: tuple[int, int], inner: Tensor, weights=None):
+    def run(self, mode: int, species, vectors, pair_i, pair_j, centres: tuple[int, int], inner: Tensor, weights=None, network=None):
         """`_evaluate` for the atoms a ≤ i < b of `centres` = (a, b) from exactly the pairs
         centred on them (CPU tensors, sorted by centre), on as many threads as torch uses.
         `inner` (n_pairs,) is each pair's inner radius (0: no switch), handed to the compiled code as
         the radii where its fade ends and starts (never as module constants, which numba's cache
         would keep from an older version). Returns float64 NumPy arrays: FEATURES (n_block, n_features); GRADIENT, for weights
         w = ∂E/∂G (n_block, n_features), g_p = w_{i_p} · ∂G_{i_p}/∂v_p (n_pairs, 3); JACOBIAN
-        the features and ∂G_{i_p}/∂v_p (n_pairs, n_features, 3)."""
+        the features and ∂G_{i_p}/∂v_p (n_pairs, n_features, 3); ENERGY, for a `Network`, the
+        features, the atom energies (n_block,) and g_p = ∂E/∂v_p (n_pairs, 3)."""
         first, last = centres
         n_pairs = vectors.shape[0]
         local = pair_i.numpy() - first
         if n_pairs and (local[0] < 0 or local[-1] >= last - first or (np.diff(local) < 0).any()):
             raise ValueError("symmetry-function engine: pairs must be sorted by centre and centred on the atoms evaluated")
-        offsets = np.searchsorted(local, np.arange(last - first + 1))
         F = self.n_features
-        features = np.zeros((last - first, F) if mode != GRADIENT else (0, F))
-        gradients = np.zeros((n_pairs, 3) if mode == GRADIENT else (0, 3))
-        jacobian = np.zeros((n_pairs, F, 3) if mode == JACOBIAN else (0, F, 3))
         w = np.zeros((0, F)) if weights is None else np.ascontiguousarray(weights.detach().numpy(), dtype=np.float64)
+        block = Block(
+            first, species.numpy(), np.ascontiguousarray(vectors.detach().numpy(), dtype=np.float64), pair_j.numpy(),
+            np.searchsorted(local, np.arange(last - first + 1)), _fade(inner), w,
+        )  # fmt: skip
+        out = Outputs(
+            np.zeros((last - first, F) if mode != GRADIENT else (0, F)),
+            np.zeros((n_pairs, 3) if mode in (GRADIENT, ENERGY) else (0, 3)),
+            np.zeros((n_pairs, F, 3) if mode == JACOBIAN else (0, F, 3)),
+            np.zeros(last - first if mode == ENERGY else 0),
+        )
         threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
         if threads > 1:
             numba.set_num_threads(threads)
-        (_evaluate_parallel if threads > 1 else _evaluate_serial)(
-            mode, first, species.numpy(), np.ascontiguousarray(vectors.detach().numpy(), dtype=np.float64),
-            pair_j.numpy(), offsets, w, _fade(inner), *self.radial, *self.angular,
-            self.cutoff_kind, self.cutoff_alpha, self.angular_cutoff, features, gradients, jacobian,
-        )  # fmt: skip
-        return {FEATURES: features, GRADIENT: gradients, JACOBIAN: (features, jacobian)}[mode]
+        (_evaluate_parallel if threads > 1 else _evaluate_serial)(mode, block, *self.tables, network or NO_NETWORK, out)
+        return {
+            FEATURES: out.features, GRADIENT: out.gradients, JACOBIAN: (out.features, out.jacobian),
+            ENERGY: (out.features, out.energies, out.gradients),
+        }[mode]  # fmt: skip
 
 
 def _fade(inner: Tensor) -> np.ndarray:

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from forcefit.descriptors.cutoff import CUTOFF_TYPES, InnerCutoff, cutoff_function, inner_switch
-from forcefit.descriptors.engine import FEATURES, GRADIENT, JACOBIAN, Engine
+from forcefit.descriptors.engine import ENERGY, FEATURES, GRADIENT, JACOBIAN, Engine
 
 KINDS = ("radial", "narrow", "wide")
 
@@ -251,6 +251,18 @@ class SymmetryFunctions(InnerCutoff, torch.nn.Module):
         return torch.from_numpy(
             self.engine.run(GRADIENT, species, vectors, pair_i, pair_j, centres, self.pair_inner_radii(species, pair_i, pair_j), weights)
         ).to(vectors.dtype)
+
+    @torch.no_grad()
+    def energies_and_pair_gradients(
+        self, species: Tensor, vectors: Tensor, pair_i: Tensor, pair_j: Tensor, centres: tuple[int, int], network
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """(G, E_i, g) of the block's atoms for a model the engine evaluates whole (a `Network`,
+        `models/bpnn.py`): one pass per atom, its terms kept between its features and its
+        gradient, in the dtype of `vectors`."""
+        features, energies, gradients = self.engine.run(
+            ENERGY, species, vectors, pair_i, pair_j, centres, self.pair_inner_radii(species, pair_i, pair_j), network=network
+        )
+        return tuple(torch.from_numpy(x).to(vectors.dtype) for x in (features, energies, gradients))
 
     def features_and_pair_gradients(
         self, species: Tensor, vectors: Tensor, pair_i: Tensor, pair_j: Tensor, centres: tuple[int, int], weigh

@@ -201,6 +201,11 @@ class Potential(torch.nn.Module):
         """(n_atoms,) eV, from pair vectors (n_pairs, 3) Å. Subclasses implement."""
         raise NotImplementedError
 
+    def compiled_network(self):
+        """The model as its descriptor's compiled engine can evaluate it whole (E_i and ∂E_i/∂G_i
+        per atom inside the engine), or None: then `energies_and_weights` between two passes."""
+        return None
+
     def energies_and_weights(self, features: Tensor, species: Tensor) -> tuple[Tensor, Tensor]:
         """Atom energies of a block of features (n, F) and w = ∂E_i/∂G_i, the weights of the
         descriptor's gradient pass: (n, F), or (1, F) where every atom of the block has the

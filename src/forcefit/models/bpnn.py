@@ -16,9 +16,11 @@ compositions that never vary (see models/base.py).
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
+from forcefit.descriptors.engine import ACTIVATION_CODES, Network
 from forcefit.descriptors.symmetry_functions import SymmetryFunctions
 from forcefit.models.base import DescriptorPotential
 
@@ -115,6 +117,30 @@ class BPNN(DescriptorPotential):
             if rows.numel():
                 out = out.index_copy(0, rows, network(scaled[rows, :n]).squeeze(1))
         return self.energy_scale * out + self.atom_reference[species]
+
+    def compiled_network(self) -> Network | None:
+        """The networks, feature scaling, output scale and e_ref as the symmetry-function engine's
+        ENERGY mode reads them (E_i and ∂E_i/∂G_i computed per atom inside the engine, so that
+        each atom's terms are evaluated once); None where that mode does not apply (ACE
+        descriptors, or a dtype other than float64, whose numbers it would not reproduce)."""
+        if not isinstance(self.descriptor, SymmetryFunctions) or self.energy_scale.dtype != torch.float64:
+            return None
+        layer_start, inputs, outputs, codes, weights, biases, width = [0], [], [], [], [], [], 0
+        for e, network in enumerate(self.networks):
+            linear = [layer for layer in network if isinstance(layer, torch.nn.Linear)]
+            for layer, name in zip(linear, self.activations[self.elements[e]]):
+                inputs.append(layer.in_features), outputs.append(layer.out_features), codes.append(ACTIVATION_CODES[name])
+                weights.append(layer.weight.detach().reshape(-1)), biases.append(layer.bias.detach())
+            layer_start.append(len(inputs))
+            width = max(width, self.descriptor.n_features_per_element[e] + sum(layer.out_features for layer in linear))
+        weight_start = np.cumsum([0] + [i * o for i, o in zip(inputs, outputs)])[:-1]
+        bias_start = np.cumsum([0] + outputs)[:-1]
+        return Network(
+            np.asarray(self.descriptor.n_features_per_element, dtype=np.int64),
+            *(t.detach().numpy() for t in (self.scaling.factor, self.scaling.reference, self.scaling.offset)),
+            *(np.asarray(x, dtype=np.int64) for x in (layer_start, inputs, outputs, weight_start, bias_start, codes)),
+            torch.cat(weights).numpy(), torch.cat(biases).numpy(), float(self.energy_scale), self.atom_reference.detach().numpy(), width,
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ set-up
 

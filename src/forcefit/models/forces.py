@@ -143,6 +143,18 @@ def _descriptor_energies(model: Potential, batch: Batch, vectors: Tensor, need_g
     (`descriptor_passes`)."""
     if vectors.device.type != "cpu":
         return _descriptor_energies_autograd(model, batch, vectors, need_gradients, memory_gb)
+    network = model.compiled_network() if need_gradients else None
+    if network is not None:  # the model evaluated whole inside the descriptor's engine, one pass per atom
+        species, vectors = model.species(batch.numbers), vectors.detach()
+        features, energies, gradients = zip(
+            *(
+                model.descriptor.energies_and_pair_gradients(
+                    species, vectors[p0:p1], batch.pair_i[p0:p1], batch.pair_j[p0:p1], (a, b), network
+                )
+                for a, b, p0, p1 in _centre_blocks(model, batch, False, memory_gb)
+            )
+        )
+        return torch.cat(energies), torch.cat(features), torch.cat(gradients)
     if need_gradients:
         _, _, features, energies, gradients = zip(*descriptor_passes(model, batch, vectors, model.energies_and_weights, memory_gb))
         return torch.cat(energies), torch.cat(features), torch.cat(gradients)
