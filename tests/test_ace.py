@@ -17,7 +17,7 @@ from conftest import ROOT, water_cell, water_cluster
 from forcefit.calculator import Calculator
 from forcefit.config import load_config
 from forcefit.data import collate
-from forcefit.descriptors.ace import AtomicClusterExpansion
+from forcefit.descriptors.ace import AceBasis, AtomicClusterExpansion
 from forcefit.models import BPNN, LinearModel, predict
 from forcefit.models.saving import describe_file, load_model
 from forcefit.run import train_from_config
@@ -28,8 +28,9 @@ ELEMENTS = ["H", "O"]
 
 
 def ace(**options):
-    settings = dict(n_radial=4, l_max=3, body_order=4, n_radial_4=2, l_max_4=2, r_min=0.5)
-    return AtomicClusterExpansion(ELEMENTS, 3.5, **{**settings, **options})
+    settings = dict(n_radial=4, l_max=3, body_order=4, n_radial_4=2, l_max_4=2) | options
+    r_min = settings.pop("r_min", 0.5)
+    return AtomicClusterExpansion(ELEMENTS, 3.5, AceBasis(**settings), r_min=r_min)
 
 
 def cluster_pairs(n=7, seed=0, spread=1.3):
@@ -372,7 +373,7 @@ def test_linear_fit_equals_the_gradient_fit_at_the_optimum():
 
 
 def test_smoothness_prior_is_the_optimum_of_its_penalty_and_grows_with_degree():
-    tiny = AtomicClusterExpansion(["O"], 4.0, n_radial=2, l_max=1, body_order=3, n_radial_4=1, l_max_4=0)
+    tiny = AtomicClusterExpansion(["O"], 4.0, AceBasis(n_radial=2, l_max=1, body_order=3, n_radial_4=1, l_max_4=0))
     # order 2: n = 0, 1; order 3, l = 0 then 1, channel pairs (0,0) (0,1) (1,1): n1 + n2 + 2l
     assert tiny.feature_degrees().tolist() == [0, 1, 0, 1, 2, 2, 3, 4]
     model, graphs = random_labelled_linear_model(seed=1, body_order=4)

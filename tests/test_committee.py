@@ -26,13 +26,13 @@ def descriptor_members(kind: str) -> list:
     one-row weights against the engine's Jacobian), and both families on ACE (the committee's
     path without a Jacobian)."""
     from forcefit.descriptors import SymmetryFunctions
-    from forcefit.descriptors.ace import AtomicClusterExpansion
+    from forcefit.descriptors.ace import AceBasis, AtomicClusterExpansion
     from forcefit.models import BPNN, LinearModel
 
     if kind == "sf-linear":
         descriptor = SymmetryFunctions(["H", "O"], tiny_functions(), "cos")
     else:
-        descriptor = AtomicClusterExpansion(["H", "O"], 3.5, n_radial=3, l_max=2, n_radial_4=2, l_max_4=1, r_min=0.5)
+        descriptor = AtomicClusterExpansion(["H", "O"], 3.5, AceBasis(n_radial=3, l_max=2, n_radial_4=2, l_max_4=1), r_min=0.5)
     kind = kind.split("-")[1]
     models = []
     for seed in range(3):
@@ -68,7 +68,7 @@ def test_committee_mean_and_spread_match_its_members(tmp_path, monkeypatch, kind
     expected = np.sqrt(((member_forces - member_forces.mean(axis=0)) ** 2).sum(axis=2).mean(axis=0))
     assert np.allclose(results["forces_std"], expected, atol=1e-12)
     assert np.isclose(results["max_force_std"], expected.max(), rtol=1e-12) and expected.max() > 0
-    monkeypatch.setattr(committee_module, "MEMORY_GB", 1e-9)  # one atom per block: blocks of one element
+    monkeypatch.setattr(committee_module, "memory_budget_gb", lambda: 1e-9)  # one atom per block: blocks of one element
     atoms.calc = Calculator(committee)
     assert np.isclose(atoms.get_potential_energy(), energy, rtol=1e-12) and np.allclose(atoms.get_forces(), forces, atol=1e-12)
     monkeypatch.undo()
@@ -100,18 +100,19 @@ def test_train_a_committee_from_yaml_and_resume(tmp_path):
 
 
 def test_md_summarises_extrapolation_and_stops_on_disagreement():
-    from forcefit.workflows.md import run_md
+    from forcefit.workflows.md import MDLimits, MDRecording, MDSettings, run_md
 
     committee = Committee(members())
     atoms = water_cluster(1).to_atoms()
-    toy = dict(max_extrapolating_fraction=None, progress=False)  # random toy members: their "training range" is tiny
-    result = run_md(atoms, Calculator(committee), steps=40, timestep_fs=0.25, temperature_K=300, **toy)
+    quiet = MDRecording(progress=False)
+    toy = dict(max_extrapolating_fraction=None)  # random toy members: their "training range" is tiny
+    result = run_md(atoms, Calculator(committee), MDSettings(40, 0.25, 300), quiet, MDLimits(**toy))
     assert not result.stopped and result.max_force_std > 0
-    stopped = run_md(atoms, Calculator(committee), steps=40, timestep_fs=0.25, max_force_std=0.5 * result.max_force_std, **toy)
+    stopped = run_md(atoms, Calculator(committee), MDSettings(40, 0.25), quiet, MDLimits(max_force_std=0.5 * result.max_force_std, **toy))
     assert "committee force disagreement" in stopped.stopped and len(stopped.times_ps) < 41
     squeezed = atoms.copy()
     squeezed.positions *= 0.6  # far outside the training range
-    out = run_md(squeezed, Calculator(committee), steps=10, timestep_fs=0.1, max_extrapolation=0, **toy)
+    out = run_md(squeezed, Calculator(committee), MDSettings(10, 0.1), quiet, MDLimits(max_extrapolation=0, **toy))
     assert out.extrapolating_steps >= 1 and "outside the training range" in out.stopped
 
 

@@ -15,7 +15,7 @@ from forcefit.calculator import Calculator
 from forcefit.models import Committee
 from forcefit.models.grade import TOLERANCE, maxvol
 from forcefit.models.saving import checksum, load_model, model_from_dict, save_model
-from forcefit.workflows.md import run_md, summary
+from forcefit.workflows.md import MDLimits, MDRecording, MDSettings, run_md, summary
 
 
 def training_structures():
@@ -103,7 +103,9 @@ def test_committee_grade_is_the_members_largest(model):
 
 def test_md_stops_above_max_gamma_and_records_frames(model):
     atoms = water_cluster(2, n_molecules=4).to_atoms()
-    result = run_md(atoms, Calculator(model), 40, timestep_fs=0.5, temperature_K=3000.0, progress=False, record_gamma=0.5, max_gamma=1.05)
+    result = run_md(
+        atoms, Calculator(model), MDSettings(40, 0.5, 3000.0), MDRecording(record_gamma=0.5, progress=False), MDLimits(max_gamma=1.05)
+    )
     assert result.gamma is not None and len(result.high_gamma_frames) == int((result.gamma > 0.5).sum())
     assert result.unsafe and "extrapolation grade" in result.stopped and result.gamma[-1] > 1.05
     assert "of steps above --max-gamma 1.05" in summary(result, len(atoms), "nve", False)

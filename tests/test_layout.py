@@ -7,7 +7,7 @@ import forcefit
 
 PACKAGE = Path(forcefit.__file__).parent
 LAYERS = [  # each stage may import its own and earlier stages only
-    {"units", "structures", "io", "config", "config_reference"},  # data in, units, run settings (and their reference)
+    {"version", "units", "structures", "io", "config", "config_reference", "memory", "files"},  # data in, settings, budget, files
     {"neighbors", "data"},  # neighbour graphs, flat batches
     {"descriptors"},
     {"models"},
@@ -44,3 +44,89 @@ def test_no_module_imports_a_later_stage():
         own = STAGE[relative.parts[0].removesuffix(".py")]
         upward += [f"{relative} imports forcefit.{name}" for name in forcefit_imports(path) if STAGE.get(name, -1) > own]
     assert not upward, "imports against the pipeline:\n" + "\n".join(sorted(upward))
+
+
+def module_imports() -> dict[str, set[str]]:
+    """{module: the forcefit modules it imports}, dotted names, `from package import module`
+    resolved to the module; imports under `if TYPE_CHECKING:` (annotations only) left out."""
+
+    def name_of(path: Path) -> str:
+        parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+    modules = {name_of(path): path for path in PACKAGE.rglob("*.py")}
+    graph = {}
+    for name, path in modules.items():
+        tree = ast.parse(path.read_text())
+        typing_only = {
+            id(node)
+            for block in ast.walk(tree)
+            if isinstance(block, ast.If) and ast.unparse(block.test) == "TYPE_CHECKING"
+            for node in ast.walk(block)
+        }
+        found = set()
+        for node in ast.walk(tree):
+            if id(node) in typing_only:
+                continue
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("forcefit"):
+                found |= {f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module for a in node.names}
+            elif isinstance(node, ast.Import):
+                found |= {a.name for a in node.names if a.name.startswith("forcefit")}
+        graph[name] = {m for m in found if m in modules and m != name}
+    return graph
+
+
+def test_no_import_cycles():
+    """No module reaches itself through its imports (lazy ones included), so none needs an
+    import inside a function to break a cycle."""
+    graph = module_imports()
+    state, cycles = {}, []
+
+    def visit(module, path):
+        state[module] = "open"
+        for target in sorted(graph[module]):
+            if state.get(target) == "open":
+                cycles.append(" → ".join(path[path.index(target) :] + [target]))
+            elif target not in state:
+                visit(target, path + [target])
+        state[module] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    assert not cycles, "import cycles:\n" + "\n".join(cycles)
+
+
+def test_imports_are_at_the_top_but_in_the_command_line():
+    """A library module imports forcefit at its top; only the command line (and the package
+    root's lazily loaded names) defer imports, so that `forcefit --help` starts fast."""
+    lazy = []
+    for path in PACKAGE.rglob("*.py"):
+        if path.name == "cli.py" or path == PACKAGE / "__init__.py":
+            continue
+        for function in ast.walk(ast.parse(path.read_text())):
+            if isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+                lazy += [
+                    f"{path.relative_to(PACKAGE)}: {function.name} imports {node.module}"
+                    for node in ast.walk(function)
+                    if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("forcefit")
+                ]
+    assert not lazy, "\n".join(lazy)
+
+
+def test_every_descriptor_family_and_model_kind_is_registered():
+    """Both descriptor families implement the `Descriptor` protocol and are found by their kind,
+    as model files name them; every model class is found by its kind."""
+    from forcefit.descriptors import DESCRIPTORS, AceBasis, AtomicClusterExpansion, Descriptor, SymmetryFunctions, descriptor_from_config
+    from forcefit.descriptors.symmetry_functions import generate_symmetry_functions
+    from forcefit.models import BPNN, MODELS, Committee, CustomPair, LennardJones, LinearModel, Morse
+
+    assert DESCRIPTORS == {"symmetry_functions": SymmetryFunctions, "ace": AtomicClusterExpansion}
+    for descriptor in (
+        SymmetryFunctions(["H", "O"], generate_symmetry_functions(["H", "O"], 4.0, 3, 1), "tanh"),
+        AtomicClusterExpansion(["H", "O"], 4.0, AceBasis(n_radial=2, l_max=1, body_order=3, n_radial_4=1, l_max_4=0)),
+    ):
+        assert isinstance(descriptor, Descriptor)
+        again = descriptor_from_config(descriptor.get_config())
+        assert type(again) is type(descriptor) and again.get_config() == descriptor.get_config()
+    assert set(MODELS.values()) == {BPNN, LinearModel, LennardJones, Morse, CustomPair, Committee}

@@ -6,7 +6,7 @@ from ase.build import bulk
 from ase.calculators.emt import EMT
 from ase.io import read
 
-from forcefit.workflows.md import LOG_COLUMNS, partial_distributions, run_md
+from forcefit.workflows.md import LOG_COLUMNS, MDRecording, MDSettings, partial_distributions, run_md
 from test_cli import DATA
 
 
@@ -14,9 +14,8 @@ def test_nvt_mean_temperature_of_a_small_molecule_is_the_target():
     """Ethanol (9 atoms) at 500 K: the mean kinetic temperature over the run equals the
     target within its statistical error (ASE's fixcm=True Langevin gave ~660 K here)."""
     atoms = read(DATA, index=0)
-    result = run_md(
-        atoms, EMT(), steps=4000, timestep_fs=0.5, temperature_K=500.0, ensemble="nvt", friction_per_fs=0.05, seed=3, progress=False
-    )
+    settings = MDSettings(steps=4000, timestep_fs=0.5, temperature_K=500.0, ensemble="nvt", friction_per_fs=0.05, seed=3)
+    result = run_md(atoms, EMT(), settings, MDRecording(progress=False))
     temperatures = result.temperature[200:]
     blocks = temperatures[: len(temperatures) // 20 * 20].reshape(20, -1).mean(axis=1)
     error = blocks.std(ddof=1) / np.sqrt(len(blocks))
@@ -30,15 +29,8 @@ def test_npt_keeps_pressure_and_logs_it(tmp_path):
     result = run_md(
         atoms,
         EMT(),
-        steps=1500,
-        timestep_fs=2.0,
-        temperature_K=300.0,
-        ensemble="npt",
-        pressure_GPa=0.0,
-        progress=False,
-        log=str(log),
-        trajectory=str(tmp_path / "md.traj"),
-        trajectory_interval=100,
+        MDSettings(steps=1500, timestep_fs=2.0, temperature_K=300.0, ensemble="npt", pressure_GPa=0.0),
+        MDRecording(progress=False, log=str(log), trajectory=str(tmp_path / "md.traj"), trajectory_interval=100),
     )
     lines = log.read_text().splitlines()
     assert lines[1] == f"# {LOG_COLUMNS}" and len(lines) == 2 + 1501
@@ -67,4 +59,4 @@ def test_md_arguments_are_checked_before_the_run(bad, message):
 
     options = dict(steps=10, timestep_fs=0.5, temperature_K=300.0) | bad
     with pytest.raises(ValueError, match=message):
-        run_md(read(DATA, index=0), Explodes(), progress=False, **options)
+        run_md(read(DATA, index=0), Explodes(), MDSettings(**options), MDRecording(progress=False))

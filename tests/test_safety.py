@@ -13,7 +13,7 @@ from forcefit.cli import main
 from forcefit.data import make_graph
 from forcefit.models.saving import save_model
 from forcefit.training.metrics import collect, error_statistics
-from forcefit.workflows.md import run_md
+from forcefit.workflows.md import MDRecording, MDSettings, run_md
 from test_cli import DATA, tiny_config
 
 
@@ -124,7 +124,7 @@ def test_md_stops_when_it_leaves_the_model_or_heats_up(tmp_path, capsys):
 
     squeezed = water_cluster(0).to_atoms()
     squeezed.positions *= 0.7  # every atom's environment is outside the training range
-    result = run_md(squeezed, Calculator(tiny_bpnn()), steps=50, timestep_fs=0.25, progress=False)
+    result = run_md(squeezed, Calculator(tiny_bpnn()), MDSettings(50, 0.25), MDRecording(progress=False))
     assert result.unsafe and "atoms outside the training range" in result.stopped and len(result.times_ps) == 1
 
     class Violent(EMT):
@@ -132,7 +132,7 @@ def test_md_stops_when_it_leaves_the_model_or_heats_up(tmp_path, capsys):
             super().calculate(*args, **kwargs)
             self.results["forces"] = self.results["forces"] * 200.0
 
-    result = run_md(read(DATA, index=0), Violent(), steps=400, timestep_fs=0.5, temperature_K=300, progress=False)
+    result = run_md(read(DATA, index=0), Violent(), MDSettings(400, 0.5, 300), MDRecording(progress=False))
     assert result.unsafe and "temperature" in result.stopped and len(result.times_ps) < 401
     save_model(tiny_bpnn(), tmp_path / "m.ffm")
     write(tmp_path / "s.xyz", squeezed)

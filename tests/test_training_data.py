@@ -148,3 +148,28 @@ def test_training_settings_are_checked():
     ):
         with pytest.raises(ValueError, match=message):
             TrainingConfig(**bad)
+
+
+def test_one_memory_setting_bounds_the_training_cache_and_prediction(tmp_path, monkeypatch):
+    """FORCEFIT_MEMORY_GB is the budget the training cache chooses by (training.memory_gb
+    overrides it for a run) and the block size of a prediction; a nonsense value is refused."""
+    m = model()
+    monkeypatch.setenv("FORCEFIT_MEMORY_GB", "1e-6")
+    _, log = data(m, {"train": structures(8)}, tmp_path)
+    assert "exceed training.memory_gb = 0.00 GB" in log
+    _, log = data(m, {"train": structures(8)}, tmp_path / "b", memory_gb=4.0)
+    assert "fit in training.memory_gb = 4.00 GB" in log
+    blocks = []
+    original = m.descriptor.energies_and_pair_gradients
+    monkeypatch.setattr(m.descriptor, "energies_and_pair_gradients", lambda *a: blocks.append(a[4]) or original(*a))
+    batch = collate([m.graph(s, triplets=False) for s in structures(2)])
+    m.initialise([m.graph(s) for s in structures(8)])
+    predict(m, batch)
+    assert len(blocks) == batch.numbers.shape[0]  # a budget this small: one centre atom per block
+    monkeypatch.setenv("FORCEFIT_MEMORY_GB", "1")
+    blocks.clear()
+    predict(m, batch)
+    assert blocks == [(0, batch.numbers.shape[0])]
+    monkeypatch.setenv("FORCEFIT_MEMORY_GB", "-1")
+    with pytest.raises(ValueError, match="FORCEFIT_MEMORY_GB=-1"):
+        predict(m, batch)

@@ -1,8 +1,7 @@
 """forcefit: fit interatomic potentials to quantum reference data and run them."""
 
 from forcefit.structures import Structure
-
-__version__ = "0.1.0"
+from forcefit.version import __version__
 
 
 def __getattr__(name):

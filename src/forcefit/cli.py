@@ -29,16 +29,23 @@ from forcefit.reports import figures
 PIPED_WIDTH = 10_000  # columns of output that is not a terminal: never cut
 
 
-def _train(args, console):
+def _config(args):
+    """The YAML config with the command line's --output and --device in place of its own."""
     from forcefit.config import load_config
-    from forcefit.run import train_from_config
-    from forcefit.training import distributed
 
     config = load_config(args.config)
     if args.output:
         config.output = args.output
     if args.device:
         config.training.device = args.device
+    return config
+
+
+def _train(args, console):
+    from forcefit.run import train_from_config
+    from forcefit.training import distributed
+
+    config = _config(args)
     group = distributed.start(config.training.device)  # one process, or this rank of torchrun's group
     try:
         train_from_config(config, resume=args.resume, console=console, group=group)
@@ -79,94 +86,26 @@ def _read_structure(args):
 
 
 def _md(args, console):
-    import json
-
-    from ase.io import read
-
     from forcefit.calculator import Calculator
-    from forcefit.workflows.md import check_md_arguments, partial_distributions, run_md, summary
+    from forcefit.workflows.md import MDLimits, MDRecording, MDSettings, check_md_arguments, md_report, run_md
 
     atoms = _read_structure(args)
-    check_md_arguments(atoms, args.steps, args.timestep, args.temperature, args.ensemble, args.pressure, 1, args.trajectory_interval)
+    settings = MDSettings(args.steps, args.timestep, args.temperature, args.ensemble, args.pressure, args.friction, args.seed)
+    recording = MDRecording(
+        log=args.log, trajectory=args.trajectory, trajectory_interval=args.trajectory_interval, record_gamma=args.record_gamma
+    )
+    check_md_arguments(atoms, settings, recording)
     if args.rdf and not (args.trajectory and atoms.pbc.all()):
         raise ValueError("--rdf needs --trajectory and a periodic structure")
     calculator = Calculator.load(args.model, trust_code=args.trust_code, device=_device(args))
     started = time.perf_counter()
-    result = run_md(
-        atoms,
-        calculator,
-        steps=args.steps,
-        timestep_fs=args.timestep,
-        temperature_K=args.temperature,
-        seed=args.seed,
-        trajectory=args.trajectory,
-        trajectory_interval=args.trajectory_interval,
-        ensemble=args.ensemble,
-        friction_per_fs=args.friction,
-        pressure_GPa=args.pressure,
-        log=args.log,
-        max_extrapolation=args.max_extrapolation,
-        max_force_std=args.max_force_std,
-        max_extrapolating_fraction=args.max_extrapolating_fraction,
-        max_temperature_factor=args.max_temperature_factor,
-        record_gamma=args.record_gamma,
-        max_gamma=args.max_gamma,
+    limits = MDLimits(
+        args.max_extrapolation, args.max_force_std, args.max_gamma, args.max_extrapolating_fraction, args.max_temperature_factor
     )
+    result = run_md(atoms, calculator, settings, recording, limits)
     seconds = time.perf_counter() - started
-    steps_done = int(round(result.times_ps[-1] * 1000 / args.timestep))
-    line = (
-        f"{args.ensemble.upper()} {steps_done} steps × {args.timestep} fs ({len(atoms)} atoms) in {seconds:.1f} s, "
-        f"{steps_done * len(atoms) / seconds:.3g} atom-steps/s: {summary(result, len(atoms), args.ensemble, bool(atoms.pbc.all()))}"
-    )
-    console.print(line, soft_wrap=True)
-    plot_to = args.log or args.trajectory
-    if plot_to:
-        if args.ensemble == "nve":
-            figures.xy_plot(
-                result.times_ps,
-                1000 * (result.total_energy - result.total_energy[0]) / len(atoms),
-                "t (ps)",
-                "E_total − E_total(0) (meV/atom)",
-                Path(plot_to).with_suffix(".energy.png"),
-            )
-        else:
-            figures.xy_plot(
-                result.times_ps,
-                result.temperature,
-                "t (ps)",
-                f"T (K), target {args.temperature:g} K",
-                Path(plot_to).with_suffix(".temperature.png"),
-            )
-    if result.gamma is None:  # a model without a grade (pair potentials, older files): the range count
-        console.print(
-            f"extrapolation: {result.extrapolating_steps} of {len(result.times_ps)} recorded steps with descriptors outside the training range",
-            soft_wrap=True,
-        )
-    if result.max_force_std > 0:
-        console.print(f"largest committee force disagreement {result.max_force_std:.3f} eV/Å", soft_wrap=True)
-    if result.high_gamma_frames:
-        from ase.io import write
-
-        target = Path(args.log or args.trajectory or "md").with_suffix(".gamma.extxyz")
-        write(target, result.high_gamma_frames)
-        console.print(f"{len(result.high_gamma_frames)} frames with γ > {args.record_gamma:g} written to {target}")
-    if result.unsafe:
-        raise RuntimeError(
-            f"MD stopped: {result.stopped}; the run left the region the model was trained on, so its numbers mean "
-            "nothing (loosen with --max-gamma / --max-extrapolating-fraction / --max-temperature-factor)"
-        )
-    if result.stopped:
-        console.print(f"[bold yellow]stopped early:[/] {result.stopped}", soft_wrap=True)
-    if args.rdf:
-        frames = read(args.trajectory, index=":")
-        frames = frames[len(frames) // 2 :]
-        r, g = partial_distributions(frames, args.rdf)
-        Path(args.trajectory).with_suffix(".rdf.json").write_text(json.dumps({"r": r.tolist(), **{k: v.tolist() for k, v in g.items()}}))
-        figures.curves_plot(r, g, "r (Å)", "g(r)", Path(args.trajectory).with_suffix(".rdf.png"))
-        console.print(
-            f"g(r) from the second half of the run ({len(frames)} frames): first peak at {r[np.argmax(g['all'])]:.2f} Å; "
-            f"partial g(r) for {', '.join(k for k in g if k != 'all')}"
-        )
+    for line in md_report(result, atoms, settings, recording, seconds, args.rdf):
+        console.print(line, soft_wrap=True)
 
 
 def _calculators(args):
@@ -226,29 +165,24 @@ def _property(args, console, name: str, compute) -> None:
 
 
 def _eos(args, console):
-    from forcefit.workflows.properties import equation_of_state, relax
+    from forcefit.workflows.properties import equation_of_state
 
     def compute(atoms, calc, label):
-        relaxed = relax(atoms, calc, cell=True, fmax=1e-4)
-        fit = equation_of_state(relaxed, calc, strain=args.strain, plot=str(Path(args.output) / f"eos_{label}.png"))
-        values = {
-            "volume_per_atom": fit["v0"] / len(atoms),
-            "bulk_modulus_GPa": fit["bulk_modulus"],
-            "cell_lengths": relaxed.cell.lengths().tolist(),
-        }
+        fit = equation_of_state(atoms, calc, strain=args.strain, plot=str(Path(args.output) / f"eos_{label}.png"))
+        values = {"volume_per_atom": fit["v0"] / len(atoms), "bulk_modulus_GPa": fit["bulk_modulus"], "cell_lengths": fit["cell_lengths"]}
         return (
             values,
-            f"V0 = {values['volume_per_atom']:.4f} Å³/atom, B = {fit['bulk_modulus']:.1f} GPa, cell {np.round(relaxed.cell.lengths(), 4).tolist()} Å",
+            f"V0 = {values['volume_per_atom']:.4f} Å³/atom, B = {fit['bulk_modulus']:.1f} GPa, cell {np.round(fit['cell_lengths'], 4).tolist()} Å",
         )
 
     _property(args, console, "eos", compute)
 
 
 def _elastic(args, console):
-    from forcefit.workflows.properties import elastic_constants, relax
+    from forcefit.workflows.properties import elastic_constants
 
     def compute(atoms, calc, label):
-        C = elastic_constants(relax(atoms, calc, cell=True, fmax=1e-4), calc)
+        C = elastic_constants(atoms, calc)
         figures.matrix_plot(C, f"C_ij (GPa), {label}", Path(args.output) / f"elastic_{label}.png")
         return {
             "C_GPa": C.tolist(),
@@ -261,23 +195,21 @@ def _elastic(args, console):
 
 
 def _vibrations(args, console):
-    from forcefit.workflows.properties import relax, vibrational_frequencies
+    from forcefit.workflows.properties import vibrational_frequencies
 
     def compute(atoms, calc, label):
-        frequencies = vibrational_frequencies(relax(atoms, calc, fmax=1e-4), calc).tolist()
+        frequencies = vibrational_frequencies(atoms, calc).tolist()
         return frequencies, "(its own minimum) " + " ".join(f"{f:.0f}" for f in frequencies) + " cm⁻¹"
 
     figures.frequencies_plot(_property(args, console, "vibrations", compute), Path(args.output) / "vibrations.png")
 
 
 def _phonons(args, console):
-    from forcefit.workflows.properties import phonon_frequencies, relax
+    from forcefit.workflows.properties import phonon_frequencies
 
     def compute(atoms, calc, label):
         supercell = tuple(args.supercell) if args.supercell else None
-        bands = phonon_frequencies(
-            relax(atoms, calc, cell=True, fmax=1e-4), calc, supercell=supercell, plot=str(Path(args.output) / f"phonons_{label}.png")
-        )
+        bands = phonon_frequencies(atoms, calc, supercell=supercell, plot=str(Path(args.output) / f"phonons_{label}.png"))
         return {q: e.tolist() for q, e in bands.items()}, "; ".join(
             f"{q}: " + " ".join(f"{x:.2f}" for x in e) for q, e in bands.items()
         ) + " meV"
@@ -324,16 +256,11 @@ def _export_n2p2(args, console):
 
 
 def _learn(args, console):
-    from forcefit.config import load_config
     from forcefit.workflows.active_learning import learn
 
-    config = load_config(args.config)
+    config = _config(args)
     if config.learn is None:
         raise ValueError(f"{args.config}: 'forcefit learn' needs a 'learn' section (dataset, reference, rounds, …)")
-    if args.output:
-        config.output = args.output
-    if args.device:
-        config.training.device = args.device
     learn(config, console=console)
 
 
@@ -380,8 +307,6 @@ def _info(args, console):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from forcefit.workflows.md import MAX_GAMMA
-
     parser = argparse.ArgumentParser(prog="forcefit", description="Fit interatomic potentials to quantum reference data.")
     parser.add_argument("--version", action="version", version=f"forcefit {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -391,7 +316,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--device",
         help="where the model runs: cpu (default), cuda, cuda:N or auto (a GPU if torch sees one); train: overrides training.device",
     )
+    for add in (_training_commands, _md_command, _property_commands, _file_commands, _other_commands):
+        add(commands, compute)
+    for name, command in commands.choices.items():
+        if name not in ("train", "learn", "import-n2p2", "lj-two-point"):  # the commands that read a model file
+            command.add_argument(
+                "--trust-code", action="store_true", help="allow a model whose pair function is Python code named in the file to import it"
+            )
+    return parser
 
+
+def _training_commands(commands, compute) -> None:
     train = commands.add_parser("train", help="train a model from a YAML config", parents=[compute])
     train.add_argument("config")
     train.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint")
@@ -410,6 +345,17 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--worst", type=int, default=5, help="list this many structures with the largest errors")
     evaluate.add_argument("--output", help="directory for errors.txt, metrics.json, predictions CSV and parity plots")
     evaluate.set_defaults(run=_evaluate)
+
+    learn_command = commands.add_parser(
+        "learn", help="active learning: committee MD, select by disagreement, label, retrain", parents=[compute]
+    )
+    learn_command.add_argument("config")
+    learn_command.add_argument("--output", help="run directory (overrides the config's output)")
+    learn_command.set_defaults(run=_learn)
+
+
+def _md_command(commands, compute) -> None:
+    from forcefit.workflows.md import MAX_GAMMA
 
     md = commands.add_parser("md", help="molecular dynamics: NVE (reports energy drift), Langevin NVT or MTK NPT", parents=[compute])
     md.add_argument("model")
@@ -458,6 +404,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     md.set_defaults(run=_md)
 
+
+def _property_commands(commands, compute) -> None:
     for name, function, text in (
         ("eos", _eos, "equation of state: relaxed cell, E(V), bulk modulus"),
         ("elastic", _elastic, "elastic constants C_ij from stress-strain"),
@@ -491,6 +439,9 @@ def build_parser() -> argparse.ArgumentParser:
     relax_command.add_argument("--output", default="relax_report", help="report directory: relaxed.extxyz and relax.json")
     relax_command.set_defaults(run=_relax)
 
+
+def _file_commands(commands, compute) -> None:
+    """Model files in and out: n2p2's files, LAMMPS."""
     importer = commands.add_parser("import-n2p2", help="convert an n2p2 potential directory into a forcefit model")
     importer.add_argument("directory")
     importer.add_argument("-o", "--output", required=True, help="model file to write (.ffm)")
@@ -504,23 +455,6 @@ def build_parser() -> argparse.ArgumentParser:
     exporter.add_argument("--length-unit", default=1.0, help="Å per file length unit (default Å)")
     exporter.add_argument("--energy-unit", default=1.0, help="eV per file energy unit (default eV)")
     exporter.set_defaults(run=_export_n2p2)
-    learn_command = commands.add_parser(
-        "learn", help="active learning: committee MD, select by disagreement, label, retrain", parents=[compute]
-    )
-    learn_command.add_argument("config")
-    learn_command.add_argument("--output", help="run directory (overrides the config's output)")
-    learn_command.set_defaults(run=_learn)
-
-    two_point = commands.add_parser("lj-two-point", help="exact Lennard-Jones A, B, ε, σ through one (r0, U0, F0) point")
-    two_point.add_argument("--r0", type=float, required=True, help="distance, Å")
-    two_point.add_argument("--energy", type=float, required=True, help="pair energy U(r0), eV")
-    two_point.add_argument("--force", type=float, required=True, help="pair force F(r0) = −dU/dr, eV/Å (positive = repulsive)")
-    two_point.set_defaults(run=_lj_two_point)
-
-    info = commands.add_parser("info", help="what a model file holds: kind, elements, cutoff, sizes, offset, provenance")
-    info.add_argument("model")
-    info.set_defaults(run=_info)
-
     lammps = commands.add_parser("export-lammps", help="run any model in LAMMPS: pair_style forcefit include file and an example")
     lammps.add_argument("model")
     lammps.add_argument("directory", help="where forcefit.lammps, model.ffm, in.lammps and example.data are written")
@@ -531,12 +465,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--table", action="store_true", help="pair potentials only: LAMMPS's own lj/cut, morse or table styles (+ zbl), no plugin"
     )
     lammps.set_defaults(run=_export_lammps)
-    for name, command in commands.choices.items():
-        if name not in ("train", "learn", "import-n2p2", "lj-two-point"):  # the commands that read a model file
-            command.add_argument(
-                "--trust-code", action="store_true", help="allow a model whose pair function is Python code named in the file to import it"
-            )
-    return parser
+
+
+def _other_commands(commands, compute) -> None:
+    two_point = commands.add_parser("lj-two-point", help="exact Lennard-Jones A, B, ε, σ through one (r0, U0, F0) point")
+    two_point.add_argument("--r0", type=float, required=True, help="distance, Å")
+    two_point.add_argument("--energy", type=float, required=True, help="pair energy U(r0), eV")
+    two_point.add_argument("--force", type=float, required=True, help="pair force F(r0) = −dU/dr, eV/Å (positive = repulsive)")
+    two_point.set_defaults(run=_lj_two_point)
+
+    info = commands.add_parser("info", help="what a model file holds: kind, elements, cutoff, sizes, offset, provenance")
+    info.add_argument("model")
+    info.set_defaults(run=_info)
 
 
 def terminal(stderr: bool = False) -> Console:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import yaml
 
+from forcefit.io.extxyz import STRESS_FORMATS
 from forcefit.units import unit_value
 
 OUTLIER_POLICIES = ("error", "exclude", "keep")  # what training does with suspicious labels (training/screen.py)
@@ -51,7 +52,6 @@ class DataConfig:
             raise ValueError(f"data.train: expected a file name or a list of file names, got {self.train!r}")
         unit_value(self.length_unit, "data.length_unit")
         unit_value(self.energy_unit, "data.energy_unit")
-        from forcefit.io.extxyz import STRESS_FORMATS
 
         if self.outliers not in OUTLIER_POLICIES:
             raise ValueError(f"data.outliers: {self.outliers!r}; expected one of {list(OUTLIER_POLICIES)}")
@@ -234,7 +234,8 @@ class TrainingConfig:
     stage_two_force_weight: float | None = None  # default: force_weight
     stage_two_learning_rate: float | None = None  # default: the rate the main stage ended with
     device: str = "cpu"  # cpu | cuda (under torchrun: each process's own GPU) | cuda:N | auto (a GPU if there is one)
-    memory_gb: float | None = None  # budget for cached descriptors (training/cache.py); default: a quarter of RAM per node
+    # GB for cached descriptors (training/cache.py); default: FORCEFIT_MEMORY_GB, else a quarter of RAM per node
+    memory_gb: float | None = None
     cache: str = "auto"  # auto | memory | disk | recompute: where cached descriptors live (auto: memory if they fit)
     cache_dir: str | None = None  # disk cache directory; default $FORCEFIT_CACHE or ~/.cache/forcefit
 

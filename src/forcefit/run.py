@@ -7,11 +7,10 @@ learning_curve.png.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import shutil
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -21,12 +20,12 @@ from rich.console import Console
 
 from forcefit.config import Config, config_from_dict, fingerprint
 from forcefit.data import split_indices
+from forcefit.files import atomic_write_text
 from forcefit.io import read_structures
 from forcefit.models import MODELS, Committee
 from forcefit.models.base import Potential, shortest_distances
-from forcefit.models.saving import atomic_write_text, save_model
-from forcefit.reports import figures
-from forcefit.reports.evaluation import evaluate_splits
+from forcefit.models.saving import save_model
+from forcefit.reports.evaluation import evaluate_splits, write_history
 from forcefit.structures import Structure
 from forcefit.training.cache import select, training_data, without_jacobians
 from forcefit.training.cross_validation import choose_and_fit
@@ -142,21 +141,8 @@ def _train_and_report(config: Config, train, validation, test, run_dir: Path, re
         member_dir = run_dir if t.committee == 1 else run_dir / f"member_{k}"
         if t.committee > 1:
             console.print(f"committee member {k + 1}/{t.committee}: seed {t.seed + k}, {len(member_graphs)} training structures")
-        histories.append(
-            _fit_one(
-                model,
-                member_graphs,
-                graphs["validation"],
-                config,
-                member_dir,
-                [train[i].source for i in chosen],
-                [train[i].group_label for i in chosen],
-                resume,
-                console,
-                group,
-                device,
-            )
-        )
+        data = MemberData(member_graphs, graphs["validation"], [train[i].source for i in chosen], [train[i].group_label for i in chosen])
+        histories.append(_fit_one(model, data, config, member_dir, resume, console, group, device))
         model.cpu()
         if model.uses_descriptors:  # the extrapolation grade's active set, from what this member trained on
             model.fit_grade(without_jacobians(member_graphs))
@@ -165,14 +151,7 @@ def _train_and_report(config: Config, train, validation, test, run_dir: Path, re
         return model, None
     model = members[0] if t.committee == 1 else Committee(members)
     save_model(model, run_dir / "model.ffm", metadata={"config": config.to_dict()})
-    history = histories[0]
-    buffer = io.StringIO()
-    if history:
-        writer = csv.DictWriter(buffer, fieldnames=list(history[0]))
-        writer.writeheader()
-        writer.writerows(history)
-    atomic_write_text(run_dir / "history.csv", buffer.getvalue())
-    figures.learning_curve_plot(history, run_dir / "learning_curve.png")
+    write_history(histories[0], run_dir)
     # predictions need no cached Jacobians: recomputed graphs are evaluated from the structures
     evaluated = {name: without_jacobians(split) for name, split in graphs.items()}
     stats = evaluate_splits(model, evaluated, run_dir, console, {"train": train, "validation": validation, "test": test})
@@ -180,18 +159,26 @@ def _train_and_report(config: Config, train, validation, test, run_dir: Path, re
     return model, stats
 
 
-def _fit_one(
-    model, train_graphs, validation_graphs, config: Config, run_dir: Path, names, groups, resume: bool, console, group, device
-) -> list[dict]:
+class MemberData(NamedTuple):
+    """What one model (a committee member) trains on: its training graphs (with their source
+    names and group labels) and the validation graphs."""
+
+    train: list
+    validation: list
+    names: list[str]
+    groups: list[str]
+
+
+def _fit_one(model, data: MemberData, config: Config, run_dir: Path, resume: bool, console, group, device) -> list[dict]:
     """Initialise (on the CPU) and fit one model (closed form or trainer on `device`); returns its history."""
-    t = config.training
+    t, train_graphs = config.training, data.train
     model.use_global_offset(t.energy_offset == "global")
     model.initialise(without_jacobians(train_graphs))
     if t.optimizer == "ridge":
         if not model.closed_form:
             raise ValueError(f"training.optimizer 'ridge' solves linear models only, not {model.kind!r}")
         if t.cross_validation:
-            report = choose_and_fit(model, train_graphs, groups, loss_weights(t, 1), t.cross_validation, console)
+            report = choose_and_fit(model, train_graphs, data.groups, loss_weights(t, 1), t.cross_validation, console)
             if group.main:
                 run_dir.mkdir(parents=True, exist_ok=True)
                 atomic_write_text(run_dir / "cross_validation.json", json.dumps(report, indent=1))
@@ -204,7 +191,7 @@ def _fit_one(
         run_dir.mkdir(parents=True, exist_ok=True)
     model.to(device)
     trainer = Trainer(
-        model, train_graphs, validation_graphs, t, run_dir, names=names, console=console, fingerprint=fingerprint(config), group=group
+        model, train_graphs, data.validation, t, run_dir, names=data.names, console=console, fingerprint=fingerprint(config), group=group
     )
     resume_this = resume and trainer.checkpoint_path.exists()
     return trainer.fit(resume=resume_this)

@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 import torch
 
+from forcefit.calculator import Calculator
 from forcefit.data import collate
 from forcefit.models.forces import predict
 from forcefit.structures import Structure
@@ -160,7 +161,6 @@ def check_extensive(model, molecule, crystal, tol) -> None:
     """The ASE calculator's energies: two copies 50 Å apart give twice the energy (and
     per-atom energies adding up to it), supercells the same energy per atom, with an
     offset b = 0.37 eV added to the model that must reach none of them."""
-    from forcefit.calculator import Calculator
 
     model = copy.deepcopy(model)
     with torch.no_grad():

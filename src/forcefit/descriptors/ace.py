@@ -71,12 +71,14 @@ differentiates: the reference the tests compare both with.
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass, fields
 
 import torch
 import torch.autograd.forward_ad as forward_ad
 from torch import Tensor
 
 from forcefit.descriptors.cutoff import CUTOFF_TYPES, InnerCutoff, cutoff_function, inner_switch
+from forcefit.descriptors.registry import register
 
 JACOBIAN_BLOCK_BYTES = 4e8  # working memory of one block of atoms while assembling the Jacobian (a 54-atom Mo cell: one block)
 EMBEDDING_EPSILON = 1e-2  # ε of the embedding F(ρ) = √(ρ + ε) − √ε: finite slope at ρ = 0 (a lone atom)
@@ -120,30 +122,37 @@ def _map_tensors(value, fn):
     return value
 
 
+@dataclass(frozen=True)
+class AceBasis:
+    """Which invariants (module docstring): the Chebyshev degrees and angular orders per body
+    order, the total-degree limits, the distance transform's power and the embedded densities;
+    a config's `model.ace` keys."""
+
+    n_radial: int = 6
+    l_max: int = 4
+    body_order: int = 4
+    n_radial_4: int = 3
+    l_max_4: int = 2
+    n_radial_5: int = 2
+    l_max_5: int = 1
+    cutoff_type: str = "poly2"
+    radial_power: float = 0.0
+    embedding: int = 0
+    degree_4: int | None = None
+    degree_5: int | None = None
+
+
+@register
 class AtomicClusterExpansion(InnerCutoff, torch.nn.Module):
     kind = "ace"
     angular_cutoff = 0.0  # no triplets: angles enter through the spherical harmonics
     cheap_jacobian = False  # n_features × pairs × 3: one gradient pass per set of weights costs far less
 
-    def __init__(
-        self,
-        elements: list[str],
-        cutoff: float,
-        n_radial: int = 6,
-        l_max: int = 4,
-        body_order: int = 4,
-        n_radial_4: int = 3,
-        l_max_4: int = 2,
-        n_radial_5: int = 2,
-        l_max_5: int = 1,
-        r_min: float = 0.0,
-        cutoff_type: str = "poly2",
-        radial_power: float = 0.0,
-        embedding: int = 0,
-        degree_4: int | None = None,
-        degree_5: int | None = None,
-    ):
+    def __init__(self, elements: list[str], cutoff: float, basis: AceBasis = AceBasis(), r_min: float = 0.0):
         super().__init__()
+        n_radial, l_max, body_order, n_radial_4, l_max_4 = basis.n_radial, basis.l_max, basis.body_order, basis.n_radial_4, basis.l_max_4
+        n_radial_5, l_max_5, cutoff_type, radial_power = basis.n_radial_5, basis.l_max_5, basis.cutoff_type, basis.radial_power
+        embedding, degree_4, degree_5 = basis.embedding, basis.degree_4, basis.degree_5
         if body_order not in (2, 3, 4, 5):
             raise ValueError(f"ace body_order: {body_order}; expected 2, 3, 4 or 5")
         if n_radial < 1 or l_max < 0 or n_radial_4 < 1 or l_max_4 < 0 or n_radial_4 > n_radial or l_max_4 > l_max:
@@ -790,7 +799,9 @@ class AtomicClusterExpansion(InnerCutoff, torch.nn.Module):
 
     @classmethod
     def from_config(cls, config: dict) -> AtomicClusterExpansion:
-        return cls(**{k: v for k, v in config.items() if k != "kind"})
+        """From `get_config`'s flat dict (a model file's)."""
+        basis = AceBasis(**{f.name: config[f.name] for f in fields(AceBasis) if f.name in config})
+        return cls(config["elements"], config["cutoff"], basis, config.get("r_min", 0.0))
 
     def describe(self) -> str:
         return (

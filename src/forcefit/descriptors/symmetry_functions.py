@@ -26,6 +26,7 @@ from torch import Tensor
 
 from forcefit.descriptors.cutoff import CUTOFF_TYPES, InnerCutoff, cutoff_function, inner_switch
 from forcefit.descriptors.engine import ENERGY, FEATURES, GRADIENT, JACOBIAN, Engine
+from forcefit.descriptors.registry import register
 
 KINDS = ("radial", "narrow", "wide")
 
@@ -61,6 +62,7 @@ class SymmetryFunction:
         return out
 
 
+@register
 class SymmetryFunctions(InnerCutoff, torch.nn.Module):
     """Evaluates a set of symmetry functions for all atoms of a (batched) system."""
 
@@ -289,11 +291,15 @@ class SymmetryFunctions(InnerCutoff, torch.nn.Module):
 
     def get_config(self) -> dict:
         return {
+            "kind": self.kind,
             "elements": self.elements,
             "functions": [f.to_dict() for f in self.functions],
             "cutoff_type": self.cutoff_type,
             "cutoff_alpha": self.cutoff_alpha,
         }
+
+    def describe(self) -> str:
+        return f"{self.n_features_per_element} symmetry functions per element"
 
     @classmethod
     def from_config(cls, config: dict) -> SymmetryFunctions:

@@ -30,6 +30,7 @@ import torch
 from ase import Atoms
 from ase.data import atomic_masses, atomic_numbers
 
+from forcefit.interop.lammps_plugin import build
 from forcefit.models.pair import LennardJones, Morse, PairPotential
 
 
@@ -191,8 +192,6 @@ def write_plugin_inputs(model, model_file, directory, structure: Atoms | None = 
     """Write DIRECTORY/forcefit.lammps (to `include`), model.ffm (a copy of `model_file`),
     example.data and in.lammps; returns their paths, with the plugin's."""
     from ase.io import write
-
-    from forcefit.interop.lammps_plugin import build
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)

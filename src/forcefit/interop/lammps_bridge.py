@@ -17,7 +17,8 @@ import torch
 from ase.data import atomic_numbers
 
 from forcefit.data import Batch
-from forcefit.models.forces import MEMORY_GB, energies_and_pair_gradients
+from forcefit.memory import memory_budget_gb
+from forcefit.models.forces import energies_and_pair_gradients
 from forcefit.models.saving import load_model
 
 
@@ -73,13 +74,15 @@ class PairStyle:
             centres=centres,
         )
 
-    def compute(
-        self, numbers, pair_i, pair_j, vectors, a, b, energies, gradients, member_energies, member_gradients, outside, gamma
-    ) -> None:
-        """Fill `energies` (b − a,), `gradients` (n_pairs, 3), for a committee
-        `member_energies` (M, b − a) and `member_gradients` (M, n_pairs, 3), `outside`
-        (b − a,) descriptors out of the training range per centre (0 for pair potentials) and
-        `gamma` (b − a,) the extrapolation grade (0 for a model without one)."""
+    def compute(self, block: tuple, results: tuple) -> None:
+        """For `block` = (numbers, pair_i, pair_j, vectors, a, b): the elements of every local
+        and ghost atom, the pairs centred on atoms a ≤ i < b and their vectors. Fills `results` =
+        (energies (b − a,), gradients (n_pairs, 3), for a committee member_energies (M, b − a)
+        and member_gradients (M, n_pairs, 3), outside (b − a,) descriptors out of the training
+        range per centre (0 for pair potentials), gamma (b − a,) the extrapolation grade (0 for a
+        model without one))."""
+        numbers, pair_i, pair_j, vectors, a, b = block
+        energies, gradients, member_energies, member_gradients, outside, gamma = results
         batch = self._batch(numbers, pair_i, pair_j, vectors, (a, b))
         model, n_pairs = self.model, batch.pair_i.shape[0]
         vectors = batch.vectors()
@@ -90,7 +93,9 @@ class PairStyle:
                 _array(member_gradients, np.float64, (self.members, n_pairs, 3))[:] = torch.stack(member_g).detach().numpy()
                 atom_energies, pair_gradients = atom_energies.mean(dim=0), torch.stack(member_g).mean(dim=0)
             else:
-                atom_energies, pair_gradients, features, _ = energies_and_pair_gradients(model, batch, vectors, True, False, MEMORY_GB)
+                atom_energies, pair_gradients, features, _ = energies_and_pair_gradients(
+                    model, batch, vectors, True, False, memory_budget_gb()
+                )
         _array(energies, np.float64)[:] = atom_energies.detach().numpy()
         _array(gradients, np.float64, (n_pairs, 3))[:] = pair_gradients.detach().numpy()
         if features is not None:

@@ -27,6 +27,7 @@ from ase.data import atomic_numbers
 
 from forcefit.descriptors import SymmetryFunction, SymmetryFunctions
 from forcefit.descriptors.cutoff import CUTOFF_NAMES, CUTOFF_TYPES
+from forcefit.interop.lammps import zbl_styles
 from forcefit.models.bpnn import BPNN
 
 ACTIVATION_LETTERS = {
@@ -360,7 +361,6 @@ def hdnnp_lines(model: BPNN, directory, length_unit: float, energy_unit: float) 
     """The LAMMPS lines that run the written files in n2p2's `pair_style hdnnp` (the ML-HDNNP
     package, or n2p2's pair style loaded as a plugin), units metal: cflength and cfenergy turn
     LAMMPS's Å and eV into the files' units; with a core repulsion, LAMMPS's zbl overlaid."""
-    from forcefit.interop.lammps import zbl_styles
 
     cutoff = model.cutoff * (1 + 1e-12)  # never below n2p2's own largest cutoff after its unit conversion (it refuses that)
     style = (

@@ -8,6 +8,7 @@ from pathlib import Path
 from forcefit.io.extxyz import read_extxyz, write_extxyz
 from forcefit.io.inputdata import read_input_data, write_input_data
 from forcefit.structures import MIN_DISTANCE, check_min_distance
+from forcefit.units import unit_value
 
 FORMATS = ("extxyz", "db", "input.data")
 
@@ -71,8 +72,6 @@ def read_atoms(path, index: str | int = 0, length_unit: float | str | None = Non
     states (ASE would assume Bohr). `length_unit` (Å per file unit, or a name) converts
     the lengths of every format; `index` picks the frame (0 = first, −1 = last)."""
     from ase.io import read
-
-    from forcefit.units import unit_value
 
     scale = 1.0 if length_unit is None else unit_value(length_unit, "length unit")
     if guess_format(path) == "input.data":

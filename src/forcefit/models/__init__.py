@@ -10,8 +10,7 @@ from forcefit.models.committee import Committee
 from forcefit.models.forces import Prediction, predict
 from forcefit.models.linear import LinearModel
 from forcefit.models.pair import CustomPair, LennardJones, Morse, PairPotential
-
-MODELS = {model.kind: model for model in (BPNN, LinearModel, LennardJones, Morse, CustomPair, Committee)}
+from forcefit.models.registry import MODELS
 
 __all__ = [
     "Potential",

@@ -14,7 +14,7 @@ sets that mix reference zeros; then the reference's scale is Σ_i E_i − b.
 
 from __future__ import annotations
 
-import inspect
+from dataclasses import fields
 
 import numpy as np
 import torch
@@ -22,10 +22,12 @@ from ase.data import atomic_numbers, chemical_symbols
 from torch import Tensor
 
 from forcefit.data import Batch, collate, make_graph
-from forcefit.descriptors.ace import AtomicClusterExpansion
+from forcefit.descriptors.ace import AceBasis, AtomicClusterExpansion
+from forcefit.descriptors.registry import descriptor_from_config
 from forcefit.descriptors.scaling import FeatureScaling
 from forcefit.descriptors.symmetry_functions import SymmetryFunction, SymmetryFunctions, generate_symmetry_functions
-from forcefit.models.forces import MEMORY_GB, _gradient, descriptor_blocks
+from forcefit.memory import memory_budget_gb
+from forcefit.models.forces import _gradient, descriptor_blocks
 from forcefit.models.grade import ExtrapolationGrade
 from forcefit.models.repulsion import CoreRepulsion
 
@@ -41,7 +43,7 @@ SYMMETRY_FUNCTION_KEYS = (
     "symmetry_functions",
 )
 # model.ace holds the descriptor's own settings; elements, cutoff and r_min come from model.*
-ACE_KEYS = tuple(k for k in inspect.signature(AtomicClusterExpansion).parameters if k not in ("elements", "cutoff", "r_min"))
+ACE_KEYS = tuple(f.name for f in fields(AceBasis))
 STATISTICS_CHUNK = 32  # structures per step of the scaling statistics (a batch-sized piece of a streamed set)
 
 
@@ -246,7 +248,7 @@ class DescriptorPotential(Potential):
             unknown = sorted(set(options) - set(ACE_KEYS))
             if unknown:
                 raise ValueError(f"model.ace: unknown key(s) {unknown}; valid keys are {sorted(ACE_KEYS)}")
-            return AtomicClusterExpansion(elements, m.cutoff, r_min=m.r_min, **options)
+            return AtomicClusterExpansion(elements, m.cutoff, AceBasis(**options), r_min=m.r_min)
         if m.symmetry_functions:
             functions = [SymmetryFunction(**f) for f in m.symmetry_functions]
         else:
@@ -257,8 +259,7 @@ class DescriptorPotential(Potential):
 
     def __init__(self, descriptor, scaling: dict | None = None, core_repulsion: bool = False):
         if isinstance(descriptor, dict):
-            kind = AtomicClusterExpansion if descriptor.get("kind") == "ace" else SymmetryFunctions
-            descriptor = kind.from_config(descriptor)
+            descriptor = descriptor_from_config(descriptor)
         super().__init__(descriptor.elements, descriptor.cutoff, descriptor.angular_cutoff, core_repulsion)
         self.descriptor = descriptor
         self.scaling = FeatureScaling(len(self.elements), descriptor.n_features, **(scaling or {}))
@@ -282,9 +283,7 @@ class DescriptorPotential(Potential):
         raise NotImplementedError
 
     def summary(self) -> str:
-        if isinstance(self.descriptor, AtomicClusterExpansion):
-            return super().summary() + ", " + self.descriptor.describe()
-        return super().summary() + f", {self.descriptor.n_features_per_element} symmetry functions per element"
+        return super().summary() + ", " + self.descriptor.describe()
 
     def cache_descriptors(self, graphs: list) -> None:
         """Store features G (n_atoms, F) and ∂G_{i_p}/∂r_p (n_pairs, F, 3) on each graph, in
@@ -308,7 +307,7 @@ class DescriptorPotential(Potential):
             if features is None:  # descriptors alone, by the descriptor's fast path: no Jacobian
                 vectors = batch.vectors().to(self.energy_offset.dtype)
                 with torch.no_grad():
-                    features = torch.cat([G for *_, G, _ in descriptor_blocks(self, batch, vectors, False, MEMORY_GB)])
+                    features = torch.cat([G for *_, G, _ in descriptor_blocks(self, batch, vectors, False, memory_budget_gb())])
             yield batch, features, self.species(batch.numbers)
 
     def fit_scaling(self, graphs) -> tuple[Tensor, Tensor, float]:

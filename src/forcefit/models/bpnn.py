@@ -23,6 +23,7 @@ from torch import Tensor
 from forcefit.descriptors.engine import ACTIVATION_CODES, Network
 from forcefit.descriptors.symmetry_functions import SymmetryFunctions
 from forcefit.models.base import DescriptorPotential
+from forcefit.models.registry import register
 
 
 class _Elementwise(torch.nn.Module):
@@ -76,6 +77,7 @@ class ElementNetwork(torch.nn.Sequential):
         super().__init__(*layers)
 
 
+@register
 class BPNN(DescriptorPotential):
     kind = "bpnn"
     config_keys = DescriptorPotential.config_keys + ("hidden", "activation")
@@ -123,7 +125,7 @@ class BPNN(DescriptorPotential):
         ENERGY mode reads them (E_i and ∂E_i/∂G_i computed per atom inside the engine, so that
         each atom's terms are evaluated once); None where that mode does not apply (ACE
         descriptors, or a dtype other than float64, whose numbers it would not reproduce)."""
-        if not isinstance(self.descriptor, SymmetryFunctions) or self.energy_scale.dtype != torch.float64:
+        if not hasattr(self.descriptor, "energies_and_pair_gradients") or self.energy_scale.dtype != torch.float64:
             return None
         layer_start, inputs, outputs, codes, weights, biases, width = [0], [], [], [], [], [], 0
         for e, network in enumerate(self.networks):

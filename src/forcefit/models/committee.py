@@ -12,16 +12,18 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from forcefit.memory import memory_budget_gb
 from forcefit.models.base import Potential
-from forcefit.models.forces import MEMORY_GB, assemble, core_repulsion, descriptor_blocks, descriptor_passes
+from forcefit.models.forces import assemble, core_repulsion, descriptor_blocks, descriptor_passes
+from forcefit.models.registry import MODELS, register
 
 
+@register
 class Committee(Potential):
     kind = "committee"
     has_members = True
 
     def __init__(self, members: list):
-        from forcefit.models import MODELS
 
         members = [MODELS[m["kind"]].from_config(m["config"]) if isinstance(m, dict) else m for m in members]
         if len(members) < 2:
@@ -109,7 +111,7 @@ class Committee(Potential):
         species = self.species(batch.numbers)
         energies, gradients, features = [[] for _ in self.members], [[] for _ in self.members], []
         if self.descriptor.cheap_jacobian:
-            for a, b, p0, p1, block_features, jacobian in descriptor_blocks(self, batch, vectors, True, MEMORY_GB):
+            for a, b, p0, p1, block_features, jacobian in descriptor_blocks(self, batch, vectors, True, memory_budget_gb()):
                 for m, member in enumerate(self.members):
                     atom, d_features = member.energies_and_weights(block_features, species[a:b])
                     energies[m].append(atom)
@@ -117,7 +119,7 @@ class Committee(Potential):
                 features.append(block_features)
         else:
             for _, _, block_features, member_energies, member_gradients in descriptor_passes(
-                self, batch, vectors, self._member_weights, MEMORY_GB
+                self, batch, vectors, self._member_weights, memory_budget_gb()
             ):
                 for m in range(len(self.members)):
                     energies[m].append(member_energies[m])

@@ -21,16 +21,15 @@ offset b (`model.energy_offset`, 0 unless opted in, models/base.py) enters only
 from __future__ import annotations
 
 import functools
-import os
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from forcefit.memory import memory_budget_gb
 from forcefit.neighbors import triplets
 
-MEMORY_GB = float(os.environ.get("FORCEFIT_MEMORY_GB", 1.0))  # budget of one descriptor-model evaluation chunk
 # what autograd keeps alive per pair and per triplet of a symmetry-function evaluation (measured
 # on the n2p2 water box: ≈ 240 B per triplet), to size the chunks
 GRAPH_BYTES_PER_PAIR, GRAPH_BYTES_PER_TRIPLET = 500, 240
@@ -233,17 +232,19 @@ def energies_and_pair_gradients(model: Potential, batch: Batch, vectors: Tensor,
 
 
 def predict(
-    model: Potential, batch: Batch, *, forces: bool = True, stress: bool = False, training: bool = False, memory_gb: float = MEMORY_GB
+    model: Potential, batch: Batch, *, forces: bool = True, stress: bool = False, training: bool = False, memory_gb: float | None = None
 ) -> Prediction:
     """Energies (and forces, stress) of every structure in `batch`.
 
     Cached descriptors (features + Jacobian on the batch) are used when present;
     `training=True` keeps the graph for a second derivative (the loss depends on
     forces). Otherwise a descriptor model is evaluated by chunks of centre atoms that
-    fit in `memory_gb` (default FORCEFIT_MEMORY_GB, 1 GB): any system size in bounded memory.
+    fit in `memory_gb` (default: forcefit's memory budget, `forcefit/memory.py`): any system size in
+    bounded memory.
     """
     dtype = model.energy_offset.dtype
     batch = batch.to(dtype, model.energy_offset.device)  # the model's dtype and device
+    memory_gb = memory_budget_gb() if memory_gb is None else memory_gb
     need_gradients = forces or stress
     first, last = batch.centre_range()
     with torch.enable_grad() if need_gradients or training else torch.no_grad():

@@ -23,10 +23,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from forcefit.data import collate
 from forcefit.descriptors.scaling import element_rows
 from forcefit.descriptors.symmetry_functions import SymmetryFunctions
 from forcefit.models.base import DescriptorPotential
 from forcefit.models.forces import assemble, core_repulsion
+from forcefit.models.registry import register
 
 DESIGN_CHUNK = 16  # structures per block of design-matrix rows (their Jacobians are in memory at once)
 TERMS = ("energy", "forces", "stress")  # the loss terms, in the order of the design's rows
@@ -38,6 +40,7 @@ def weighted_gram(X: Tensor, y: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
     return X.T @ weighted, weighted.T @ y
 
 
+@register
 class LinearModel(DescriptorPotential):
     kind = "linear"
     closed_form = True
@@ -105,8 +108,6 @@ class LinearModel(DescriptorPotential):
         """Rows X, targets y and row weights w such that the loss over `graphs` is Σ w (Xθ − y)²,
         the weights divided by `n_structures` (default: those in `graphs`)."""
         from dataclasses import replace
-
-        from forcefit.data import collate
 
         graphs = list(graphs)
         batch = collate([replace(g, jacobian=None) for g in graphs])  # the Jacobians are read per structure, never concatenated

@@ -25,7 +25,10 @@ import math
 import torch
 from torch import Tensor
 
+from forcefit.data import collate
 from forcefit.models.base import Potential, composition_counts
+from forcefit.models.forces import predict
+from forcefit.models.registry import register
 
 CUTOFF_MODES = ("shift", "switch")
 
@@ -152,8 +155,6 @@ class PairPotential(Potential):
     def initialise(self, graphs: list) -> None:
         """Start the element energies (and b with a global offset) where the pair sum's energy
         error is least squares on composition."""
-        from forcefit.data import collate
-        from forcefit.models.forces import predict
 
         batch = collate(graphs)
         with torch.no_grad():
@@ -173,6 +174,7 @@ class PairPotential(Potential):
         }
 
 
+@register
 class LennardJones(PairPotential):
     """φ(r) = 4ε[(σ/r)¹² − (σ/r)⁶] = A/r¹² − B/r⁶ with A = 4εσ¹², B = 4εσ⁶."""
 
@@ -184,6 +186,7 @@ class LennardJones(PairPotential):
         return 4.0 * p["epsilon"] * (s6 * s6 - s6)
 
 
+@register
 class Morse(PairPotential):
     """φ(r) = D [e^{−2α(r − r0)} − 2 e^{−α(r − r0)}]: well depth D at r0, width 1/α."""
 
@@ -196,6 +199,7 @@ class Morse(PairPotential):
         return p["D"] * (e * e - 2.0 * e)
 
 
+@register
 class CustomPair(PairPotential):
     """A user's form: `function` is "module:name" of φ(r, params) written in PyTorch,
     params a dict of positive tensors named as in `parameters`."""

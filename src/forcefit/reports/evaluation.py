@@ -13,7 +13,8 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from forcefit.models.saving import atomic_write_text, offset_note
+from forcefit.files import atomic_write_text
+from forcefit.models.saving import offset_note
 from forcefit.reports import figures
 from forcefit.training.metrics import collect, error_statistics, group_statistics
 
@@ -143,3 +144,14 @@ def evaluate_splits(
                 write_predictions(run_dir / f"predictions_{name}.csv", res, structures_by_split[name])
         figures.parity_plots(results, run_dir / "parity_energy.png", run_dir / "parity_forces.png")
     return stats
+
+
+def write_history(history: list[dict], run_dir: Path) -> None:
+    """A training run's history, one row per epoch: history.csv and learning_curve.png."""
+    buffer = io.StringIO()
+    if history:
+        writer = csv.DictWriter(buffer, fieldnames=list(history[0]))
+        writer.writeheader()
+        writer.writerows(history)
+    atomic_write_text(run_dir / "history.csv", buffer.getvalue())
+    figures.learning_curve_plot(history, run_dir / "learning_curve.png")

@@ -44,6 +44,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from forcefit.data import Batch
+from forcefit.files import default_cache_dir
+from forcefit.memory import memory_budget_gb
 from forcefit.neighbors import neighbor_pairs
 from forcefit.structures import Structure
 
@@ -76,19 +78,6 @@ LAYOUT = (
 )
 # bytes per atom and per pair of a graph besides its descriptors (positions, labels, indices, shifts)
 GRAPH_BYTES_PER_ATOM, GRAPH_BYTES_PER_PAIR = 80, 48
-
-
-def default_memory_gb() -> float:
-    """A quarter of the machine's memory, shared by the processes of this node."""
-    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
-    return 0.25 * total / max(1, int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
-
-
-def default_cache_dir() -> Path:
-    """$FORCEFIT_CACHE, else $XDG_CACHE_HOME/forcefit, else ~/.cache/forcefit."""
-    if os.environ.get("FORCEFIT_CACHE"):
-        return Path(os.environ["FORCEFIT_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "forcefit"
 
 
 def _shape(shape, n_atoms: int, n_pairs: int, n_features: int) -> tuple[int, ...]:
@@ -323,7 +312,7 @@ def training_data(model, splits: dict[str, list[Structure]], config, console: Co
     if not model.uses_descriptors:
         return {name: [model.graph(s) for s in structures] for name, structures in splits.items()}
     model = copy.deepcopy(model).cpu()  # descriptors are computed on the CPU, whatever the training device
-    budget = default_memory_gb() if config.memory_gb is None else config.memory_gb
+    budget = memory_budget_gb() if config.memory_gb is None else config.memory_gb
     cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
     everything = [s for structures in splits.values() for s in structures]
     mode, why = config.cache, "as training.cache asks"

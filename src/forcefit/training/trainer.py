@@ -31,9 +31,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from forcefit.config import TrainingConfig
 from forcefit.data import Batch, collate
+from forcefit.files import atomic_save
 from forcefit.models.base import Potential
 from forcefit.models.forces import predict
-from forcefit.models.saving import atomic_save
 from forcefit.training.distributed import Group
 from forcefit.training.loss import force_matching_loss, loss_weights
 from forcefit.training.metrics import ErrorSums

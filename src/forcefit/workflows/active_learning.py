@@ -28,7 +28,10 @@ from rich.console import Console
 from rich.table import Table
 
 from forcefit.calculator import Calculator
-from forcefit.workflows.md import run_md
+from forcefit.models.forces import predict
+from forcefit.run import train_from_config
+from forcefit.structures import Structure
+from forcefit.workflows.md import MDLimits, MDRecording, MDSettings, run_md
 from forcefit.workflows.reference import reference_calculator
 
 
@@ -49,8 +52,6 @@ def select_by_grade(model, frames: list, gamma: np.ndarray, count: int, min_spac
     coefficients on the active set (models/grade.py) keep the largest part after removing what
     the frames chosen before already span (per element): Gram–Schmidt volume, so that two frames
     that extrapolate the same way are not both labelled."""
-    from forcefit.models.forces import predict
-    from forcefit.structures import Structure
 
     single = model.members[0] if model.has_members else model
     slope, intercept = (t.detach() for t in single.input_map())
@@ -99,7 +100,6 @@ def label(frames, reference) -> list:
 
 def learn(config, console: Console | None = None) -> list[dict]:
     """Run (or resume) the loop described by `config.learn`; returns per-round records."""
-    from forcefit.run import train_from_config
 
     console = console or Console()
     lc = config.learn
@@ -136,14 +136,9 @@ def learn(config, console: Console | None = None) -> list[dict]:
         result = run_md(
             start_frame,
             Calculator(model),
-            steps=lc.md_steps,
-            timestep_fs=lc.timestep,
-            temperature_K=lc.temperature,
-            seed=lc.seed + round_,
-            trajectory=str(out / f"round_{round_}" / "md.traj"),
-            ensemble="nvt",
-            keep_frames=True,
-            max_gamma=None,  # extrapolating frames are what the loop looks for
+            MDSettings(lc.md_steps, lc.timestep, lc.temperature, "nvt", seed=lc.seed + round_),
+            MDRecording(trajectory=str(out / f"round_{round_}" / "md.traj"), keep_frames=True),
+            MDLimits(max_gamma=None),  # extrapolating frames are what the loop looks for
         )
         frames = result.frames
         if lc.selection == "committee":

@@ -21,18 +21,21 @@ that mean nothing (a molecule once flew apart to 258 Å at 6777 K).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from ase import units
 from ase.constraints import FixCom
-from ase.io import Trajectory
+from ase.io import Trajectory, read, write
 from ase.md.langevin import Langevin
 from ase.md.nose_hoover_chain import IsotropicMTKNPT
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
 from ase.md.verlet import VelocityVerlet
 from rich.progress import Progress
+
+from forcefit.reports import figures
 
 ENSEMBLES = ("nve", "nvt", "npt")
 MAX_GAMMA = 5.0  # default stop of `forcefit md` (docs/usage.md, extrapolation grade)
@@ -67,193 +70,212 @@ def energy_drift(times_ps: np.ndarray, total_energy: np.ndarray, n_atoms: int) -
     return float(slope * 1000.0)
 
 
-def check_md_arguments(
-    atoms,
-    steps: int,
-    timestep_fs: float,
-    temperature_K: float,
-    ensemble: str,
-    pressure_GPa: float = 0.0,
-    sample_every: int = 1,
-    trajectory_interval: int = 1,
-) -> None:
+@dataclass(frozen=True)
+class MDSettings:
+    """What to simulate."""
+
+    steps: int
+    timestep_fs: float = 0.5
+    temperature_K: float = 300.0  # initial velocities; the NVT/NPT target
+    ensemble: str = "nve"  # ENSEMBLES
+    pressure_GPa: float = 1e-4  # NPT target
+    friction_per_fs: float = 0.01  # Langevin (NVT)
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class MDRecording:
+    """What a run keeps: every `sample_every` steps a recorded step (energies, T, P, volume,
+    the model's signals; a `log` line, and with `keep_frames` a copy of the atoms), an ASE
+    `trajectory` frame every `trajectory_interval` steps, and the frames whose largest
+    extrapolation grade exceeds `record_gamma`."""
+
+    sample_every: int = 1
+    log: str | None = None
+    trajectory: str | None = None
+    trajectory_interval: int = 1
+    keep_frames: bool = False
+    record_gamma: float | None = None
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class MDLimits:
+    """When a run stops early: optional thresholds on the extrapolation count and a committee's
+    force disagreement, and the safety limits, on by default (module docstring), on the
+    extrapolation grade, the share of atoms outside the training range and the temperature
+    (a factor of max(target, 100 K))."""
+
+    max_extrapolation: int | None = None
+    max_force_std: float | None = None  # eV/Å
+    max_gamma: float | None = MAX_GAMMA
+    max_extrapolating_fraction: float | None = 0.5
+    max_temperature_factor: float | None = 5.0
+
+
+def check_md_arguments(atoms, settings: MDSettings, recording: MDRecording = MDRecording()) -> None:
     """Refuse arguments that cannot make a run, before any force is computed."""
+    ensemble, temperature_K = settings.ensemble, settings.temperature_K
     if ensemble not in ENSEMBLES:
         raise ValueError(f"ensemble {ensemble!r}: expected one of {list(ENSEMBLES)}")
-    if steps < 1:
-        raise ValueError(f"steps: {steps}; expected at least 1")
-    if not 0 < timestep_fs <= 10:
-        raise ValueError(f"timestep: {timestep_fs} fs; expected 0 < timestep ≤ 10 fs")
+    if settings.steps < 1:
+        raise ValueError(f"steps: {settings.steps}; expected at least 1")
+    if not 0 < settings.timestep_fs <= 10:
+        raise ValueError(f"timestep: {settings.timestep_fs} fs; expected 0 < timestep ≤ 10 fs")
     if not temperature_K >= 0:
         raise ValueError(f"temperature: {temperature_K} K; expected ≥ 0")
     if ensemble != "nve" and temperature_K <= 0:
         raise ValueError(f"{ensemble.upper()} needs a target temperature above 0 K")
-    if sample_every < 1 or trajectory_interval < 1:
+    if recording.sample_every < 1 or recording.trajectory_interval < 1:
         raise ValueError("sampling and trajectory intervals must be at least 1 step")
     if ensemble == "npt" and not atoms.pbc.all():
         raise ValueError("NPT needs a cell periodic in all three directions")
-    if ensemble == "npt" and not np.isfinite(pressure_GPa):
-        raise ValueError(f"pressure: {pressure_GPa} GPa")
+    if ensemble == "npt" and not np.isfinite(settings.pressure_GPa):
+        raise ValueError(f"pressure: {settings.pressure_GPa} GPa")
 
 
-def run_md(
-    atoms,
-    calculator,
-    steps: int,
-    timestep_fs: float = 0.5,
-    temperature_K: float = 300.0,
-    seed: int = 0,
-    sample_every: int = 1,
-    trajectory: str | None = None,
-    progress: bool = True,
-    ensemble: str = "nve",
-    friction_per_fs: float = 0.01,
-    max_extrapolation: int | None = None,
-    max_force_std: float | None = None,
-    keep_frames: bool = False,
-    pressure_GPa: float = 1e-4,
-    log: str | None = None,
-    trajectory_interval: int = 1,
-    max_extrapolating_fraction: float | None = 0.5,
-    max_temperature_factor: float | None = 5.0,
-    record_gamma: float | None = None,
-    max_gamma: float | None = MAX_GAMMA,
-) -> MDResult:
-    """MD from Maxwell–Boltzmann velocities in the chosen ensemble.
-
-    Every recorded step (each `sample_every` steps) reads the calculator's
-    extrapolation count and, for a committee, its largest per-atom force
-    disagreement; the run stops early when either exceeds its optional threshold.
-    `log` writes one line per recorded step (LOG_COLUMNS); `trajectory` an ASE
-    .traj frame every `trajectory_interval` steps. With a model that has an extrapolation grade
-    γ (models/grade.py), recorded steps whose largest γ exceeds `record_gamma` are kept as
-    frames (`high_gamma_frames`: candidates to label) and the run stops above `max_gamma`."""
-    check_md_arguments(atoms, steps, timestep_fs, temperature_K, ensemble, pressure_GPa, sample_every, trajectory_interval)
-    atoms = atoms.copy()
-    atoms.calc = calculator
-    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_K, rng=np.random.default_rng(seed))
+def _dynamics(atoms, settings: MDSettings):
+    """ASE's integrator for the ensemble, from Maxwell–Boltzmann velocities (no net momentum,
+    and for a molecule no net rotation)."""
+    MaxwellBoltzmannDistribution(atoms, temperature_K=settings.temperature_K, rng=np.random.default_rng(settings.seed))
     Stationary(atoms)
     if not atoms.pbc.any():
         ZeroRotation(atoms)
-    timestep = timestep_fs * units.fs
-    if ensemble == "nve":
-        dyn = VelocityVerlet(atoms, timestep)
-    elif ensemble == "nvt":
+    timestep = settings.timestep_fs * units.fs
+    if settings.ensemble == "nve":
+        return VelocityVerlet(atoms, timestep)
+    if settings.ensemble == "nvt":
         atoms.set_constraint(FixCom())
-        dyn = Langevin(
+        friction = settings.friction_per_fs / units.fs
+        return Langevin(
             atoms,
             timestep,
-            temperature_K=temperature_K,
-            friction=friction_per_fs / units.fs,
+            temperature_K=settings.temperature_K,
+            friction=friction,
             fixcm=False,
-            rng=np.random.default_rng(seed + 1),
+            rng=np.random.default_rng(settings.seed + 1),
         )
-    else:
-        dyn = IsotropicMTKNPT(
-            atoms, timestep, temperature_K=temperature_K, pressure_au=pressure_GPa * units.GPa, tdamp=100 * timestep, pdamp=1000 * timestep
-        )
-    if trajectory:
-        dyn.attach(Trajectory(trajectory, "w", atoms).write, interval=trajectory_interval)
-    periodic = bool(atoms.pbc.all())
-    records, frames, watch = [], [], {"extrapolating": 0, "max_force_std": 0.0, "stopped": "", "unsafe": False}
-    gammas, high_gamma = [], []
-    hottest = None if max_temperature_factor is None else max_temperature_factor * max(temperature_K, 100.0)
-    log_handle = Path(log).open("w") if log else None
-    if log_handle:
-        log_handle.write(
-            f"# {ensemble.upper()} {len(atoms)} atoms, timestep {timestep_fs} fs, target T {temperature_K} K"
-            + (f", P {pressure_GPa} GPa" if ensemble == "npt" else "")
-            + f"\n# {LOG_COLUMNS}\n"
-        )
+    pressure = settings.pressure_GPa * units.GPa
+    return IsotropicMTKNPT(
+        atoms, timestep, temperature_K=settings.temperature_K, pressure_au=pressure, tdamp=100 * timestep, pdamp=1000 * timestep
+    )
 
-    def record():
+
+def _bare_copy(atoms):
+    """The atoms as a structure: without the thermostat's FixCom."""
+    frame = atoms.copy()
+    frame.constraints = []
+    return frame
+
+
+class _Recorder:
+    """Each recorded step: the numbers MDResult holds, a log line, the frames asked for, and
+    the reason to stop if a limit is crossed (`stopped`, `unsafe`)."""
+
+    def __init__(self, atoms, dyn, settings: MDSettings, recording: MDRecording, limits: MDLimits, log_handle):
+        self.atoms, self.dyn, self.recording, self.limits, self.log_handle = atoms, dyn, recording, limits, log_handle
+        self.periodic = bool(atoms.pbc.all())
+        self.records, self.frames, self.gammas, self.high_gamma = [], [], [], []
+        self.extrapolating, self.max_force_std, self.stopped, self.unsafe = 0, 0.0, "", False
+        factor = limits.max_temperature_factor
+        self.hottest = None if factor is None else factor * max(settings.temperature_K, 100.0)
+
+    def record(self) -> None:
+        atoms = self.atoms
         forces = atoms.get_forces()
+        time_fs = self.dyn.get_time() / units.fs
         if not np.all(np.isfinite(forces)):
-            raise FloatingPointError(f"the model's forces became non-finite at {dyn.get_time() / units.fs:.1f} fs; the run was stopped")
+            raise FloatingPointError(f"the model's forces became non-finite at {time_fs:.1f} fs; the run was stopped")
         epot, ekin = atoms.get_potential_energy(), atoms.get_kinetic_energy()
         results = atoms.calc.results
         spread = float(results.get("max_force_std", 0.0))
-        pressure = -np.trace(atoms.get_stress(voigt=False, include_ideal_gas=True)) / 3 / units.GPa if periodic else float("nan")
-        volume = atoms.get_volume() if periodic else float("nan")
-        records.append((dyn.get_time() / (1000 * units.fs), epot, ekin, atoms.get_temperature(), pressure, volume, spread))
-        if log_handle:
-            log_handle.write(
-                f"{dyn.nsteps:8d} {records[-1][0]:10.5f} {epot:16.8f} {ekin:14.8f} {epot + ekin:16.8f} {records[-1][3]:10.3f} "
+        pressure = -np.trace(atoms.get_stress(voigt=False, include_ideal_gas=True)) / 3 / units.GPa if self.periodic else float("nan")
+        volume = atoms.get_volume() if self.periodic else float("nan")
+        temperature = atoms.get_temperature()
+        self.records.append((time_fs / 1000, epot, ekin, temperature, pressure, volume, spread))
+        if self.log_handle:
+            self.log_handle.write(
+                f"{self.dyn.nsteps:8d} {time_fs / 1000:10.5f} {epot:16.8f} {ekin:14.8f} {epot + ekin:16.8f} {temperature:10.3f} "
                 f"{pressure:12.6f} {volume:14.5f} {spread:10.5f}\n"
             )
-        if keep_frames:
-            frame = atoms.copy()
-            frame.constraints = []  # the thermostat's FixCom is not part of the structure
-            frames.append(frame)
-        count = int(results.get("extrapolation", 0))
-        watch["extrapolating"] += count > 0
-        if "max_gamma" in results:
-            gammas.append(results["max_gamma"])
-            if record_gamma is not None and gammas[-1] > record_gamma:
-                frame = atoms.copy()
-                frame.constraints = []
-                high_gamma.append(frame)
-            if max_gamma is not None and gammas[-1] > max_gamma:
-                time_fs = dyn.get_time() / units.fs
-                watch["stopped"], watch["unsafe"] = (
-                    f"extrapolation grade γ = {gammas[-1]:.3g} at {time_fs:.1f} fs (limit {max_gamma:g})",
-                    True,
-                )
-        watch["max_force_std"] = max(watch["max_force_std"], spread)
-        time_fs = dyn.get_time() / units.fs
-        if max_extrapolation is not None and count > max_extrapolation:
-            watch["stopped"] = f"{count} symmetry-function values outside the training range at {time_fs:.1f} fs"
-        if max_force_std is not None and spread > max_force_std:
-            watch["stopped"] = f"committee force disagreement {spread:.3f} eV/Å at {time_fs:.1f} fs"
-        outside = results.get("extrapolating_atoms")
-        if max_extrapolating_fraction is not None and outside is not None and np.mean(outside) > max_extrapolating_fraction:
-            watch["stopped"], watch["unsafe"] = (
-                (
-                    f"{int(np.sum(outside))} of {len(atoms)} atoms outside the training range at "
-                    f"{time_fs:.1f} fs (limit {max_extrapolating_fraction:.0%})"
-                ),
-                True,
-            )
-        if hottest is not None and records[-1][3] > hottest:
-            watch["stopped"], watch["unsafe"] = f"temperature {records[-1][3]:.0f} K at {time_fs:.1f} fs (limit {hottest:.0f} K)", True
+        if self.recording.keep_frames:
+            self.frames.append(_bare_copy(atoms))
+        self.max_force_std = max(self.max_force_std, spread)
+        self._check(results, spread, temperature, time_fs)
 
+    def _check(self, results: dict, spread: float, temperature: float, time_fs: float) -> None:
+        limits, count = self.limits, int(results.get("extrapolation", 0))
+        self.extrapolating += count > 0
+        if "max_gamma" in results:
+            self.gammas.append(results["max_gamma"])
+            if self.recording.record_gamma is not None and self.gammas[-1] > self.recording.record_gamma:
+                self.high_gamma.append(_bare_copy(self.atoms))
+            if limits.max_gamma is not None and self.gammas[-1] > limits.max_gamma:
+                self._stop(f"extrapolation grade γ = {self.gammas[-1]:.3g} at {time_fs:.1f} fs (limit {limits.max_gamma:g})", unsafe=True)
+        if limits.max_extrapolation is not None and count > limits.max_extrapolation:
+            self._stop(f"{count} symmetry-function values outside the training range at {time_fs:.1f} fs")
+        if limits.max_force_std is not None and spread > limits.max_force_std:
+            self._stop(f"committee force disagreement {spread:.3f} eV/Å at {time_fs:.1f} fs")
+        outside, share = results.get("extrapolating_atoms"), limits.max_extrapolating_fraction
+        if share is not None and outside is not None and np.mean(outside) > share:
+            self._stop(
+                f"{int(np.sum(outside))} of {len(self.atoms)} atoms outside the training range at {time_fs:.1f} fs (limit {share:.0%})",
+                unsafe=True,
+            )
+        if self.hottest is not None and temperature > self.hottest:
+            self._stop(f"temperature {temperature:.0f} K at {time_fs:.1f} fs (limit {self.hottest:.0f} K)", unsafe=True)
+
+    def _stop(self, why: str, unsafe: bool = False) -> None:
+        self.stopped, self.unsafe = why, self.unsafe or unsafe
+
+    def result(self, limits: MDLimits) -> MDResult:
+        t, pot, kin, temp, pressure, volume, spreads = (np.array(x) for x in zip(*self.records))
+        total, n = pot + kin, len(self.atoms)
+        return MDResult(
+            t, total, pot, temp, energy_drift(t, total, n) if len(t) > 1 else float("nan"), float(np.std(total / n) * 1000.0),
+            self.extrapolating, self.max_force_std, self.stopped, spreads, self.frames if self.recording.keep_frames else None,
+            pressure, volume, self.unsafe, np.array(self.gammas) if self.gammas else None, self.recording.record_gamma,
+            self.high_gamma if self.gammas else None, limits.max_gamma,
+        )  # fmt: skip
+
+
+def run_md(atoms, calculator, settings: MDSettings, recording: MDRecording = MDRecording(), limits: MDLimits = MDLimits()) -> MDResult:
+    """MD from Maxwell–Boltzmann velocities in the chosen ensemble.
+
+    Every recorded step (each `recording.sample_every` steps) reads the calculator's
+    extrapolation count and, for a committee, its largest per-atom force disagreement and,
+    with a model that has an extrapolation grade γ (models/grade.py), the largest γ; the run
+    stops early when one of them crosses its limit (`MDLimits`). `recording.log` writes one
+    line per recorded step (LOG_COLUMNS); frames whose largest γ exceeds
+    `recording.record_gamma` are kept (`high_gamma_frames`: candidates to label)."""
+    check_md_arguments(atoms, settings, recording)
+    atoms = atoms.copy()
+    atoms.calc = calculator
+    dyn = _dynamics(atoms, settings)
+    if recording.trajectory:
+        dyn.attach(Trajectory(recording.trajectory, "w", atoms).write, interval=recording.trajectory_interval)
+    log_handle = Path(recording.log).open("w") if recording.log else None
     try:
-        record()
-        with Progress(disable=not progress, transient=True) as bar:
-            task = bar.add_task(f"{ensemble.upper()} MD", total=steps)
-            for _ in range(0, steps, sample_every):
-                if watch["stopped"]:
+        if log_handle:
+            log_handle.write(
+                f"# {settings.ensemble.upper()} {len(atoms)} atoms, timestep {settings.timestep_fs} fs, target T {settings.temperature_K} K"
+                + (f", P {settings.pressure_GPa} GPa" if settings.ensemble == "npt" else "")
+                + f"\n# {LOG_COLUMNS}\n"
+            )
+        recorder = _Recorder(atoms, dyn, settings, recording, limits, log_handle)
+        recorder.record()
+        with Progress(disable=not recording.progress, transient=True) as bar:
+            task = bar.add_task(f"{settings.ensemble.upper()} MD", total=settings.steps)
+            for _ in range(0, settings.steps, recording.sample_every):
+                if recorder.stopped:
                     break
-                dyn.run(sample_every)
-                record()
-                bar.advance(task, sample_every)
+                dyn.run(recording.sample_every)
+                recorder.record()
+                bar.advance(task, recording.sample_every)
     finally:
         if log_handle:
             log_handle.close()
-    t, pot, kin, temp, pressure, volume, spreads = (np.array(x) for x in zip(*records))
-    total = pot + kin
-    n = len(atoms)
-    drift = energy_drift(t, total, n) if len(t) > 1 else float("nan")
-    return MDResult(
-        t,
-        total,
-        pot,
-        temp,
-        drift,
-        float(np.std(total / n) * 1000.0),
-        watch["extrapolating"],
-        watch["max_force_std"],
-        watch["stopped"],
-        spreads,
-        frames if keep_frames else None,
-        pressure,
-        volume,
-        watch["unsafe"],
-        np.array(gammas) if gammas else None,
-        record_gamma,
-        high_gamma if gammas else None,
-        max_gamma,
-    )
+    return recorder.result(limits)
 
 
 def radial_distribution(frames, r_max: float, bins: int = 100, elements: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -307,3 +329,50 @@ def summary(result: MDResult, n_atoms: int, ensemble: str, periodic: bool) -> st
             if limit is not None
         )
     return line
+
+
+def md_report(result: MDResult, atoms, settings: MDSettings, recording: MDRecording, seconds: float, rdf_max: float | None = None):
+    """What `forcefit md` reports, line by line, and leaves beside its log or trajectory: the
+    summary with the speed, an energy (NVE) or temperature plot, the signals of the model's
+    range, the frames above `record_gamma` (<log or trajectory>.gamma.extxyz) and, with
+    `rdf_max`, g(r) of the trajectory's second half (PNG + JSON). A run stopped by a safety
+    limit raises RuntimeError after the summary: its numbers mean nothing."""
+    n, timestep = len(atoms), settings.timestep_fs
+    steps_done = int(round(result.times_ps[-1] * 1000 / timestep))
+    yield (
+        f"{settings.ensemble.upper()} {steps_done} steps × {timestep} fs ({n} atoms) in {seconds:.1f} s, "
+        f"{steps_done * n / seconds:.3g} atom-steps/s: {summary(result, n, settings.ensemble, bool(atoms.pbc.all()))}"
+    )
+    beside = recording.log or recording.trajectory
+    if beside and settings.ensemble == "nve":
+        energy = 1000 * (result.total_energy - result.total_energy[0]) / n
+        figures.xy_plot(result.times_ps, energy, "t (ps)", "E_total − E_total(0) (meV/atom)", Path(beside).with_suffix(".energy.png"))
+    elif beside:
+        label = f"T (K), target {settings.temperature_K:g} K"
+        figures.xy_plot(result.times_ps, result.temperature, "t (ps)", label, Path(beside).with_suffix(".temperature.png"))
+    if result.gamma is None:  # a model without a grade (pair potentials, older files): the range count
+        yield f"extrapolation: {result.extrapolating_steps} of {len(result.times_ps)} recorded steps with descriptors outside the training range"
+    if result.max_force_std > 0:
+        yield f"largest committee force disagreement {result.max_force_std:.3f} eV/Å"
+    if result.high_gamma_frames:
+        target = Path(beside or "md").with_suffix(".gamma.extxyz")
+        write(target, result.high_gamma_frames)
+        yield f"{len(result.high_gamma_frames)} frames with γ > {recording.record_gamma:g} written to {target}"
+    if result.unsafe:
+        raise RuntimeError(
+            f"MD stopped: {result.stopped}; the run left the region the model was trained on, so its numbers mean "
+            "nothing (loosen with --max-gamma / --max-extrapolating-fraction / --max-temperature-factor)"
+        )
+    if result.stopped:
+        yield f"[bold yellow]stopped early:[/] {result.stopped}"
+    if rdf_max:
+        frames = read(recording.trajectory, index=":")
+        frames = frames[len(frames) // 2 :]
+        r, g = partial_distributions(frames, rdf_max)
+        path = Path(recording.trajectory)
+        path.with_suffix(".rdf.json").write_text(json.dumps({"r": r.tolist(), **{k: v.tolist() for k, v in g.items()}}))
+        figures.curves_plot(r, g, "r (Å)", "g(r)", path.with_suffix(".rdf.png"))
+        yield (
+            f"g(r) from the second half of the run ({len(frames)} frames): first peak at {r[np.argmax(g['all'])]:.2f} Å; "
+            f"partial g(r) for {', '.join(k for k in g if k != 'all')}"
+        )

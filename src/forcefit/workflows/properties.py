@@ -29,6 +29,9 @@ from ase.optimize import BFGS
 from forcefit.reports import figures
 
 VOIGT = [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)]
+# eV/Å: a property is measured at the model's own minimum, the structure relaxed first to this
+# largest force (the cell too for crystals); relax_fmax=None measures the structure as given
+RELAX_FMAX = 1e-4
 
 
 def relax(atoms, calculator, fmax: float = 1e-3, cell: bool = False, steps: int = 1000):
@@ -42,11 +45,20 @@ def relax(atoms, calculator, fmax: float = 1e-3, cell: bool = False, steps: int 
     return atoms
 
 
-def equation_of_state(atoms, calculator, strain: float = 0.01, points: int = 9, plot: str | None = None) -> dict:
+def at_minimum(atoms, calculator, relax_fmax: float | None, cell: bool):
+    """`atoms` relaxed to `relax_fmax` (RELAX_FMAX), or as given for None."""
+    return atoms if relax_fmax is None else relax(atoms, calculator, fmax=relax_fmax, cell=cell)
+
+
+def equation_of_state(
+    atoms, calculator, strain: float = 0.01, points: int = 9, plot: str | None = None, relax_fmax: float | None = RELAX_FMAX
+) -> dict:
     """E(V) of cells scaled by 1 ± `strain` (linear; default ±1 %, the harmonic region
-    where B is defined); returns v0 (Å³/cell), e0 (eV), B (GPa), a0 scale."""
+    where B is defined) around the relaxed cell (`at_minimum`); returns v0 (Å³/cell), e0
+    (eV), B (GPa), a0 scale and the relaxed cell's lengths (Å)."""
     if not 0 < strain < 0.2:
         raise ValueError(f"EOS strain {strain}: expected between 0 and 0.2 (a fraction of the lattice constant)")
+    atoms = at_minimum(atoms, calculator, relax_fmax, cell=True)
     volumes, energies = [], []
     for s in np.linspace(1 - strain, 1 + strain, points):
         scaled = atoms.copy()
@@ -65,11 +77,16 @@ def equation_of_state(atoms, calculator, strain: float = 0.01, points: int = 9, 
         "lattice_scale": float((v0 / atoms.get_volume()) ** (1 / 3)),
         "volumes": volumes,
         "energies": energies,
+        "cell_lengths": atoms.cell.lengths().tolist(),
     }
 
 
-def elastic_constants(atoms, calculator, delta: float = 0.005, relax_ions: bool = True) -> np.ndarray:
-    """6×6 elastic matrix in GPa (Voigt order xx, yy, zz, yz, xz, xy)."""
+def elastic_constants(
+    atoms, calculator, delta: float = 0.005, relax_ions: bool = True, relax_fmax: float | None = RELAX_FMAX
+) -> np.ndarray:
+    """6×6 elastic matrix in GPa (Voigt order xx, yy, zz, yz, xz, xy) of the relaxed cell
+    (`at_minimum`), the ions relaxed in every strained cell unless `relax_ions` is False."""
+    atoms = at_minimum(atoms, calculator, relax_fmax, cell=True)
     C = np.zeros((6, 6))
     for j, (a, b) in enumerate(VOIGT):
         stresses = []
@@ -81,20 +98,20 @@ def elastic_constants(atoms, calculator, delta: float = 0.005, relax_ions: bool 
             deformed.set_cell(atoms.cell @ (np.eye(3) + strain), scale_atoms=True)
             deformed.calc = calculator
             if relax_ions and len(deformed) > 1:
-                deformed = relax(deformed, calculator, fmax=1e-4)
+                deformed = relax(deformed, calculator, fmax=relax_fmax or RELAX_FMAX)
             stresses.append(deformed.get_stress(voigt=True))
         C[:, j] = (stresses[0] - stresses[1]) / (2 * delta) / units.GPa
     return C
 
 
-def vibrational_frequencies(atoms, calculator, delta: float = 0.005) -> np.ndarray:
-    """Harmonic frequencies (cm⁻¹, ascending) of a molecule at its given geometry.
+def vibrational_frequencies(atoms, calculator, delta: float = 0.005, relax_fmax: float | None = RELAX_FMAX) -> np.ndarray:
+    """Harmonic frequencies (cm⁻¹, ascending) of a molecule at its relaxed geometry (`at_minimum`).
 
     The 6 (linear: 5) rigid-body modes, the smallest in magnitude, are dropped;
     an imaginary mode (not at a minimum) is reported by its magnitude."""
     from ase.vibrations import Vibrations
 
-    atoms = atoms.copy()
+    atoms = at_minimum(atoms, calculator, relax_fmax, cell=False).copy()
     atoms.calc = calculator
     with tempfile.TemporaryDirectory() as directory:
         vib = Vibrations(atoms, delta=delta, name=str(Path(directory) / "vib"))
@@ -112,12 +129,21 @@ def default_supercell(atoms, minimum_length: float = 10.0) -> tuple[int, int, in
 
 
 def phonon_frequencies(
-    atoms, calculator, supercell=None, qpoints: dict | None = None, delta: float = 0.01, plot: str | None = None
+    atoms,
+    calculator,
+    supercell=None,
+    qpoints: dict | None = None,
+    delta: float = 0.01,
+    plot: str | None = None,
+    relax_fmax: float | None = RELAX_FMAX,
 ) -> dict:
     """Phonon energies (meV) at named q-points (fractional, reciprocal basis of `atoms`'
     cell); default: the high-symmetry points of its own Bravais lattice (ASE's special
-    points, e.g. Γ X W K L U for fcc, Γ H N P for bcc). Supercell default: default_supercell."""
+    points, e.g. Γ X W K L U for fcc, Γ H N P for bcc), of the relaxed cell (`at_minimum`).
+    Supercell default: default_supercell."""
     from ase.phonons import Phonons
+
+    atoms = at_minimum(atoms, calculator, relax_fmax, cell=True)
 
     supercell = supercell or default_supercell(atoms)
     qpoints = qpoints or {("Γ" if name == "G" else name): point for name, point in atoms.cell.bandpath(npoints=0).special_points.items()}

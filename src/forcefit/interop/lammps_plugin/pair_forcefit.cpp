@@ -294,7 +294,7 @@ void PairForcefit::evaluate_block(int ii_first, int ii_last)
   {
     Gil gil;
     PyObject *result = PyObject_CallMethod(
-        bridge, "compute", "NNNNiiNNNNNN", view(numbers, n_all), view(pair_i, n_pairs), view(pair_j, n_pairs),
+        bridge, "compute", "(NNNNii)(NNNNNN)", view(numbers, n_all), view(pair_i, n_pairs), view(pair_j, n_pairs),
         view(vectors, 3 * n_pairs), a, b, view(energies, n_centres), view(gradients, 3 * n_pairs),
         view(member_energies, members * n_centres), view(member_gradients, members * 3 * n_pairs), view(outside, n_centres), view(grades, n_centres));
     if (result == nullptr) python_error("evaluating the model");
