@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -327,6 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _training_commands(commands, compute) -> None:
+    from forcefit.config import DataConfig
+    from forcefit.io.extxyz import STRESS_FORMATS
+
     train = commands.add_parser("train", help="train a model from a YAML config", parents=[compute])
     train.add_argument("config")
     train.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint")
@@ -336,12 +340,15 @@ def _training_commands(commands, compute) -> None:
     evaluate = commands.add_parser("evaluate", help="error table and parity plots of a model on a dataset", parents=[compute])
     evaluate.add_argument("model")
     evaluate.add_argument("data")
-    evaluate.add_argument("--energy-key", default="energy")
-    evaluate.add_argument("--forces-key", default="forces")
-    evaluate.add_argument("--stress-key", default="stress", help="extxyz/db: reference stress key, when present")
-    evaluate.add_argument("--stress-format", default="ase", choices=["ase", "vasp-kbar"])
-    evaluate.add_argument("--length-unit", default="1.0", help="every format: Å per file length unit, or a name (bohr)")
-    evaluate.add_argument("--energy-unit", default="1.0", help="every format: eV per file energy unit, or a name (hartree, kcal/mol)")
+    data = {f.name: f.default for f in fields(DataConfig)}  # the data section's defaults, read the same way
+    evaluate.add_argument("--energy-key", default=data["energy_key"])
+    evaluate.add_argument("--forces-key", default=data["forces_key"])
+    evaluate.add_argument("--stress-key", default=data["stress_key"], help="extxyz/db: reference stress key, when present")
+    evaluate.add_argument("--stress-format", default=data["stress_format"], choices=list(STRESS_FORMATS))
+    evaluate.add_argument("--length-unit", default=data["length_unit"], help="every format: Å per file length unit, or a name (bohr)")
+    evaluate.add_argument(
+        "--energy-unit", default=data["energy_unit"], help="every format: eV per file energy unit, or a name (hartree, kcal/mol)"
+    )
     evaluate.add_argument("--worst", type=int, default=5, help="list this many structures with the largest errors")
     evaluate.add_argument("--output", help="directory for errors.txt, metrics.json, predictions CSV and parity plots")
     evaluate.set_defaults(run=_evaluate)
