@@ -7,7 +7,17 @@ import forcefit
 
 PACKAGE = Path(forcefit.__file__).parent
 LAYERS = [  # each stage may import its own and earlier stages only
-    {"version", "units", "structures", "io", "config", "config_reference", "memory", "files"},  # data in, settings, budget, files
+    {
+        "version",
+        "registry",
+        "units",
+        "structures",
+        "io",
+        "config",
+        "config_reference",
+        "memory",
+        "files",
+    },  # data in, settings, budget, files
     {"neighbors", "data"},  # neighbour graphs, flat batches
     {"descriptors"},
     {"models"},

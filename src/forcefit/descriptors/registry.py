@@ -10,15 +10,10 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
-DESCRIPTORS: dict[str, type] = {}
+from forcefit.registry import Registry
 
-
-def register(cls: type) -> type:
-    """Class decorator: `cls.kind` names the family."""
-    if cls.kind in DESCRIPTORS and DESCRIPTORS[cls.kind] is not cls:
-        raise ValueError(f"two descriptor classes claim the kind {cls.kind!r}")
-    DESCRIPTORS[cls.kind] = cls
-    return cls
+DESCRIPTORS = Registry("descriptor")
+register = DESCRIPTORS.register  # class decorator: `cls.kind` names the family
 
 
 def descriptor_from_config(config: dict):

@@ -5,12 +5,7 @@ its own module plus one import line in `models/__init__.py`."""
 
 from __future__ import annotations
 
-MODELS: dict[str, type] = {}
+from forcefit.registry import Registry
 
-
-def register(cls: type) -> type:
-    """Class decorator: `cls.kind` names the class in configs and model files."""
-    if cls.kind in MODELS and MODELS[cls.kind] is not cls:
-        raise ValueError(f"two model classes claim the kind {cls.kind!r}: {MODELS[cls.kind].__name__} and {cls.__name__}")
-    MODELS[cls.kind] = cls
-    return cls
+MODELS = Registry("model")
+register = MODELS.register  # class decorator: `cls.kind` names the class in configs and model files
