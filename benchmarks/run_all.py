@@ -11,7 +11,7 @@ SCRIPTS = (
     ("n2p2_water_speed.py", []),
     ("pair_fits.py", []),
     ("calibration.py", []),
-    ("active_learning_evidence.py", []),
+    ("active_learning_evidence.py", ["--repeats", "4"]),
     # the three Si families in one run: its result file and model files are what pareto.py and
     # ace_scaling.py read (mlearn_Si_bpnn_ace-linear_ace-bpnn.json)
     ("mlearn.py", ["--elements", "Si", "--families", "bpnn", "ace-linear", "ace-bpnn", "--max-seconds", "1200"]),
