@@ -228,14 +228,14 @@ class _Recorder:
     def _stop(self, why: str, unsafe: bool = False) -> None:
         self.stopped, self.unsafe = why, self.unsafe or unsafe
 
-    def result(self, limits: MDLimits) -> MDResult:
+    def result(self) -> MDResult:
         t, pot, kin, temp, pressure, volume, spreads = (np.array(x) for x in zip(*self.records))
         total, n = pot + kin, len(self.atoms)
         return MDResult(
             t, total, pot, temp, energy_drift(t, total, n) if len(t) > 1 else float("nan"), float(np.std(total / n) * 1000.0),
             self.extrapolating, self.max_force_std, self.stopped, spreads, self.frames if self.recording.keep_frames else None,
             pressure, volume, self.unsafe, np.array(self.gammas) if self.gammas else None, self.recording.record_gamma,
-            self.high_gamma if self.gammas else None, limits.max_gamma,
+            self.high_gamma if self.gammas else None, self.limits.max_gamma,
         )  # fmt: skip
 
 
@@ -275,7 +275,7 @@ def run_md(atoms, calculator, settings: MDSettings, recording: MDRecording = MDR
     finally:
         if log_handle:
             log_handle.close()
-    return recorder.result(limits)
+    return recorder.result()
 
 
 def radial_distribution(frames, r_max: float, bins: int = 100, elements: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
