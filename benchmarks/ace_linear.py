@@ -26,7 +26,7 @@ import torch
 import yaml
 from rich.console import Console
 
-from forcefit.config import Config, DataConfig, ModelConfig, TrainingConfig
+from forcefit.config import Config, DataConfig, TrainingConfig, model_settings
 from forcefit.models.base import shortest_distances
 from forcefit.run import build_model, read_split
 from forcefit.training.cache import training_data, without_jacobians
@@ -90,7 +90,7 @@ def main() -> None:
         )
         if args.train is None
         else DataConfig(train=args.train, split=[0.8, 0.1, 0.1], split_seed=0),
-        model=ModelConfig(kind="linear", cutoff=args.cutoff, r_min=args.r_min, descriptor="ace", ace=options or None),
+        model=model_settings(kind="linear", cutoff=args.cutoff, r_min=args.r_min, descriptor="ace", ace=options or None),
         training=TrainingConfig(optimizer="ridge", cache=args.cache),
     )
     started = time.perf_counter()

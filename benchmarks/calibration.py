@@ -22,7 +22,7 @@ from ase.calculators.emt import EMT
 from rich.console import Console
 
 from forcefit.calculator import Calculator
-from forcefit.config import Config, DataConfig, ModelConfig, TrainingConfig
+from forcefit.config import Config, DataConfig, TrainingConfig, model_settings
 from forcefit.io import write_extxyz
 from forcefit.run import train_from_config
 from forcefit.structures import Structure
@@ -50,7 +50,7 @@ def copper_config(data: Path, output: Path, **training) -> Config:
     """The BPNN setting fitted to the EMT copper cells (`training` overrides)."""
     return Config(
         data=DataConfig(train=str(data), split=[0.85, 0.15, 0.0]),
-        model=ModelConfig(cutoff=5.0, n_radial=10, n_angular=4, r_min=1.8, hidden=[32, 32]),
+        model=model_settings(cutoff=5.0, n_radial=10, n_angular=4, r_min=1.8, hidden=[32, 32]),
         training=TrainingConfig(
             **{
                 "epochs": 400,

@@ -41,7 +41,7 @@ from ase import units
 from ase.build import bulk
 from rich.console import Console
 
-from forcefit.config import Config, DataConfig, ModelConfig, TrainingConfig, config_from_dict
+from forcefit.config import Config, DataConfig, TrainingConfig, config_from_dict, model_settings
 from forcefit.run import train_from_config
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "mlearn"
@@ -124,7 +124,7 @@ def config_for(family: str, element: str, max_seconds: float | None, out: Path) 
     split = [1.0, 0.0, 0.0] if settings["training"].get("cross_validation") else [0.9, 0.1, 0.0]
     return Config(
         data=DataConfig(train=str(SHARED / f"{element}_train.extxyz"), test=str(SHARED / f"{element}_test.extxyz"), split=split),
-        model=ModelConfig(**{"cutoff": 5.2, **settings["model"]}),
+        model=model_settings(**{"cutoff": 5.2, **settings["model"]}),
         training=TrainingConfig(**trainer, **settings["training"]),
         output=str(out / (f"mlearn_{element}" + ("" if family == "bpnn" else f"_{family}"))),
     )

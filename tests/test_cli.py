@@ -280,13 +280,19 @@ def test_keys_of_another_model_kind_are_refused_not_ignored(tmp_path):
 
     structures = read_structures(DATA)[:2]
     for model, message in (
-        ({"kind": "bpnn", "cutoff_mode": "smooth"}, r"model.cutoff_mode not used by kind 'bpnn'"),
-        ({"kind": "bpnn", "parameters": [1, 2]}, r"model.parameters not used by kind 'bpnn'"),
-        ({"kind": "lj", "hidden": [4], "parameters": {"H-H": {"epsilon": 1, "sigma": 1}}}, r"model.hidden not used by kind 'lj'"),
-        ({"kind": "lj", "parameters": [1, 2]}, r"parameters must map each element pair to its values"),
+        (
+            {"kind": "bpnn", "cutoff_mode": "smooth"},
+            r"model: unknown key\(s\) \['cutoff_mode'\]; valid keys are \[.*'hidden'.*\] \(model.kind 'bpnn'\)",
+        ),
+        ({"kind": "bpnn", "parameters": [1, 2]}, r"unknown key\(s\) \['parameters'\].* \(model.kind 'bpnn'\)"),
+        (
+            {"kind": "lj", "hidden": [4], "parameters": {"H-H": {"epsilon": 1, "sigma": 1}}},
+            r"unknown key\(s\) \['hidden'\]; valid keys are \[.*'parameters'.*\] \(model.kind 'lj'\)",
+        ),
+        ({"kind": "lj", "parameters": [1, 2]}, r"model.parameters: expected a mapping, got \[1, 2\]"),
         (
             {"kind": "lj", "cutoff_mode": "smooth", "parameters": {"H-H": {"epsilon": 1, "sigma": 1}}},
-            r"cutoff_mode 'smooth': choose one of",
+            r"model.cutoff_mode: expected 'shift' or 'switch', got 'smooth'",
         ),
         ({"kind": "morse", "parameters": {"H-H": {"D": 1, "alpha": 1, "r0": 1, "eps": 2}}}, r"unknown parameter\(s\) \['H-H.eps'\]"),
     ):

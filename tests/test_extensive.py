@@ -5,7 +5,7 @@ from ase.build import bulk
 
 from conftest import shared_path
 from forcefit.calculator import Calculator
-from forcefit.config import Config, DataConfig, ModelConfig, TrainingConfig
+from forcefit.config import Config, DataConfig, TrainingConfig, model_settings
 from forcefit.run import train_from_config
 from forcefit.workflows.properties import relax
 
@@ -20,7 +20,7 @@ def test_fitted_silicon_vacancy_formation_energy(tmp_path):
     (`energy_offset: global`), which must stay out of the energies."""
     config = Config(
         data=DataConfig(train=str(shared_path("data", "mlearn", "Si_train.extxyz")), split=[1.0, 0.0, 0.0]),
-        model=ModelConfig(kind="linear", cutoff=5.0, n_radial=8, n_angular=4, r_min=1.8),
+        model=model_settings(kind="linear", cutoff=5.0, n_radial=8, n_angular=4, r_min=1.8),
         training=TrainingConfig(optimizer="ridge", energy_weight=1000.0, ridge=1e-6, energy_offset="global"),
         output=str(tmp_path / "si"),
     )

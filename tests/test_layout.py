@@ -13,14 +13,14 @@ LAYERS = [  # each stage may import its own and earlier stages only
         "units",
         "structures",
         "io",
-        "config",
-        "config_reference",
+        "settings",
         "memory",
         "files",
-    },  # data in, settings, budget, files
+    },  # data in, typed settings, budget, files
     {"neighbors", "data"},  # neighbour graphs, flat batches
     {"descriptors"},
     {"models"},
+    {"config", "config_reference"},  # the run config: its model section checked by each kind's own settings
     {"training"},
     {"reports", "run", "calculator", "interop"},  # evaluation and figures, a training run, ASE, other codes' files
     {"workflows", "testing", "api"},  # MD, properties, active learning; the model contract; the Python API

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import ROOT, shared_path
 from forcefit.calculator import Calculator
-from forcefit.config import Config, DataConfig, ModelConfig, TrainingConfig
+from forcefit.config import Config, DataConfig, TrainingConfig, model_settings
 from forcefit.io import read_extxyz
 from forcefit.run import train_from_config
 
@@ -19,10 +19,10 @@ SMALL_SF = dict(cutoff=4.0, cutoff_type="tanh", n_radial=5, n_angular=2)
 
 def molecule_config(tmp_path, kind: str, name: str = "run") -> Config:
     if kind == "bpnn":
-        model = ModelConfig(kind="bpnn", hidden=[16, 16], **SMALL_SF)
+        model = model_settings(kind="bpnn", hidden=[16, 16], **SMALL_SF)
         training = TrainingConfig(epochs=30, batch_size=16, learning_rate=3e-3, energy_weight=100.0, seed=0)
     else:
-        model = ModelConfig(kind="linear", **SMALL_SF)
+        model = model_settings(kind="linear", **SMALL_SF)
         training = TrainingConfig(optimizer="ridge", ridge=1e-6, energy_weight=1000.0)
     return Config(
         data=DataConfig(train=str(ETHANOL), max_structures=200, split=[0.7, 0.15, 0.15], split_seed=0),
@@ -76,7 +76,7 @@ def test_crystal_calculator_error_equals_the_reported_error(tmp_path):
     test_file = shared_path("data", "mlearn", "Si_test.extxyz")
     config = Config(
         data=DataConfig(train=str(shared_path("data", "mlearn", "Si_train.extxyz")), test=str(test_file), split=[1.0, 0.0, 0.0]),
-        model=ModelConfig(kind="linear", cutoff=5.0, n_radial=8, n_angular=4, r_min=1.8),
+        model=model_settings(kind="linear", cutoff=5.0, n_radial=8, n_angular=4, r_min=1.8),
         training=TrainingConfig(optimizer="ridge", energy_weight=1000.0, ridge=1e-6),
         output=str(tmp_path / "si"),
     )
@@ -127,7 +127,7 @@ def test_pair_potential_carries_element_energies(tmp_path):
     write_extxyz(tmp_path / "cu.extxyz", frames)
     config = Config(
         data=DataConfig(train=str(tmp_path / "cu.extxyz"), split=[0.75, 0.25, 0.0]),
-        model=ModelConfig(kind="lj", cutoff=5.0, parameters={"Cu-Cu": {"epsilon": 0.4, "sigma": 2.3}}),
+        model=model_settings(kind="lj", cutoff=5.0, parameters={"Cu-Cu": {"epsilon": 0.4, "sigma": 2.3}}),
         training=TrainingConfig(optimizer="lbfgs", epochs=20, learning_rate=1.0),
         output=str(tmp_path / "lj"),
     )

@@ -12,12 +12,13 @@ from ase.data import atomic_numbers
 
 from conftest import ROOT, shared_path
 from forcefit.calculator import Calculator
-from forcefit.config import Config, DataConfig, ModelConfig, TrainingConfig
+from forcefit.config import Config, DataConfig, TrainingConfig, model_settings
 from forcefit.data import collate
 from forcefit.descriptors.cutoff import INNER_END, INNER_START, inner_switch
 from forcefit.io import read_extxyz
 from forcefit.models.forces import predict
 from forcefit.run import train_from_config
+from forcefit.settings import ModelSettings
 from forcefit.structures import Structure
 from forcefit.workflows.properties import relax
 
@@ -25,7 +26,7 @@ ETHANOL = str(ROOT / "data" / "ethanol_gfn2xtb_500K.extxyz")
 SMALL_ACE = {"n_radial": 4, "l_max": 3, "n_radial_4": 2, "l_max_4": 1}
 
 
-def trained(tmp_path, name: str, data: DataConfig, model: ModelConfig, training: TrainingConfig):
+def trained(tmp_path, name: str, data: DataConfig, model: ModelSettings, training: TrainingConfig):
     model_, _ = train_from_config(Config(data=data, model=model, training=training, output=str(tmp_path / name)))
     return model_
 
@@ -40,14 +41,14 @@ def molecule_models(tmp_path_factory):
             tmp_path,
             "ace",
             data,
-            ModelConfig(kind="linear", descriptor="ace", cutoff=4.0, r_min=0.0, ace=SMALL_ACE),
+            model_settings(kind="linear", descriptor="ace", cutoff=4.0, r_min=0.0, ace=SMALL_ACE),
             TrainingConfig(optimizer="ridge", ridge=1e-6, energy_weight=1000.0),
         ),
         "BPNN": trained(
             tmp_path,
             "bpnn",
             data,
-            ModelConfig(kind="bpnn", cutoff=4.0, n_radial=5, n_angular=2, hidden=[16, 16]),
+            model_settings(kind="bpnn", cutoff=4.0, n_radial=5, n_angular=2, hidden=[16, 16]),
             TrainingConfig(epochs=5, batch_size=8, learning_rate=3e-3),
         ),
     }
@@ -87,7 +88,7 @@ def test_crystal_dimer_and_a_contact_that_relaxes_apart(tmp_path):
         tmp_path,
         "si",
         DataConfig(train=str(shared_path("data", "mlearn", "Si_train.extxyz")), split=[1.0, 0.0, 0.0]),
-        ModelConfig(kind="linear", descriptor="ace", cutoff=5.0, r_min=1.5, ace={**SMALL_ACE, "n_radial": 6}),
+        model_settings(kind="linear", descriptor="ace", cutoff=5.0, r_min=1.5, ace={**SMALL_ACE, "n_radial": 6}),
         TrainingConfig(optimizer="ridge", ridge=1e-6, energy_weight=1000.0),
     )
     check_dimers(model)

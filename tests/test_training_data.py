@@ -142,9 +142,9 @@ def test_views_select_without_loading(tmp_path):
 
 def test_training_settings_are_checked():
     for bad, message in (
-        ({"cache": "ram"}, "training.cache: 'ram'"),
+        ({"cache": "ram"}, "training.cache: expected 'auto', 'memory', 'disk' or 'recompute', got 'ram'"),
         ({"device": "gpu"}, "training.device: 'gpu'"),
-        ({"memory_gb": 0}, "training.memory_gb: 0"),
+        ({"memory_gb": 0}, "training.memory_gb: expected greater than 0, got 0"),
     ):
         with pytest.raises(ValueError, match=message):
             TrainingConfig(**bad)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -340,7 +339,7 @@ def _training_commands(commands, compute) -> None:
     evaluate = commands.add_parser("evaluate", help="error table and parity plots of a model on a dataset", parents=[compute])
     evaluate.add_argument("model")
     evaluate.add_argument("data")
-    data = {f.name: f.default for f in fields(DataConfig)}  # the data section's defaults, read the same way
+    data = {name: f.default for name, f in DataConfig.model_fields.items()}  # the data section's defaults, read the same way
     evaluate.add_argument("--energy-key", default=data["energy_key"])
     evaluate.add_argument("--forces-key", default=data["forces_key"])
     evaluate.add_argument("--stress-key", default=data["stress_key"], help="extxyz/db: reference stress key, when present")

@@ -1,62 +1,77 @@
-"""The YAML run configuration, loaded strictly into typed dataclasses.
+"""The YAML run configuration, loaded strictly into typed settings (forcefit/settings.py).
 
-An unknown or misspelt key is an error that names the key and the valid ones.
+An unknown or misspelt key is an error that names the key and the valid ones; every key's
+type, default and meaning is in its class, and docs/config.md is generated from them.
 
-    data:     where the reference data are and how to read and split them
-    model:    what to fit (kind, elements, symmetry functions, network)
-    training: optimiser, schedule, loss weights, seed (see TrainingConfig)
+    data:     where the reference data are and how to read and split them (DataConfig)
+    model:    what to fit: `kind` picks the class that checks the rest (`model_settings`,
+              each kind's own `Settings` in its module under forcefit/models)
+    training: optimiser, schedule, loss weights, seed (TrainingConfig)
+    learn:    `forcefit learn`'s active-learning loop (LearnConfig)
     output:   the run directory
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar, Literal
 
 import yaml
+from pydantic import Field, StrictBool, ValidationInfo, field_validator, model_validator
 
 from forcefit.io.extxyz import STRESS_FORMATS
+from forcefit.models.registry import MODELS
+from forcefit.settings import ModelSettings, Settings
 from forcefit.units import unit_value
 
 OUTLIER_POLICIES = ("error", "exclude", "keep")  # what training does with suspicious labels (training/screen.py)
 CACHE_MODES = ("auto", "memory", "disk", "recompute")  # where training keeps cached descriptors (training/cache.py)
 
 
-@dataclass
-class DataConfig:
-    train: str | list[str] = ""  # a file (extxyz, ASE .db, input.data) or a list of files
-    validation: str | None = None  # a file of validation structures (default: the split of train)
-    test: str | None = None  # a file of test structures, evaluated once at the end (default: the split of train)
-    format: str | None = None  # extxyz | db | input.data; guessed from the name if omitted
-    energy_key: str = "energy"  # extxyz/db: the key of the reference energy
-    forces_key: str = "forces"  # extxyz/db: the per-atom array of reference forces
-    stress_key: str | None = "stress"  # extxyz/db: read a reference stress under this key when present
-    stress_format: str = "ase"  # ase (eV/Å³ in file units, ASE sign) | vasp-kbar (VASP's kB line, e.g. mlearn)
-    length_unit: float | str = 1.0  # every format: Å per file length unit, or a name ('bohr')
-    energy_unit: float | str = 1.0  # every format: eV per file energy unit, or a name ('hartree', 'kcal/mol')
-    split: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])  # used for splits without a file
-    split_seed: int = 0  # seed of the random train/validation/test split and of max_structures' sample
-    max_structures: int | None = None  # use N structures of the training files, a random sample (split_seed) across them
-    check_units: bool = True  # refuse files whose forces cannot be eV/Å after conversion (kcal/mol read as eV); training/screen.py
-    min_distance: float = 0.1  # Å: atoms closer than this are an error in the data (0: no check)
-    outliers: str = "error"  # labels far outside the set (training/screen.py): error | exclude | keep
-    outlier_energy_z: float = 25.0  # robust z-score of the per-atom energy residual of the composition fit
-    outlier_force_ratio: float = 30.0  # RMS force over the set's median RMS force
+class DataConfig(Settings):
+    """`data`: where the reference data are and how to read and split them."""
 
-    def __post_init__(self) -> None:
-        if not self.train:
-            raise ValueError("data.train: the training data file is required")
-        files = self.train if isinstance(self.train, list) else [self.train]
-        if not all(isinstance(f, str) and f for f in files):
-            raise ValueError(f"data.train: expected a file name or a list of file names, got {self.train!r}")
-        unit_value(self.length_unit, "data.length_unit")
-        unit_value(self.energy_unit, "data.energy_unit")
+    section: ClassVar[str] = "data"
 
-        if self.outliers not in OUTLIER_POLICIES:
-            raise ValueError(f"data.outliers: {self.outliers!r}; expected one of {list(OUTLIER_POLICIES)}")
-        if self.stress_format not in STRESS_FORMATS:
-            raise ValueError(f"data.stress_format: {self.stress_format!r}; expected one of {list(STRESS_FORMATS)}")
+    train: str | list[str] = Field(description="a file (extxyz, ASE .db, input.data) or a list of files")
+    validation: str | None = Field(None, description="a file of validation structures (default: the split of train)")
+    test: str | None = Field(None, description="a file of test structures, evaluated once at the end (default: the split of train)")
+    format: str | None = Field(None, description="extxyz | db | input.data; guessed from the name if omitted")
+    energy_key: str = Field("energy", description="extxyz/db: the key of the reference energy")
+    forces_key: str = Field("forces", description="extxyz/db: the per-atom array of reference forces")
+    stress_key: str | None = Field("stress", description="extxyz/db: read a reference stress under this key when present")
+    stress_format: Literal[STRESS_FORMATS] = Field(
+        "ase", description="ase (eV/Å³ in file units, ASE sign) | vasp-kbar (VASP's kB line, e.g. mlearn)"
+    )
+    length_unit: float | str = Field(1.0, description="every format: Å per file length unit, or a name ('bohr')")
+    energy_unit: float | str = Field(1.0, description="every format: eV per file energy unit, or a name ('hartree', 'kcal/mol')")
+    split: list[float] = Field([0.8, 0.1, 0.1], description="train, validation, test fractions, used for splits without a file")
+    split_seed: int = Field(0, description="seed of the random train/validation/test split and of max_structures' sample")
+    max_structures: int | None = Field(None, description="use N structures of the training files, a random sample (split_seed) across them")
+    check_units: StrictBool = Field(
+        True, description="refuse files whose forces cannot be eV/Å after conversion (kcal/mol read as eV); training/screen.py"
+    )
+    min_distance: float = Field(0.1, description="Å: atoms closer than this are an error in the data (0: no check)")
+    outliers: Literal[OUTLIER_POLICIES] = Field(
+        "error", description="labels far outside the set (training/screen.py): error | exclude | keep"
+    )
+    outlier_energy_z: float = Field(25.0, description="robust z-score of the per-atom energy residual of the composition fit")
+    outlier_force_ratio: float = Field(30.0, description="RMS force over the set's median RMS force")
+
+    @field_validator("train")
+    @classmethod
+    def _train(cls, value):
+        files = value if isinstance(value, list) else [value]
+        if not files or not all(files):
+            raise ValueError(f"expected a file name or a list of file names, got {value!r}")
+        return value
+
+    @field_validator("length_unit", "energy_unit")
+    @classmethod
+    def _unit(cls, value, info: ValidationInfo):
+        unit_value(value, f"data.{info.field_name}")
+        return value
 
     @property
     def train_files(self) -> list[str]:
@@ -76,58 +91,21 @@ class DataConfig:
         }
 
 
-@dataclass
-class ModelConfig:
-    kind: str = "bpnn"  # bpnn | linear | lj | morse | pair
-    elements: list[str] | None = None  # default: the elements in the training data
-    cutoff: float = 5.0  # Å
-    # pair potentials (lj, morse, pair): starting parameters per element pair "A-B"
-    # (or per element "A" with mixing: lorentz-berthelot), e.g. {"Ar-Ar": {"epsilon": 0.01, "sigma": 3.4}}
-    parameters: dict | None = None
-    cutoff_mode: str = "switch"  # shift | switch
-    switch_on: float | None = None  # Å, start of the switching region (default 0.9 cutoff)
-    mixing: str = "free"  # free | lorentz-berthelot
-    function: str | None = None  # kind: pair — "module:function" computing φ(r, params)
-    # symmetry functions' cutoff function: hard, cos, tanhu, tanh, exp, poly1–poly4 (n2p2's; descriptors/cutoff.py)
-    cutoff_type: str = "tanh"
-    cutoff_alpha: float = 0.0  # n2p2's inner cutoff fraction α: the cutoff function is 1 below α r_c
-    n_radial: int = 8  # generated radial symmetry functions per centre and neighbour element (Gaussians on [r_min, cutoff))
-    n_angular: int = 4  # generated angular radial windows per neighbour-element pair, each with λ = ±1 and every ζ
-    angular_kind: str = "wide"  # wide (G5, n2p2 type 9) | narrow (G4, type 3)
-    zetas: list[float] = field(default_factory=lambda: [1.0, 4.0])  # angular exponents ζ of the generated functions
-    angular_grid: str = "centred"  # centred (r_s = 0, nested widths) | shifted (r_s on a grid, by neighbour shell)
-    r_min: float = 0.8  # Å: the shortest distance the generated functions (and ACE's radial basis) resolve
-    symmetry_functions: list[dict] | None = None  # explicit list instead of the generator
-    descriptor: str = "symmetry_functions"  # symmetry_functions | ace (body-ordered invariants, descriptors/ace.py)
-    # descriptor: ace — n_radial, l_max, body_order (2–5), n_radial_4, l_max_4, n_radial_5, l_max_5, cutoff_type (default poly2),
-    # radial_power (0: Chebyshev in r; q > 0: in (1 + r)^−q, finer at short range);
-    # embedding (E: per neighbour element, √ of E positive densities of decreasing range, Finnis–Sinclair-like; default 0);
-    # degree_4, degree_5 (total-degree limits Σ (n + l) over the factors of order 4 / 5, within their n and l boxes; default none);
-    # model.r_min and model.cutoff apply to it too
-    ace: dict | None = None
-    hidden: list[int] = field(default_factory=lambda: [25, 25])  # bpnn: widths of the hidden layers
-    activation: str = "tanh"  # bpnn: hidden-layer activation (tanh, softplus, silu, gelu, relu, logistic, …; models/bpnn.py)
-    scaling: str = "scalecenter"  # descriptor scaling: none | center | scale | scalecenter | scalesigma (descriptors/scaling.py)
-    dtype: str = "float64"  # float64 | float32: the model's floating-point type
-    # ZBL screened nuclear repulsion below the data's shortest distance per element pair (models/repulsion.py):
-    # auto (zbl for bpnn and linear; none for pair potentials, whose form says what happens at short range) | zbl | none
-    core_repulsion: str = "auto"
-
-    def __post_init__(self) -> None:
-        if self.core_repulsion not in ("auto", "zbl", "none"):
-            raise ValueError(f"model.core_repulsion: {self.core_repulsion!r}; expected auto, zbl or none")
-        if self.descriptor not in ("symmetry_functions", "ace"):
-            raise ValueError(f"model.descriptor: {self.descriptor!r}; expected symmetry_functions or ace")
-        if self.ace is not None and self.descriptor != "ace":
-            raise ValueError("model.ace is read only with model.descriptor: ace")
-        if self.dtype not in ("float64", "float32"):
-            raise ValueError(f"model.dtype: {self.dtype!r}; expected float64 or float32")
-        if not 0 < self.cutoff <= 30:
-            raise ValueError(f"model.cutoff: {self.cutoff} Å; expected a distance in (0, 30] Å")
-        if self.kind in ("bpnn", "linear") and not self.symmetry_functions and not 0 <= self.r_min < self.cutoff:
-            raise ValueError(f"model.r_min: {self.r_min} Å; expected 0 ≤ r_min < model.cutoff ({self.cutoff} Å)")
-        if self.n_radial < 0 or self.n_angular < 0 or any(h < 1 for h in self.hidden):
-            raise ValueError("model.n_radial and model.n_angular must be ≥ 0 and every model.hidden width ≥ 1")
+def model_settings(values: dict | None = None, where: str = "model", **keys) -> ModelSettings:
+    """The `model` section checked by its kind's own class (`Potential.Settings`): a key that kind
+    does not read is an error naming the keys it does. `model_settings(kind="linear", cutoff=5.0)`
+    builds one in Python."""
+    if isinstance(values, ModelSettings):
+        return values
+    values = {**(values or {}), **keys}
+    kind = values.get("kind", ModelSettings.model_fields["kind"].default)
+    kinds = sorted(name for name, cls in MODELS.items() if cls.Settings is not None)
+    if kind not in kinds:
+        raise ValueError(f"{where}.kind: {kind!r}; a config builds one of {kinds}")
+    try:
+        return MODELS[kind].Settings.parse(values, where)
+    except ValueError as err:
+        raise ValueError(f"{err} (model.kind {kind!r})" if "unknown key" in str(err) else str(err)) from None
 
 
 CROSS_VALIDATION_KEYS = {
@@ -196,109 +174,119 @@ def cross_validation_grid(values, training) -> dict:
     return grid
 
 
-@dataclass
-class TrainingConfig:
-    epochs: int = 200  # passes over the training set (adam, lbfgs)
-    batch_size: int = 16  # structures per optimizer step
-    optimizer: str = "adam"  # adam | lbfgs | ridge (closed form, linear models only)
-    learning_rate: float = 1e-3  # the optimizer's starting step size
-    lr_factor: float = 0.5  # the learning rate is multiplied by this on a validation plateau
-    lr_patience: int = 10  # epochs without validation improvement before the rate is cut
-    min_learning_rate: float = 1e-6  # the rate is never cut below this
-    early_stopping: int = 40  # epochs without validation improvement
-    energy_weight: float = 1.0  # w_E of the loss
-    force_weight: float = 1.0  # w_F of the loss
-    stress_weight: float = 0.0  # weight of the stress term (eV/Å³, structures with a reference stress)
-    energy_per_atom: bool = True  # the energy term compares energies per atom (else per structure)
-    # where the reference data's zero goes: element (energies per element, on the reference's scale) |
-    # global (also a per-structure offset b, for sets that mix reference zeros; energies are then Σ E_i, reference Σ E_i − b)
-    energy_offset: str = "element"
-    seed: int = 0  # seed of the weights' initialisation and of the batch order
-    max_seconds: float | None = None  # wall-time budget for the whole run
-    ridge: float = 1e-8  # λ of the ridge term λ|c|² (optimizer: ridge)
-    ridge_smoothness: float = 0.0  # p: coefficient f pays λ (1 + d_f)^p, d_f its degree Σ(n + l) (descriptor: ace); 0: plain ridge
-    # optimizer ridge: choose energy_weight, ridge and ridge_smoothness by k-fold cross-validation over the
-    # training set, e.g. {folds: 5, energy_weights: [1e3, 1e4], ridges: [1e-8, 1e-6], smoothness: [0, 2]}
-    # (a list left out is the single value above); repeats: r repeats the split with r seeds and pools
-    # the errors; group_weights: [{}, {Surface: 3}] settings of
-    # the group factors below (on top of them); with targets: [E meV/atom, F meV/Å] the setting
-    # closest to meeting both is chosen, otherwise the best sum of relative errors; training/cross_validation.py
-    cross_validation: dict | None = None
-    # {group: factor}: the structures of a configuration group weigh factor × their own weight in
-    # the loss (every family), e.g. {Surface: 3} for a kind of structure the data hold few of
-    group_weights: dict | None = None
-    committee: int = 1  # train this many models (seeds seed, seed+1, …) and save them as one committee
-    committee_fraction: float = 1.0  # fraction of the training set each member sees (drawn per member)
-    stage_two_epochs: int = 0  # extra epochs after the main stage (0: no stage two); max_seconds bounds the main stage only
-    stage_two_energy_weight: float | None = None  # default: energy_weight
-    stage_two_force_weight: float | None = None  # default: force_weight
-    stage_two_learning_rate: float | None = None  # default: the rate the main stage ended with
-    device: str = "cpu"  # cpu | cuda (under torchrun: each process's own GPU) | cuda:N | auto (a GPU if there is one)
-    # GB for cached descriptors (training/cache.py); default: FORCEFIT_MEMORY_GB, else a quarter of RAM per node
-    memory_gb: float | None = None
-    cache: str = "auto"  # auto | memory | disk | recompute: where cached descriptors live (auto: memory if they fit)
-    cache_dir: str | None = None  # disk cache directory; default $FORCEFIT_CACHE or ~/.cache/forcefit
+class TrainingConfig(Settings):
+    """`training`: optimiser, schedule, loss weights, seed, where the work runs."""
 
-    def __post_init__(self) -> None:
-        if self.optimizer not in ("adam", "lbfgs", "ridge"):
-            raise ValueError(f"training.optimizer: {self.optimizer!r}; expected 'adam', 'lbfgs' or 'ridge'")
-        if self.energy_offset not in ("element", "global"):
-            raise ValueError(f"training.energy_offset: {self.energy_offset!r}; expected 'element' or 'global'")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("training.epochs and training.batch_size must be at least 1")
-        if self.committee < 1 or not 0 < self.committee_fraction <= 1:
-            raise ValueError("training.committee must be ≥ 1 and training.committee_fraction in (0, 1]")
-        if self.ridge < 0 or self.ridge_smoothness < 0:
-            raise ValueError("training.ridge and training.ridge_smoothness must be ≥ 0")
+    section: ClassVar[str] = "training"
+
+    epochs: int = Field(200, ge=1, description="passes over the training set (adam, lbfgs)")
+    batch_size: int = Field(16, ge=1, description="structures per optimizer step")
+    optimizer: Literal["adam", "lbfgs", "ridge"] = Field("adam", description="adam | lbfgs | ridge (closed form, linear models only)")
+    learning_rate: float = Field(1e-3, description="the optimizer's starting step size")
+    lr_factor: float = Field(0.5, description="the learning rate is multiplied by this on a validation plateau")
+    lr_patience: int = Field(10, description="epochs without validation improvement before the rate is cut")
+    min_learning_rate: float = Field(1e-6, description="the rate is never cut below this")
+    early_stopping: int = Field(40, description="epochs without validation improvement")
+    energy_weight: float = Field(1.0, description="w_E of the loss")
+    force_weight: float = Field(1.0, description="w_F of the loss")
+    stress_weight: float = Field(0.0, description="weight of the stress term (eV/Å³, structures with a reference stress)")
+    energy_per_atom: StrictBool = Field(True, description="the energy term compares energies per atom (else per structure)")
+    energy_offset: Literal["element", "global"] = Field(
+        "element",
+        description="where the reference data's zero goes: element (energies per element, on the reference's scale) | "
+        "global (also a per-structure offset b, for sets that mix reference zeros; energies are then Σ E_i, reference Σ E_i − b)",
+    )
+    seed: int = Field(0, description="seed of the weights' initialisation and of the batch order")
+    max_seconds: float | None = Field(None, description="wall-time budget for the whole run")
+    ridge: float = Field(1e-8, ge=0, description="λ of the ridge term λ|c|² (optimizer: ridge)")
+    ridge_smoothness: float = Field(
+        0.0, ge=0, description="p: coefficient f pays λ (1 + d_f)^p, d_f its degree Σ(n + l) (descriptor: ace); 0: plain ridge"
+    )
+    cross_validation: dict | None = Field(
+        None,
+        description="optimizer ridge: choose energy_weight, ridge and ridge_smoothness by k-fold cross-validation over the "
+        "training set, e.g. {folds: 5, energy_weights: [1e3, 1e4], ridges: [1e-8, 1e-6], smoothness: [0, 2]} (a list left "
+        "out is the single value above); repeats: r repeats the split with r seeds and pools the errors; group_weights: "
+        "[{}, {Surface: 3}] settings of the group factors below (on top of them); with targets: [E meV/atom, F meV/Å] the "
+        "setting closest to meeting both is chosen, otherwise the best sum of relative errors; training/cross_validation.py",
+    )
+    group_weights: dict | None = Field(
+        None,
+        description="{group: factor}: the structures of a configuration group weigh factor × their own weight in the loss "
+        "(every family), e.g. {Surface: 3} for a kind of structure the data hold few of",
+    )
+    committee: int = Field(1, ge=1, description="train this many models (seeds seed, seed+1, …) and save them as one committee")
+    committee_fraction: float = Field(1.0, gt=0, le=1, description="fraction of the training set each member sees (drawn per member)")
+    stage_two_epochs: int = Field(
+        0, ge=0, description="extra epochs after the main stage (0: no stage two); max_seconds bounds the main stage only"
+    )
+    stage_two_energy_weight: float | None = Field(None, description="stage two's w_E; default: energy_weight")
+    stage_two_force_weight: float | None = Field(None, description="stage two's w_F; default: force_weight")
+    stage_two_learning_rate: float | None = Field(None, description="stage two's step size; default: the rate the main stage ended with")
+    device: str = Field("cpu", description="cpu | cuda (under torchrun: each process's own GPU) | cuda:N | auto (a GPU if there is one)")
+    memory_gb: float | None = Field(
+        None, gt=0, description="GB for cached descriptors (training/cache.py); default: FORCEFIT_MEMORY_GB, else a quarter of RAM per node"
+    )
+    cache: Literal[CACHE_MODES] = Field(
+        "auto", description="auto | memory | disk | recompute: where cached descriptors live (auto: memory if they fit)"
+    )
+    cache_dir: str | None = Field(None, description="disk cache directory; default $FORCEFIT_CACHE or ~/.cache/forcefit")
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if not (value in ("cpu", "cuda", "auto") or value.startswith("cuda:")):
+            raise ValueError(f"{value!r}; expected cpu, cuda, cuda:N or auto")
+        return value
+
+    @field_validator("group_weights")
+    @classmethod
+    def _group_weights(cls, value):
+        return None if value is None else group_weight_map(value, "training.group_weights")
+
+    @model_validator(mode="after")
+    def _grid(self) -> TrainingConfig:
         if self.cross_validation is not None:
             self.cross_validation = cross_validation_grid(self.cross_validation, self)
-        if self.group_weights is not None:
-            self.group_weights = group_weight_map(self.group_weights, "training.group_weights")
-        if self.stage_two_epochs < 0:
-            raise ValueError("training.stage_two_epochs must be ≥ 0")
-        if self.cache not in CACHE_MODES:
-            raise ValueError(f"training.cache: {self.cache!r}; expected one of {list(CACHE_MODES)}")
-        if self.memory_gb is not None and self.memory_gb <= 0:
-            raise ValueError(f"training.memory_gb: {self.memory_gb}; expected a positive number of GB")
-        if not (self.device in ("cpu", "cuda", "auto") or self.device.startswith("cuda:")):
-            raise ValueError(f"training.device: {self.device!r}; expected cpu, cuda, cuda:N or auto")
+        return self
 
 
-@dataclass
-class LearnConfig:
-    """`forcefit learn`: query-by-committee active learning (workflows/active_learning.py)."""
+class LearnConfig(Settings):
+    """`learn`: `forcefit learn`'s active learning (workflows/active_learning.py)."""
 
-    dataset: str = ""  # extxyz with energies and forces; grows by `select` frames per round
-    test: str | None = None  # held-out extxyz for the per-round errors
-    reference: str = "gfn2-xtb"  # gfn2-xtb, gfn1-xtb, emt or module:Class
-    rounds: int = 3  # rounds of train → MD → select → label
-    select: int = 10  # new structures per round
-    min_spacing: int = 20  # MD steps between two selected frames
-    md_steps: int = 2000  # MD steps per round
-    timestep: float = 0.5  # fs
-    temperature: float = 500.0  # K, Langevin
-    seed: int = 0  # seed of the starting frames and of the MD velocities
-    selection: str = "committee"  # committee: largest force disagreement; gamma: one model per round, largest extrapolation grade
+    section: ClassVar[str] = "learn"
 
-    def __post_init__(self) -> None:
-        if not self.dataset:
-            raise ValueError("dataset: the starting labelled dataset (extxyz) is required")
-        if self.selection not in ("committee", "gamma"):
-            raise ValueError(f"selection: 'committee' or 'gamma', not {self.selection!r}")
-        if self.rounds < 1 or self.select < 1 or self.min_spacing < 1:
-            raise ValueError("rounds, select and min_spacing must be at least 1")
+    dataset: str = Field(min_length=1, description="extxyz with energies and forces; grows by `select` frames per round")
+    test: str | None = Field(None, description="held-out extxyz for the per-round errors")
+    reference: str = Field("gfn2-xtb", description="gfn2-xtb, gfn1-xtb, emt or module:Class")
+    rounds: int = Field(3, ge=1, description="rounds of train → MD → select → label")
+    select: int = Field(10, ge=1, description="new structures per round")
+    min_spacing: int = Field(20, ge=1, description="MD steps between two selected frames")
+    md_steps: int = Field(2000, description="MD steps per round")
+    timestep: float = Field(0.5, description="fs")
+    temperature: float = Field(500.0, description="K, Langevin")
+    seed: int = Field(0, description="seed of the starting frames and of the MD velocities")
+    selection: Literal["committee", "gamma"] = Field(
+        "committee", description="committee: largest force disagreement; gamma: one model per round, largest extrapolation grade"
+    )
+
+
+SECTIONS = {"data": DataConfig, "training": TrainingConfig, "learn": LearnConfig}  # and model: by its kind (model_settings)
 
 
 @dataclass
 class Config:
+    """A run: its sections and the run directory (`output`)."""
+
     data: DataConfig
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: ModelSettings = field(default_factory=model_settings)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     output: str = "runs/run"
     learn: LearnConfig | None = None
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        sections = {"data": self.data, "model": self.model, "training": self.training, "learn": self.learn}
+        return {**{name: s.model_dump() if s is not None else None for name, s in sections.items()}, "output": self.output}
 
 
 # what a resume may change: how long to train, and where data and computation live (not what is computed)
@@ -327,80 +315,24 @@ def fingerprint(config: Config) -> dict:
     return {key: value for key, value in flat.items() if key not in RESUMABLE_CHANGES}
 
 
-def _number(value, kind: type, where: str):
-    """An int or float from YAML. PyYAML reads `1e-3` (no dot) as a string, so numeric
-    strings are accepted; anything else is an error naming the key."""
-    if isinstance(value, bool):
-        raise ValueError(f"{where}: expected a number, got {value!r}")
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            raise ValueError(f"{where}: expected a number, got {value!r}") from None
-    if not isinstance(value, (int, float)):
-        raise ValueError(f"{where}: expected a number, got {value!r}")
-    if kind is int:
-        if float(value) != int(value):
-            raise ValueError(f"{where}: expected a whole number, got {value!r}")
-        return int(value)
-    return float(value)
-
-
-def _coerce(value, annotation: str, where: str):
-    """Check a config value against its field's annotation (a string such as
-    'float', 'int | None', 'list[float]' or 'float | str'); numbers are converted."""
-    options = [option.strip() for option in annotation.split("|")]
-    if value is None:
-        if "None" in options:
-            return None
-        raise ValueError(f"{where}: a value is required")
-    if options[0] in ("int", "float"):
-        if isinstance(value, str) and "str" in options:
-            try:
-                return _number(value, float, where)
-            except ValueError:
-                return value
-        return _number(value, int if options[0] == "int" else float, where)
-    if options[0] in ("list[int]", "list[float]"):
-        if not isinstance(value, (list, tuple)):
-            raise ValueError(f"{where}: expected a list of numbers, got {value!r}")
-        kind = int if options[0] == "list[int]" else float
-        return [_number(v, kind, f"{where}[{n}]") for n, v in enumerate(value)]
-    if options[0] == "bool" and not isinstance(value, bool):
-        raise ValueError(f"{where}: expected true or false, got {value!r}")
-    return value
-
-
-def _build(cls, values, where: str):
-    if values is None:
-        values = {}
-    if not isinstance(values, dict):
-        raise ValueError(f"{where}: expected a mapping of keys to values, got {type(values).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - set(fields))
-    if unknown:
-        raise ValueError(f"{where}: unknown key(s) {unknown}; valid keys are {sorted(fields)}")
-    values = {key: _coerce(value, str(fields[key].type), f"{where}.{key}") for key, value in values.items()}
-    try:
-        return cls(**values)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{where}: {err}") from None
-
-
 def config_from_dict(values: dict, where: str = "config") -> Config:
+    """The run config from a YAML mapping; errors begin with `where` (the file)."""
     if not isinstance(values, dict):
         raise ValueError(f"{where}: expected a YAML mapping at the top level")
-    sections = {"data": DataConfig, "model": ModelConfig, "training": TrainingConfig, "learn": LearnConfig}
-    unknown = sorted(set(values) - set(sections) - {"output"})
+    unknown = sorted(set(values) - {*SECTIONS, "model", "output"})
     if unknown:
-        raise ValueError(f"{where}: unknown section(s) {unknown}; valid are {sorted(sections) + ['output']}")
+        raise ValueError(f"{where}: unknown section(s) {unknown}; valid are {sorted([*SECTIONS, 'model', 'output'])}")
     if values.get("learn", "absent") is None:  # as written by Config.to_dict
         values = {k: v for k, v in values.items() if k != "learn"}
     if "learn" in values and isinstance(values["learn"], dict):  # the loop trains on its own dataset
         values = {**values, "data": {"train": values["learn"].get("dataset", ""), **(values.get("data") or {})}}
     if "data" not in values:
         raise ValueError(f"{where}: the 'data' section (with data.train) is required")
-    built = {name: _build(cls, values.get(name), f"{where}: {name}") for name, cls in sections.items() if name in values}
+    try:
+        built = {name: cls.parse(values.get(name), name) for name, cls in SECTIONS.items() if name in values}
+        built["model"] = model_settings(values.get("model"))
+    except ValueError as err:
+        raise ValueError(f"{where}: {err}") from None
     return Config(**built, output=str(values.get("output", "runs/run")))
 
 

@@ -1,57 +1,56 @@
-"""The config file's reference (docs/config.md), generated from the config classes in
-forcefit/config.py: every key of every section with its type, default and meaning. The
-meaning is the comment that documents the field in config.py (on its line, or the comment
-lines right above it), so a key cannot be added without it: `undocumented()` names any such
-key, and the test suite fails on it and on a docs/config.md that is not this output.
+"""The config file's reference (docs/config.md), generated from the settings classes: every
+key of every section with its type, default and meaning (the field's `description`), the
+`model` keys per kind from each kind's own class. `undocumented()` names any key without a
+description; the test suite fails on it and on a docs/config.md that is not this output.
 
     python -m forcefit.config_reference > docs/config.md
 """
 
 from __future__ import annotations
 
-import inspect
 import re
-import textwrap
-from dataclasses import MISSING, fields
 
-from forcefit.config import DataConfig, LearnConfig, ModelConfig, TrainingConfig
+from pydantic_core import PydanticUndefined
 
-SECTIONS = {"data": DataConfig, "model": ModelConfig, "training": TrainingConfig, "learn": LearnConfig}
-FIELD = re.compile(r"^\s{4}(\w+):\s")
-
-
-def field_comments(cls) -> dict[str, str]:
-    """{field: its documenting comment} from the class's source: the comment on the field's
-    line, after any comment lines right above it."""
-    comments, above = {}, []
-    for line in textwrap.dedent(inspect.getsource(cls)).splitlines():
-        stripped = line.strip()
-        if stripped.startswith("#"):
-            above.append(stripped.lstrip("#").strip())
-            continue
-        match = FIELD.match(line)
-        if match:
-            trailing = line.split("  # ", 1)[1].strip() if "  # " in line else ""
-            comments[match.group(1)] = " ".join([*above, trailing]).strip()
-        above = []
-    return comments
+from forcefit.config import SECTIONS
+from forcefit.descriptors.ace import AceBasis
+from forcefit.models.registry import MODELS
+from forcefit.settings import ModelSettings
 
 
-def _default(f) -> str:
-    if f.default is not MISSING:
-        return "required" if f.default == "" else repr(f.default)
-    if f.default_factory is not MISSING:
-        return repr(f.default_factory())
-    return "required"
+def tables() -> dict[str, tuple[type, list[str]]]:
+    """{heading: (settings class, the keys it adds to its parent)}, in the reference's order:
+    data; model: the keys every kind reads, then each class of kind keys after its parent
+    (the descriptor kinds' shared keys, then the network's), model.ace; training; learn."""
+    users: dict[type, list[str]] = {}  # each model settings class: the kinds that read its keys
+    for name, cls in MODELS.items():
+        for settings in reversed(cls.Settings.__mro__ if cls.Settings else ()):
+            if isinstance(settings, type) and issubclass(settings, ModelSettings) and settings is not ModelSettings:
+                users.setdefault(settings, []).append(name)
+    out = {"data": (SECTIONS["data"], list(SECTIONS["data"].model_fields)), "model": (ModelSettings, list(ModelSettings.model_fields))}
+    for settings, names in users.items():
+        inherited = settings.__mro__[1].model_fields
+        out[f"model, kind: {' | '.join(names)}"] = (settings, [key for key in settings.model_fields if key not in inherited])
+    out["model.ace"] = (AceBasis, list(AceBasis.model_fields))
+    out |= {name: (cls, list(cls.model_fields)) for name, cls in SECTIONS.items() if name != "data"}
+    return out
 
 
 def undocumented() -> list[str]:
-    """`section.key` of every config field without a documenting comment."""
-    missing = []
-    for section, cls in SECTIONS.items():
-        comments = field_comments(cls)
-        missing += [f"{section}.{f.name}" for f in fields(cls) if not comments.get(f.name)]
-    return missing
+    """`heading.key` of every config key without a description."""
+    return [f"{heading}.{key}" for heading, (cls, keys) in tables().items() for key in keys if not cls.model_fields[key].description]
+
+
+def _type(annotation) -> str:
+    """The annotation as a reader writes it: `float | None`, `AceBasis | None`."""
+    text = str(annotation).replace("typing.", "").replace("NoneType", "None")
+    return re.sub(r"<class '(?:[\w.]+\.)?(\w+)'>|(?:forcefit\.[\w.]+\.)(\w+)", lambda m: m.group(1) or m.group(2), text)
+
+
+def _default(field) -> str:
+    if field.default is PydanticUndefined and field.default_factory is None:
+        return "required"
+    return f"`{field.get_default(call_default_factory=True)!r}`"
 
 
 def reference() -> str:
@@ -59,17 +58,19 @@ def reference() -> str:
         "# Config reference",
         "",
         "Every key of a forcefit config file (YAML), by section, with its type, default and meaning.",
-        "Generated from `src/forcefit/config.py` by `python -m forcefit.config_reference > docs/config.md`;",
-        "the test suite fails when a key lacks its comment there or when this file is out of date.",
-        "The top level also takes `output` (the run directory). How the sections are used: [usage.md](usage.md).",
+        "Generated from the settings classes (forcefit/config.py, each model kind's `Settings`) by",
+        "`python -m forcefit.config_reference > docs/config.md`; the test suite fails when a key has",
+        "no description or when this file is out of date. The top level also takes `output` (the run",
+        "directory). `model.kind` decides which of the model tables apply: the first, and the kind's own.",
+        "How the sections are used: [usage.md](usage.md).",
     ]
-    for section, cls in SECTIONS.items():
-        comments = field_comments(cls)
-        lines += ["", f"## `{section}`", "", "| key | type | default | meaning |", "|---|---|---|---|"]
-        for f in fields(cls):
-            meaning = comments.get(f.name, "").replace("|", "\\|")
-            kind = str(f.type).replace("|", "\\|")
-            lines.append(f"| `{f.name}` | `{kind}` | `{_default(f)}` | {meaning} |".replace("`required`", "required"))
+    for heading, (cls, keys) in tables().items():
+        lines += ["", f"## `{heading}`", "", "| key | type | default | meaning |", "|---|---|---|---|"]
+        for key in keys:
+            field = cls.model_fields[key]
+            meaning = (field.description or "").replace("|", "\\|")
+            kind = _type(field.annotation).replace("|", "\\|")
+            lines.append(f"| `{key}` | `{kind}` | {_default(field)} | {meaning} |")
     return "\n".join(lines) + "\n"
 
 

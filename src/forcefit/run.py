@@ -79,7 +79,7 @@ def build_model(config: Config, structures: list[Structure]) -> Potential:
     missing = present - set(elements)
     if missing:
         raise ValueError(f"model.elements {elements} does not cover elements in the data: {sorted(missing)}")
-    return MODELS[m.kind].from_model_config(m, elements).to(getattr(torch, m.dtype))
+    return MODELS[m.kind].from_settings(m, elements).to(getattr(torch, m.dtype))
 
 
 def train_from_config(config: Config, resume: bool = False, console: Console | None = None, group: Group | None = None):

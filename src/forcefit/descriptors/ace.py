@@ -71,14 +71,16 @@ differentiates: the reference the tests compare both with.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, fields
+from typing import ClassVar
 
 import torch
 import torch.autograd.forward_ad as forward_ad
+from pydantic import ConfigDict, Field, model_validator
 from torch import Tensor
 
 from forcefit.descriptors.cutoff import CUTOFF_TYPES, InnerCutoff, cutoff_function, inner_switch
 from forcefit.descriptors.registry import register
+from forcefit.settings import Settings
 
 JACOBIAN_BLOCK_BYTES = 4e8  # working memory of one block of atoms while assembling the Jacobian (a 54-atom Mo cell: one block)
 EMBEDDING_EPSILON = 1e-2  # ε of the embedding F(ρ) = √(ρ + ε) − √ε: finite slope at ρ = 0 (a lone atom)
@@ -122,24 +124,51 @@ def _map_tensors(value, fn):
     return value
 
 
-@dataclass(frozen=True)
-class AceBasis:
+class AceBasis(Settings):
     """Which invariants (module docstring): the Chebyshev degrees and angular orders per body
     order, the total-degree limits, the distance transform's power and the embedded densities;
-    a config's `model.ace` keys."""
+    a config's `model.ace` keys (model.cutoff and model.r_min apply too)."""
 
-    n_radial: int = 6
-    l_max: int = 4
-    body_order: int = 4
-    n_radial_4: int = 3
-    l_max_4: int = 2
-    n_radial_5: int = 2
-    l_max_5: int = 1
-    cutoff_type: str = "poly2"
-    radial_power: float = 0.0
-    embedding: int = 0
-    degree_4: int | None = None
-    degree_5: int | None = None
+    model_config = ConfigDict(frozen=True)
+    section: ClassVar[str] = "model.ace"
+
+    n_radial: int = Field(6, ge=1, description="Chebyshev polynomials per neighbour element: the radial channels")
+    l_max: int = Field(4, ge=0, description="the highest angular degree (body orders 2 and 3)")
+    body_order: int = Field(4, ge=2, le=5, description="2–5: the highest body order of the invariants (centre atom included)")
+    n_radial_4: int = Field(3, ge=1, description="radial channels of body order 4 (≤ n_radial)")
+    l_max_4: int = Field(2, ge=0, description="the highest angular degree of body order 4 (≤ l_max)")
+    n_radial_5: int = Field(2, ge=1, description="radial channels of body order 5 (≤ n_radial_4)")
+    l_max_5: int = Field(1, ge=0, description="the highest angular degree of body order 5 (≤ l_max_4)")
+    cutoff_type: str = Field("poly2", description="the cutoff function (descriptors/cutoff.py); poly2: smooth to the second derivative")
+    radial_power: float = Field(
+        0.0, description="q of the distance transform: 0, Chebyshev in r; q > 0, in (1 + r)^−q, finer at short range"
+    )
+    embedding: int = Field(
+        0, description="E: per neighbour element, √ of E positive densities of decreasing range, Finnis–Sinclair-like (0: none)"
+    )
+    degree_4: int | None = Field(
+        None, description="total-degree limit Σ (n + l) over the three factors of order 4, within their n and l boxes (null: none)"
+    )
+    degree_5: int | None = Field(None, description="the same for the four factors of order 5 (null: none)")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AceBasis:
+        if self.cutoff_type not in CUTOFF_TYPES:
+            raise ValueError(f"ace cutoff_type {self.cutoff_type!r}; choose one of {sorted(CUTOFF_TYPES)}")
+        if self.n_radial_4 > self.n_radial or self.l_max_4 > self.l_max:
+            raise ValueError("ace: need n_radial ≥ 1, l_max ≥ 0, 1 ≤ n_radial_4 ≤ n_radial and 0 ≤ l_max_4 ≤ l_max")
+        if self.body_order == 5 and not (self.n_radial_5 <= self.n_radial_4 and self.l_max_5 <= self.l_max_4):
+            raise ValueError("ace body_order 5: need 1 ≤ n_radial_5 ≤ n_radial_4 and 0 ≤ l_max_5 ≤ l_max_4")
+        if not self.radial_power >= 0:
+            raise ValueError(f"ace radial_power {self.radial_power}: expected q ≥ 0 (0: ξ linear in r; q > 0: ξ linear in (1 + r)^−q)")
+        if not 0 <= self.embedding <= self.n_radial:
+            raise ValueError(
+                f"ace embedding {self.embedding}: expected 0 ≤ embedding ≤ n_radial ({self.n_radial}), the densities' polynomial degree"
+            )
+        for name, value in (("degree_4", self.degree_4), ("degree_5", self.degree_5)):
+            if value is not None and value < 0:
+                raise ValueError(f"ace {name} {value!r}: expected a total degree Σ (n + l) ≥ 0 over the factors, or null for none")
+        return self
 
 
 @register
@@ -148,28 +177,14 @@ class AtomicClusterExpansion(InnerCutoff, torch.nn.Module):
     angular_cutoff = 0.0  # no triplets: angles enter through the spherical harmonics
     cheap_jacobian = False  # n_features × pairs × 3: one gradient pass per set of weights costs far less
 
-    def __init__(self, elements: list[str], cutoff: float, basis: AceBasis = AceBasis(), r_min: float = 0.0):
+    def __init__(self, elements: list[str], cutoff: float, basis: AceBasis | None = None, r_min: float = 0.0):
         super().__init__()
+        basis = basis or AceBasis()
         n_radial, l_max, body_order, n_radial_4, l_max_4 = basis.n_radial, basis.l_max, basis.body_order, basis.n_radial_4, basis.l_max_4
         n_radial_5, l_max_5, cutoff_type, radial_power = basis.n_radial_5, basis.l_max_5, basis.cutoff_type, basis.radial_power
         embedding, degree_4, degree_5 = basis.embedding, basis.degree_4, basis.degree_5
-        if body_order not in (2, 3, 4, 5):
-            raise ValueError(f"ace body_order: {body_order}; expected 2, 3, 4 or 5")
-        if n_radial < 1 or l_max < 0 or n_radial_4 < 1 or l_max_4 < 0 or n_radial_4 > n_radial or l_max_4 > l_max:
-            raise ValueError("ace: need n_radial ≥ 1, l_max ≥ 0, 1 ≤ n_radial_4 ≤ n_radial and 0 ≤ l_max_4 ≤ l_max")
-        if body_order == 5 and not (1 <= n_radial_5 <= n_radial_4 and 0 <= l_max_5 <= l_max_4):
-            raise ValueError("ace body_order 5: need 1 ≤ n_radial_5 ≤ n_radial_4 and 0 ≤ l_max_5 ≤ l_max_4")
-        if cutoff_type not in CUTOFF_TYPES:
-            raise ValueError(f"ace cutoff_type {cutoff_type!r}; choose one of {sorted(CUTOFF_TYPES)}")
         if not 0 <= r_min < cutoff:
             raise ValueError(f"ace r_min {r_min} Å: expected 0 ≤ r_min < cutoff ({cutoff} Å)")
-        if not radial_power >= 0:
-            raise ValueError(f"ace radial_power {radial_power}: expected q ≥ 0 (0: ξ linear in r; q > 0: ξ linear in (1 + r)^−q)")
-        if not 0 <= embedding <= n_radial:
-            raise ValueError(f"ace embedding {embedding}: expected 0 ≤ embedding ≤ n_radial ({n_radial}), the densities' polynomial degree")
-        for name, value in (("degree_4", degree_4), ("degree_5", degree_5)):
-            if value is not None and not (isinstance(value, int) and value >= 0):
-                raise ValueError(f"ace {name} {value!r}: expected a total degree Σ (n + l) ≥ 0 over the factors, or null for none")
         self.degree_4, self.degree_5 = degree_4, degree_5
         self.radial_power = float(radial_power)
         self.embedding = int(embedding)
@@ -800,7 +815,7 @@ class AtomicClusterExpansion(InnerCutoff, torch.nn.Module):
     @classmethod
     def from_config(cls, config: dict) -> AtomicClusterExpansion:
         """From `get_config`'s flat dict (a model file's)."""
-        basis = AceBasis(**{f.name: config[f.name] for f in fields(AceBasis) if f.name in config})
+        basis = AceBasis(**{name: config[name] for name in AceBasis.model_fields if name in config})
         return cls(config["elements"], config["cutoff"], basis, config.get("r_min", 0.0))
 
     def describe(self) -> str:

@@ -14,11 +14,12 @@ sets that mix reference zeros; then the reference's scale is Σ_i E_i − b.
 
 from __future__ import annotations
 
-from dataclasses import fields
+from typing import Literal
 
 import numpy as np
 import torch
 from ase.data import atomic_numbers, chemical_symbols
+from pydantic import Field, model_validator
 from torch import Tensor
 
 from forcefit.data import Batch, collate, make_graph
@@ -30,20 +31,8 @@ from forcefit.memory import memory_budget_gb
 from forcefit.models.forces import _gradient, descriptor_blocks
 from forcefit.models.grade import ExtrapolationGrade
 from forcefit.models.repulsion import CoreRepulsion
+from forcefit.settings import ModelSettings
 
-# the model keys of symmetry functions only, and the keys of model.ace (descriptors/ace.py)
-SYMMETRY_FUNCTION_KEYS = (
-    "cutoff_type",
-    "cutoff_alpha",
-    "n_radial",
-    "n_angular",
-    "angular_kind",
-    "zetas",
-    "angular_grid",
-    "symmetry_functions",
-)
-# model.ace holds the descriptor's own settings; elements, cutoff and r_min come from model.*
-ACE_KEYS = tuple(f.name for f in fields(AceBasis))
 STATISTICS_CHUNK = 32  # structures per step of the scaling statistics (a batch-sized piece of a streamed set)
 
 
@@ -135,44 +124,20 @@ class Potential(torch.nn.Module):
             self.energy_offset.zero_()
         self.energy_offset.requires_grad_(self.global_offset)
 
-    # ModelConfig keys this kind reads besides kind, elements, cutoff and dtype: any other key
-    # set away from its default is a mistake (say, `hidden` for a pair potential) and refused.
-    config_keys: tuple[str, ...] = ()
+    # the `model` keys of a run config this kind reads (forcefit/config.py), None: not built from a config
+    Settings: type[ModelSettings] | None = None
 
     @classmethod
-    def from_model_config(cls, m, elements: list[str]) -> Potential:
-        """Build this kind from the `model` section of a run config (a ModelConfig)."""
-        cls.check_model_config(m)
-        return cls._from_model_config(m, elements)
-
-    @classmethod
-    def _from_model_config(cls, m, elements: list[str]) -> Potential:
+    def from_settings(cls, m: ModelSettings, elements: list[str]) -> Potential:
+        """This kind from the `model` section of a run config (its `Settings`)."""
         raise ValueError(f"model.kind {cls.kind!r} cannot be built from a config section")
 
     default_core_repulsion = False  # what model.core_repulsion: auto means for this kind
 
     @classmethod
-    def core_repulsion_from_config(cls, m) -> bool:
+    def core_repulsion_from_config(cls, m: ModelSettings) -> bool:
         """Does model.core_repulsion (auto | zbl | none) ask for the ZBL prior?"""
         return cls.default_core_repulsion if m.core_repulsion == "auto" else m.core_repulsion == "zbl"
-
-    @classmethod
-    def check_model_config(cls, m) -> None:
-        import dataclasses
-
-        common = {"kind", "elements", "cutoff", "dtype", "core_repulsion"}
-        unused = [
-            f.name
-            for f in dataclasses.fields(m)
-            if f.name not in common
-            and f.name not in cls.config_keys
-            and getattr(m, f.name) != (f.default if f.default is not dataclasses.MISSING else f.default_factory())
-        ]
-        if unused:
-            raise ValueError(
-                f"model: {', '.join(f'model.{k}' for k in unused)} not used by kind {cls.kind!r} "
-                f"(its keys: {', '.join(sorted(common | set(cls.config_keys)))})"
-            )
 
     def graph(self, structure, triplets: bool = True) -> Batch:
         """The structure's neighbour graph (pairs and triplets) within this model's cutoffs;
@@ -225,30 +190,75 @@ class Potential(torch.nn.Module):
         return cls(**config)
 
 
+class DescriptorSettings(ModelSettings):
+    """The `model` keys of the kinds built on a descriptor (bpnn, linear): which descriptor, its
+    settings, and how its features are scaled."""
+
+    descriptor: Literal["symmetry_functions", "ace"] = Field(
+        "symmetry_functions", description="symmetry_functions | ace (body-ordered invariants, descriptors/ace.py)"
+    )
+    r_min: float = Field(0.8, description="Å: the shortest distance the generated functions (and ACE's radial basis) resolve")
+    cutoff_type: str = Field(
+        "tanh", description="symmetry functions' cutoff function: hard, cos, tanhu, tanh, exp, poly1–poly4 (n2p2's; descriptors/cutoff.py)"
+    )
+    cutoff_alpha: float = Field(0.0, description="n2p2's inner cutoff fraction α: the cutoff function is 1 below α r_c")
+    n_radial: int = Field(
+        8, ge=0, description="generated radial symmetry functions per centre and neighbour element (Gaussians on [r_min, cutoff))"
+    )
+    n_angular: int = Field(4, ge=0, description="generated angular radial windows per neighbour-element pair, each with λ = ±1 and every ζ")
+    angular_kind: Literal["wide", "narrow"] = Field("wide", description="wide (G5, n2p2 type 9) | narrow (G4, type 3)")
+    zetas: list[float] = Field([1.0, 4.0], description="angular exponents ζ of the generated functions")
+    angular_grid: Literal["centred", "shifted"] = Field(
+        "centred", description="centred (r_s = 0, nested widths) | shifted (r_s on a grid, by neighbour shell)"
+    )
+    symmetry_functions: list[dict] | None = Field(None, description="an explicit list of symmetry functions instead of the generator")
+    ace: AceBasis | None = Field(None, description="descriptor: ace — its basis (the table `model.ace` below); default: every default")
+    scaling: str = Field(
+        "scalecenter", description="descriptor scaling: none | center | scale | scalecenter | scalesigma (descriptors/scaling.py)"
+    )
+
+    @model_validator(mode="after")
+    def _descriptor(self) -> DescriptorSettings:
+        if self.descriptor == "ace":
+            ignored = sorted(self.model_fields_set & SYMMETRY_FUNCTION_KEYS)
+            if ignored:
+                raise ValueError(
+                    f"{', '.join(f'model.{k}' for k in ignored)} not used by descriptor: ace (its settings go under model.ace)"
+                )
+        elif self.ace is not None:
+            raise ValueError("model.ace is read only with model.descriptor: ace")
+        if not self.symmetry_functions and not 0 <= self.r_min < self.cutoff:
+            raise ValueError(f"model.r_min: {self.r_min} Å; expected 0 ≤ r_min < model.cutoff ({self.cutoff} Å)")
+        return self
+
+
+# the keys of the symmetry functions alone
+SYMMETRY_FUNCTION_KEYS = {
+    "cutoff_type",
+    "cutoff_alpha",
+    "n_radial",
+    "n_angular",
+    "angular_kind",
+    "zetas",
+    "angular_grid",
+    "symmetry_functions",
+}
+
+
 class DescriptorPotential(Potential):
     """A model whose atom energies are a function of symmetry functions G_i, scaled
     with training-set statistics: the shared plumbing of the BPNN and the linear model."""
 
     uses_descriptors = True
     default_core_repulsion = True  # polynomials and networks are unconstrained where the data stop
-    config_keys = SYMMETRY_FUNCTION_KEYS + ("r_min", "scaling", "descriptor", "ace")
+    Settings = DescriptorSettings
 
     @staticmethod
-    def descriptor_from_model_config(m, elements: list[str]):
+    def descriptor_from_settings(m: DescriptorSettings, elements: list[str]):
         """The descriptor a config asks for: body-ordered invariants (`descriptor: ace`), or
         symmetry functions from an explicit list or the generator."""
         if m.descriptor == "ace":
-            defaults = type(m)(kind=m.kind)
-            ignored = [k for k in SYMMETRY_FUNCTION_KEYS if getattr(m, k) != getattr(defaults, k)]
-            if ignored:
-                raise ValueError(
-                    f"model: {', '.join(f'model.{k}' for k in ignored)} not used by descriptor: ace (its settings go under model.ace)"
-                )
-            options = dict(m.ace or {})
-            unknown = sorted(set(options) - set(ACE_KEYS))
-            if unknown:
-                raise ValueError(f"model.ace: unknown key(s) {unknown}; valid keys are {sorted(ACE_KEYS)}")
-            return AtomicClusterExpansion(elements, m.cutoff, AceBasis(**options), r_min=m.r_min)
+            return AtomicClusterExpansion(elements, m.cutoff, m.ace or AceBasis(), r_min=m.r_min)
         if m.symmetry_functions:
             functions = [SymmetryFunction(**f) for f in m.symmetry_functions]
         else:

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from pydantic import Field, field_validator
 from torch import Tensor
 
 from forcefit.descriptors.engine import ACTIVATION_CODES, Network
 from forcefit.descriptors.symmetry_functions import SymmetryFunctions
-from forcefit.models.base import DescriptorPotential
+from forcefit.models.base import DescriptorPotential, DescriptorSettings
 from forcefit.models.registry import register
 
 
@@ -77,15 +78,29 @@ class ElementNetwork(torch.nn.Sequential):
         super().__init__(*layers)
 
 
+class BPNNSettings(DescriptorSettings):
+    """The `model` keys of a Behler–Parrinello network: its descriptor's, and the network's."""
+
+    hidden: list[int] = Field([25, 25], description="widths of the hidden layers")
+    activation: str = Field("tanh", description="hidden-layer activation (tanh, softplus, silu, gelu, relu, logistic, …; models/bpnn.py)")
+
+    @field_validator("hidden")
+    @classmethod
+    def _widths(cls, value: list[int]) -> list[int]:
+        if not value or min(value) < 1:
+            raise ValueError(f"{value}; expected one width ≥ 1 per hidden layer")
+        return value
+
+
 @register
 class BPNN(DescriptorPotential):
     kind = "bpnn"
-    config_keys = DescriptorPotential.config_keys + ("hidden", "activation")
+    Settings = BPNNSettings
 
     @classmethod
-    def _from_model_config(cls, m, elements: list[str]) -> BPNN:
+    def from_settings(cls, m: BPNNSettings, elements: list[str]) -> BPNN:
         return cls(
-            cls.descriptor_from_model_config(m, elements),
+            cls.descriptor_from_settings(m, elements),
             hidden=m.hidden,
             activation=m.activation,
             scaling={"mode": m.scaling},

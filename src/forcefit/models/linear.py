@@ -26,7 +26,7 @@ from torch import Tensor
 from forcefit.data import collate
 from forcefit.descriptors.scaling import element_rows
 from forcefit.descriptors.symmetry_functions import SymmetryFunctions
-from forcefit.models.base import DescriptorPotential
+from forcefit.models.base import DescriptorPotential, DescriptorSettings
 from forcefit.models.forces import assemble, core_repulsion
 from forcefit.models.registry import register
 
@@ -46,10 +46,8 @@ class LinearModel(DescriptorPotential):
     closed_form = True
 
     @classmethod
-    def _from_model_config(cls, m, elements: list[str]) -> LinearModel:
-        return cls(
-            cls.descriptor_from_model_config(m, elements), scaling={"mode": m.scaling}, core_repulsion=cls.core_repulsion_from_config(m)
-        )
+    def from_settings(cls, m: DescriptorSettings, elements: list[str]) -> LinearModel:
+        return cls(cls.descriptor_from_settings(m, elements), scaling={"mode": m.scaling}, core_repulsion=cls.core_repulsion_from_config(m))
 
     def __init__(self, descriptor: dict | SymmetryFunctions, scaling: dict | None = None, core_repulsion: bool = False):
         super().__init__(descriptor, scaling, core_repulsion)

@@ -21,27 +21,51 @@ from __future__ import annotations
 
 import importlib
 import math
+from typing import Literal
 
 import torch
+from pydantic import Field
 from torch import Tensor
 
 from forcefit.data import collate
 from forcefit.models.base import Potential, composition_counts
 from forcefit.models.forces import predict
 from forcefit.models.registry import register
+from forcefit.settings import ModelSettings
 
 CUTOFF_MODES = ("shift", "switch")
+
+
+class PairSettings(ModelSettings):
+    """The `model` keys of the pair potentials (lj, morse)."""
+
+    parameters: dict | None = Field(
+        None,
+        description='starting parameters per element pair "A-B" (or per element "A" with mixing: lorentz-berthelot), '
+        'e.g. {"Ar-Ar": {"epsilon": 0.01, "sigma": 3.4}}',
+    )
+    cutoff_mode: Literal[CUTOFF_MODES] = Field("switch", description="shift | switch: how φ goes to zero at the cutoff")
+    switch_on: float | None = Field(None, description="Å, start of the switching region (default 0.9 cutoff)")
+    mixing: Literal["free", "lorentz-berthelot"] = Field(
+        "free", description="free (a parameter set per pair) | lorentz-berthelot (per element, mixed)"
+    )
+
+
+class CustomPairSettings(PairSettings):
+    """The `model` keys of a user's pair form (kind: pair)."""
+
+    function: str | None = Field(None, description='"module:function" computing φ(r, params) in PyTorch')
 
 
 class PairPotential(Potential):
     """Sums φ over the full neighbour list (each pair seen from both atoms, hence ½)."""
 
     parameter_names: tuple[str, ...] = ()
-    config_keys = ("parameters", "cutoff_mode", "switch_on", "mixing")
     example = "{'Ar-Ar': {'epsilon': 0.01, 'sigma': 3.4}}"
+    Settings = PairSettings
 
     @classmethod
-    def _from_model_config(cls, m, elements: list[str]) -> PairPotential:
+    def from_settings(cls, m: PairSettings, elements: list[str]) -> PairPotential:
         if not m.parameters:
             raise ValueError(f"model.parameters: a {cls.kind} potential needs starting parameters per element pair, e.g. {cls.example}")
         return cls(
@@ -56,7 +80,7 @@ class PairPotential(Potential):
         )
 
     @classmethod
-    def _form_options(cls, m) -> dict:
+    def _form_options(cls, m: PairSettings) -> dict:
         """What a form adds to the constructor from the config (a user form: its function)."""
         return {}
 
@@ -205,11 +229,11 @@ class CustomPair(PairPotential):
     params a dict of positive tensors named as in `parameters`."""
 
     kind = "pair"
-    config_keys = PairPotential.config_keys + ("function",)
+    Settings = CustomPairSettings
     example = "{'Ar-Ar': {'a': 0.1, 'b': 3.0}} with names your φ reads"
 
     @classmethod
-    def _form_options(cls, m) -> dict:
+    def _form_options(cls, m: CustomPairSettings) -> dict:
         if not m.function:
             raise ValueError("model.function: a 'pair' potential needs its φ(r, params) as 'module:function'")
         return {"function": m.function}
