@@ -17,7 +17,7 @@ from conftest import ROOT, water_cell, water_cluster
 from forcefit.calculator import Calculator
 from forcefit.config import load_config
 from forcefit.data import collate
-from forcefit.descriptors.ace import AceBasis, AtomicClusterExpansion
+from forcefit.descriptors import AceBasis, AtomicClusterExpansion
 from forcefit.models import BPNN, LinearModel, predict
 from forcefit.models.saving import describe_file, load_model
 from forcefit.run import train_from_config
@@ -143,8 +143,9 @@ def test_order_5_with_L_0_is_a_product_of_two_power_spectrum_terms():
     A = d._densities(
         *d._radial_and_angular(v, torch.zeros(len(v))), d._neighbour_slots(species, i, j, 0, species.shape[0]), species.shape[0]
     )[0]
-    at, checked = d.n_features - sum(len(k) for _, k, *_ in d.order5), 0
-    for (l1, l2, l3, l4, L), k1, k2, k3, k4, _, _ in d.order5:
+    at, checked = d.n_features - sum(len(g.k1) for g in d.plan.order5), 0
+    for g in d.plan.order5:
+        (l1, l2, l3, l4, L), k1, k2, k3, k4 = g.ls, g.k1, g.k2, g.k3, g.k4
         if L == 0:
             p12 = (A[:, k1, l1 * l1 : (l1 + 1) ** 2] * A[:, k2, l2 * l2 : (l2 + 1) ** 2]).sum(-1)
             p34 = (A[:, k3, l3 * l3 : (l3 + 1) ** 2] * A[:, k4, l4 * l4 : (l4 + 1) ** 2]).sum(-1)
@@ -162,8 +163,8 @@ def test_total_degree_keeps_exactly_the_box_invariants_of_low_degree():
 
     def invariants(d, order, limit):  # (l's, channels) of each invariant of one order, with Σ (n + l)
         rows = []
-        for ls, *ks in getattr(d, f"order{order}"):
-            ks = ks[: order - 1]
+        for g in getattr(d.plan, f"order{order}"):
+            ls, ks = g.ls, [getattr(g, f"k{n}") for n in range(1, order)]
             for columns in zip(*(k.tolist() for k in ks)):
                 degree = sum(k % d.n_radial for k in columns) + sum(ls[: order - 1])
                 if limit is None or degree <= limit:
@@ -174,7 +175,7 @@ def test_total_degree_keeps_exactly_the_box_invariants_of_low_degree():
         kept = invariants(limited, order, None)
         assert kept == invariants(box, order, limit) and 0 < len(kept) < len(invariants(box, order, None))
     degrees = limited.feature_degrees()
-    n_low = limited.n_features - sum(len(k) for _, k, *_ in limited.order4) - sum(len(k) for _, k, *_ in limited.order5)
+    n_low = limited.n_features - sum(len(g.k1) for g in limited.plan.order4) - sum(len(g.k1) for g in limited.plan.order5)
     assert int(degrees[n_low:].max()) <= 4
     with pytest.raises(ValueError, match="ace degree_4 -1"):
         ace(degree_4=-1)
@@ -243,7 +244,8 @@ def slow_reference(d, species, positions, centre):
         return total
 
     groups = []
-    for (l1, l2, l3), k1, k2, k3, _ in d.order4:
+    for g in d.plan.order4:
+        (l1, l2, l3), k1, k2, k3 = g.ls, g.k1, g.k2, g.k3
         values = []
         for a, b, c in zip(k1.tolist(), k2.tolist(), k3.tolist()):
             total = 0j
@@ -355,7 +357,7 @@ def test_contractions_move_with_the_module(options):
             for v in value.values() if isinstance(value, dict) else value:
                 yield from tensors(v)
 
-    held = [t for value in vars(meta).values() for t in tensors(value)]
+    held = [*meta.buffers(), *(t for module in meta.modules() for value in vars(module).values() for t in tensors(value))]
     assert len(held) > 10 and all(t.is_meta for t in held)
     meta_features = meta.invariants(densities.to("meta"))
     meta_gradients = meta.density_gradients(densities.to("meta"), weights.to("meta"))

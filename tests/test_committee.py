@@ -25,8 +25,7 @@ def descriptor_members(kind: str) -> list:
     """Three models of one kind on one descriptor: linear models on symmetry functions (their
     one-row weights against the engine's Jacobian), and both families on ACE (the committee's
     path without a Jacobian)."""
-    from forcefit.descriptors import SymmetryFunctions
-    from forcefit.descriptors.ace import AceBasis, AtomicClusterExpansion
+    from forcefit.descriptors import AceBasis, AtomicClusterExpansion, SymmetryFunctions
     from forcefit.models import BPNN, LinearModel
 
     if kind == "sf-linear":

@@ -11,7 +11,7 @@ import torch
 from conftest import small_skewed_cell, tiny_bpnn, tiny_functions, water_cell, water_cluster
 from forcefit.data import make_graph
 from forcefit.descriptors import CUTOFF_TYPES, SymmetryFunction, SymmetryFunctions
-from forcefit.descriptors.engine import _exp_block
+from forcefit.descriptors.engine.kernels import _exp_block
 from forcefit.models.bpnn import ACTIVATIONS, ElementNetwork
 from forcefit.models.forces import predict
 

@@ -140,3 +140,26 @@ def test_every_descriptor_family_and_model_kind_is_registered():
         again = descriptor_from_config(descriptor.get_config())
         assert type(again) is type(descriptor) and again.get_config() == descriptor.get_config()
     assert set(MODELS.values()) == {BPNN, LinearModel, LennardJones, Morse, CustomPair, Committee}
+
+
+def test_the_engines_compiled_code_is_one_file():
+    """numba's on-disk cache is keyed by the file of the function it compiles: an edit to a
+    callee or a constant in another file would leave a cached caller with the old code. So
+    every compiled function and constant of the engine is in kernels.py, which imports from
+    forcefit only records.py, and records.py holds types (no functions)."""
+    engine = PACKAGE / "descriptors" / "engine"
+    kernels = ast.parse((engine / "kernels.py").read_text())
+    imported = {
+        node.module for node in ast.walk(kernels) if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("forcefit")
+    }
+    assert imported == {"forcefit.descriptors.engine.records"}
+    records = ast.parse((engine / "records.py").read_text())
+    assert not [node.name for node in ast.walk(records) if isinstance(node, ast.FunctionDef)]
+    jitted = [
+        f"{path.name}: {node.name}"
+        for path in PACKAGE.rglob("*.py")
+        if path.name != "kernels.py"
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.FunctionDef) and any("njit" in ast.unparse(d) or "numba.jit" in ast.unparse(d) for d in node.decorator_list)
+    ]
+    assert not jitted, f"compiled functions outside the engine's kernels.py: {jitted}"

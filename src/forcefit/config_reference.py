@@ -13,7 +13,7 @@ import re
 from pydantic_core import PydanticUndefined
 
 from forcefit.config import SECTIONS
-from forcefit.descriptors.ace import AceBasis
+from forcefit.descriptors.ace_basis import AceBasis
 from forcefit.models.registry import MODELS
 from forcefit.settings import ModelSettings
 

@@ -23,7 +23,8 @@ from pydantic import Field, model_validator
 from torch import Tensor
 
 from forcefit.data import Batch, collate, make_graph
-from forcefit.descriptors.ace import AceBasis, AtomicClusterExpansion
+from forcefit.descriptors.ace import AtomicClusterExpansion
+from forcefit.descriptors.ace_basis import AceBasis
 from forcefit.descriptors.registry import descriptor_from_config
 from forcefit.descriptors.scaling import FeatureScaling
 from forcefit.descriptors.symmetry_functions import SymmetryFunction, SymmetryFunctions, generate_symmetry_functions
