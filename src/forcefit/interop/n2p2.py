@@ -19,6 +19,7 @@ and e_ref = (mean_energy + atom_energy(Z)) · energy_unit (eV); lengths in Å.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -184,89 +185,109 @@ def _parse_symmetry_function(args: list[str], path: Path, lineno: int, length_un
     raise ValueError(f"{path} line {lineno}: symmetry function type {sf_type} is not supported (types 2, 3 and 9 are)")
 
 
+@dataclass
+class _InputNN:
+    """An input.nn's keywords: those given once (with their line), the symmetry functions, the
+    atom energies and the per-element layer widths (n2p2 allows these several times)."""
+
+    path: Path
+    single: dict[str, tuple[int, list[str]]]
+    functions: list[tuple[int, list[str]]]
+    atom_energy: dict[str, float]
+    element_nodes: list[tuple[int, list[str]]]
+
+    def value(self, keyword: str, default: list[str] | None = None) -> list[str]:
+        if keyword not in self.single:
+            if default is None:
+                raise ValueError(f"{self.path}: required keyword {keyword!r} is missing")
+            return default
+        return self.single[keyword][1]
+
+
+def _read_input_nn(path: Path) -> _InputNN:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    settings = _InputNN(path, {}, [], {}, [])
+    for lineno, keyword, args in _read_settings(path):
+        if keyword == "symfunction_short":
+            settings.functions.append((lineno, args))
+        elif keyword == "atom_energy":
+            settings.atom_energy[args[0]] = float(args[1])
+        elif keyword == "element_nodes_short":
+            settings.element_nodes.append((lineno, args))
+        elif keyword in settings.single and keyword in PREDICTION_KEYWORDS:
+            raise ValueError(f"{path} line {lineno}: {keyword!r} given twice (first at line {settings.single[keyword][0]})")
+        else:
+            settings.single[keyword] = (lineno, args)
+    nnp_type = (settings.single.get("nnp_type") or settings.single.get("nn_type") or (0, ["1"]))[1]
+    if nnp_type[0] != "1":
+        raise ValueError(f"{path}: nnp_type {nnp_type[0]} is not supported (only short-range, type 1)")
+    return settings
+
+
+def _descriptor(nn: _InputNN, length_unit: float) -> SymmetryFunctions:
+    """The symmetry functions of input.nn, in n2p2's order per element."""
+    elements = sorted(nn.value("elements"), key=lambda e: atomic_numbers[e])
+    if int(nn.value("number_of_elements")[0]) != len(elements):
+        raise ValueError(f"{nn.path}: number_of_elements does not match the elements list {elements}")
+    cutoff_args = nn.value("cutoff_type")
+    if int(cutoff_args[0]) not in CUTOFF_NAMES:
+        raise ValueError(f"{nn.path}: unknown cutoff_type {cutoff_args[0]}")
+    cutoff_alpha = float(cutoff_args[1]) if len(cutoff_args) > 1 else 0.0
+    index = {e: n for n, e in enumerate(elements)}
+    parsed = [_parse_symmetry_function(args, nn.path, lineno, length_unit) for lineno, args in nn.functions]
+    parsed.sort(key=lambda f: (index[f.center], _sort_key(f, index)))
+    return SymmetryFunctions(elements, parsed, CUTOFF_NAMES[int(cutoff_args[0])], cutoff_alpha)
+
+
+def _scaling(nn: _InputNN) -> dict:
+    """The feature scaling input.nn asks for (scaling.data holds its statistics)."""
+    scale, center, sigma = (
+        keyword in nn.single for keyword in ("scale_symmetry_functions", "center_symmetry_functions", "scale_symmetry_functions_sigma")
+    )
+    mode = "scalesigma" if sigma else ("scalecenter" if scale and center else "scale" if scale else "center" if center else "none")
+    return {"mode": mode, "s_min": float(nn.value("scale_min_short", ["0.0"])[0]), "s_max": float(nn.value("scale_max_short", ["1.0"])[0])}
+
+
+def _layers(nn: _InputNN, elements: list[str]) -> tuple[dict, dict]:
+    """Hidden-layer widths and activations per element (global, with element_nodes_short overrides)."""
+    n_hidden = int(nn.value("global_hidden_layers_short")[0])
+    nodes = [int(n) for n in nn.value("global_nodes_short")]
+    letters = nn.value("global_activation_short")
+    if len(nodes) != n_hidden or len(letters) != n_hidden + 1:
+        raise ValueError(
+            f"{nn.path}: {n_hidden} hidden layers need {n_hidden} node counts and {n_hidden + 1} activations, got {nodes} and {letters}"
+        )
+    unknown = [a for a in letters if a not in ACTIVATION_LETTERS]
+    if unknown:
+        raise ValueError(f"{nn.path}: unknown activation letter(s) {unknown}; n2p2 letters are {sorted(ACTIVATION_LETTERS)}")
+    hidden = {e: list(nodes) for e in elements}
+    for lineno, args in nn.element_nodes:
+        element, layer, count = args[0], int(args[1]), int(args[2])
+        if element not in hidden or not 1 <= layer <= n_hidden:
+            raise ValueError(f"{nn.path} line {lineno}: element_nodes_short {' '.join(args)}: unknown element or layer")
+        hidden[element][layer - 1] = count
+    return hidden, {e: [ACTIVATION_LETTERS[a] for a in letters] for e in elements}
+
+
 def load_potential(directory, *, length_unit: float, energy_unit: float) -> BPNN:
     """Build a BPNN from an n2p2 directory. Units: Å and eV per file unit
     (e.g. ase.units.Bohr and ase.units.Hartree)."""
     directory = Path(directory)
-    path = directory / "input.nn"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    settings = _read_settings(path)
-    single: dict[str, tuple[int, list[str]]] = {}
-    functions, atom_energy, element_nodes = [], {}, []
-    for lineno, keyword, args in settings:
-        if keyword == "symfunction_short":
-            functions.append((lineno, args))
-        elif keyword == "atom_energy":
-            atom_energy[args[0]] = float(args[1])
-        elif keyword == "element_nodes_short":
-            element_nodes.append((lineno, args))
-        elif keyword in single and keyword in PREDICTION_KEYWORDS:
-            raise ValueError(f"{path} line {lineno}: {keyword!r} given twice (first at line {single[keyword][0]})")
-        else:
-            single[keyword] = (lineno, args)
-
-    def value(keyword, default=None):
-        if keyword not in single:
-            if default is None:
-                raise ValueError(f"{path}: required keyword {keyword!r} is missing")
-            return default
-        return single[keyword][1]
-
-    nnp_type = (single.get("nnp_type") or single.get("nn_type") or (0, ["1"]))[1]
-    if nnp_type[0] != "1":
-        raise ValueError(f"{path}: nnp_type {nnp_type[0]} is not supported (only short-range, type 1)")
-    elements = sorted(value("elements"), key=lambda e: atomic_numbers[e])
-    if int(value("number_of_elements")[0]) != len(elements):
-        raise ValueError(f"{path}: number_of_elements does not match the elements list {elements}")
-    cutoff_args = value("cutoff_type")
-    if int(cutoff_args[0]) not in CUTOFF_NAMES:
-        raise ValueError(f"{path}: unknown cutoff_type {cutoff_args[0]}")
-    cutoff_type = CUTOFF_NAMES[int(cutoff_args[0])]
-    cutoff_alpha = float(cutoff_args[1]) if len(cutoff_args) > 1 else 0.0
-
-    index = {e: n for n, e in enumerate(elements)}
-    parsed = [_parse_symmetry_function(args, path, lineno, length_unit) for lineno, args in functions]
-    parsed.sort(key=lambda f: (index[f.center], _sort_key(f, index)))
-    descriptor = SymmetryFunctions(elements, parsed, cutoff_type, cutoff_alpha)
-
-    scale, center, sigma = (
-        "scale_symmetry_functions" in single,
-        "center_symmetry_functions" in single,
-        "scale_symmetry_functions_sigma" in single,
-    )
-    mode = "scalesigma" if sigma else ("scalecenter" if scale and center else "scale" if scale else "center" if center else "none")
-    s_min = float(value("scale_min_short", ["0.0"])[0])
-    s_max = float(value("scale_max_short", ["1.0"])[0])
-
-    n_hidden = int(value("global_hidden_layers_short")[0])
-    nodes = [int(n) for n in value("global_nodes_short")]
-    letters = value("global_activation_short")
-    if len(nodes) != n_hidden or len(letters) != n_hidden + 1:
-        raise ValueError(
-            f"{path}: {n_hidden} hidden layers need {n_hidden} node counts and {n_hidden + 1} activations, got {nodes} and {letters}"
-        )
-    unknown = [a for a in letters if a not in ACTIVATION_LETTERS]
-    if unknown:
-        raise ValueError(f"{path}: unknown activation letter(s) {unknown}; n2p2 letters are {sorted(ACTIVATION_LETTERS)}")
-    hidden = {e: list(nodes) for e in elements}
-    for lineno, args in element_nodes:
-        element, layer, count = args[0], int(args[1]), int(args[2])
-        if element not in hidden or not 1 <= layer <= n_hidden:
-            raise ValueError(f"{path} line {lineno}: element_nodes_short {' '.join(args)}: unknown element or layer")
-        hidden[element][layer - 1] = count
-    activation = {e: [ACTIVATION_LETTERS[a] for a in letters] for e in elements}
-
-    model = BPNN(descriptor, hidden=hidden, activation=activation, scaling={"mode": mode, "s_min": s_min, "s_max": s_max})
+    nn = _read_input_nn(directory / "input.nn")
+    descriptor = _descriptor(nn, length_unit)
+    elements = descriptor.elements
+    hidden, activation = _layers(nn, elements)
+    model = BPNN(descriptor, hidden=hidden, activation=activation, scaling=_scaling(nn))
     _load_scaling(model, directory / "scaling.data")
     for e, network in zip(elements, model.networks):
         _load_weights(network, directory / f"weights.{atomic_numbers[e]:03d}.data")
-    mean_energy = float(value("mean_energy", ["0.0"])[0])
-    conv_energy = float(value("conv_energy", ["1.0"])[0])
+    mean_energy = float(nn.value("mean_energy", ["0.0"])[0])
+    conv_energy = float(nn.value("conv_energy", ["1.0"])[0])
     with torch.no_grad():
         model.energy_scale.fill_(energy_unit / conv_energy)
         model.atom_reference.copy_(
-            torch.tensor([(mean_energy + atom_energy.get(e, 0.0)) * energy_unit for e in elements], dtype=torch.float64)
+            torch.tensor([(mean_energy + nn.atom_energy.get(e, 0.0)) * energy_unit for e in elements], dtype=torch.float64)
         )
     return model
 
@@ -386,17 +407,13 @@ def hdnnp_lines(model: BPNN, directory, length_unit: float, energy_unit: float) 
     )
 
 
-def save_potential(model: BPNN, directory, *, length_unit: float = 1.0, energy_unit: float = 1.0) -> None:
-    """Write input.nn, scaling.data and weights.NNN.data (file units: `length_unit`
-    Å and `energy_unit` eV), and hdnnp.lammps, the lines that run them in LAMMPS. n2p2 then
-    computes forcefit's energy Σ_i E_i (the per-element e_ref as `atom_energy`) and forces. The
-    loss offset b, the reference data's zero, is not part of the potential and is not written."""
+def _check_expressible(model) -> None:
+    """Refuse, naming every reason, a model n2p2's files cannot hold."""
     if not isinstance(model, BPNN):
         where = "pair potentials go to LAMMPS with export-lammps" if model.kind in ("lj", "morse", "pair") else "n2p2 has no such model"
         raise ValueError(
             f"n2p2 files hold Behler–Parrinello networks on symmetry functions (kind bpnn), not a {model.kind} model ({where})"
         )
-    directory = Path(directory)
     descriptor, elements = model.descriptor, model.elements
     problems = [] if isinstance(descriptor, SymmetryFunctions) else [f"descriptor {descriptor.kind!r} (n2p2 has symmetry functions only)"]
     problems += [f"activation {a!r} ({e})" for e in elements for a in model.activations[e] if a not in LETTER_OF]
@@ -408,17 +425,21 @@ def save_potential(model: BPNN, directory, *, length_unit: float = 1.0, energy_u
         raise ValueError(f"this model cannot be expressed in n2p2: {', '.join(problems)}")
     if [atomic_numbers[e] for e in elements] != sorted(atomic_numbers[e] for e in elements):
         raise ValueError(f"elements {elements} must be in order of atomic number for n2p2 export")
-    directory.mkdir(parents=True, exist_ok=True)  # only once the model is known to fit n2p2's files
+
+
+SCALING_KEYWORDS = {
+    "none": [],
+    "center": ["center_symmetry_functions"],
+    "scale": ["scale_symmetry_functions"],
+    "scalecenter": ["scale_symmetry_functions", "center_symmetry_functions"],
+    "scalesigma": ["scale_symmetry_functions_sigma"],
+}
+
+
+def _input_nn(model: BPNN, length_unit: float, energy_unit: float) -> tuple[list[str], dict[str, list[int]]]:
+    """input.nn's lines, and per element the order of its functions in n2p2's sorting."""
+    descriptor, elements, scaling = model.descriptor, model.elements, model.scaling
     index = {e: n for n, e in enumerate(elements)}
-    scaling = model.scaling
-    mode_keywords = {
-        "none": [],
-        "center": ["center_symmetry_functions"],
-        "scale": ["scale_symmetry_functions"],
-        "scalecenter": ["scale_symmetry_functions", "center_symmetry_functions"],
-        "scalesigma": ["scale_symmetry_functions_sigma"],
-    }[scaling.mode]
-    energy_scale = float(model.energy_scale)
     lines = [
         "# n2p2 potential written by forcefit",
         f"# file units: 1 length unit = {length_unit!r} Å, 1 energy unit = {energy_unit!r} eV",
@@ -426,11 +447,11 @@ def save_potential(model: BPNN, directory, *, length_unit: float = 1.0, energy_u
         f"number_of_elements {len(elements)}",
         "elements " + " ".join(elements),
         f"cutoff_type {CUTOFF_TYPES[descriptor.cutoff_type]} {descriptor.cutoff_alpha!r}",
-        *mode_keywords,
+        *SCALING_KEYWORDS[scaling.mode],
         f"scale_min_short {scaling.s_min!r}",
         f"scale_max_short {scaling.s_max!r}",
         f"mean_energy {0.0!r}",
-        f"conv_energy {energy_unit / energy_scale!r}",
+        f"conv_energy {energy_unit / float(model.energy_scale)!r}",
         f"conv_length {1.0!r}",
         f"global_hidden_layers_short {len(model.hidden[elements[0]])}",
         "global_nodes_short " + " ".join(str(n) for n in model.hidden[elements[0]]),
@@ -444,10 +465,8 @@ def save_potential(model: BPNN, directory, *, length_unit: float = 1.0, energy_u
     orders = {}
     for e in elements:
         mine = [f for f in descriptor.functions if f.center == e]
-        order = sorted(range(len(mine)), key=lambda k: _sort_key(mine[k], index))
-        orders[e] = order
-        for k in order:
-            f = mine[k]
+        orders[e] = sorted(range(len(mine)), key=lambda k: _sort_key(mine[k], index))
+        for f in (mine[k] for k in orders[e]):
             t = TYPE_OF_KIND[f.kind]
             eta, rc, rs = f.eta * length_unit**2, f.rc / length_unit, f.rs / length_unit
             if f.kind == "radial":
@@ -455,27 +474,43 @@ def save_potential(model: BPNN, directory, *, length_unit: float = 1.0, energy_u
             else:
                 a, b = sorted(f.neighbors, key=lambda x: index[x])
                 lines.append(f"symfunction_short {e} {t} {a} {b} {eta!r} {f.lam!r} {f.zeta!r} {rc!r} {rs!r}")
-    (directory / "input.nn").write_text("\n".join(lines) + "\n")
+    return lines, orders
 
-    rows = ["# element function min max mean sigma (written by forcefit)"]
-    for e in elements:
-        for position, k in enumerate(orders[e], start=1):
-            rows.append(f"{index[e] + 1} {position} " + " ".join(f"{v:.17E}" for v in _n2p2_statistics(scaling, index[e], k)))
-    (directory / "scaling.data").write_text("\n".join(rows) + "\n")
 
-    for e, network in zip(elements, model.networks):
-        linears = [m for m in network if isinstance(m, torch.nn.Linear)]
-        out, counter = ["# value type index layer_start neuron_start layer_end neuron_end"], 0
-        for layer, linear in enumerate(linears):
-            weight = linear.weight.detach().double()
-            if layer == 0:
-                weight = weight[:, orders[e]]
-            for n_s in range(weight.shape[1]):
-                for n_e in range(weight.shape[0]):
-                    counter += 1
-                    out.append(f"{float(weight[n_e, n_s]):.17E} a {counter} {layer} {n_s + 1} {layer + 1} {n_e + 1}")
-            for n_e, bias in enumerate(linear.bias.detach().double()):
+def _weights(network, order: list[int]) -> list[str]:
+    """One element's weights.NNN.data lines (its first layer's inputs in n2p2's function order)."""
+    linears = [m for m in network if isinstance(m, torch.nn.Linear)]
+    out, counter = ["# value type index layer_start neuron_start layer_end neuron_end"], 0
+    for layer, linear in enumerate(linears):
+        weight = linear.weight.detach().double()
+        if layer == 0:
+            weight = weight[:, order]
+        for n_s in range(weight.shape[1]):
+            for n_e in range(weight.shape[0]):
                 counter += 1
-                out.append(f"{float(bias):.17E} b {counter} {layer + 1} {n_e + 1}")
-        (directory / f"weights.{atomic_numbers[e]:03d}.data").write_text("\n".join(out) + "\n")
+                out.append(f"{float(weight[n_e, n_s]):.17E} a {counter} {layer} {n_s + 1} {layer + 1} {n_e + 1}")
+        for n_e, bias in enumerate(linear.bias.detach().double()):
+            counter += 1
+            out.append(f"{float(bias):.17E} b {counter} {layer + 1} {n_e + 1}")
+    return out
+
+
+def save_potential(model: BPNN, directory, *, length_unit: float = 1.0, energy_unit: float = 1.0) -> None:
+    """Write input.nn, scaling.data and weights.NNN.data (file units: `length_unit`
+    Å and `energy_unit` eV), and hdnnp.lammps, the lines that run them in LAMMPS. n2p2 then
+    computes forcefit's energy Σ_i E_i (the per-element e_ref as `atom_energy`) and forces. The
+    loss offset b, the reference data's zero, is not part of the potential and is not written."""
+    _check_expressible(model)
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)  # only once the model is known to fit n2p2's files
+    lines, orders = _input_nn(model, length_unit, energy_unit)
+    (directory / "input.nn").write_text("\n".join(lines) + "\n")
+    index = {e: n for n, e in enumerate(model.elements)}
+    rows = ["# element function min max mean sigma (written by forcefit)"]
+    for e in model.elements:
+        for position, k in enumerate(orders[e], start=1):
+            rows.append(f"{index[e] + 1} {position} " + " ".join(f"{v:.17E}" for v in _n2p2_statistics(model.scaling, index[e], k)))
+    (directory / "scaling.data").write_text("\n".join(rows) + "\n")
+    for e, network in zip(model.elements, model.networks):
+        (directory / f"weights.{atomic_numbers[e]:03d}.data").write_text("\n".join(_weights(network, orders[e])) + "\n")
     (directory / "hdnnp.lammps").write_text(hdnnp_lines(model, directory, length_unit, energy_unit))

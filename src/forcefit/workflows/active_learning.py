@@ -98,9 +98,64 @@ def label(frames, reference) -> list:
     return labelled
 
 
+def _train(config, dataset: Path, name: str, console: Console):
+    """One round's training on the loop's dataset, in its own run directory (resumed if there)."""
+    lc, out = config.learn, Path(config.output)
+    round_config = copy.deepcopy(config)
+    round_config.data.train = str(dataset)
+    round_config.data.test = lc.test
+    round_config.output = str(out / name)
+    if lc.selection == "committee":
+        round_config.training.committee = max(config.training.committee, 2)
+    return train_from_config(round_config, resume=(out / name / "config.yaml").exists(), console=console)
+
+
+def _explore(config, model, round_: int, start_frame):
+    """MD with the round's model from `start_frame`; the frames, each frame's disagreement
+    (committee σ_F or the grade γ) and the chosen frames."""
+    lc = config.learn
+    result = run_md(
+        start_frame,
+        Calculator(model),
+        MDSettings(lc.md_steps, lc.timestep, lc.temperature, "nvt", seed=lc.seed + round_),
+        MDRecording(trajectory=str(Path(config.output) / f"round_{round_}" / "md.traj"), keep_frames=True),
+        MDLimits(max_gamma=None),  # extrapolating frames are what the loop looks for
+    )
+    if lc.selection == "committee":
+        return result.frames, result.force_std, select_frames(result.force_std, lc.select, lc.min_spacing)
+    if result.gamma is None:
+        raise ValueError(f"learn.selection: gamma needs a model with an extrapolation grade, not a {model.kind} model")
+    return result.frames, result.gamma, select_by_grade(model, result.frames, result.gamma, lc.select, lc.min_spacing)
+
+
+def _final(config, dataset: Path, records: list[dict], console: Console) -> list[dict]:
+    """The final model on every labelled structure, trained again when the loop has grown since."""
+    out, labelled_rounds = Path(config.output), completed_rounds(dataset)
+    if any(r["round"] == "final" and r.get("labelled_rounds") == labelled_rounds for r in records):
+        return records
+    if any(r["round"] == "final" for r in records):  # a longer loop than last time: the old final model is stale
+        records = [r for r in records if r["round"] != "final"]
+        shutil.rmtree(out / "final")
+    size = len(read(dataset, index=":"))
+    console.rule(f"final committee on all {size} labelled structures")
+    _, stats = _train(config, dataset, "final", console)
+    test = stats.get("test", {})
+    final = {"round": "final", "labelled_rounds": labelled_rounds, "dataset_size": size}
+    records.append(
+        final
+        | {
+            "test_energy_mae": test.get("energy_mae"),
+            "test_forces_mae": test.get("forces_mae"),
+            "max_force_std_md": None,
+            "selected_force_std": [],
+        }
+    )
+    (out / "learn_report.json").write_text(json.dumps(records, indent=2))
+    return records
+
+
 def learn(config, console: Console | None = None) -> list[dict]:
     """Run (or resume) the loop described by `config.learn`; returns per-round records."""
-
     console = console or Console()
     lc = config.learn
     out = Path(config.output)
@@ -117,73 +172,30 @@ def learn(config, console: Console | None = None) -> list[dict]:
     start = completed_rounds(dataset)
     if start:
         console.print(f"resuming: {dataset} already holds rounds 1–{start}; nothing is relabelled")
-
-    def train(name: str):
-        round_config = copy.deepcopy(config)
-        round_config.data.train = str(dataset)
-        round_config.data.test = lc.test
-        round_config.output = str(out / name)
-        if lc.selection == "committee":
-            round_config.training.committee = max(config.training.committee, 2)
-        return train_from_config(round_config, resume=(out / name / "config.yaml").exists(), console=console)
-
+    committee = lc.selection == "committee"
     for round_ in range(start + 1, lc.rounds + 1):
-        what = "a committee" if lc.selection == "committee" else "a model"
-        console.rule(f"round {round_}: training {what} on {len(read(dataset, index=':'))} structures")
-        model, stats = train(f"round_{round_}")
+        console.rule(f"round {round_}: training {'a committee' if committee else 'a model'} on {len(read(dataset, index=':'))} structures")
+        model, stats = _train(config, dataset, f"round_{round_}", console)
         pool = read(dataset, index=":")
-        start_frame = pool[int(rng.integers(len(pool)))]
-        result = run_md(
-            start_frame,
-            Calculator(model),
-            MDSettings(lc.md_steps, lc.timestep, lc.temperature, "nvt", seed=lc.seed + round_),
-            MDRecording(trajectory=str(out / f"round_{round_}" / "md.traj"), keep_frames=True),
-            MDLimits(max_gamma=None),  # extrapolating frames are what the loop looks for
-        )
-        frames = result.frames
-        if lc.selection == "committee":
-            disagreement = result.force_std
-            chosen = select_frames(disagreement, lc.select, lc.min_spacing)
-        else:
-            if result.gamma is None:
-                raise ValueError(f"learn.selection: gamma needs a model with an extrapolation grade, not a {model.kind} model")
-            disagreement = result.gamma
-            chosen = select_by_grade(model, frames, disagreement, lc.select, lc.min_spacing)
+        frames, disagreement, chosen = _explore(config, model, round_, pool[int(rng.integers(len(pool)))])
         new = label([frames[i] for i in chosen], reference)
         for atoms in new:
             atoms.info["al_round"] = round_
         write(dataset, new, format="extxyz", append=True)
-        record = {
-            "round": round_,
-            "dataset_size": len(pool) + len(new),
-            "test_energy_mae": stats.get("test", {}).get("energy_mae"),
-            "test_forces_mae": stats.get("test", {}).get("forces_mae"),
-            "selection": lc.selection,
-            "max_force_std_md" if lc.selection == "committee" else "max_gamma_md": float(disagreement.max()),
-            "selected_force_std" if lc.selection == "committee" else "selected_gamma": [float(disagreement[i]) for i in chosen],
-        }
-        records.append(record)
-        report_path.write_text(json.dumps(records, indent=2))
-    labelled_rounds = completed_rounds(dataset)
-    if not any(r["round"] == "final" and r.get("labelled_rounds") == labelled_rounds for r in records):
-        if any(r["round"] == "final" for r in records):  # a longer loop than last time: the old final model is stale
-            records = [r for r in records if r["round"] != "final"]
-            shutil.rmtree(out / "final")
-        size = len(read(dataset, index=":"))
-        console.rule(f"final committee on all {size} labelled structures")
-        _, stats = train("final")
+        test = stats.get("test", {})
         records.append(
             {
-                "round": "final",
-                "labelled_rounds": labelled_rounds,
-                "dataset_size": size,
-                "test_energy_mae": stats.get("test", {}).get("energy_mae"),
-                "test_forces_mae": stats.get("test", {}).get("forces_mae"),
-                "max_force_std_md": None,
-                "selected_force_std": [],
+                "round": round_,
+                "dataset_size": len(pool) + len(new),
+                "test_energy_mae": test.get("energy_mae"),
+                "test_forces_mae": test.get("forces_mae"),
+                "selection": lc.selection,
+                "max_force_std_md" if committee else "max_gamma_md": float(disagreement.max()),
+                "selected_force_std" if committee else "selected_gamma": [float(disagreement[i]) for i in chosen],
             }
         )
         report_path.write_text(json.dumps(records, indent=2))
+    records = _final(config, dataset, records, console)
     _print(records, console)
     console.print(f"the loop's model: {out / 'final' / 'model.ffm'}; its dataset: {dataset}")
     return records
