@@ -24,7 +24,6 @@ import json, resource, sys, tempfile, time
 from pathlib import Path
 import torch
 torch.set_num_threads(1)
-sys.path.insert(0, sys.argv[1])
 import mlearn
 from forcefit.run import build_model, read_split
 try:
@@ -35,7 +34,7 @@ except ImportError:  # an older tree (--baseline)
     from forcefit.run import prepare
 import forcefit
 assert Path(forcefit.__file__).is_relative_to(Path(sys.argv[3]).resolve()), forcefit.__file__
-config = mlearn.config_for(sys.argv[2], None, Path(tempfile.mkdtemp()))
+config = mlearn.config_for("bpnn", sys.argv[2], None, Path(tempfile.mkdtemp()))  # the symmetry-function settings
 train, _, _ = read_split(config)
 model = build_model(config, train)
 prepare(model, train[:2])  # warm-up: the compiled engine is loaded once per process
@@ -47,7 +46,7 @@ print(json.dumps({"structures": len(train), "pairs": sum(int(g.pair_i.shape[0]) 
 
 
 def measure(tree: Path, element: str) -> dict:
-    env = dict(os.environ, PYTHONPATH=str(tree / "src"))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tree / "src"), str(HERE)]))  # the tree measured, and mlearn.py here
     done = subprocess.run(
         [sys.executable, "-c", ONE_RUN, str(HERE), element, str(tree / "src")], capture_output=True, text=True, env=env, check=True
     )

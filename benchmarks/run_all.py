@@ -26,6 +26,6 @@ SCRIPTS = (
     ("grade_calibration.py", []),
     ("lammps_scaling.py", ["--million"]),
 )
-for script, arguments in SCRIPTS:
+for script, arguments in (*SCRIPTS, ("summary.py", [])):  # the summary table last, from the results
     print(f"== {script}", flush=True)
     subprocess.run([sys.executable, str(HERE / script), *arguments], check=True)

@@ -20,8 +20,8 @@ LAYERS = [  # each stage may import its own and earlier stages only
     {"neighbors", "data"},  # neighbour graphs, flat batches
     {"descriptors"},
     {"models"},
-    {"config", "config_reference"},  # the run config: its model section checked by each kind's own settings
     {"training"},
+    {"config", "config_reference"},  # the run config: the model section by each kind's own settings, training's own
     {"reports", "run", "calculator", "interop"},  # evaluation and figures, a training run, ASE, other codes' files
     {"workflows", "testing", "api"},  # MD, properties, active learning; the model contract; the Python API
     {"cli", "__main__"},

@@ -58,7 +58,7 @@ def reference() -> str:
         "# Config reference",
         "",
         "Every key of a forcefit config file (YAML), by section, with its type, default and meaning.",
-        "Generated from the settings classes (forcefit/config.py, each model kind's `Settings`) by",
+        "Generated from the settings classes (forcefit/config.py, training/settings.py, each model kind's `Settings`) by",
         "`python -m forcefit.config_reference > docs/config.md`; the test suite fails when a key has",
         "no description or when this file is out of date. The top level also takes `output` (the run",
         "directory). `model.kind` decides which of the model tables apply: the first, and the kind's own.",

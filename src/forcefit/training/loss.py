@@ -19,10 +19,10 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor
 
-from forcefit.config import TrainingConfig
 from forcefit.data import Batch
 from forcefit.models.forces import Prediction
 from forcefit.structures import Structure
+from forcefit.training.settings import TrainingConfig
 
 
 @dataclass

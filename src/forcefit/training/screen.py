@@ -27,8 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from forcefit.config import OUTLIER_POLICIES
-
+OUTLIER_POLICIES = ("error", "exclude", "keep")  # what training does with suspicious labels (data.outliers)
 MIN_STRUCTURES = 10
 MAX_MEDIAN_FORCE = 5.0  # eV/Å: a median |force component| above this is not eV/Å data
 MIN_MEDIAN_FORCE = 0.01  # eV/Å: below this, say so (Hartree/Bohr read as eV/Å, or relaxed structures only)

@@ -29,7 +29,6 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from forcefit.config import TrainingConfig
 from forcefit.data import Batch, collate
 from forcefit.files import atomic_save
 from forcefit.models.base import Potential
@@ -37,6 +36,7 @@ from forcefit.models.forces import predict
 from forcefit.training.distributed import Group
 from forcefit.training.loss import force_matching_loss, loss_weights
 from forcefit.training.metrics import ErrorSums
+from forcefit.training.settings import TrainingConfig
 
 
 class Trainer:
