@@ -34,6 +34,7 @@ from forcefit.training.cross_validation import CrossValidation, fold_labels, gri
 from forcefit.training.distributed import Group
 from forcefit.training.loss import LossWeights
 from forcefit.training.metrics import collect, error_statistics
+from forcefit.training.settings import CrossValidationSettings
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE.parent / "runs" / "ace_linear"  # a study's output; what was kept goes into docs/accuracy-log.md
@@ -106,7 +107,9 @@ def main() -> None:
     groups = [s.group_label for s in train]
     folds = np.stack([fold_labels(groups, args.folds, seed=r) for r in range(args.repeats)])
     group_weights = [{} if g == "none" else {k: float(v) for k, v in (e.split("=") for e in g.split(","))} for g in args.group_weights]
-    space = dict(energy_weights=args.energy_weights, ridges=args.ridges, smoothness=args.smoothness, group_weights=group_weights)
+    space = CrossValidationSettings(
+        energy_weights=args.energy_weights, ridges=args.ridges, smoothness=args.smoothness, group_weights=group_weights
+    )
     settings = grid_settings(space)
     began = time.perf_counter()
     weights = LossWeights(stress=args.stress_weight)

@@ -52,6 +52,8 @@ def test_numbers_from_yaml_are_checked_and_converted():
         config_from_dict({"data": {"train": "x"}, "model": {"hidden": [64, "wide"]}})
     with pytest.raises(ValueError, match=r"training.energy_per_atom: expected true or false"):
         config_from_dict({"data": {"train": "x"}, "training": {"energy_per_atom": "yes please"}})
+    with pytest.raises(ValueError, match=r"training: epochs: expected int, got True"):  # not read as 1
+        config_from_dict({"data": {"train": "x"}, "training": {"epochs": True}})
 
 
 def test_train_evaluate_resume_and_md(tmp_path, capsys):

@@ -16,12 +16,14 @@ from forcefit.config import SECTIONS
 from forcefit.descriptors.ace_basis import AceBasis
 from forcefit.models.registry import MODELS
 from forcefit.settings import ModelSettings
+from forcefit.training.settings import CrossValidationSettings
 
 
 def tables() -> dict[str, tuple[type, list[str]]]:
     """{heading: (settings class, the keys it adds to its parent)}, in the reference's order:
     data; model: the keys every kind reads, then each class of kind keys after its parent
-    (the descriptor kinds' shared keys, then the network's), model.ace; training; learn."""
+    (the descriptor kinds' shared keys, then the network's), model.ace; training; learn;
+    training.cross_validation."""
     users: dict[type, list[str]] = {}  # each model settings class: the kinds that read its keys
     for name, cls in MODELS.items():
         for settings in reversed(cls.Settings.__mro__ if cls.Settings else ()):
@@ -33,6 +35,7 @@ def tables() -> dict[str, tuple[type, list[str]]]:
         out[f"model, kind: {' | '.join(names)}"] = (settings, [key for key in settings.model_fields if key not in inherited])
     out["model.ace"] = (AceBasis, list(AceBasis.model_fields))
     out |= {name: (cls, list(cls.model_fields)) for name, cls in SECTIONS.items() if name != "data"}
+    out["training.cross_validation"] = (CrossValidationSettings, list(CrossValidationSettings.model_fields))
     return out
 
 
@@ -42,9 +45,24 @@ def undocumented() -> list[str]:
 
 
 def _type(annotation) -> str:
-    """The annotation as a reader writes it: `float | None`, `AceBasis | None`."""
+    """The annotation as a reader writes it: `float | None`, `AceBasis | None`, `list[float]`
+    (constraints such as > 0 are in the meaning, not the type)."""
     text = str(annotation).replace("typing.", "").replace("NoneType", "None")
-    return re.sub(r"<class '(?:[\w.]+\.)?(\w+)'>|(?:forcefit\.[\w.]+\.)(\w+)", lambda m: m.group(1) or m.group(2), text)
+    text = re.sub(r"<class '(?:[\w.]+\.)?(\w+)'>|(?:forcefit\.[\w.]+\.)(\w+)", lambda m: m.group(1) or m.group(2), text)
+    while "Annotated[" in text:  # Annotated[X, FieldInfo(...)] → X
+        start = text.index("Annotated[")
+        depth, end, comma = 0, start + len("Annotated["), None
+        for end in range(start + len("Annotated["), len(text)):
+            if text[end] in "[(":
+                depth += 1
+            elif text[end] in "])":
+                depth -= 1
+            elif depth == 0 and text[end] == "," and comma is None:
+                comma = end
+            if depth < 0:
+                break
+        text = text[:start] + text[start + len("Annotated[") : comma] + text[end + 1 :]
+    return text
 
 
 def _default(field) -> str:

@@ -39,7 +39,7 @@ class Settings(BaseModel):
         try:
             super().__init__(**values)
         except ValidationError as err:
-            raise ValueError(describe(err, self.section or type(self).__name__)) from None
+            raise SettingsError(describe(err, self.section or type(self).__name__)) from None
 
     @model_validator(mode="before")
     @classmethod
@@ -53,6 +53,10 @@ class Settings(BaseModel):
         unknown = sorted(set(values) - set(cls.model_fields))
         if unknown:
             raise ValueError(f"unknown key(s) {unknown}; valid keys are {sorted(cls.model_fields)}")
+        for key, value in values.items():  # pydantic would read true as 1
+            if isinstance(value, bool) and cls.model_fields[key].annotation is not bool:
+                expected = str(cls.model_fields[key].annotation).replace("<class '", "").replace("'>", "")
+                raise ValueError(f"{key}: expected {expected}, got {value!r}")
         return values
 
     @classmethod
@@ -64,10 +68,17 @@ class Settings(BaseModel):
             raise ValueError(describe(err, where)) from None
 
 
+class SettingsError(ValueError):
+    """Settings that fail their checks; the message names each key in full (`training.epochs`)."""
+
+
 def describe(err: ValidationError, where: str) -> str:
     """pydantic's errors as `where.key[n]: what was expected, got value`, one per line."""
     lines = []
     for error in err.errors():
+        if isinstance(error.get("ctx", {}).get("error"), SettingsError):  # nested settings (built by their __init__): located already
+            lines.append(str(error["ctx"]["error"]))
+            continue
         # a union's member names (float, str, list[...]) are pydantic's, not keys
         loc = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"] if not _is_type_name(part))
         if error["type"] == "missing":

@@ -32,6 +32,7 @@ import torch
 
 from forcefit.models.linear import TERMS, weighted_gram
 from forcefit.training.loss import LossWeights
+from forcefit.training.settings import CrossValidationSettings
 
 
 def fold_labels(groups: list[str], n_folds: int, seed: int = 0) -> np.ndarray:
@@ -193,33 +194,33 @@ def score(results: list[dict], targets: list[float] | None = None) -> list[float
     return [r["energy_mae"] / best_e + r["forces_mae"] / best_f for r in results]
 
 
-def grid_settings(grid: dict) -> list[Setting]:
+def grid_settings(grid: CrossValidationSettings) -> list[Setting]:
     """Every combination of the grid's energy weights, ridges, smoothness exponents and group weights."""
     return [
         Setting(w, r, p, tuple(sorted(g.items())))
-        for w in grid["energy_weights"]
-        for r in grid["ridges"]
-        for p in grid["smoothness"]
-        for g in grid.get("group_weights", [{}])
+        for w in grid.energy_weights
+        for r in grid.ridges
+        for p in grid.smoothness
+        for g in grid.group_weights or [{}]
     ]
 
 
-def choose_and_fit(model, graphs, groups: list[str], weights: LossWeights, grid: dict, console=None) -> dict:
+def choose_and_fit(model, graphs, groups: list[str], weights: LossWeights, grid: CrossValidationSettings, console=None) -> dict:
     """Cross-validate every setting of `grid` (training.cross_validation, completed by the
     config), fit the model on all of `graphs` with the best by `score`, and return
     {"chosen": its results, "grid": all results}."""
-    folds = np.stack([fold_labels(groups, grid["folds"], grid["seed"] + r) for r in range(grid.get("repeats", 1))])
+    folds = np.stack([fold_labels(groups, grid.folds, grid.seed + r) for r in range(grid.repeats)])
     settings = grid_settings(grid)
     weighted = {name for setting in settings for name, _ in setting.group_weights}
     cv = CrossValidation(model, graphs, groups, folds, weights, weighted)
     results = cv.errors(settings)
-    for result, value in zip(results, score(results, grid.get("targets"))):
+    for result, value in zip(results, score(results, grid.targets)):
         result["score"] = value
     best = min(range(len(settings)), key=lambda s: results[s]["score"])
     cv.fit(settings[best])
     if console is not None:
-        repeats = f", {len(folds)} repetitions (seeds {grid['seed']}…{grid['seed'] + len(folds) - 1})" if len(folds) > 1 else ""
-        console.print(f"{grid['folds']}-fold cross-validation{repeats} of {len(settings)} settings (out-of-fold MAE):")
+        repeats = f", {len(folds)} repetitions (seeds {grid.seed}…{grid.seed + len(folds) - 1})" if len(folds) > 1 else ""
+        console.print(f"{grid.folds}-fold cross-validation{repeats} of {len(settings)} settings (out-of-fold MAE):")
         for s in sorted(range(len(settings)), key=lambda s: results[s]["score"])[:5]:
             console.print(f"  {settings[s].describe()}: {results[s]['energy_mae']:.2f} meV/atom, {results[s]['forces_mae']:.1f} meV/Å")
         chosen = results[best]

@@ -1,10 +1,10 @@
 """The trainer's own parameters (`TrainingConfig`, a run config's `training` section):
-optimiser, schedule, loss weights, seed, where the work runs; and the checks of the
-cross-validation grid and the group weights."""
+optimiser, schedule, loss weights, seed, where the work runs; and the grid cross-validation
+chooses the closed-form fit's settings from (`CrossValidationSettings`)."""
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, StrictBool, field_validator, model_validator
 
@@ -12,70 +12,35 @@ from forcefit.settings import Settings
 
 CACHE_MODES = ("auto", "memory", "disk", "recompute")  # where training keeps cached descriptors (training/cache.py)
 
-CROSS_VALIDATION_KEYS = {
-    "folds": "int ≥ 2",
-    "energy_weights": "list of numbers > 0",
-    "ridges": "list of numbers ≥ 0",
-    "smoothness": "list of numbers ≥ 0",
-    "seed": "int",
-    "repeats": "int ≥ 1 (the k-fold split repeated with seeds seed, seed + 1, …; errors pooled)",
-    "targets": "[energy meV/atom, forces meV/Å], both > 0",
-    "group_weights": "list of {group: factor > 0} maps (each a setting; {} weighs every group alike)",
-}
+GroupWeights = dict[Annotated[str, Field(min_length=1)], Annotated[float, Field(gt=0)]]  # {configuration group: factor > 0}
 
 
-def group_weight_map(values, where: str) -> dict[str, float]:
-    """{group: factor} checked: group names, factors > 0."""
-    try:
-        weights = {str(name): float(factor) for name, factor in values.items()}
-    except (AttributeError, TypeError, ValueError):
-        weights = {"": -1.0}
-    if any(not name or not factor > 0 for name, factor in weights.items()):
-        raise ValueError(f"{where}: {values!r}; expected a map of configuration group names to factors > 0, e.g. {{Surface: 3}}")
-    return weights
+class CrossValidationSettings(Settings):
+    """`training.cross_validation` (optimizer: ridge): the grid of settings k-fold cross-validation
+    over the training set chooses from (training/cross_validation.py). A list left out is the
+    training section's own value; the config completes it."""
 
+    section: ClassVar[str] = "training.cross_validation"
 
-def cross_validation_grid(values, training) -> dict:
-    """training.cross_validation completed: every key present, lists of floats (checked)."""
-    if not isinstance(values, dict) or set(values) - set(CROSS_VALIDATION_KEYS):
-        unknown = sorted(set(values) - set(CROSS_VALIDATION_KEYS)) if isinstance(values, dict) else values
-        raise ValueError(f"training.cross_validation: unknown {unknown!r}; expected keys {', '.join(CROSS_VALIDATION_KEYS)}")
-    if training.optimizer != "ridge":
-        raise ValueError("training.cross_validation chooses the closed-form fit's settings: it needs training.optimizer: ridge")
-    grid = {
-        "folds": values.get("folds", 5),
-        "seed": values.get("seed", training.seed),
-        "repeats": values.get("repeats", 1),
-        "energy_weights": values.get("energy_weights", [training.energy_weight]),
-        "ridges": values.get("ridges", [training.ridge]),
-        "smoothness": values.get("smoothness", [training.ridge_smoothness]),
-    }
-    for key in ("energy_weights", "ridges", "smoothness"):
-        entries = grid[key] if isinstance(grid[key], list) else [grid[key]]
-        try:
-            grid[key] = [float(x) for x in entries]
-        except (TypeError, ValueError):
-            raise ValueError(f"training.cross_validation.{key}: {grid[key]!r}; expected {CROSS_VALIDATION_KEYS[key]}") from None
-        if not grid[key] or (key != "energy_weights" and min(grid[key]) < 0) or (key == "energy_weights" and min(grid[key]) <= 0):
-            raise ValueError(f"training.cross_validation.{key}: {grid[key]!r}; expected {CROSS_VALIDATION_KEYS[key]}")
-    if "group_weights" in values:
-        entries = values["group_weights"]
-        if not isinstance(entries, list) or not entries:
-            raise ValueError(f"training.cross_validation.group_weights: {entries!r}; expected {CROSS_VALIDATION_KEYS['group_weights']}")
-        grid["group_weights"] = [group_weight_map(e, "training.cross_validation.group_weights") for e in entries]
-    if "targets" in values:
-        targets = values["targets"]
-        try:
-            grid["targets"] = [float(x) for x in targets]
-        except (TypeError, ValueError):
-            grid["targets"] = []
-        if len(grid["targets"]) != 2 or min(grid["targets"]) <= 0:
-            raise ValueError(f"training.cross_validation.targets: {targets!r}; expected {CROSS_VALIDATION_KEYS['targets']}")
-    if not isinstance(grid["repeats"], int) or isinstance(grid["repeats"], bool) or grid["repeats"] < 1:
-        raise ValueError(f"training.cross_validation.repeats: {grid['repeats']!r}; expected {CROSS_VALIDATION_KEYS['repeats']}")
-    if not isinstance(grid["folds"], int) or grid["folds"] < 2 or not isinstance(grid["seed"], int):
-        raise ValueError(f"training.cross_validation: folds {grid['folds']!r}, seed {grid['seed']!r}; expected an int ≥ 2 and an int")
-    return grid
+    folds: int = Field(5, ge=2, description="k of the k-fold split")
+    energy_weights: list[Annotated[float, Field(gt=0)]] | None = Field(
+        None, min_length=1, description="w_E to try (w_F = training.force_weight); default: [training.energy_weight]"
+    )
+    ridges: list[Annotated[float, Field(ge=0)]] | None = Field(None, min_length=1, description="λ to try; default: [training.ridge]")
+    smoothness: list[Annotated[float, Field(ge=0)]] | None = Field(
+        None, min_length=1, description="smoothness-prior exponents p to try; default: [training.ridge_smoothness]"
+    )
+    seed: int | None = Field(None, description="seed of the split; default: training.seed")
+    repeats: int = Field(1, ge=1, description="the k-fold split repeated with seeds seed, seed + 1, …; the errors pooled")
+    targets: list[Annotated[float, Field(gt=0)]] | None = Field(
+        None,
+        min_length=2,
+        max_length=2,
+        description="[E meV/atom, F meV/Å]: the setting closest to meeting both is chosen; default: the best sum of relative errors",
+    )
+    group_weights: list[GroupWeights] | None = Field(
+        None, min_length=1, description="settings of the group factors to try, on top of training.group_weights, e.g. [{}, {Surface: 3}]"
+    )
 
 
 class TrainingConfig(Settings):
@@ -106,15 +71,10 @@ class TrainingConfig(Settings):
     ridge_smoothness: float = Field(
         0.0, ge=0, description="p: coefficient f pays λ (1 + d_f)^p, d_f its degree Σ(n + l) (descriptor: ace); 0: plain ridge"
     )
-    cross_validation: dict | None = Field(
-        None,
-        description="optimizer ridge: choose energy_weight, ridge and ridge_smoothness by k-fold cross-validation over the "
-        "training set, e.g. {folds: 5, energy_weights: [1e3, 1e4], ridges: [1e-8, 1e-6], smoothness: [0, 2]} (a list left "
-        "out is the single value above); repeats: r repeats the split with r seeds and pools the errors; group_weights: "
-        "[{}, {Surface: 3}] settings of the group factors below (on top of them); with targets: [E meV/atom, F meV/Å] the "
-        "setting closest to meeting both is chosen, otherwise the best sum of relative errors; training/cross_validation.py",
+    cross_validation: CrossValidationSettings | None = Field(
+        None, description="optimizer ridge: choose energy_weight, ridge and ridge_smoothness by k-fold cross-validation (the table below)"
     )
-    group_weights: dict | None = Field(
+    group_weights: GroupWeights | None = Field(
         None,
         description="{group: factor}: the structures of a configuration group weigh factor × their own weight in the loss "
         "(every family), e.g. {Surface: 3} for a kind of structure the data hold few of",
@@ -143,13 +103,18 @@ class TrainingConfig(Settings):
             raise ValueError(f"{value!r}; expected cpu, cuda, cuda:N or auto")
         return value
 
-    @field_validator("group_weights")
-    @classmethod
-    def _group_weights(cls, value):
-        return None if value is None else group_weight_map(value, "training.group_weights")
-
     @model_validator(mode="after")
     def _grid(self) -> TrainingConfig:
-        if self.cross_validation is not None:
-            self.cross_validation = cross_validation_grid(self.cross_validation, self)
+        cv = self.cross_validation
+        if cv is not None:
+            if self.optimizer != "ridge":
+                raise ValueError("training.cross_validation chooses the closed-form fit's settings: it needs training.optimizer: ridge")
+            self.cross_validation = cv.model_copy(
+                update={
+                    "energy_weights": cv.energy_weights or [self.energy_weight],
+                    "ridges": cv.ridges or [self.ridge],
+                    "smoothness": cv.smoothness or [self.ridge_smoothness],
+                    "seed": self.seed if cv.seed is None else cv.seed,
+                }
+            )
         return self
