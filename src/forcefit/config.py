@@ -91,19 +91,19 @@ class DataConfig(Settings):
         }
 
 
-def model_settings(values: dict | None = None, where: str = "model", **keys) -> ModelSettings:
+def model_settings(values: dict | None = None, **keys) -> ModelSettings:
     """The `model` section checked by its kind's own class (`Potential.Settings`): a key that kind
     does not read is an error naming the keys it does. `model_settings(kind="linear", cutoff=5.0)`
     builds one in Python."""
-    if isinstance(values, ModelSettings):
-        return values
+    if values is not None and not isinstance(values, dict):
+        raise ValueError(f"model: expected a mapping of keys to values, got {type(values).__name__}")
     values = {**(values or {}), **keys}
     kind = values.get("kind", ModelSettings.model_fields["kind"].default)
     kinds = sorted(name for name, cls in MODELS.items() if cls.Settings is not None)
     if kind not in kinds:
-        raise ValueError(f"{where}.kind: {kind!r}; a config builds one of {kinds}")
+        raise ValueError(f"model.kind: {kind!r}; a config builds one of {kinds}")
     try:
-        return MODELS[kind].Settings.parse(values, where)
+        return MODELS[kind].Settings.parse(values)
     except ValueError as err:
         raise ValueError(f"{err} (model.kind {kind!r})" if "unknown key" in str(err) else str(err)) from None
 
@@ -186,7 +186,7 @@ def config_from_dict(values: dict, where: str = "config") -> Config:
     if "data" not in values:
         raise ValueError(f"{where}: the 'data' section (with data.train) is required")
     try:
-        built = {name: cls.parse(values.get(name), name) for name, cls in SECTIONS.items() if name in values}
+        built = {name: cls.parse(values.get(name)) for name, cls in SECTIONS.items() if name in values}
         built["model"] = model_settings(values.get("model"))
     except ValueError as err:
         raise ValueError(f"{where}: {err}") from None

@@ -60,12 +60,11 @@ class Settings(BaseModel):
         return values
 
     @classmethod
-    def parse(cls, values, where: str):
-        """The settings from a mapping (None: every default); errors name `where` (a section)."""
-        try:
-            return cls.model_validate({} if values is None else values)
-        except ValidationError as err:
-            raise ValueError(describe(err, where)) from None
+    def parse(cls, values):
+        """The settings from a config file's mapping (None: every default)."""
+        if values is not None and not isinstance(values, dict):
+            raise SettingsError(f"{cls.section}: expected a mapping of keys to values, got {type(values).__name__}")
+        return cls(**(values or {}))
 
 
 class SettingsError(ValueError):
