@@ -177,7 +177,7 @@ def test_total_degree_keeps_exactly_the_box_invariants_of_low_degree():
     degrees = limited.feature_degrees()
     n_low = limited.n_features - sum(len(g.k1) for g in limited.plan.order4) - sum(len(g.k1) for g in limited.plan.order5)
     assert int(degrees[n_low:].max()) <= 4
-    with pytest.raises(ValueError, match="ace degree_4 -1"):
+    with pytest.raises(ValueError, match="model.ace.degree_4: -1; expected"):
         ace(degree_4=-1)
 
 
@@ -493,8 +493,8 @@ def test_settings_of_the_other_descriptor_are_refused_when_the_config_is_read():
     for model, message in (
         ({"descriptor": "ace", "n_angular": 6}, "model.n_angular not used by descriptor: ace"),
         ({"descriptor": "ace", "ace": {"lmax": 3}}, r"model.ace: unknown key\(s\) \['lmax'\]"),
-        ({"descriptor": "ace", "ace": {"radial_power": -1}}, "ace radial_power -1"),
-        ({"descriptor": "ace", "ace": {"n_radial": 3, "embedding": 4}}, r"ace embedding 4: expected 0 ≤ embedding ≤ n_radial \(3\)"),
+        ({"descriptor": "ace", "ace": {"radial_power": -1}}, "model.ace.radial_power: -1.0; expected q ≥ 0"),
+        ({"descriptor": "ace", "ace": {"n_radial": 3, "embedding": 4}}, r"model.ace.embedding: 4; expected 0 ≤ embedding ≤ n_radial \(3\)"),
         ({"ace": {"n_radial": 3}}, "model.ace is read only with model.descriptor: ace"),
     ):
         with pytest.raises(ValueError, match=message):

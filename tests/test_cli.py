@@ -52,7 +52,7 @@ def test_numbers_from_yaml_are_checked_and_converted():
         config_from_dict({"data": {"train": "x"}, "model": {"hidden": [64, "wide"]}})
     with pytest.raises(ValueError, match=r"training.energy_per_atom: expected true or false"):
         config_from_dict({"data": {"train": "x"}, "training": {"energy_per_atom": "yes please"}})
-    with pytest.raises(ValueError, match=r"training: epochs: expected int, got True"):  # not read as 1
+    with pytest.raises(ValueError, match=r"training.epochs: expected int, got True"):  # not read as 1
         config_from_dict({"data": {"train": "x"}, "training": {"epochs": True}})
 
 
@@ -284,12 +284,12 @@ def test_keys_of_another_model_kind_are_refused_not_ignored(tmp_path):
     for model, message in (
         (
             {"kind": "bpnn", "cutoff_mode": "smooth"},
-            r"model: unknown key\(s\) \['cutoff_mode'\]; valid keys are \[.*'hidden'.*\] \(model.kind 'bpnn'\)",
+            r"model: unknown key\(s\) \['cutoff_mode'\] for kind 'bpnn'; valid keys are \[.*'hidden'.*\]",
         ),
-        ({"kind": "bpnn", "parameters": [1, 2]}, r"unknown key\(s\) \['parameters'\].* \(model.kind 'bpnn'\)"),
+        ({"kind": "bpnn", "parameters": [1, 2]}, r"unknown key\(s\) \['parameters'\] for kind 'bpnn'"),
         (
             {"kind": "lj", "hidden": [4], "parameters": {"H-H": {"epsilon": 1, "sigma": 1}}},
-            r"unknown key\(s\) \['hidden'\]; valid keys are \[.*'parameters'.*\] \(model.kind 'lj'\)",
+            r"unknown key\(s\) \['hidden'\] for kind 'lj'; valid keys are \[.*'parameters'.*\]",
         ),
         ({"kind": "lj", "parameters": [1, 2]}, r"model.parameters: expected a mapping, got \[1, 2\]"),
         (

@@ -163,3 +163,15 @@ def test_the_engines_compiled_code_is_one_file():
         if isinstance(node, ast.FunctionDef) and any("njit" in ast.unparse(d) or "numba.jit" in ast.unparse(d) for d in node.decorator_list)
     ]
     assert not jitted, f"compiled functions outside the engine's kernels.py: {jitted}"
+
+
+def test_models_and_config_load_without_e3nn():
+    """e3nn's import loads torch._dynamo (about 2 s): only a descriptor built on it pays that,
+    not every process that imports the models (the calculator, `forcefit --help`)."""
+    import subprocess
+    import sys
+
+    code = "import sys, forcefit.config, forcefit.calculator; print('e3nn' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+    code = "import sys, forcefit.descriptors as d; d.AtomicClusterExpansion(['Si'], 4.0); print('e3nn' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "True"

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 import yaml
-from pydantic import Field, StrictBool, ValidationInfo, field_validator
+from pydantic import Field, StrictBool, field_validator
 
 from forcefit.io.extxyz import STRESS_FORMATS
 from forcefit.models.registry import MODELS
@@ -69,8 +69,8 @@ class DataConfig(Settings):
 
     @field_validator("length_unit", "energy_unit")
     @classmethod
-    def _unit(cls, value, info: ValidationInfo):
-        unit_value(value, f"data.{info.field_name}")
+    def _unit(cls, value):
+        unit_value(value)
         return value
 
     @property
@@ -102,10 +102,7 @@ def model_settings(values: dict | None = None, **keys) -> ModelSettings:
     kinds = sorted(name for name, cls in MODELS.items() if cls.Settings is not None)
     if kind not in kinds:
         raise ValueError(f"model.kind: {kind!r}; a config builds one of {kinds}")
-    try:
-        return MODELS[kind].Settings.parse(values)
-    except ValueError as err:
-        raise ValueError(f"{err} (model.kind {kind!r})" if "unknown key" in str(err) else str(err)) from None
+    return MODELS[kind].Settings.parse(values)
 
 
 class LearnConfig(Settings):

@@ -48,15 +48,17 @@ class Settings(BaseModel):
             return {}
         if isinstance(values, BaseModel):
             return values
+        section = cls.section or cls.__name__
         if not isinstance(values, dict):
-            raise ValueError(f"expected a mapping of keys to values, got {type(values).__name__}")
+            raise ValueError(f"{section}: expected a mapping of keys to values, got {type(values).__name__}")
         unknown = sorted(set(values) - set(cls.model_fields))
-        if unknown:
-            raise ValueError(f"unknown key(s) {unknown}; valid keys are {sorted(cls.model_fields)}")
+        if unknown:  # settings chosen by a kind (the model's) say which kind's keys these are
+            kind = f" for kind {values.get('kind', cls.model_fields['kind'].default)!r}" if "kind" in cls.model_fields else ""
+            raise ValueError(f"{section}: unknown key(s) {unknown}{kind}; valid keys are {sorted(cls.model_fields)}")
         for key, value in values.items():  # pydantic would read true as 1
             if isinstance(value, bool) and cls.model_fields[key].annotation is not bool:
                 expected = str(cls.model_fields[key].annotation).replace("<class '", "").replace("'>", "")
-                raise ValueError(f"{key}: expected {expected}, got {value!r}")
+                raise ValueError(f"{section}.{key}: expected {expected}, got {value!r}")
         return values
 
     @classmethod
@@ -72,7 +74,8 @@ class SettingsError(ValueError):
 
 
 def describe(err: ValidationError, where: str) -> str:
-    """pydantic's errors as `where.key[n]: what was expected, got value`, one per line."""
+    """pydantic's errors as `where.key[n]: what was expected, got value`, one per line (the
+    checks of several keys at once, which pydantic does not locate, name their keys in full)."""
     lines = []
     for error in err.errors():
         if isinstance(error.get("ctx", {}).get("error"), SettingsError):  # nested settings (built by their __init__): located already
@@ -86,8 +89,8 @@ def describe(err: ValidationError, where: str) -> str:
         message = EXPECTED.get(error["type"]) or error["msg"].replace("Input should be ", "expected ", 1)
         if message.startswith("expected"):
             message += f", got {error['input']!r}"
-        message = message.removeprefix("Value error, ").removeprefix(f"{where}{loc}: ")  # a check that names its key
-        lines.append(f"{where}{loc}: {message}")
+        message = message.removeprefix("Value error, ")
+        lines.append(f"{where}{loc}: {message}" if loc else message)  # a check of the whole settings names its keys itself
     return "\n".join(dict.fromkeys(lines))  # a union's members may say the same twice
 
 

@@ -18,8 +18,10 @@ NAMED_UNITS = {
 }
 
 
-def unit_value(value, key: str) -> float:
-    """A unit as a positive number (Å or eV per file unit), a numeric string, or a name like 'bohr'."""
+def unit_value(value, key: str | None = None) -> float:
+    """A unit as a positive number (Å or eV per file unit), a numeric string, or a name like
+    'bohr'; an error names `key` (the option or config key) when given."""
+    where = f"{key}: " if key else ""
     if isinstance(value, str):
         named = {k.lower(): v for k, v in NAMED_UNITS.items()}
         if value.lower() in named:
@@ -27,7 +29,7 @@ def unit_value(value, key: str) -> float:
         try:
             value = float(value)
         except ValueError:
-            raise ValueError(f"{key}: {value!r} is not a number or one of {sorted(NAMED_UNITS)}") from None
+            raise ValueError(f"{where}{value!r} is not a number or one of {sorted(NAMED_UNITS)}") from None
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 and value != float("inf"):
         return float(value)
-    raise ValueError(f"{key}: {value!r} is not a positive number or one of {sorted(NAMED_UNITS)}")
+    raise ValueError(f"{where}{value!r} is not a positive number or one of {sorted(NAMED_UNITS)}")

@@ -72,10 +72,9 @@ from __future__ import annotations
 
 import torch
 import torch.autograd.forward_ad as forward_ad
-from e3nn import o3
 from torch import Tensor
 
-from forcefit.descriptors.ace_basis import AceBasis, ContractionPlan, FactorsOfDegree, HarmonicGradient
+from forcefit.descriptors.ace_basis import AceBasis, ContractionPlan, FactorsOfDegree, HarmonicGradient, o3
 from forcefit.descriptors.cutoff import InnerCutoff, cutoff_function, inner_switch
 from forcefit.descriptors.registry import register
 
@@ -148,7 +147,7 @@ class AtomicClusterExpansion(InnerCutoff, torch.nn.Module):
 
     def _angular(self, vectors: Tensor) -> Tensor:
         """Y_lm(r̂) (n_pairs, n_lm), l ≤ l_max, e3nn's real basis with 'integral' normalisation."""
-        return o3.spherical_harmonics(list(range(self.l_max + 1)), vectors, normalize=True, normalization="integral")
+        return o3().spherical_harmonics(list(range(self.l_max + 1)), vectors, normalize=True, normalization="integral")
 
     def _radial_and_angular(self, vectors: Tensor, inner: Tensor) -> tuple[Tensor, Tensor]:
         """R_n(r) (n_pairs, n_radial) and Y_lm(r̂) (n_pairs, n_lm), whose outer product is φ."""
@@ -167,7 +166,8 @@ class AtomicClusterExpansion(InnerCutoff, torch.nn.Module):
             radial, slope = forward_ad.unpack_dual(self._radial(forward_ad.make_dual(r, torch.ones_like(r)), inner))
         angular = self._angular(vectors)
         blocks = [torch.zeros_like(vectors)[:, None, :]]
-        for l, gradient in ((h.l, h.gradient) for h in self.harmonic_gradients):
+        for h in self.harmonic_gradients:
+            l, gradient = h.l, h.gradient
             lower = angular[:, (l - 1) ** 2 : l * l] @ gradient.to(vectors).flatten(1)
             blocks.append(lower.view(-1, 2 * l + 1, 3) - l * unit[:, None, :] * angular[:, l * l : (l + 1) ** 2, None])
         return radial, angular, slope[:, :, None] * unit[:, None, :], torch.cat(blocks, dim=1) / r[:, None, None]
@@ -502,7 +502,8 @@ class AtomicClusterExpansion(InnerCutoff, torch.nn.Module):
         `_radial_and_angular_gradients` without forming ∂Y per (l, m): for each l the product of
         adjoint_l with G_l, then its sum with Y_(l−1) per pair."""
         tangential, along = torch.zeros_like(unit), torch.zeros_like(r)
-        for l, gradient in ((h.l, h.gradient) for h in self.harmonic_gradients):
+        for h in self.harmonic_gradients:
+            l, gradient = h.l, h.gradient
             block = adjoint[:, l * l : (l + 1) ** 2]
             # Σ_m adjoint_m G_l[m', m, :] first, (n_pairs, 2l − 1, 3), then its sum with Y_(l−1)m'
             by_lower = (block @ gradient.to(unit).transpose(0, 1).reshape(2 * l + 1, -1)).view(-1, 2 * l - 1, 3)

@@ -14,13 +14,20 @@ import itertools
 from typing import ClassVar
 
 import torch
-from e3nn import o3
 from numpy.polynomial import chebyshev, polynomial
 from pydantic import ConfigDict, Field, model_validator
 from torch import Tensor
 
 from forcefit.descriptors.cutoff import CUTOFF_TYPES
 from forcefit.settings import Settings
+
+
+def o3():
+    """e3nn's `o3` (real spherical harmonics, Wigner 3j symbols), imported on first use: importing
+    it loads torch._dynamo, about 2 s that every process importing forcefit's models would pay."""
+    from e3nn import o3 as module
+
+    return module
 
 
 class AceBasis(Settings):
@@ -53,20 +60,22 @@ class AceBasis(Settings):
     @model_validator(mode="after")
     def _consistent(self) -> AceBasis:
         if self.cutoff_type not in CUTOFF_TYPES:
-            raise ValueError(f"ace cutoff_type {self.cutoff_type!r}; choose one of {sorted(CUTOFF_TYPES)}")
+            raise ValueError(f"model.ace.cutoff_type: {self.cutoff_type!r}; choose one of {sorted(CUTOFF_TYPES)}")
         if self.n_radial_4 > self.n_radial or self.l_max_4 > self.l_max:
-            raise ValueError("ace: need n_radial ≥ 1, l_max ≥ 0, 1 ≤ n_radial_4 ≤ n_radial and 0 ≤ l_max_4 ≤ l_max")
+            raise ValueError("model.ace: need n_radial_4 ≤ n_radial and l_max_4 ≤ l_max")
         if self.body_order == 5 and not (self.n_radial_5 <= self.n_radial_4 and self.l_max_5 <= self.l_max_4):
-            raise ValueError("ace body_order 5: need 1 ≤ n_radial_5 ≤ n_radial_4 and 0 ≤ l_max_5 ≤ l_max_4")
+            raise ValueError("model.ace: body_order 5 needs n_radial_5 ≤ n_radial_4 and l_max_5 ≤ l_max_4")
         if not self.radial_power >= 0:
-            raise ValueError(f"ace radial_power {self.radial_power}: expected q ≥ 0 (0: ξ linear in r; q > 0: ξ linear in (1 + r)^−q)")
+            raise ValueError(
+                f"model.ace.radial_power: {self.radial_power}; expected q ≥ 0 (0: ξ linear in r; q > 0: ξ linear in (1 + r)^−q)"
+            )
         if not 0 <= self.embedding <= self.n_radial:
             raise ValueError(
-                f"ace embedding {self.embedding}: expected 0 ≤ embedding ≤ n_radial ({self.n_radial}), the densities' polynomial degree"
+                f"model.ace.embedding: {self.embedding}; expected 0 ≤ embedding ≤ n_radial ({self.n_radial}), the densities' polynomial degree"
             )
         for name, value in (("degree_4", self.degree_4), ("degree_5", self.degree_5)):
             if value is not None and value < 0:
-                raise ValueError(f"ace {name} {value!r}: expected a total degree Σ (n + l) ≥ 0 over the factors, or null for none")
+                raise ValueError(f"model.ace.{name}: {value!r}; expected a total degree Σ (n + l) ≥ 0 over the factors, or null for none")
         return self
 
 
@@ -186,10 +195,10 @@ class HarmonicGradient(Record):
         points = torch.stack([torch.sqrt(1 - z * z) * torch.cos(phi), torch.sqrt(1 - z * z) * torch.sin(phi), z], dim=1)
         x = points.clone().requires_grad_(True)
         with torch.enable_grad():
-            solid = o3.spherical_harmonics(l, x, normalize=False, normalization="integral")
+            solid = o3().spherical_harmonics(l, x, normalize=False, normalization="integral")
             rows = [torch.autograd.grad(solid[:, m].sum(), x, retain_graph=True)[0] for m in range(2 * l + 1)]
         target = torch.stack(rows, dim=1).flatten(1)  # (points, (2l + 1) · 3)
-        lower = o3.spherical_harmonics(l - 1, points, normalize=False, normalization="integral")
+        lower = o3().spherical_harmonics(l - 1, points, normalize=False, normalization="integral")
         gradient = torch.linalg.lstsq(lower, target).solution
         if not torch.allclose(lower @ gradient, target, rtol=0.0, atol=1e-12):
             raise RuntimeError(f"ace: the gradient of the degree-{l} spherical harmonics is not of degree {l - 1}")
@@ -211,7 +220,7 @@ def order4_groups(basis: AceBasis, n_channels: int) -> list[Order4Group]:
     out = []
     for ls, triples in sorted(groups.items()):
         k1, k2, k3 = torch.tensor(triples).T
-        out.append(Order4Group(ls=ls, k1=k1, k2=k2, k3=k3, coupling=o3.wigner_3j(*ls, dtype=torch.float64)))
+        out.append(Order4Group(ls=ls, k1=k1, k2=k2, k3=k3, coupling=o3().wigner_3j(*ls, dtype=torch.float64)))
     return out
 
 
@@ -234,7 +243,7 @@ def order5_groups(basis: AceBasis, n_channels: int) -> list[Order5Group]:
     for ls, quadruples in sorted(groups.items()):
         k1, k2, k3, k4 = torch.tensor(quadruples).T
         l1, l2, l3, l4, L = ls
-        left, right = (o3.wigner_3j(L, x, y, dtype=torch.float64) for x, y in ((l1, l2), (l3, l4)))
+        left, right = (o3().wigner_3j(L, x, y, dtype=torch.float64) for x, y in ((l1, l2), (l3, l4)))
         out.append(Order5Group(ls=ls, k1=k1, k2=k2, k3=k3, k4=k4, left=left, right=right))
     return out
 
@@ -257,7 +266,7 @@ def _coupling_blocks(needed: dict[tuple[int, int], set[int]]) -> list[CouplingBl
         for L in sorted(ls):
             rows[L] = (at, at + 2 * L + 1)
             at += 2 * L + 1
-        symbols = torch.cat([o3.wigner_3j(L, la, lb, dtype=torch.float64) for L in sorted(ls)])
+        symbols = torch.cat([o3().wigner_3j(L, la, lb, dtype=torch.float64) for L in sorted(ls)])
         by_first, by_second = symbols.permute(1, 0, 2).reshape(2 * la + 1, -1), symbols.permute(2, 0, 1).reshape(2 * lb + 1, -1)
         blocks.append(CouplingBlock(la=la, lb=lb, by_first=by_first, by_second=by_second, rows=rows))
     return blocks
